@@ -1,0 +1,290 @@
+"""The writer actor: the only code that changes the engine.
+
+Requests wait in a bounded queue as (command, reply future). The actor takes everything
+waiting when the previous commit finished (up to `max_batch`), decides each command
+against committed state plus the batch so far, appends the batch to the log in one
+transaction, and only then applies it to the engine, tells the listeners and replies.
+Readers therefore never see an uncommitted effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from scoreboard.core import errors
+from scoreboard.core.commands import (
+    ActionResult,
+    AdjustScore,
+    Command,
+    SubmitAction,
+    UserResult,
+)
+from scoreboard.core.engine import Engine, Replay, command_fingerprint
+from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
+from scoreboard.storage.base import ActionLog, DuplicateAction, StoreUnavailable
+
+log = logging.getLogger("scoreboard.writer")
+
+Result = ActionResult | UserResult
+CommitListener = Callable[[Sequence[LogRecord]], None]
+
+
+class WriterError(Exception):
+    """The writer could not take or finish the request; the client may retry later."""
+
+    status = 503
+    code = "OVERLOADED"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class Overloaded(WriterError):
+    code = "OVERLOADED"
+
+
+class StoreDown(WriterError):
+    code = "STORE_UNAVAILABLE"
+
+
+class ShuttingDown(WriterError):
+    code = "OVERLOADED"
+
+
+_Item = tuple[Command, "asyncio.Future[Result]"]
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    # A client may hang up before its reply is ready; its failure is still handled.
+    if not fut.cancelled():
+        fut.exception()
+
+
+class Writer:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ActionLog,
+        *,
+        queue_size: int = 10_000,
+        max_batch: int = 512,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        self.listeners: list[CommitListener] = []
+        self.batch_observers: list[Callable[[int, float], None]] = []
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(queue_size)
+        self._inflight: dict[tuple[str, str], tuple[int, asyncio.Future[Result]]] = {}
+        self._closing = False
+        self._suspect = False  # a commit ended without knowing whether it landed
+        self.store_ok = True
+        self._last_expire = 0.0
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- the caller's side ---------------------------------------------------------------
+
+    async def submit(self, cmd: Command) -> Result:
+        """Decide, commit and apply `cmd`; returns once it is durable and visible."""
+        if self._closing:
+            raise ShuttingDown("the service is shutting down", retry_after=2.0)
+        key = cmd.idempotency_key
+        if key is not None:
+            assert isinstance(cmd, SubmitAction | AdjustScore)
+            fp = command_fingerprint(cmd)
+            hit = self._inflight.get(key)
+            if hit is not None:
+                if hit[0] != fp:
+                    raise errors.IdempotencyConflict(
+                        "clientActionId is in use with a different payload"
+                    )
+                result = await asyncio.shield(hit[1])
+                return replace(result, replayed=True) if isinstance(result, ActionResult) \
+                    else result
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        try:
+            self._queue.put_nowait((cmd, fut))
+        except asyncio.QueueFull:
+            raise Overloaded("the writer queue is full", retry_after=1.0) from None
+        if key is not None:
+            self._inflight[key] = (fp, fut)
+            fut.add_done_callback(self._forget(key))
+        return await asyncio.shield(fut)
+
+    def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
+        def done(_: asyncio.Future[Result]) -> None:
+            self._inflight.pop(key, None)
+
+        return done
+
+    def stop(self) -> None:
+        """Refuse new commands; `run` returns once everything queued is answered."""
+        self._closing = True
+        try:
+            self._queue.put_nowait(None)  # wake an idle loop
+        except asyncio.QueueFull:
+            pass  # busy: it sees the flag after the current batches
+
+    # -- the actor's side ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        queue = self._queue
+        while True:
+            first = await queue.get()
+            items: list[_Item] = [] if first is None else [first]
+            while len(items) < self.max_batch and not queue.empty():
+                nxt = queue.get_nowait()
+                if nxt is not None:
+                    items.append(nxt)
+            if items:
+                try:
+                    await self._process(items)
+                except Exception as exc:  # never leave a caller waiting forever
+                    log.exception("writer batch failed")
+                    for _, fut in items:
+                        if not fut.done():
+                            fut.set_exception(StoreDown(f"write failed: {exc}"))
+            if self._closing and queue.empty():
+                return
+
+    async def _process(self, items: list[_Item], *, retried: bool = False) -> None:
+        engine = self.engine
+        if self._suspect:
+            await self._resync()
+        now = max(self.clock(), engine.last_at)
+        if now - self._last_expire > 10.0:
+            engine.expire(now)
+            self._last_expire = now
+        pending = engine.new_pending()
+        outcomes: list[LogRecord | Replay | Exception] = []
+        for cmd, _ in items:
+            try:
+                outcomes.append(engine.decide(cmd, now, pending))
+            except errors.Rejection as exc:
+                outcomes.append(exc)
+        records = pending.records
+        if records:
+            started = time.perf_counter()
+            try:
+                await self._commit(engine.batch(pending))
+            except DuplicateAction as exc:
+                if retried:
+                    raise
+                # Keys older than the memory window: learn them from the log, decide again.
+                for r in await self.store.find_actions(exc.keys):
+                    engine.remember(r)
+                await self._process(items, retried=True)
+                return
+            except StoreUnavailable as exc:
+                self.store_ok = False
+                err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
+                for (_, fut), out in zip(items, outcomes, strict=True):
+                    if not fut.done():
+                        fut.set_exception(out if isinstance(out, Exception) else err)
+                return
+            self.store_ok = True
+            for r in records:
+                engine.apply(r)
+            elapsed = time.perf_counter() - started
+            for observe in self.batch_observers:
+                observe(len(records), elapsed)
+            for listener in self.listeners:
+                listener(records)
+        await self._reply(items, outcomes)
+
+    async def _reply(
+        self, items: list[_Item], outcomes: list[LogRecord | Replay | Exception]
+    ) -> None:
+        by_seq: dict[int, LogRecord] = {o.seq: o for o in outcomes if isinstance(o, LogRecord)}
+        missing = [
+            cmd.idempotency_key
+            for (cmd, _), o in zip(items, outcomes, strict=True)
+            if isinstance(o, Replay) and o.seq not in by_seq and cmd.idempotency_key
+        ]
+        old: dict[int, LogRecord] = {}
+        lookup_error: Exception | None = None
+        if missing:
+            try:
+                old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
+            except StoreUnavailable as exc:
+                lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
+        for (_, fut), out in zip(items, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(out, Exception):
+                fut.set_exception(out)
+            elif isinstance(out, Replay):
+                rec = by_seq.get(out.seq) or old.get(out.seq)
+                if rec is None:
+                    fut.set_exception(lookup_error or StoreDown("original action not found"))
+                else:
+                    fut.set_result(self._result(rec, replayed=True))
+            else:
+                fut.set_result(self._result(out, replayed=False))
+
+    def _result(self, r: LogRecord, *, replayed: bool) -> Result:
+        if r.kind in SCORE_KINDS:
+            ranking = self.engine.boards.get(r.board)
+            return ActionResult(
+                user_id=r.user_id, board=r.board, action_type=r.action_type, delta=r.delta,
+                new_score=r.new_score, rank=ranking.rank(r.user_id) if ranking else None,
+                replayed=replayed, seq=r.seq, at=r.at,
+            )
+        return UserResult(
+            user_id=r.user_id, frozen=r.user_id in self.engine.frozen,
+            hidden=r.user_id in self.engine.hidden, seq=r.seq, at=r.at,
+        )
+
+    async def _commit(self, batch: CommitBatch) -> None:
+        """Append with retries and backoff for up to `retry_seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                await self.store.append(batch)
+                return
+            except StoreUnavailable:
+                self._suspect = True
+                self.store_ok = False
+                if loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)  # backoff between attempts, not a wait for an event
+            delay = min(delay * 2, 0.5)
+            try:
+                landed = await self.store.last_seq()
+            except StoreUnavailable:
+                continue
+            self._suspect = False
+            if landed >= batch.last_seq:
+                return  # the failed attempt had in fact committed
+
+    async def _resync(self) -> None:
+        """After an unclear failure, apply whatever the log has beyond our state."""
+        engine = self.engine
+        landed = await self.store.last_seq()
+        if landed > engine.last_seq:
+            log.warning(
+                "applying %d record(s) committed during a failure", landed - engine.last_seq
+            )
+            async for chunk in self.store.scan(after=engine.last_seq):
+                for r in chunk:
+                    engine.apply(r)
+                for listener in self.listeners:
+                    listener(chunk)
+        self._suspect = False

@@ -1,0 +1,292 @@
+"""The HTTP API (aiohttp), base path /api/v1, per SPEC §4.
+
+Handlers only translate: HTTP in, commands and queries to the writer and the views,
+HTTP out. Every error leaves through `error_middleware` in the one JSON shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from scoreboard import validation as v
+from scoreboard.actor import WriterError
+from scoreboard.auth import AuthError, Principal
+from scoreboard.core.commands import ActionResult, SubmitAction
+from scoreboard.core.errors import QuotaExceeded, Rejection
+from scoreboard.core.ranking import Ranking
+from scoreboard.ratelimit import Verdict
+from scoreboard.views import iso
+
+if TYPE_CHECKING:
+    from scoreboard.service import Service
+
+log = logging.getLogger("scoreboard.http")
+
+SERVICE: web.AppKey[Service] = web.AppKey("service")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+JSON = "application/json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "Bearer"})
+
+
+def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+
+
+def error_body(code: str, message: str, request_id: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "requestId": request_id}})
+
+
+_STATUS_CODES = {
+    400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-ID", "")
+    if not _REQUEST_ID.match(rid):
+        rid = secrets.token_hex(8)
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = json_response(error_body(exc.code, exc.message, rid), exc.status, exc.headers)
+    except Rejection as exc:
+        headers = {}
+        if isinstance(exc, QuotaExceeded):
+            headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+        response = json_response(error_body(exc.code, exc.message, rid), exc.status, headers)
+    except WriterError as exc:
+        response = json_response(
+            error_body(exc.code, exc.message, rid), exc.status,
+            {"Retry-After": str(max(1, round(exc.retry_after)))},
+        )
+    except web.HTTPException as exc:  # aiohttp's own: unknown route, bad method, too large
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "INVALID_REQUEST")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        response = json_response(error_body(code, exc.reason, rid), exc.status, headers)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": rid})
+        response = json_response(error_body("INTERNAL", "internal error", rid), 500)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+class Api:
+    def __init__(self, service: Service) -> None:
+        self.s = service
+        self.settings = service.settings
+        self.auth = service.auth
+        self.views = service.views
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def principal(self, request: web.Request, *, required: bool) -> Principal | None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            if required:
+                self.s.metrics.auth_failure("missing")
+                raise unauthorized("a bearer token is required")
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self.s.metrics.auth_failure("malformed")
+            raise unauthorized("the Authorization header must be 'Bearer <token>'")
+        try:
+            return self.auth.verify(token.strip())
+        except AuthError as exc:
+            self.s.metrics.auth_failure(exc.reason)
+            raise unauthorized(exc.message) from None
+
+    def reader(self, request: web.Request) -> Principal | None:
+        return self.principal(request, required=not self.settings.leaderboard.public)
+
+    def board(self, request: web.Request) -> Ranking:
+        name = v.board_name(request.query.get("board"))
+        ranking = self.views.ranking(name)
+        if ranking is None:
+            raise ApiError(404, "NOT_FOUND", f"no board {name!r}")
+        return ranking
+
+    def client_ip(self, request: web.Request) -> str:
+        remote = request.remote or "?"
+        if remote in self.settings.server.trusted_proxies:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            first = forwarded.split(",")[0].strip()
+            if first:
+                return first
+        return remote
+
+    def limit(self, request: web.Request, user_id: str | None) -> Verdict | None:
+        now = time.monotonic()
+        verdict = None
+        if self.s.ip_limiter.enabled:
+            verdict = self.s.ip_limiter.hit(self.client_ip(request), now)
+        if user_id is not None and self.s.user_limiter.enabled and (
+            verdict is None or verdict.allowed
+        ):
+            verdict = self.s.user_limiter.hit(user_id, now)
+        if verdict is not None and not verdict.allowed:
+            self.s.metrics.rate_limited()
+            raise ApiError(429, "RATE_LIMITED", "too many requests", verdict.headers())
+        return verdict
+
+    async def json_body(self, request: web.Request) -> dict[str, Any]:
+        ctype = request.headers.get("Content-Type", "")
+        mime, _, params = ctype.partition(";")
+        charset = params.strip().lower()
+        if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
+            raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json (UTF-8)")
+        cap = self.settings.limits.max_body_bytes
+        if request.content_length is not None and request.content_length > cap:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body limit is {cap} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body limit is {cap} bytes") from None
+        return v.parse_json_object(body)
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def post_action(self, request: web.Request) -> web.Response:
+        principal = self.principal(request, required=True)
+        assert principal is not None
+        verdict = self.limit(request, principal.user_id)
+        body = await self.json_body(request)
+        v.reject_unknown(body, v.ACTION_FIELDS)
+        action_type = v.string(body, "actionType", required=True, max_len=64)
+        client_action_id = v.string(body, "clientActionId", required=True)
+        board = v.board_name(v.string(body, "board", required=False, max_len=64))
+        proof_token = v.string(body, "proof", required=False,
+                               max_len=self.settings.auth.max_token_bytes)
+        metadata = v.metadata(body, self.settings.limits.max_metadata_bytes)
+        assert action_type is not None and client_action_id is not None
+        proof = self.s.proofs.verify(proof_token) if proof_token is not None else None
+        request[ACTION] = (action_type, client_action_id)
+        cmd = SubmitAction(
+            user_id=principal.user_id,
+            display_name=principal.display_name,
+            board=board,
+            action_type=action_type,
+            client_action_id=client_action_id,
+            metadata=metadata,
+            proof=proof,
+        )
+        try:
+            result = await self.s.writer.submit(cmd)
+        except (Rejection, WriterError) as exc:
+            self.s.metrics.action(getattr(exc, "code", "ERROR"))
+            raise
+        assert isinstance(result, ActionResult)
+        self.s.metrics.action("REPLAYED" if result.replayed else "ACCEPTED")
+        return json_response(
+            orjson.dumps(
+                {
+                    "userId": result.user_id,
+                    "board": result.board,
+                    "actionType": result.action_type,
+                    "delta": result.delta,
+                    "newScore": result.new_score,
+                    "rank": result.rank,
+                    "replayed": result.replayed,
+                    "seq": result.seq,
+                    "at": iso(result.at),
+                }
+            ),
+            headers=verdict.headers() if verdict else None,
+        )
+
+    async def get_leaderboard(self, request: web.Request) -> web.Response:
+        self.reader(request)
+        self.limit(request, None)
+        ranking = self.board(request)
+        lb = self.settings.leaderboard
+        limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
+                            lb.max_limit)
+        version, body = self.views.leaderboard(ranking, limit)
+        etag = f'"{ranking.board}-{version}-{limit}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return json_response(body, headers=headers)
+
+    def _target(self, request: web.Request, raw: str) -> str:
+        if raw == "me":
+            principal = self.principal(request, required=True)
+            assert principal is not None
+            return principal.user_id
+        self.reader(request)
+        return v.user_id(raw)
+
+    async def get_around(self, request: web.Request) -> web.Response:
+        user_id = self._target(request, request.match_info["userId"])
+        self.limit(request, None)
+        ranking = self.board(request)
+        radius = v.int_param(request.query.get("radius"), "radius", 5, 0,
+                             self.settings.leaderboard.max_radius)
+        data = self.views.around(ranking, user_id, radius)
+        if data is None:
+            raise ApiError(404, "NOT_FOUND", f"user {user_id!r} is not on board {ranking.board!r}")
+        return json_response(orjson.dumps(data))
+
+    async def get_user_score(self, request: web.Request) -> web.Response:
+        user_id = self._target(request, request.match_info.get("userId", "me"))
+        self.limit(request, None)
+        ranking = self.board(request)
+        data = self.views.user_score(ranking, user_id)
+        if data is None:
+            raise ApiError(404, "NOT_FOUND", f"user {user_id!r} is not on board {ranking.board!r}")
+        return json_response(orjson.dumps(data))
+
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response(b'{"status":"ok"}')
+
+    async def ready(self, request: web.Request) -> web.Response:
+        ok = await self.s.is_ready()
+        body = orjson.dumps({
+            "status": "ready" if ok else "not ready",
+            "store": "ok" if ok else "unavailable",
+            "lastSeq": self.s.engine.last_seq,
+        })
+        return json_response(body, 200 if ok else 503)
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        raise ApiError(404, "NOT_FOUND", "no such endpoint")
+
+
+def add_routes(app: web.Application, api: Api) -> None:
+    p = "/api/v1"
+    app.router.add_post(f"{p}/scores/actions", api.post_action)
+    app.router.add_get(f"{p}/leaderboard", api.get_leaderboard)
+    app.router.add_get(f"{p}/leaderboard/around/{{userId}}", api.get_around)
+    app.router.add_get(f"{p}/users/me/score", api.get_user_score)
+    app.router.add_get(f"{p}/users/{{userId}}/score", api.get_user_score)
+    app.router.add_get("/health", api.health)
+    app.router.add_get("/ready", api.ready)

@@ -1,0 +1,159 @@
+"""The command line: `run.py [serve]`, `token`, `proof`, `verify`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from scoreboard import logs
+from scoreboard.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("scoreboard")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="a TOML file layered over config/default.toml")
+    common.add_argument("--host")
+    common.add_argument("--http-port")
+    common.add_argument("--ws-port")
+    common.add_argument("--data-dir")
+    common.add_argument("--database-url", help="postgresql://… (default: SQLite in data dir)")
+    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any setting, e.g. --set writer.max_batch=256")
+    common.add_argument("--log-level", default="INFO")
+
+    p = argparse.ArgumentParser(prog="run.py", parents=[common],
+                                description="Scoreboard: a live top-N leaderboard service.")
+    sub = p.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="serve HTTP and WebSocket (default)")
+    serve.add_argument("--demo", action="store_true", help="add simulated players")
+    p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+    token = sub.add_parser("token", parents=[common], help="print a user token for this server")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--name")
+    token.add_argument("--scope", action="append", default=[],
+                       help="add a scope: admin, service, or any string")
+    token.add_argument("--ttl", type=int, help="seconds until it expires")
+    proof = sub.add_parser("proof", parents=[common], help="print a one-time action proof")
+    proof.add_argument("--sub", required=True)
+    proof.add_argument("--action", required=True)
+    proof.add_argument("--ttl", type=int)
+    sub.add_parser("verify", parents=[common], help="check the stored state against the log")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for flag, key in (("host", "server.host"), ("http_port", "server.http_port"),
+                      ("ws_port", "server.ws_port"), ("data_dir", "server.data_dir"),
+                      ("database_url", "server.database_url")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--set {item}: expected SECTION.KEY=VALUE")
+        overrides[key.strip()] = value
+    return load_settings(overrides, config_file=args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    command = args.command or "serve"
+    if command == "token":
+        return _token(settings, args)
+    if command == "proof":
+        return _proof(settings, args)
+    if command == "verify":
+        from scoreboard.verify import verify
+
+        return asyncio.run(verify(settings))
+    return _serve(settings, demo=bool(args.demo))
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from scoreboard.auth import Authenticator, load_or_create_secret
+
+    aliases = {"admin": settings.auth.admin_scope, "service": settings.auth.service_scope}
+    scopes = tuple(aliases.get(s, s) for s in args.scope)
+    auth = Authenticator(
+        settings.auth, load_or_create_secret(settings.auth.jwt_secret, settings.server.data_dir)
+    )
+    print(auth.mint(args.sub, name=args.name, scopes=scopes, ttl=args.ttl))
+    return 0
+
+
+def _proof(settings: Settings, args: argparse.Namespace) -> int:
+    from scoreboard.auth import load_or_create_secret
+    from scoreboard.proofs import ProofAuthority
+    from scoreboard.service import PROOF_SECRET_FILE
+
+    if args.action not in settings.rules:
+        print(f"unknown action type {args.action!r}", file=sys.stderr)
+        return 2
+    secret = load_or_create_secret(settings.proofs.secret, settings.server.data_dir,
+                                   PROOF_SECRET_FILE)
+    print(ProofAuthority(settings.proofs, secret).mint(args.sub, args.action, ttl=args.ttl))
+    return 0
+
+
+def _serve(settings: Settings, *, demo: bool) -> int:
+    try:
+        import uvloop
+    except ImportError:  # optional: plain asyncio works, a little slower
+        runner = asyncio.run
+    else:
+        runner = uvloop.run  # type: ignore[assignment]
+    try:
+        return runner(_serve_async(settings, demo=demo))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve_async(settings: Settings, *, demo: bool) -> int:
+    from scoreboard.service import Service, StartupError
+    from scoreboard.storage.base import StoreError
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        service = Service.build(settings)
+        await service.start()
+    except (StartupError, StoreError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
+        file=sys.stderr, flush=True,
+    )
+    demo_task = None
+    if demo:
+        from scoreboard.demo import run_demo
+
+        demo_task = asyncio.create_task(run_demo(service), name="demo")
+    await stop.wait()
+    log.info("shutting down")
+    if demo_task is not None:
+        demo_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await demo_task
+    await service.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,96 @@
+"""Commands the writer decides on, and what it answers.
+
+Commands arrive already authenticated: `user_id` and `actor` come from verified tokens,
+never from a request body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProofClaims:
+    """The verified claims of an action proof; the signature was checked at the edge."""
+
+    sub: str
+    act: str
+    jti: str
+    exp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    user_id: str
+
+    @property
+    def idempotency_key(self) -> tuple[str, str] | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAction(Command):
+    display_name: str | None
+    board: str
+    action_type: str
+    client_action_id: str
+    metadata: dict[str, Any] | None = None
+    proof: ProofClaims | None = None
+
+    @property
+    def idempotency_key(self) -> tuple[str, str] | None:
+        return (self.user_id, self.client_action_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustScore(Command):
+    """An administrator changes a score by `delta`; idempotent by `client_action_id`."""
+
+    actor: str
+    board: str
+    delta: int
+    reason: str
+    client_action_id: str
+
+    @property
+    def idempotency_key(self) -> tuple[str, str] | None:
+        return (self.user_id, self.client_action_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SetFrozen(Command):
+    actor: str
+    frozen: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetNameHidden(Command):
+    hidden: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """The reply to an accepted (or replayed) score change."""
+
+    user_id: str
+    board: str
+    action_type: str | None
+    delta: int
+    new_score: int
+    rank: int | None
+    replayed: bool
+    seq: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserResult:
+    """The reply to a freeze or name-visibility change."""
+
+    user_id: str
+    frozen: bool
+    hidden: bool
+    seq: int
+    at: float

@@ -1,0 +1,141 @@
+"""One board's ranking: score descending, ties to whoever reached the score first.
+
+Each ranked user is one integer key in a `SortedList`, so ordering compares plain ints:
+
+    key = (SCORE_CEIL - score) << SEQ_BITS | reached_seq
+
+A higher score gives a smaller key; for equal scores the smaller seq (reached first)
+sorts first. `reached_seq` is the seq of the log record that produced the score, which
+is unique per user, so keys never collide. Frozen users keep their key but leave the
+sorted order until they are unfrozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import islice
+
+from sortedcontainers import SortedList
+
+MAX_SCORE = 2**53 - 1  # browsers read integers exactly up to here
+SEQ_BITS = 48
+SEQ_MASK = (1 << SEQ_BITS) - 1
+SCORE_CEIL = MAX_SCORE
+
+
+def make_key(score: int, reached_seq: int) -> int:
+    return (SCORE_CEIL - score) << SEQ_BITS | reached_seq
+
+
+def key_score(key: int) -> int:
+    return SCORE_CEIL - (key >> SEQ_BITS)
+
+
+def key_seq(key: int) -> int:
+    return key & SEQ_MASK
+
+
+class Ranking:
+    __slots__ = ("_key_of", "_order", "_user_of", "board", "hidden", "version")
+
+    def __init__(self, board: str) -> None:
+        self.board = board
+        self.version = 0
+        self._order: SortedList = SortedList()
+        self._key_of: dict[str, int] = {}
+        self._user_of: dict[int, str] = {}
+        self.hidden: set[str] = set()  # users kept out of the order (frozen)
+
+    # -- changes -------------------------------------------------------------------------
+
+    def set(self, user_id: str, score: int, reached_seq: int) -> None:
+        key = make_key(score, reached_seq)
+        old = self._key_of.get(user_id)
+        if old is not None:
+            del self._user_of[old]
+            if user_id not in self.hidden:
+                self._order.remove(old)
+        self._key_of[user_id] = key
+        self._user_of[key] = user_id
+        if user_id not in self.hidden:
+            self._order.add(key)
+        self.version += 1
+
+    def hide(self, user_id: str) -> None:
+        if user_id in self.hidden:
+            return
+        self.hidden.add(user_id)
+        key = self._key_of.get(user_id)
+        if key is not None:
+            self._order.remove(key)
+            self.version += 1
+
+    def show(self, user_id: str) -> None:
+        if user_id not in self.hidden:
+            return
+        self.hidden.discard(user_id)
+        key = self._key_of.get(user_id)
+        if key is not None:
+            self._order.add(key)
+            self.version += 1
+
+    def load(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        """Bulk-load (user, score, reached_seq) into an empty ranking: one sort, not n adds."""
+        assert not self._key_of, "load() is for an empty ranking"
+        for user_id, score, seq in rows:
+            key = make_key(score, seq)
+            self._key_of[user_id] = key
+            self._user_of[key] = user_id
+        self._order = SortedList(
+            k for u, k in self._key_of.items() if u not in self.hidden
+        )
+        self.version += 1
+
+    # -- queries -------------------------------------------------------------------------
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._key_of
+
+    def __len__(self) -> int:
+        """Users on the board (frozen users are not)."""
+        return len(self._order)
+
+    def score(self, user_id: str) -> int | None:
+        key = self._key_of.get(user_id)
+        return None if key is None else key_score(key)
+
+    def reached_seq(self, user_id: str) -> int | None:
+        key = self._key_of.get(user_id)
+        return None if key is None else key_seq(key)
+
+    def rank(self, user_id: str) -> int | None:
+        """1-based rank, or None when the user is not on the board or is hidden."""
+        key = self._key_of.get(user_id)
+        if key is None or user_id in self.hidden:
+            return None
+        return int(self._order.bisect_left(key)) + 1
+
+    def top(self, n: int) -> list[tuple[str, int]]:
+        """[(user, score)] for ranks 1..n."""
+        user_of = self._user_of
+        return [(user_of[k], key_score(k)) for k in islice(self._order, n)]
+
+    def window(self, start: int, stop: int) -> list[tuple[int, str, int]]:
+        """[(rank, user, score)] for 0-based positions start..stop-1."""
+        start = max(start, 0)
+        user_of = self._user_of
+        return [
+            (start + i + 1, user_of[k], key_score(k))
+            for i, k in enumerate(self._order.islice(start, stop))
+        ]
+
+    def around(self, user_id: str, radius: int) -> list[tuple[int, str, int]]:
+        rank = self.rank(user_id)
+        if rank is None:
+            return []
+        return self.window(rank - 1 - radius, rank + radius)
+
+    def rows(self) -> Iterable[tuple[str, int, int]]:
+        """(user, score, reached_seq) for every user, hidden ones included."""
+        for user_id, key in self._key_of.items():
+            yield user_id, key_score(key), key_seq(key)

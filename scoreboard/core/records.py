@@ -1,0 +1,91 @@
+"""What the action log holds, and the derived rows stored beside it.
+
+A `LogRecord` is one committed change; the log is the write-ahead log and the audit
+trail at once. `ScoreRow` and `UserRow` are the current state the engine derives from
+the log; storage writes them in the same transaction as the records so that a restart
+loads them directly instead of replaying millions of records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    ACTION = "action"  # a user reported an action; points come from the rules
+    ADJUST = "adjust"  # an administrator changed a score by a delta, with a reason
+    FREEZE = "freeze"  # an administrator froze a user
+    UNFREEZE = "unfreeze"
+    HIDE_NAME = "hide_name"  # the user asked to appear as anonymous
+    SHOW_NAME = "show_name"
+
+
+SCORE_KINDS = frozenset({Kind.ACTION, Kind.ADJUST})
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    seq: int
+    at: float  # seconds since the epoch, decided by the writer
+    board: str
+    user_id: str
+    kind: str
+    action_type: str | None = None
+    client_action_id: str | None = None
+    delta: int = 0
+    prev_score: int = 0
+    new_score: int = 0
+    display_name: str | None = None
+    metadata: dict[str, Any] | None = None
+    actor: str | None = None  # who made an administrative change
+    reason: str | None = None
+    proof_jti: str | None = None
+    proof_exp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """A user's current score on a board and the seq of the record that produced it."""
+
+    board: str
+    user_id: str
+    score: int
+    reached_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    user_id: str
+    display_name: str | None
+    frozen: bool
+    hidden: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBatch:
+    """Everything one transaction writes: new records and the rows they change."""
+
+    records: tuple[LogRecord, ...]
+    scores: tuple[ScoreRow, ...]
+    users: tuple[UserRow, ...]
+
+    @property
+    def first_seq(self) -> int:
+        return self.records[0].seq
+
+    @property
+    def last_seq(self) -> int:
+        return self.records[-1].seq
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What recovery loads: current rows, plus the recent records whose memory matters
+    (idempotency keys, quota windows, unexpired proofs)."""
+
+    last_seq: int
+    scores: list[ScoreRow]
+    users: list[UserRow]
+    recent: list[LogRecord]

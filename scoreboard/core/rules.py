@@ -1,0 +1,102 @@
+"""Action rules: which actionType is worth how many points, and how often a user may
+report it. Loaded from the `[rules.*]` tables of the TOML config."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+MAX_POINTS = 1_000_000
+
+
+class RuleError(ValueError):
+    """A rule in the config is malformed; the message names the key."""
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Seconds from 90, 90.5, "90s", "15m", "1h" or "1d"."""
+    if isinstance(value, bool):
+        raise RuleError(f"{key}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise RuleError(f"{key}: expected a duration like 90, '15m', '1h' or '1d', got {value!r}")
+    if seconds <= 0:
+        raise RuleError(f"{key}: duration must be positive, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    limit: int
+    window: float  # seconds, rolling
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action_type: str
+    points: int
+    quota: Quota | None = None
+    proof_required: bool = False
+
+
+class RuleSet(Mapping[str, Rule]):
+    """An immutable mapping actionType → Rule."""
+
+    __slots__ = ("_rules", "longest_window")
+
+    def __init__(self, rules: Mapping[str, Rule]) -> None:
+        self._rules = dict(rules)
+        self.longest_window = max(
+            (r.quota.window for r in self._rules.values() if r.quota), default=0.0
+        )
+
+    def __getitem__(self, key: str) -> Rule:
+        return self._rules[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> RuleSet:
+        """Build from `{"WIN_MATCH": {"points": 20, "limit": 30, "window": "1h"}, …}`."""
+        rules: dict[str, Rule] = {}
+        for name, spec in table.items():
+            key = f"rules.{name}"
+            if not ACTION_TYPE.match(name):
+                raise RuleError(f"{key}: action types are UPPER_SNAKE_CASE, 1-64 characters")
+            if not isinstance(spec, Mapping):
+                raise RuleError(f"{key}: expected a table")
+            unknown = set(spec) - {"points", "limit", "window", "proof"}
+            if unknown:
+                raise RuleError(f"{key}: unknown setting(s) {sorted(unknown)}")
+            points = spec.get("points")
+            if isinstance(points, bool) or not isinstance(points, int):
+                raise RuleError(f"{key}.points: expected an integer")
+            if not 0 < points <= MAX_POINTS:
+                raise RuleError(f"{key}.points: must be between 1 and {MAX_POINTS}")
+            quota = None
+            if "limit" in spec or "window" in spec:
+                limit = spec.get("limit")
+                if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                    raise RuleError(f"{key}.limit: expected a positive integer")
+                if "window" not in spec:
+                    raise RuleError(f"{key}.window: required with limit")
+                quota = Quota(limit, parse_duration(spec["window"], f"{key}.window"))
+            proof = spec.get("proof", "none")
+            if proof not in ("none", "required"):
+                raise RuleError(f"{key}.proof: expected 'none' or 'required'")
+            rules[name] = Rule(name, points, quota, proof == "required")
+        if not rules:
+            raise RuleError("rules: at least one action rule is needed")
+        return cls(rules)

@@ -1,0 +1,79 @@
+"""Prometheus metrics, in a registry owned by the service (no process-global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.actions = Counter(
+            "scoreboard_actions_total", "Score actions by result", ["result"], registry=r
+        )
+        self.commit_seconds = Histogram(
+            "scoreboard_commit_seconds", "Time to commit one batch to the log",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "scoreboard_commit_batch_size", "Records per committed batch",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000), registry=r,
+        )
+        self.queue_depth = Gauge(
+            "scoreboard_writer_queue_depth", "Commands waiting for the writer", registry=r
+        )
+        self.connections = Gauge(
+            "scoreboard_live_connections", "Open live connections", ["transport"], registry=r
+        )
+        self.broadcasts = Counter(
+            "scoreboard_broadcasts_total", "Leaderboard updates sent", ["transport"], registry=r
+        )
+        self.broadcast_seconds = Histogram(
+            "scoreboard_broadcast_seconds", "Time to hand one update to every client",
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5), registry=r,
+        )
+        self.auth_failures = Counter(
+            "scoreboard_auth_failures_total", "Refused tokens by reason", ["reason"], registry=r
+        )
+        self.rate_limited_total = Counter(
+            "scoreboard_rate_limited_total", "Requests refused by a rate limit", registry=r
+        )
+        self.users = Gauge(
+            "scoreboard_board_users", "Users ranked on a board", ["board"], registry=r
+        )
+        self.recovery_seconds = Gauge(
+            "scoreboard_recovery_seconds", "Time the last start-up took to rebuild state",
+            registry=r,
+        )
+
+    def action(self, result: str) -> None:
+        self.actions.labels(result).inc()
+
+    def auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(reason).inc()
+
+    def rate_limited(self) -> None:
+        self.rate_limited_total.inc()
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.commit_seconds.observe(seconds)
+
+    def bind_gauges(self, queue_depth: Callable[[], int],
+                    board_sizes: Callable[[], dict[str, int]]) -> None:
+        """Gauges read at scrape time rather than kept up to date on the hot path."""
+        self.queue_depth.set_function(queue_depth)
+        self._board_sizes = board_sizes
+
+    def render(self) -> bytes:
+        sizes = getattr(self, "_board_sizes", None)
+        if sizes is not None:
+            for board, n in sizes().items():
+                self.users.labels(board).set(n)
+        return generate_latest(self.registry)

@@ -1,0 +1,64 @@
+"""Per-key token buckets (per user, per client IP) with a bounded number of keys."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the bucket is full again
+    retry_after: int  # seconds until one more request is allowed (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        h = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            h["Retry-After"] = str(self.retry_after)
+        return h
+
+
+class RateLimiter:
+    """`per_minute` requests per key, refilled continuously, bursts up to `per_minute`.
+
+    At most `max_keys` buckets are kept; the least recently used goes first (a key that
+    returns after eviction starts with a full bucket, which errs on the side of serving).
+    """
+
+    def __init__(self, per_minute: int, *, max_keys: int = 100_000) -> None:
+        self.limit = per_minute
+        self.rate = per_minute / 60.0
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    def hit(self, key: str, now: float) -> Verdict:
+        """Take one token for `key` at monotonic time `now`."""
+        buckets = self._buckets
+        state = buckets.get(key)
+        if state is None:
+            tokens = float(self.limit)
+            if len(buckets) >= self.max_keys:
+                buckets.popitem(last=False)
+        else:
+            tokens, last = state
+            tokens = min(float(self.limit), tokens + (now - last) * self.rate)
+            buckets.move_to_end(key)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        buckets[key] = (tokens, now)
+        reset = math.ceil((self.limit - tokens) / self.rate) if self.rate else 0
+        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / self.rate))
+        return Verdict(allowed, self.limit, int(tokens), reset, retry)

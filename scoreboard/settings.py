@@ -1,0 +1,360 @@
+"""Settings: `config/default.toml`, then the file named by SCOREBOARD_CONFIG, then
+SCOREBOARD_* variables, then command-line overrides. Loaded once into a frozen object;
+every bad value stops start-up with a message naming its key."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoreboard.core.rules import RuleError, RuleSet
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+# The variables SPEC §7 names; any other key is SCOREBOARD_<SECTION>__<KEY>.
+ENV_ALIASES = {
+    "SCOREBOARD_HOST": "server.host",
+    "SCOREBOARD_HTTP_PORT": "server.http_port",
+    "SCOREBOARD_WS_PORT": "server.ws_port",
+    "SCOREBOARD_DATA_DIR": "server.data_dir",
+    "SCOREBOARD_DATABASE_URL": "server.database_url",
+    "SCOREBOARD_JWT_SECRET": "auth.jwt_secret",
+    "SCOREBOARD_PROOF_SECRET": "proofs.secret",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or malformed; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str
+    http_port: int
+    ws_port: int
+    data_dir: Path
+    database_url: str
+    connect_timeout: float
+    shutdown_grace: float
+    trusted_proxies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardSettings:
+    public: bool
+    boards: tuple[str, ...]
+    default_limit: int
+    max_limit: int
+    max_radius: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    alg: str
+    pem: str
+    kid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    jwt_secret: str
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway_seconds: float
+    max_token_bytes: int
+    token_ttl_seconds: int
+    public_keys: tuple[PublicKey, ...]
+    admin_scope: str
+    service_scope: str
+    claims_cache_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProofSettings:
+    secret: str
+    algorithms: tuple[str, ...]
+    public_keys: tuple[PublicKey, ...]
+    max_ttl_seconds: int
+    ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    queue_size: int
+    max_batch: int
+    retry_seconds: float
+    idempotency_retention_seconds: float
+    idempotency_max_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_body_bytes: int
+    max_metadata_bytes: int
+    user_per_minute: int
+    ip_per_minute: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings
+    leaderboard: LeaderboardSettings
+    auth: AuthSettings
+    proofs: ProofSettings
+    writer: WriterSettings
+    limits: LimitSettings
+    rules: RuleSet = field(compare=False)
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"{what}: file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{what}: {path} is not valid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], prefix: str = "") -> None:
+    for key, value in layer.items():
+        name = f"{prefix}{key}"
+        if prefix == "rules.":
+            base[key] = value  # a layer may add new rules or replace one whole
+        elif key not in base:
+            raise SettingsError(f"{name}: unknown setting")
+        elif isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{name}: expected a table")
+            _merge(base[key], value, f"{name}.")
+        else:
+            base[key] = value
+
+
+def _convert(name: str, default: Any, value: Any) -> Any:
+    """Convert a string from the environment or a flag to the type of the default."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    text = value.strip()
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {value!r}") from None
+    if isinstance(default, list):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _set_path(tree: dict[str, Any], dotted: str, raw: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise SettingsError(f"{dotted}: unknown setting")
+        node = child
+    if parts[-1] not in node or isinstance(node[parts[-1]], dict):
+        raise SettingsError(f"{dotted}: unknown setting")
+    node[parts[-1]] = _convert(dotted, node[parts[-1]], raw)
+
+
+class _Section:
+    """Typed reads from one TOML table, naming `section.key` in every error."""
+
+    def __init__(self, tree: Mapping[str, Any], section: str) -> None:
+        self.table = tree[section]
+        self.section = section
+
+    def _get(self, key: str) -> Any:
+        return self.table[key]
+
+    def text(self, key: str, *, allow_empty: bool = True) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or (not allow_empty and not value):
+            raise SettingsError(f"{self.section}.{key}: expected a non-empty string")
+        return value
+
+    def integer(self, key: str, lo: int, hi: int) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise SettingsError(
+                f"{self.section}.{key}: expected an integer from {lo} to {hi}, got {value!r}"
+            )
+        return value
+
+    def number(self, key: str, lo: float, hi: float) -> float:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise SettingsError(
+                f"{self.section}.{key}: expected a number from {lo} to {hi}, got {value!r}"
+            )
+        return float(value)
+
+    def flag(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise SettingsError(f"{self.section}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def strs(self, key: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{self.section}.{key}: expected a list of strings")
+        return tuple(value)
+
+
+def _public_keys(value: Any, base_dir: Path, section: str) -> tuple[PublicKey, ...]:
+    if not isinstance(value, list):
+        raise SettingsError(f"{section}.public_keys: expected a list of tables")
+    keys = []
+    for i, item in enumerate(value):
+        name = f"{section}.public_keys[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("alg"), str):
+            raise SettingsError(f"{name}: expected a table with alg and pem or path")
+        if item["alg"] not in ("RS256", "ES256", "EdDSA"):
+            raise SettingsError(f"{name}.alg: expected RS256, ES256 or EdDSA")
+        pem = item.get("pem")
+        if pem is None and isinstance(item.get("path"), str):
+            path = (base_dir / item["path"]).expanduser()
+            try:
+                pem = path.read_text()
+            except OSError as exc:
+                raise SettingsError(f"{name}.path: cannot read {path}: {exc}") from None
+        if not isinstance(pem, str) or "BEGIN" not in pem:
+            raise SettingsError(f"{name}: expected a PEM public key in pem or path")
+        kid = item.get("kid")
+        keys.append(PublicKey(item["alg"], pem, kid if isinstance(kid, str) else None))
+    return tuple(keys)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Build the settings. `overrides` maps dotted keys to values (flags, tests)."""
+    env = os.environ if environ is None else environ
+    tree = _read_toml(DEFAULT_FILE, "defaults")
+    layer_path = config_file or env.get("SCOREBOARD_CONFIG")
+    base_dir = Path.cwd()
+    if layer_path:
+        layer_file = Path(layer_path)
+        _merge(tree, _read_toml(layer_file, "SCOREBOARD_CONFIG"))
+        base_dir = layer_file.resolve().parent
+    for var, value in env.items():
+        if not var.startswith("SCOREBOARD_") or var in ("SCOREBOARD_CONFIG",):
+            continue
+        dotted = ENV_ALIASES.get(var)
+        if dotted is None and "__" in var:
+            section, _, key = var[len("SCOREBOARD_"):].lower().partition("__")
+            dotted = f"{section}.{key}"
+        if dotted is not None:
+            _set_path(tree, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        _set_path(tree, dotted, value)
+    return build(tree, base_dir)
+
+
+def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
+    s = _Section(tree, "server")
+    server = ServerSettings(
+        host=s.text("host", allow_empty=False),
+        http_port=s.integer("http_port", 0, 65535),
+        ws_port=s.integer("ws_port", 0, 65535),
+        data_dir=Path(s.text("data_dir", allow_empty=False)).expanduser(),
+        database_url=s.text("database_url"),
+        connect_timeout=s.number("connect_timeout", 0.0, 3600.0),
+        shutdown_grace=s.number("shutdown_grace", 0.0, 600.0),
+        trusted_proxies=s.strs("trusted_proxies"),
+    )
+    if server.database_url and not server.database_url.startswith(
+        ("postgresql://", "postgres://", "sqlite:", "memory:")
+    ):
+        raise SettingsError(
+            "server.database_url: expected postgresql://…, sqlite:///path or empty for SQLite"
+        )
+    lb = _Section(tree, "leaderboard")
+    boards = lb.strs("boards")
+    leaderboard = LeaderboardSettings(
+        public=lb.flag("public"),
+        boards=boards if "global" in boards else ("global", *boards),
+        default_limit=lb.integer("default_limit", 1, 100),
+        max_limit=lb.integer("max_limit", 1, 100),
+        max_radius=lb.integer("max_radius", 0, 100),
+    )
+    a = _Section(tree, "auth")
+    algorithms = a.strs("algorithms")
+    for alg in algorithms:
+        if alg not in ("HS256", "RS256", "ES256", "EdDSA"):
+            raise SettingsError(f"auth.algorithms: {alg!r} is not allowed")
+    auth = AuthSettings(
+        jwt_secret=a.text("jwt_secret"),
+        algorithms=algorithms,
+        issuer=a.text("issuer"),
+        audience=a.text("audience"),
+        leeway_seconds=a.number("leeway_seconds", 0, 300),
+        max_token_bytes=a.integer("max_token_bytes", 256, 65536),
+        token_ttl_seconds=a.integer("token_ttl_seconds", 1, 366 * 86400),
+        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth"),
+        admin_scope=a.text("admin_scope", allow_empty=False),
+        service_scope=a.text("service_scope", allow_empty=False),
+        claims_cache_size=a.integer("claims_cache_size", 0, 10_000_000),
+    )
+    if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:
+        raise SettingsError("auth.jwt_secret: must be at least 32 bytes for HS256")
+    pr = _Section(tree, "proofs")
+    proofs = ProofSettings(
+        secret=pr.text("secret"),
+        algorithms=pr.strs("algorithms"),
+        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs"),
+        max_ttl_seconds=pr.integer("max_ttl_seconds", 1, 86400),
+        ttl_seconds=pr.integer("ttl_seconds", 1, 86400),
+    )
+    for alg in proofs.algorithms:
+        if alg not in ("HS256", "ES256", "EdDSA"):
+            raise SettingsError(f"proofs.algorithms: {alg!r} is not allowed")
+    if proofs.secret and len(proofs.secret.encode()) < 32:
+        raise SettingsError("proofs.secret: must be at least 32 bytes for HS256")
+    if proofs.ttl_seconds > proofs.max_ttl_seconds:
+        raise SettingsError("proofs.ttl_seconds: must not exceed proofs.max_ttl_seconds")
+    w = _Section(tree, "writer")
+    writer = WriterSettings(
+        queue_size=w.integer("queue_size", 1, 10_000_000),
+        max_batch=w.integer("max_batch", 1, 100_000),
+        retry_seconds=w.number("retry_seconds", 0, 3600),
+        idempotency_retention_seconds=w.number("idempotency_retention_seconds", 1, 366 * 86400),
+        idempotency_max_keys=w.integer("idempotency_max_keys", 1, 100_000_000),
+    )
+    li = _Section(tree, "limits")
+    limits = LimitSettings(
+        max_body_bytes=li.integer("max_body_bytes", 256, 16 * 1024 * 1024),
+        max_metadata_bytes=li.integer("max_metadata_bytes", 0, 1024 * 1024),
+        user_per_minute=li.integer("user_per_minute", 0, 100_000_000),
+        ip_per_minute=li.integer("ip_per_minute", 0, 100_000_000),
+    )
+    rules_table = tree.get("rules", {})
+    if not isinstance(rules_table, Mapping):
+        raise SettingsError("rules: expected tables of action rules")
+    try:
+        rules = RuleSet.from_config(rules_table)
+    except RuleError as exc:
+        raise SettingsError(str(exc)) from None
+    return Settings(server, leaderboard, auth, proofs, writer, limits, rules)

@@ -1,0 +1,76 @@
+"""The action log: one interface (`ActionLog`), three backends, one factory.
+
+`open_store` picks the backend from a database URL; the caller still awaits `open()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from scoreboard.storage.base import (
+    ActionLog,
+    DuplicateAction,
+    DuplicateProof,
+    StoreError,
+    StoreUnavailable,
+    WriterLockHeld,
+)
+from scoreboard.storage.memory import MemoryLog
+from scoreboard.storage.postgres import PostgresLog
+from scoreboard.storage.sqlite import SqliteLog
+
+__all__ = [
+    "DEFAULT_SQLITE_FILE",
+    "ActionLog",
+    "DuplicateAction",
+    "DuplicateProof",
+    "MemoryLog",
+    "PostgresLog",
+    "SqliteLog",
+    "StoreError",
+    "StoreUnavailable",
+    "WriterLockHeld",
+    "open_store",
+]
+
+DEFAULT_SQLITE_FILE = "scoreboard.db"
+
+
+def open_store(database_url: str | None, data_dir: Path) -> ActionLog:
+    """The (not yet opened) log for a database URL.
+
+    - None, "" or "sqlite://" → SQLite in `<data_dir>/scoreboard.db`
+    - "sqlite:///abs/path.db" → SQLite at that absolute path; "sqlite:rel/path.db" →
+      relative to `data_dir`
+    - "postgresql://…" or "postgres://…" → PostgreSQL (the URL goes to asyncpg as is)
+    - "memory:" → the in-process memory log (tests and demos; nothing persists)
+
+    Raises `ValueError` naming the scheme for anything else.
+    """
+    if not database_url:
+        return SqliteLog(data_dir / DEFAULT_SQLITE_FILE)
+    scheme = urlsplit(database_url).scheme.lower()
+    if scheme == "sqlite":
+        return SqliteLog(_sqlite_path(database_url, data_dir))
+    if scheme in ("postgresql", "postgres"):
+        return PostgresLog(database_url)
+    if scheme == "memory":
+        return MemoryLog()
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r} "
+        "(use sqlite:///path, postgresql://…, postgres://… or memory:)"
+    )
+
+
+def _sqlite_path(database_url: str, data_dir: Path) -> Path:
+    parts = urlsplit(database_url)
+    if parts.netloc:
+        # sqlite://host/... has no meaning for a local file; refuse rather than guess.
+        raise ValueError(
+            f"sqlite URL {database_url!r} names a host; use sqlite:///absolute/path.db"
+        )
+    path = unquote(parts.path)
+    if not path or path == "/":
+        return data_dir / DEFAULT_SQLITE_FILE
+    return data_dir / path  # an absolute path replaces data_dir

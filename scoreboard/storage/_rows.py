@@ -1,0 +1,276 @@
+"""How records become database rows and back, shared by the three backends.
+
+Everything here must give the same answer whichever backend runs it: the memory log
+stores exactly the rows the SQL backends would, so a batch that PostgreSQL would refuse
+(a NUL character, an integer beyond 64 bits, metadata that is not JSON) is refused by
+all three, and metadata comes back as a fresh decoded copy everywhere.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import starmap
+from typing import Any, TypeVar
+
+import orjson
+
+from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, UserRow
+from scoreboard.storage.base import DuplicateAction, DuplicateProof, StoreUnavailable
+
+RECORD_COLUMNS = (
+    "seq",
+    "at",
+    "board",
+    "user_id",
+    "kind",
+    "action_type",
+    "client_action_id",
+    "delta",
+    "prev_score",
+    "new_score",
+    "display_name",
+    "metadata",
+    "actor",
+    "reason",
+    "proof_jti",
+    "proof_exp",
+)
+RECORD_COLUMN_LIST = ", ".join(RECORD_COLUMNS)
+METADATA_INDEX = RECORD_COLUMNS.index("metadata")
+
+# One record as stored: the LogRecord fields in column order, metadata as JSON text.
+RecordRow = tuple[Any, ...]
+ScoreValues = tuple[str, str, int, int]
+UserValues = tuple[str, str | None, bool, bool]
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+# PostgreSQL refuses the \u0000 escape in jsonb; an escaped backslash before "u0000"
+# is plain text, hence the even run of backslashes.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def _refuse(what: str) -> StoreUnavailable:
+    return StoreUnavailable(f"the batch cannot be stored: {what}; nothing was written")
+
+
+def _text(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    # PostgreSQL text cannot hold NUL, and no backend can encode a lone surrogate.
+    if "\x00" in value:
+        raise _refuse(f"{field} contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise _refuse(f"{field} is not valid UTF-8") from exc
+    return value
+
+
+def _required_text(value: str, field: str) -> str:
+    checked = _text(value, field)
+    if checked is None:
+        raise _refuse(f"{field} is missing")
+    return checked
+
+
+def _int(value: int, field: str) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise _refuse(f"{field} {value} does not fit in 64 bits")
+    return value
+
+
+def encode_metadata(metadata: dict[str, Any] | None) -> str | None:
+    if metadata is None:
+        return None
+    try:
+        encoded = orjson.dumps(metadata).decode()
+    except orjson.JSONEncodeError as exc:
+        raise _refuse(f"metadata is not JSON ({exc})") from exc
+    if "\\u0000" in encoded and _JSON_NUL.search(encoded):
+        raise _refuse("metadata contains a NUL character")
+    return encoded
+
+
+def record_row(record: LogRecord) -> RecordRow:
+    """The checked row for one record, in `RECORD_COLUMNS` order."""
+    return (
+        _int(record.seq, "seq"),
+        float(record.at),
+        _required_text(record.board, "board"),
+        _required_text(record.user_id, "user_id"),
+        _required_text(record.kind, "kind"),
+        _text(record.action_type, "action_type"),
+        _text(record.client_action_id, "client_action_id"),
+        _int(record.delta, "delta"),
+        _int(record.prev_score, "prev_score"),
+        _int(record.new_score, "new_score"),
+        _text(record.display_name, "display_name"),
+        encode_metadata(record.metadata),
+        _text(record.actor, "actor"),
+        _text(record.reason, "reason"),
+        _text(record.proof_jti, "proof_jti"),
+        None if record.proof_exp is None else float(record.proof_exp),
+    )
+
+
+def record_from_row(row: Sequence[Any]) -> LogRecord:
+    """A record from a row in `RECORD_COLUMNS` order (a tuple or an asyncpg Record)."""
+    metadata = row[METADATA_INDEX]
+    return LogRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        None if metadata is None else orjson.loads(metadata),
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+    )
+
+
+def records_from_rows(rows: Iterable[Sequence[Any]]) -> list[LogRecord]:
+    return [record_from_row(row) for row in rows]
+
+
+def _last_per_key(items: Iterable[T], key: Any) -> list[T]:
+    # A batch may carry several rows for one key; the last one is the current state,
+    # exactly as if they had been upserted one after another.
+    latest: dict[Any, T] = {}
+    for item in items:
+        latest[key(item)] = item
+    return list(latest.values())
+
+
+def repeated(items: Iterable[K]) -> list[K]:
+    """Items that occur more than once, each listed once, in first-seen order."""
+    seen: set[K] = set()
+    twice: dict[K, None] = {}
+    for item in items:
+        if item in seen:
+            twice[item] = None
+        seen.add(item)
+    return list(twice)
+
+
+def unique(items: Iterable[K]) -> list[K]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch checked and encoded once, before any backend touches its database."""
+
+    records: list[RecordRow]
+    scores: list[ScoreValues]
+    users: list[UserValues]
+    action_keys: list[tuple[str, str]]
+    proof_jtis: list[str]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [row[0] for row in self.records]
+
+    def normalized_records(self) -> list[LogRecord]:
+        """The records as a read would return them, in seq order."""
+        return sorted(records_from_rows(self.records), key=lambda r: r.seq)
+
+
+def prepare(batch: CommitBatch) -> PreparedBatch:
+    """Check and encode a batch; raises `StoreUnavailable` for values no backend can
+    store (nothing is written)."""
+    records = [record_row(r) for r in batch.records]
+    scores: list[ScoreValues] = [
+        (
+            _required_text(s.board, "board"),
+            _required_text(s.user_id, "user_id"),
+            _int(s.score, "score"),
+            _int(s.reached_seq, "reached_seq"),
+        )
+        for s in _last_per_key(batch.scores, lambda s: (s.board, s.user_id))
+    ]
+    users: list[UserValues] = [
+        (
+            _required_text(u.user_id, "user_id"),
+            _text(u.display_name, "display_name"),
+            bool(u.frozen),
+            bool(u.hidden),
+        )
+        for u in _last_per_key(batch.users, lambda u: u.user_id)
+    ]
+    return PreparedBatch(
+        records=records,
+        scores=scores,
+        users=users,
+        action_keys=[
+            (r.user_id, r.client_action_id) for r in batch.records if r.client_action_id is not None
+        ],
+        proof_jtis=[r.proof_jti for r in batch.records if r.proof_jti is not None],
+    )
+
+
+def raise_conflicts(
+    batch: PreparedBatch,
+    taken_keys: Collection[tuple[str, str]],
+    taken_jtis: Collection[str],
+) -> None:
+    """Raise `DuplicateAction` or `DuplicateProof` for keys already in the log or
+    repeated within the batch itself; return when there are none."""
+    keys = unique([k for k in batch.action_keys if k in taken_keys] + repeated(batch.action_keys))
+    if keys:
+        raise DuplicateAction(keys)
+    jtis = unique([j for j in batch.proof_jtis if j in taken_jtis] + repeated(batch.proof_jtis))
+    if jtis:
+        raise DuplicateProof(jtis)
+
+
+def already_committed(batch: PreparedBatch, stored: Sequence[LogRecord]) -> bool:
+    """True when every record of the batch is in the log exactly as given.
+
+    Transactions are atomic, so this means an earlier attempt whose outcome looked
+    unknown (the connection died during COMMIT) did commit, rows included.
+    """
+    return bool(batch.records) and list(stored) == batch.normalized_records()
+
+
+def score_rows(rows: Iterable[Iterable[Any]]) -> list[ScoreRow]:
+    """Rows of (board, user_id, score, reached_seq)."""
+    return list(starmap(ScoreRow, rows))
+
+
+def user_rows(rows: Iterable[Sequence[Any]]) -> list[UserRow]:
+    """Rows of (user_id, display_name, frozen, hidden); SQLite gives 0/1 for booleans."""
+    return [UserRow(r[0], r[1], bool(r[2]), bool(r[3])) for r in rows]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of rows.
+
+    Every few hundred new tracked objects trigger a collection, and the older
+    generations get rescanned as the lists grow: loading 1M rows takes about twice as
+    long with the collector running. Only recovery uses this, before serving.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

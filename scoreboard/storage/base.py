@@ -1,0 +1,103 @@
+"""The one storage interface: an append-only action log with derived current rows.
+
+Implementations: `memory` (tests), `sqlite` (the embedded default), `postgres`
+(production). All three pass the same contract suite in `tests/storage/`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+
+from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
+
+
+class StoreError(Exception):
+    """Base of the storage error tree."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or the transaction failed; nothing was written."""
+
+
+class WriterLockHeld(StoreError):
+    """Another process already writes to this database."""
+
+
+class DuplicateAction(StoreError):
+    """A record's (user_id, client_action_id) is already in the log; nothing was written.
+
+    The writer only meets this for keys older than its in-memory retention window.
+    """
+
+    def __init__(self, keys: Sequence[tuple[str, str]]) -> None:
+        super().__init__(f"{len(keys)} action key(s) already in the log")
+        self.keys = list(keys)
+
+
+class DuplicateProof(StoreError):
+    """A record's proof jti is already in the log (a replayed proof); nothing was written.
+
+    Like `DuplicateAction`, the database unique index is the final guard behind the
+    writer's in-memory set of spent proofs.
+    """
+
+    def __init__(self, jtis: Sequence[str]) -> None:
+        super().__init__(f"{len(jtis)} proof jti(s) already in the log")
+        self.jtis = list(jtis)
+
+
+class ActionLog(abc.ABC):
+    """An append-only log of `LogRecord`s plus the score and user rows derived from it."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, create or migrate the schema, and take the single-writer lock.
+
+        Raises `WriterLockHeld` when another process holds it, `StoreUnavailable` when
+        the database cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the writer lock and every connection. Safe to call twice."""
+
+    @abc.abstractmethod
+    async def append(self, batch: CommitBatch) -> None:
+        """Write the batch's records and upsert its rows in one durable transaction.
+
+        Either all of it is committed or none of it. Raises `DuplicateAction` when an
+        action key already exists, `DuplicateProof` when a proof jti does,
+        `StoreUnavailable` on any other failure.
+
+        Retrying a batch after `StoreUnavailable` is safe: when every record of the
+        batch is already in the log exactly as given (an earlier attempt committed but
+        its answer was lost), `append` returns without writing anything again.
+        """
+
+    @abc.abstractmethod
+    async def last_seq(self) -> int:
+        """The highest committed seq, 0 for an empty log."""
+
+    @abc.abstractmethod
+    async def load(self, since: float) -> Snapshot:
+        """Current rows and the records with `at >= since` or an unexpired proof
+        (`proof_exp >= since`), in seq order."""
+
+    @abc.abstractmethod
+    async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
+        """The records holding these (user_id, client_action_id) keys, in seq order."""
+
+    @abc.abstractmethod
+    async def history(
+        self, user_id: str, *, before_seq: int | None, limit: int
+    ) -> list[LogRecord]:
+        """A user's records, newest first, with seq < before_seq when given."""
+
+    @abc.abstractmethod
+    def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+        """Every record in seq order, in chunks (for `verify` and full replays)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the database answers now."""

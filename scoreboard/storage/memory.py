@@ -1,0 +1,162 @@
+"""`MemoryLog`: the action log in dicts and lists, a test double for the writer.
+
+It implements the narrow `ActionLog` interface with the same semantics as the SQL
+backends (it passes the same contract suite): atomic batches, `DuplicateAction` and
+`DuplicateProof` with nothing written, the same value checks, fresh copies on every
+read. Its data outlives `close()`: reopening the same instance finds everything, the
+way a database outlives its connections. `fail_next()` makes appends fail on demand.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import AsyncIterator, Sequence
+
+from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.storage._rows import (
+    PreparedBatch,
+    RecordRow,
+    already_committed,
+    prepare,
+    raise_conflicts,
+    record_from_row,
+    records_from_rows,
+    unique,
+)
+from scoreboard.storage.base import ActionLog, StoreUnavailable
+
+
+class MemoryLog(ActionLog):
+    def __init__(self) -> None:
+        self._is_open = False
+        self._rows: dict[int, RecordRow] = {}
+        self._seqs: list[int] = []  # sorted
+        self._seq_by_key: dict[tuple[str, str], int] = {}
+        self._seq_by_jti: dict[str, int] = {}
+        self._scores: dict[tuple[str, str], ScoreRow] = {}
+        self._users: dict[str, UserRow] = {}
+        self._failures_left = 0
+        self._fail_after_commit = False
+
+    # -- test hooks -------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, *, after_commit: bool = False) -> None:
+        """Make the next `n` appends raise `StoreUnavailable`.
+
+        By default nothing is written, like a refused transaction. With
+        `after_commit=True` the batch is written and then the error is raised, like a
+        connection lost during COMMIT: the caller cannot tell, and a retry of the same
+        batch must succeed without writing it twice.
+        """
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        self._failures_left = n
+        self._fail_after_commit = after_commit
+
+    # -- ActionLog --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._is_open = True
+
+    async def close(self) -> None:
+        self._is_open = False
+
+    async def append(self, batch: CommitBatch) -> None:
+        self._require_open()
+        prepared = prepare(batch)
+        if self._failures_left and not self._fail_after_commit:
+            self._failures_left -= 1
+            raise StoreUnavailable("memory log: injected failure; nothing was written")
+        if any(seq in self._rows for seq in prepared.seqs):
+            # Same order of checks as the SQL backends after a unique violation.
+            if already_committed(prepared, self._stored(prepared.seqs)):
+                return
+        raise_conflicts(prepared, self._seq_by_key, self._seq_by_jti)
+        if len(set(prepared.seqs)) != len(prepared.seqs) or any(
+            seq in self._rows for seq in prepared.seqs
+        ):
+            raise StoreUnavailable("memory log: a seq of the batch is already in the log")
+        self._write(prepared)
+        if self._failures_left:
+            self._failures_left -= 1
+            raise StoreUnavailable("memory log: injected failure after commit")
+
+    async def last_seq(self) -> int:
+        self._require_open()
+        return self._seqs[-1] if self._seqs else 0
+
+    async def load(self, since: float) -> Snapshot:
+        self._require_open()
+        recent = [
+            record_from_row(row)
+            for row in (self._rows[seq] for seq in self._seqs)
+            if row[1] >= since or (row[15] is not None and row[15] >= since)
+        ]
+        return Snapshot(
+            last_seq=await self.last_seq(),
+            scores=list(self._scores.values()),
+            users=list(self._users.values()),
+            recent=recent,
+        )
+
+    async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
+        self._require_open()
+        seqs = sorted({self._seq_by_key[k] for k in unique(keys) if k in self._seq_by_key})
+        return self._stored(seqs)
+
+    async def history(self, user_id: str, *, before_seq: int | None, limit: int) -> list[LogRecord]:
+        self._require_open()
+        end = len(self._seqs) if before_seq is None else bisect.bisect_left(self._seqs, before_seq)
+        found: list[LogRecord] = []
+        for i in range(end - 1, -1, -1):
+            if len(found) >= limit:
+                break
+            row = self._rows[self._seqs[i]]
+            if row[3] == user_id:
+                found.append(record_from_row(row))
+        return found
+
+    async def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+        if chunk < 1:
+            raise ValueError("chunk must be >= 1")
+        self._require_open()
+        after: int | None = None
+        while True:
+            # Re-find the position each time: appends may happen between chunks.
+            start = 0 if after is None else bisect.bisect_right(self._seqs, after)
+            seqs = self._seqs[start : start + chunk]
+            if not seqs:
+                return
+            after = seqs[-1]
+            yield self._stored(seqs)
+            self._require_open()
+
+    async def ping(self) -> bool:
+        return self._is_open
+
+    # -- internals --------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if not self._is_open:
+            raise StoreUnavailable("memory log is not open")
+
+    def _stored(self, seqs: Sequence[int]) -> list[LogRecord]:
+        return records_from_rows(self._rows[seq] for seq in seqs if seq in self._rows)
+
+    def _write(self, prepared: PreparedBatch) -> None:
+        # Every check has passed: from here nothing can fail, so the batch is atomic.
+        for row in prepared.records:
+            seq = row[0]
+            self._rows[seq] = row
+            if self._seqs and seq < self._seqs[-1]:
+                bisect.insort(self._seqs, seq)
+            else:
+                self._seqs.append(seq)
+            if row[6] is not None:
+                self._seq_by_key[(row[3], row[6])] = seq
+            if row[14] is not None:
+                self._seq_by_jti[row[14]] = seq
+        for board, user_id, score, reached_seq in prepared.scores:
+            self._scores[(board, user_id)] = ScoreRow(board, user_id, score, reached_seq)
+        for user_id, display_name, frozen, hidden in prepared.users:
+            self._users[user_id] = UserRow(user_id, display_name, frozen, hidden)

@@ -1,0 +1,372 @@
+"""`SqliteLog`: the action log in one SQLite file, the embedded default.
+
+Durability: WAL with `synchronous=FULL`, so a commit is on disk before `append`
+returns. One connection writes (serialised by a lock, one `BEGIN IMMEDIATE`
+transaction per batch); a second, read-only connection serves reads so they never see
+a transaction in progress and do not queue behind it. A second process pointed at the
+same file is refused by an exclusive `flock` on `<db>.lock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiosqlite
+import orjson
+
+from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
+from scoreboard.storage._rows import (
+    RECORD_COLUMN_LIST,
+    PreparedBatch,
+    already_committed,
+    gc_paused,
+    prepare,
+    raise_conflicts,
+    records_from_rows,
+    score_rows,
+    unique,
+    user_rows,
+)
+from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+
+SCHEMA_VERSION = 1
+
+# Statements per schema version; a database at version N gets N+1.. applied on open.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE action_log (
+            seq INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            board TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            action_type TEXT,
+            client_action_id TEXT,
+            delta INTEGER NOT NULL,
+            prev_score INTEGER NOT NULL,
+            new_score INTEGER NOT NULL,
+            display_name TEXT,
+            metadata TEXT,
+            actor TEXT,
+            reason TEXT,
+            proof_jti TEXT,
+            proof_exp REAL
+        )""",
+        """CREATE UNIQUE INDEX action_log_action_key ON action_log (user_id, client_action_id)
+            WHERE client_action_id IS NOT NULL""",
+        """CREATE UNIQUE INDEX action_log_proof_jti ON action_log (proof_jti)
+            WHERE proof_jti IS NOT NULL""",
+        "CREATE INDEX action_log_user_seq ON action_log (user_id, seq)",
+        "CREATE INDEX action_log_at ON action_log (at)",
+        # Lets load() find unexpired proofs without scanning the whole log.
+        "CREATE INDEX action_log_proof_exp ON action_log (proof_exp) WHERE proof_exp IS NOT NULL",
+        """CREATE TABLE board_scores (
+            board TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            score INTEGER NOT NULL,
+            reached_seq INTEGER NOT NULL,
+            PRIMARY KEY (board, user_id)
+        )""",
+        """CREATE TABLE users (
+            user_id TEXT PRIMARY KEY,
+            display_name TEXT,
+            frozen INTEGER NOT NULL,
+            hidden INTEGER NOT NULL
+        )""",
+    ),
+}
+
+_INSERT_RECORD = f"INSERT INTO action_log ({RECORD_COLUMN_LIST}) VALUES ({', '.join('?' * 16)})"
+_UPSERT_SCORE = """INSERT INTO board_scores (board, user_id, score, reached_seq)
+    VALUES (?, ?, ?, ?) ON CONFLICT (board, user_id)
+    DO UPDATE SET score = excluded.score, reached_seq = excluded.reached_seq"""
+_UPSERT_USER = """INSERT INTO users (user_id, display_name, frozen, hidden)
+    VALUES (?, ?, ?, ?) ON CONFLICT (user_id)
+    DO UPDATE SET display_name = excluded.display_name, frozen = excluded.frozen,
+        hidden = excluded.hidden"""
+_SELECT = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
+# Keys travel as one JSON array so any number fits in one statement.
+_FIND_ACTIONS = f"""{_SELECT} WHERE client_action_id IS NOT NULL
+    AND (user_id, client_action_id) IN
+        (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+    ORDER BY seq"""
+_FIND_SEQS = f"{_SELECT} WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
+_FIND_JTIS = """SELECT proof_jti FROM action_log
+    WHERE proof_jti IN (SELECT value FROM json_each(?))"""
+_LOAD_RECENT = f"{_SELECT} WHERE at >= ? OR proof_exp >= ? ORDER BY seq"
+_HISTORY = f"{_SELECT} WHERE user_id = ? ORDER BY seq DESC LIMIT ?"
+_HISTORY_BEFORE = f"{_SELECT} WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+_SCAN = f"{_SELECT} WHERE seq >= ? ORDER BY seq LIMIT ?"
+_INT64_MIN = -(2**63)
+
+
+class _LockFile:
+    """An exclusive `flock` on a file beside the database, held while open.
+
+    The kernel drops the lock when the process dies, so a crash never leaves a stale
+    lock. The file is never deleted: unlinking would let two processes lock two
+    different files under the same name.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WriterLockHeld(
+                f"another process (pid {holder}) is already the writer of this database: "
+                f"{self.path} is locked; stop it or point this one at another database"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+class SqliteLog(ActionLog):
+    def __init__(self, path: Path | str, *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._lock = _LockFile(Path(f"{self.path}.lock"))
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._snapshot_lock = asyncio.Lock()  # one read transaction at a time on the reader
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._writer = await self._connect()
+            await self._pragma(self._writer, "journal_mode = WAL")
+            await self._pragma(self._writer, "synchronous = FULL")
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+            await self._pragma(self._reader, "query_only = ON")
+        except BaseException as exc:
+            await self._close_connections()
+            self._lock.release()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+            raise
+
+    async def close(self) -> None:
+        async with self._write_lock:  # let an append in flight finish first
+            await self._close_connections()
+            self._lock.release()
+
+    async def append(self, batch: CommitBatch) -> None:
+        prepared = prepare(batch)
+        async with self._write_lock:
+            conn = self._require(self._writer)
+            try:
+                await self._write(conn, prepared)
+            except sqlite3.IntegrityError as exc:
+                await self._explain_conflict(conn, prepared, exc)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"append failed: {exc}; nothing was written") from exc
+
+    async def last_seq(self) -> int:
+        rows = await self._read("SELECT coalesce(max(seq), 0) FROM action_log")
+        return int(rows[0][0])
+
+    async def load(self, since: float) -> Snapshot:
+        conn = self._require(self._reader)
+        async with self._snapshot_lock:
+            try:
+                # One read transaction: all four answers come from the same commit.
+                await conn.execute("BEGIN")
+                try:
+                    with gc_paused():
+                        last = await conn.execute_fetchall(
+                            "SELECT coalesce(max(seq), 0) FROM action_log"
+                        )
+                        scores = await conn.execute_fetchall(
+                            "SELECT board, user_id, score, reached_seq FROM board_scores"
+                        )
+                        users = await conn.execute_fetchall(
+                            "SELECT user_id, display_name, frozen, hidden FROM users"
+                        )
+                        recent = await conn.execute_fetchall(_LOAD_RECENT, (since, since))
+                        return Snapshot(
+                            last_seq=int(next(iter(last))[0]),
+                            scores=score_rows(scores),
+                            users=user_rows(list(users)),
+                            recent=records_from_rows(recent),
+                        )
+                finally:
+                    await conn.execute("COMMIT")
+            except (sqlite3.Error, OSError, ValueError) as exc:
+                raise StoreUnavailable(f"load failed: {exc}") from exc
+
+    async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
+        if not keys:
+            return []
+        return records_from_rows(await self._read(_FIND_ACTIONS, (_json_list(unique(keys)),)))
+
+    async def history(self, user_id: str, *, before_seq: int | None, limit: int) -> list[LogRecord]:
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        if before_seq is None:
+            rows = await self._read(_HISTORY, (user_id, limit))
+        else:
+            rows = await self._read(_HISTORY_BEFORE, (user_id, before_seq, limit))
+        return records_from_rows(rows)
+
+    async def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+        if chunk < 1:
+            raise ValueError("chunk must be >= 1")
+        start = _INT64_MIN
+        while True:
+            records = records_from_rows(await self._read(_SCAN, (start, chunk)))
+            if not records:
+                return
+            yield records
+            start = records[-1].seq + 1
+
+    async def ping(self) -> bool:
+        try:
+            await self._read("SELECT 1")
+        except StoreUnavailable:
+            return False
+        return True
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: the sqlite3 module must not open transactions on its
+        # own; every transaction here is explicit.
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await self._pragma(conn, f"busy_timeout = {self._busy_timeout_ms}")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
+        rows = await conn.execute_fetchall(f"PRAGMA {pragma}")
+        if pragma.startswith("journal_mode"):
+            mode = next(iter(rows))[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(f"{pragma}: SQLite kept journal_mode={mode}")
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)"
+            )
+            rows = await conn.execute_fetchall(
+                "SELECT coalesce(max(version), 0) FROM schema_version"
+            )
+            current = int(next(iter(rows))[0])
+            if current > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"{self.path} has schema version {current}; this code knows up to "
+                    f"{SCHEMA_VERSION}: upgrade the program"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            await conn.execute("COMMIT")
+        except BaseException:
+            await _rollback_quietly(conn)
+            raise
+
+    @staticmethod
+    async def _write(conn: aiosqlite.Connection, prepared: PreparedBatch) -> None:
+        # IMMEDIATE takes the write lock at BEGIN, so the batch cannot fail half-way
+        # with SQLITE_BUSY when it first writes.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.executemany(_INSERT_RECORD, prepared.records)
+            if prepared.scores:
+                await conn.executemany(_UPSERT_SCORE, prepared.scores)
+            if prepared.users:
+                await conn.executemany(_UPSERT_USER, prepared.users)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await _rollback_quietly(conn)
+            raise
+
+    async def _explain_conflict(
+        self, conn: aiosqlite.Connection, prepared: PreparedBatch, exc: sqlite3.IntegrityError
+    ) -> None:
+        """After a unique violation (rolled back): return if the batch was already
+        committed, else raise the matching error."""
+        try:
+            stored = records_from_rows(
+                await conn.execute_fetchall(_FIND_SEQS, (_json_list(prepared.seqs),))
+            )
+            if already_committed(prepared, stored):
+                return
+            keys = unique(prepared.action_keys)
+            taken = await conn.execute_fetchall(_FIND_ACTIONS, (_json_list(keys),))
+            jtis = await conn.execute_fetchall(
+                _FIND_JTIS, (_json_list(unique(prepared.proof_jtis)),)
+            )
+        except (sqlite3.Error, OSError) as lookup_exc:
+            raise StoreUnavailable(f"append failed: {exc}; nothing was written") from lookup_exc
+        raise_conflicts(prepared, {(r[3], r[6]) for r in taken}, {r[0] for r in jtis})
+        raise StoreUnavailable(f"append refused: {exc}; nothing was written") from exc
+
+    async def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        conn = self._require(self._reader)
+        try:
+            return list(await conn.execute_fetchall(sql, params))
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            # ValueError: aiosqlite's "Connection closed" when close() raced this read.
+            raise StoreUnavailable(f"read failed: {exc}") from exc
+
+    def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if conn is None:
+            raise StoreUnavailable(f"SQLite log {self.path} is not open")
+        return conn
+
+    async def _close_connections(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await conn.close()
+        self._reader = self._writer = None
+
+
+async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
+    # Always queue the ROLLBACK, even when no transaction looks open: after a
+    # cancellation the BEGIN may still be waiting in aiosqlite's queue, and the
+    # ROLLBACK must run after it. When the transaction is already gone (COMMIT went
+    # through first) SQLite says so and the original error is what matters.
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await conn.execute("ROLLBACK")
+
+
+def _json_list(values: Sequence[object]) -> str:
+    return orjson.dumps(list(values)).decode()

@@ -1,0 +1,107 @@
+"""Strict parsing of request bodies and query values. Anything off → `BadRequest`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from scoreboard.core.errors import InvalidCommand
+
+MAX_ID = 128
+BOARD = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+_PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+MAX_DEPTH = 4
+ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
+
+
+class BadRequest(InvalidCommand):
+    """400 INVALID_REQUEST."""
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON (UTF-8)") from None
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object")
+    return value
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def string(body: dict[str, Any], name: str, *, required: bool, max_len: int = MAX_ID,
+           pattern: re.Pattern[str] = _PRINTABLE_ID) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    if not 0 < len(value) <= max_len or not pattern.match(value):
+        raise BadRequest(f"{name} must be 1-{max_len} printable characters")
+    return value
+
+
+def reject_unknown(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+def metadata(body: dict[str, Any], max_bytes: int) -> dict[str, Any] | None:
+    value = body.get("metadata")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("metadata must be a JSON object")
+    if _depth(value) > MAX_DEPTH:
+        raise BadRequest(f"metadata may nest at most {MAX_DEPTH} levels")
+    if len(orjson.dumps(value)) > max_bytes:
+        raise BadRequest(f"metadata must be at most {max_bytes} bytes")
+    return value
+
+
+def board_name(value: str | None, default: str = "global") -> str:
+    if value is None:
+        return default
+    if not BOARD.match(value):
+        raise BadRequest("board must be 1-64 characters of a-z, 0-9, '_' and '-'")
+    return value
+
+
+def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 6:
+        raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
+    return value
+
+
+def integer(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{name} must be an integer")
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be from {lo} to {hi}")
+    return value
+
+
+def user_id(value: str) -> str:
+    if not _PRINTABLE_ID.match(value):
+        raise BadRequest("userId must be 1-128 printable characters")
+    return value

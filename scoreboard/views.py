@@ -1,0 +1,107 @@
+"""Read models built from the engine, shared by HTTP, WebSocket and SSE.
+
+Readers only ever see the engine, and the engine only holds committed changes.
+Encoded leaderboard bodies are cached per (board, limit, version): a busy board is
+encoded once per change, not once per request.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from scoreboard.core.engine import Engine
+from scoreboard.core.ranking import Ranking
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class Views:
+    def __init__(self, engine: Engine, *, top_size: int = 10, cache_size: int = 256) -> None:
+        self.engine = engine
+        self.top_size = top_size
+        self._cache: dict[tuple[str, int], tuple[int, bytes]] = {}
+        self._cache_size = cache_size
+
+    def ranking(self, board: str) -> Ranking | None:
+        return self.engine.boards.get(board)
+
+    def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
+        name = self.engine.display_name
+        return [
+            {"rank": i, "userId": user, "displayName": name(user), "score": score}
+            for i, (user, score) in enumerate(ranking.top(limit), 1)
+        ]
+
+    def leaderboard(self, ranking: Ranking, limit: int) -> tuple[int, bytes]:
+        """(version, encoded reply) for GET /leaderboard."""
+        key = (ranking.board, limit)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == ranking.version:
+            return hit
+        body = orjson.dumps(
+            {
+                "board": ranking.board,
+                "entries": self.entries(ranking, limit),
+                "totalUsers": len(ranking),
+                "version": ranking.version,
+                "generatedAt": iso(time.time()),
+            }
+        )
+        if len(self._cache) >= self._cache_size and key not in self._cache:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (ranking.version, body)
+        return ranking.version, body
+
+    def live_update(self, ranking: Ranking, limit: int) -> dict[str, Any]:
+        """The data object of LEADERBOARD_UPDATE and of the SSE `leaderboard` event."""
+        return {
+            "board": ranking.board,
+            "version": ranking.version,
+            "top": self.entries(ranking, limit),
+            "timestamp": iso(time.time()),
+        }
+
+    def around(self, ranking: Ranking, user_id: str, radius: int) -> dict[str, Any] | None:
+        rows = ranking.around(user_id, radius)
+        if not rows:
+            return None
+        name = self.engine.display_name
+        return {
+            "board": ranking.board,
+            "userId": user_id,
+            "entries": [
+                {"rank": r, "userId": u, "displayName": name(u), "score": s} for r, u, s in rows
+            ],
+            "totalUsers": len(ranking),
+            "version": ranking.version,
+        }
+
+    def user_score(self, ranking: Ranking, user_id: str) -> dict[str, Any] | None:
+        rank = ranking.rank(user_id)
+        score = ranking.score(user_id)
+        if rank is None or score is None:
+            return None
+        in_top = rank <= self.top_size
+        points_to_top = 0
+        if not in_top:
+            last = ranking.window(self.top_size - 1, self.top_size)
+            # one point more than the last place takes it (ties go to whoever was first)
+            points_to_top = last[0][2] - score + 1 if last else 0
+        return {
+            "userId": user_id,
+            "board": ranking.board,
+            "displayName": self.engine.display_name(user_id),
+            "score": score,
+            "rank": rank,
+            "inTop": in_top,
+            "pointsToTop": points_to_top,
+            "totalUsers": len(ranking),
+        }

@@ -1,0 +1,269 @@
+"""decide / apply: acceptance rules, idempotency, quotas, proofs, freezing, replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scoreboard.core import errors
+from scoreboard.core.commands import (
+    AdjustScore,
+    Command,
+    ProofClaims,
+    SetFrozen,
+    SetNameHidden,
+    SubmitAction,
+)
+from scoreboard.core.engine import ANONYMOUS, Engine, Replay
+from scoreboard.core.ranking import MAX_SCORE
+from scoreboard.core.records import Kind, LogRecord, Snapshot
+from scoreboard.core.rules import RuleSet
+
+RULES = RuleSet.from_config({
+    "COMPLETE_LEVEL": {"points": 10},
+    "WIN_MATCH": {"points": 20, "limit": 3, "window": "1h"},
+    "DAILY_LOGIN_BONUS": {"points": 5, "limit": 1, "window": "24h"},
+    "BOSS_DEFEAT": {"points": 100, "proof": "required"},
+})
+T0 = 1_700_000_000.0
+
+
+def act(user: str, cid: str, action: str = "COMPLETE_LEVEL", **kw: Any) -> SubmitAction:
+    return SubmitAction(user_id=user, display_name=kw.pop("name", user.title()),
+                        board=kw.pop("board", "global"), action_type=action,
+                        client_action_id=cid, **kw)
+
+
+Outcome = LogRecord | Replay | Exception
+
+
+def run(engine: Engine, cmds: list[Command], now: float = T0) -> list[Outcome]:
+    """Decide a batch, then apply what it produced, as the writer does after a commit."""
+    pending = engine.new_pending()
+    out: list[Outcome] = []
+    for c in cmds:
+        try:
+            out.append(engine.decide(c, now, pending))
+        except errors.Rejection as exc:
+            out.append(exc)
+    for r in pending.records:
+        engine.apply(r)
+    return out
+
+
+def records(out: list[Any]) -> list[LogRecord]:
+    return [o for o in out if isinstance(o, LogRecord)]
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(RULES, ("global", "weekly"))
+
+
+def test_points_come_from_the_rule(engine: Engine) -> None:
+    (r,) = run(engine, [act("alice", "1")])
+    assert isinstance(r, LogRecord)
+    assert (r.seq, r.delta, r.prev_score, r.new_score, r.kind) == (1, 10, 0, 10, Kind.ACTION)
+    (r2,) = run(engine, [act("alice", "2", "WIN_MATCH")])
+    assert isinstance(r2, LogRecord) and (r2.seq, r2.prev_score, r2.new_score) == (2, 10, 30)
+    assert engine.boards["global"].score("alice") == 30
+
+
+def test_decide_changes_nothing_until_apply(engine: Engine) -> None:
+    pending = engine.new_pending()
+    engine.decide(act("alice", "1"), T0, pending)
+    assert engine.boards["global"].score("alice") is None
+    assert engine.last_seq == 0 and not engine.keys
+
+
+def test_unknown_action_and_board(engine: Engine) -> None:
+    out = run(engine, [act("a", "1", "FLY"), act("a", "2", board="nope")])
+    assert isinstance(out[0], errors.UnknownAction)
+    assert isinstance(out[1], errors.InvalidCommand)
+    assert engine.last_seq == 0
+
+
+def test_same_key_same_payload_is_a_replay(engine: Engine) -> None:
+    first = records(run(engine, [act("a", "k")]))[0]
+    (again,) = run(engine, [act("a", "k")])
+    assert again == Replay(first.seq)
+    assert engine.boards["global"].score("a") == 10
+
+
+def test_same_key_in_one_batch_is_a_replay(engine: Engine) -> None:
+    out = run(engine, [act("a", "k"), act("a", "k")])
+    assert isinstance(out[0], LogRecord) and out[1] == Replay(out[0].seq)
+
+
+def test_same_key_other_payload_conflicts(engine: Engine) -> None:
+    run(engine, [act("a", "k")])
+    (out,) = run(engine, [act("a", "k", "WIN_MATCH")])
+    assert isinstance(out, errors.IdempotencyConflict)
+    (out,) = run(engine, [act("a", "k", metadata={"level": 2})])
+    assert isinstance(out, errors.IdempotencyConflict)
+
+
+def test_keys_are_per_user(engine: Engine) -> None:
+    out = run(engine, [act("a", "k"), act("b", "k")])
+    assert all(isinstance(o, LogRecord) for o in out)
+
+
+def test_quota_over_a_rolling_window(engine: Engine) -> None:
+    out = run(engine, [act("a", str(i), "WIN_MATCH") for i in range(4)])
+    assert [type(o).__name__ for o in out] == ["LogRecord"] * 3 + ["QuotaExceeded"]
+    exc = out[3]
+    assert isinstance(exc, errors.QuotaExceeded) and 3599 <= exc.retry_after <= 3600
+    (later,) = run(engine, [act("a", "x", "WIN_MATCH")], now=T0 + 1800)
+    assert isinstance(later, errors.QuotaExceeded)
+    (after,) = run(engine, [act("a", "y", "WIN_MATCH")], now=T0 + 3601)
+    assert isinstance(after, LogRecord)
+    (other,) = run(engine, [act("b", "z", "WIN_MATCH")], now=T0 + 3601)
+    assert isinstance(other, LogRecord)
+
+
+def test_daily_bonus_once_a_day(engine: Engine) -> None:
+    assert isinstance(run(engine, [act("a", "d1", "DAILY_LOGIN_BONUS")])[0], LogRecord)
+    assert isinstance(run(engine, [act("a", "d2", "DAILY_LOGIN_BONUS")], now=T0 + 86399)[0],
+                      errors.QuotaExceeded)
+    assert isinstance(run(engine, [act("a", "d3", "DAILY_LOGIN_BONUS")], now=T0 + 86401)[0],
+                      LogRecord)
+
+
+def proof(sub: str = "a", act_: str = "BOSS_DEFEAT", jti: str = "n1",
+          exp: float = T0 + 60) -> ProofClaims:
+    return ProofClaims(sub=sub, act=act_, jti=jti, exp=exp)
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [
+        (None, errors.ProofInvalid),
+        (proof(sub="b"), errors.ProofInvalid),
+        (proof(act_="WIN_MATCH"), errors.ProofInvalid),
+        (proof(exp=T0 - 1), errors.ProofInvalid),
+    ],
+)
+def test_proof_required(engine: Engine, claims: ProofClaims | None, error: type) -> None:
+    (out,) = run(engine, [act("a", "1", "BOSS_DEFEAT", proof=claims)])
+    assert isinstance(out, error)
+    assert engine.boards["global"].score("a") is None
+
+
+def test_a_proof_is_spent_once(engine: Engine) -> None:
+    out = run(engine, [act("a", "1", "BOSS_DEFEAT", proof=proof()),
+                       act("a", "2", "BOSS_DEFEAT", proof=proof())])
+    assert isinstance(out[0], LogRecord) and out[0].proof_jti == "n1"
+    assert isinstance(out[1], errors.ProofReused)
+    (later,) = run(engine, [act("a", "3", "BOSS_DEFEAT", proof=proof())])
+    assert isinstance(later, errors.ProofReused)
+
+
+def test_frozen_users_cannot_score_and_leave_every_board(engine: Engine) -> None:
+    run(engine, [act("a", "1"), act("a", "2", board="weekly"), act("b", "3")])
+    run(engine, [SetFrozen("a", actor="admin", frozen=True, reason="cheating")])
+    assert engine.boards["global"].top(10) == [("b", 10)]
+    assert engine.boards["weekly"].top(10) == []
+    (out,) = run(engine, [act("a", "4")])
+    assert isinstance(out, errors.UserFrozen)
+    run(engine, [SetFrozen("a", actor="admin", frozen=False, reason="appeal")])
+    assert engine.boards["global"].top(10) == [("a", 10), ("b", 10)]
+
+
+def test_adjustments(engine: Engine) -> None:
+    run(engine, [act("a", "1")])
+    (r,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=-4,
+                                    reason="refund", client_action_id="adj-1")])
+    assert isinstance(r, LogRecord) and (r.kind, r.new_score, r.actor) == (Kind.ADJUST, 6, "admin")
+    (zero,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=0,
+                                       reason="x", client_action_id="adj-2")])
+    assert isinstance(zero, errors.InvalidCommand)
+
+
+def test_scores_stay_in_the_exact_range(engine: Engine) -> None:
+    run(engine, [AdjustScore("a", actor="admin", board="global", delta=MAX_SCORE - 5,
+                             reason="x", client_action_id="big")])
+    (out,) = run(engine, [act("a", "1")])
+    assert isinstance(out, errors.InvalidCommand)
+    assert engine.boards["global"].score("a") == MAX_SCORE - 5
+
+
+def test_hidden_name_shows_as_anonymous(engine: Engine) -> None:
+    run(engine, [act("a", "1", name="Alice")])
+    run(engine, [SetNameHidden("a", hidden=True)])
+    assert engine.display_name("a") == ANONYMOUS
+    assert engine.names["a"] == "Alice"
+    run(engine, [SetNameHidden("a", hidden=False)])
+    assert engine.display_name("a") == "Alice"
+
+
+def test_expire_forgets_old_keys_but_not_recent_ones() -> None:
+    e = Engine(RULES, retention=100.0)
+    run(e, [act("a", "old")], now=T0)
+    run(e, [act("a", "new")], now=T0 + 150)
+    e.expire(T0 + 150)
+    assert ("a", "old") not in e.keys and ("a", "new") in e.keys
+
+
+def test_key_memory_is_capped() -> None:
+    e = Engine(RULES, max_keys=5)
+    run(e, [act("a", str(i)) for i in range(20)])
+    assert len(e.keys) == 5
+
+
+def test_restore_from_rows_equals_live_state(engine: Engine) -> None:
+    from scoreboard.core.records import ScoreRow, UserRow
+
+    run(engine, [act("a", "1"), act("b", "2", "WIN_MATCH"), act("c", "3")])
+    run(engine, [SetFrozen("c", actor="x", frozen=True, reason="r")])
+    snap = Snapshot(
+        last_seq=engine.last_seq,
+        scores=[ScoreRow(b, u, s, q) for b, rk in engine.boards.items() for u, s, q in rk.rows()],
+        users=[UserRow(u, engine.names.get(u), u in engine.frozen, u in engine.hidden)
+               for u in ("a", "b", "c")],
+        recent=[],
+    )
+    other = Engine(RULES, ("global", "weekly"))
+    other.restore(snap)
+    assert other.state_digest() == engine.state_digest()
+
+
+# -- the log is the state ---------------------------------------------------------------
+
+users = st.sampled_from(["ann", "bob", "cyd", "dee"])
+commands = st.one_of(
+    st.builds(lambda u, c, a, b: act(u, str(c), a, board=b), users, st.integers(0, 12),
+              st.sampled_from(["COMPLETE_LEVEL", "WIN_MATCH", "DAILY_LOGIN_BONUS", "FLY"]),
+              st.sampled_from(["global", "weekly"])),
+    st.builds(lambda u, d, c: AdjustScore(u, actor="adm", board="global", delta=d,
+                                          reason="r", client_action_id=f"adj{c}"),
+              users, st.integers(-30, 30), st.integers(0, 5)),
+    st.builds(lambda u, f: SetFrozen(u, actor="adm", frozen=f, reason="r"), users, st.booleans()),
+    st.builds(lambda u, h: SetNameHidden(u, hidden=h), users, st.booleans()),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(commands, min_size=1, max_size=6), max_size=12),
+       st.lists(st.floats(0, 4000), min_size=12, max_size=12))
+def test_replaying_the_log_rebuilds_the_live_state(
+    batches: list[list[Command]], gaps: list[float]
+) -> None:
+    live = Engine(RULES, ("global", "weekly"))
+    log: list[LogRecord] = []
+    now = T0
+    for batch, gap in zip(batches, gaps, strict=False):
+        now += gap
+        log.extend(records(run(live, batch, now)))
+    replayed = Engine(RULES, ("global", "weekly"))
+    for r in log:
+        replayed.apply(r)
+    assert replayed.state_digest() == live.state_digest()
+    assert replayed.keys == live.keys
+    assert [r.seq for r in log] == list(range(1, len(log) + 1))
+    for ranking in live.boards.values():
+        rows = [(u, s, q) for u, s, q in ranking.rows() if u not in live.frozen]
+        expected = [u for u, _, _ in sorted(rows, key=lambda t: (-t[1], t[2]))]
+        assert [u for u, _ in ranking.top(100)] == expected

@@ -1,0 +1,92 @@
+"""The ranking alone: order, ties, ranks, windows, hiding."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoreboard.core.ranking import MAX_SCORE, Ranking, key_score, key_seq, make_key
+
+
+def board(*rows: tuple[str, int, int]) -> Ranking:
+    r = Ranking("global")
+    for user, score, seq in rows:
+        r.set(user, score, seq)
+    return r
+
+
+def test_score_descending_and_ties_to_whoever_reached_first() -> None:
+    r = board(("a", 10, 1), ("b", 30, 2), ("c", 10, 3), ("d", 20, 4))
+    assert r.top(10) == [("b", 30), ("d", 20), ("a", 10), ("c", 10)]
+    assert [r.rank(u) for u in "abcd"] == [3, 1, 4, 2]
+
+
+def test_reaching_a_tied_score_later_ranks_below() -> None:
+    r = board(("a", 10, 1), ("b", 5, 2))
+    r.set("b", 10, 3)
+    assert r.top(2) == [("a", 10), ("b", 10)]
+    r.set("a", 10, 4)  # a re-reaches 10 later (e.g. +5 then -5): now b was first
+    assert r.top(2) == [("b", 10), ("a", 10)]
+
+
+@pytest.mark.parametrize("score", [-MAX_SCORE, -1, 0, 1, MAX_SCORE])
+def test_key_round_trips_extremes(score: int) -> None:
+    key = make_key(score, 2**40 + 7)
+    assert key_score(key) == score
+    assert key_seq(key) == 2**40 + 7
+
+
+def test_negative_scores_rank_below_zero() -> None:
+    r = board(("neg", -5, 1), ("zero", 0, 2))
+    assert r.top(2) == [("zero", 0), ("neg", -5)]
+
+
+def test_rank_and_score_of_unknown_user() -> None:
+    r = board(("a", 1, 1))
+    assert r.rank("nobody") is None and r.score("nobody") is None
+
+
+def test_hidden_users_leave_the_order_and_keep_their_score() -> None:
+    r = board(("a", 30, 1), ("b", 20, 2), ("c", 10, 3))
+    v = r.version
+    r.hide("a")
+    assert r.version > v
+    assert r.top(3) == [("b", 20), ("c", 10)]
+    assert r.rank("a") is None and r.score("a") == 30
+    assert len(r) == 2
+    r.set("a", 40, 4)  # a hidden user can still be changed (an admin adjustment)
+    assert r.top(3) == [("b", 20), ("c", 10)]
+    r.show("a")
+    assert r.top(3) == [("a", 40), ("b", 20), ("c", 10)]
+
+
+def test_around_clips_at_both_ends() -> None:
+    r = board(*((f"u{i}", 100 - i, i + 1) for i in range(10)))
+    assert [row[0] for row in r.around("u0", 2)] == [1, 2, 3]
+    assert [row[0] for row in r.around("u5", 2)] == [4, 5, 6, 7, 8]
+    assert [row[1] for row in r.around("u9", 1)] == ["u8", "u9"]
+    assert r.around("missing", 3) == []
+
+
+def test_bulk_load_equals_one_by_one() -> None:
+    rows = [(f"u{i}", (i * 37) % 11, i + 1) for i in range(200)]
+    a = board(*rows)
+    b = Ranking("global")
+    b.load(rows)
+    assert a.top(200) == b.top(200)
+    assert all(a.rank(u) == b.rank(u) for u, _, _ in rows)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(-1000, 1000)), max_size=60))
+def test_order_always_matches_a_sort_of_scores(changes: list[tuple[str, int]]) -> None:
+    r = Ranking("global")
+    reached: dict[str, tuple[int, int]] = {}
+    for seq, (user, score) in enumerate(changes, 1):
+        r.set(user, score, seq)
+        reached[user] = (score, seq)
+    expected = sorted(reached, key=lambda u: (-reached[u][0], reached[u][1]))
+    assert [u for u, _ in r.top(100)] == expected
+    for i, user in enumerate(expected, 1):
+        assert r.rank(user) == i
+        assert r.score(user) == reached[user][0]
