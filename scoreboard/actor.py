@@ -26,7 +26,12 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
 from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
-from scoreboard.storage.base import ActionLog, DuplicateAction, StoreUnavailable
+from scoreboard.storage.base import (
+    ActionLog,
+    DuplicateAction,
+    DuplicateProof,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("scoreboard.writer")
 
@@ -190,6 +195,14 @@ class Writer:
                     engine.remember(r)
                 await self._process(items, retried=True)
                 return
+            except DuplicateProof as exc:
+                if retried:
+                    raise
+                # The database's guard caught a spent proof memory had forgotten.
+                for jti in exc.jtis:
+                    engine.spent[jti] = self.clock() + 3600.0
+                await self._process(items, retried=True)
+                return
             except StoreUnavailable as exc:
                 self.store_ok = False
                 err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
@@ -247,7 +260,8 @@ class Writer:
             )
         return UserResult(
             user_id=r.user_id, frozen=r.user_id in self.engine.frozen,
-            hidden=r.user_id in self.engine.hidden, seq=r.seq, at=r.at,
+            hidden=r.user_id in self.engine.hidden, flag=self.engine.flags.get(r.user_id),
+            seq=r.seq, at=r.at,
         )
 
     async def _commit(self, batch: CommitBatch) -> None:

@@ -23,6 +23,7 @@ from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import QuotaExceeded, Rejection
 from scoreboard.core.ranking import Ranking
 from scoreboard.ratelimit import Verdict
+from scoreboard.storage.base import StoreError
 from scoreboard.views import iso
 
 if TYPE_CHECKING:
@@ -85,6 +86,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = json_response(
             error_body(exc.code, exc.message, rid), exc.status,
             {"Retry-After": str(max(1, round(exc.retry_after)))},
+        )
+    except StoreError as exc:  # a read that needs the database while it is down
+        response = json_response(
+            error_body("STORE_UNAVAILABLE", f"the action log is unavailable: {exc}", rid), 503,
+            {"Retry-After": "2"},
         )
     except web.HTTPException as exc:  # aiohttp's own: unknown route, bad method, too large
         if exc.status < 400:
@@ -185,7 +191,7 @@ class Api:
         client_action_id = v.string(body, "clientActionId", required=True)
         board = v.board_name(v.string(body, "board", required=False, max_len=64))
         proof_token = v.string(body, "proof", required=False,
-                               max_len=self.settings.auth.max_token_bytes)
+                               max_len=self.settings.auth.max_token_bytes, pattern=v.JWS)
         metadata = v.metadata(body, self.settings.limits.max_metadata_bytes)
         assert action_type is not None and client_action_id is not None
         proof = self.s.proofs.verify(proof_token) if proof_token is not None else None

@@ -7,11 +7,12 @@ from typing import Any
 
 import orjson
 
-from scoreboard.core.errors import InvalidCommand
+from scoreboard.core.errors import InvalidCommand, ProofInvalid
 
 MAX_ID = 128
 BOARD = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 _PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+JWS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*$")
 MAX_DEPTH = 4
 ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
 
@@ -28,6 +29,17 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    """NUL cannot be stored as text by every backend; refuse it at the edge."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -50,6 +62,8 @@ def string(body: dict[str, Any], name: str, *, required: bool, max_len: int = MA
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
     if not 0 < len(value) <= max_len or not pattern.match(value):
+        if pattern is JWS:
+            raise ProofInvalid(f"{name} is not a compact JWS")
         raise BadRequest(f"{name} must be 1-{max_len} printable characters")
     return value
 
@@ -68,6 +82,8 @@ def metadata(body: dict[str, Any], max_bytes: int) -> dict[str, Any] | None:
         raise BadRequest("metadata must be a JSON object")
     if _depth(value) > MAX_DEPTH:
         raise BadRequest(f"metadata may nest at most {MAX_DEPTH} levels")
+    if _has_nul(value):
+        raise BadRequest("metadata must not contain NUL characters")
     if len(orjson.dumps(value)) > max_bytes:
         raise BadRequest(f"metadata must be at most {max_bytes} bytes")
     return value

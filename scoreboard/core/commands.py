@@ -71,6 +71,12 @@ class SetNameHidden(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ClearFlag(Command):
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ActionResult:
     """The reply to an accepted (or replayed) score change."""
 
@@ -87,10 +93,11 @@ class ActionResult:
 
 @dataclass(frozen=True, slots=True)
 class UserResult:
-    """The reply to a freeze or name-visibility change."""
+    """The reply to a freeze, flag or name-visibility change."""
 
     user_id: str
     frozen: bool
     hidden: bool
+    flag: str | None
     seq: int
     at: float

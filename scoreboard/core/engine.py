@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ import orjson
 from scoreboard.core import errors
 from scoreboard.core.commands import (
     AdjustScore,
+    ClearFlag,
     Command,
     SetFrozen,
     SetNameHidden,
@@ -34,9 +35,10 @@ from scoreboard.core.records import (
     Snapshot,
     UserRow,
 )
-from scoreboard.core.rules import RuleSet
+from scoreboard.core.rules import AbuseLimits, RuleSet
 
 ANONYMOUS = "Anonymous"
+MONITOR = "abuse-monitor"  # the actor named on records the abuse monitor writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class Pending:
     keys: dict[tuple[str, str], int] = field(default_factory=dict)  # key → fingerprint
     quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
     jtis: set[str] = field(default_factory=set)
+    activity: dict[str, tuple[int, int]] = field(default_factory=dict)  # user → (n, points)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -88,8 +91,10 @@ class Engine:
         *,
         retention: float = 3600.0,
         max_keys: int = 200_000,
+        abuse: AbuseLimits | None = None,
     ) -> None:
         self.rules = rules
+        self.abuse = abuse if abuse is not None and abuse.enabled else None
         self.boards: dict[str, Ranking] = {b: Ranking(b) for b in boards}
         self.boards.setdefault("global", Ranking("global"))
         self.retention = retention
@@ -99,6 +104,9 @@ class Engine:
         self.names: dict[str, str] = {}
         self.frozen: set[str] = set()
         self.hidden: set[str] = set()
+        self.flags: dict[str, str] = {}  # user → why the abuse monitor flagged them
+        # user → [minute, actions, points] for the abuse monitor, oldest minute first
+        self.activity: OrderedDict[str, list[int]] = OrderedDict()
         # (user, clientActionId) → (seq, fingerprint, at), oldest first
         self.keys: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
         # (user, actionType) → times of accepted actions inside the rule's window
@@ -115,7 +123,7 @@ class Engine:
             return self._decide_adjust(cmd, now, pending)
         if isinstance(cmd, SetFrozen):
             return self._decide_user_flag(cmd, now, pending)
-        if isinstance(cmd, SetNameHidden):
+        if isinstance(cmd, SetNameHidden | ClearFlag):
             return self._decide_user_flag(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
@@ -161,6 +169,7 @@ class Engine:
             self.names.get(user_id),
             user_id in self.frozen,
             user_id in self.hidden,
+            self.flags.get(user_id),
         )
 
     def _decide_action(self, cmd: SubmitAction, now: float, pending: Pending) -> LogRecord | Replay:
@@ -213,6 +222,45 @@ class Engine:
             pending.quota_hits[qkey] = pending.quota_hits.get(qkey, 0) + 1
         if jti is not None:
             pending.jtis.add(jti)
+        if self.abuse is not None:
+            self._watch(cmd.user_id, rule.points, now, pending)
+        return record
+
+    def _watch(self, user_id: str, points: int, now: float, pending: Pending) -> None:
+        """Flag (and optionally freeze) a user whose last minute passes a threshold."""
+        assert self.abuse is not None
+        minute = int(now // 60)
+        entry = self.activity.get(user_id)
+        count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
+        n, p = pending.activity.get(user_id, (0, 0))
+        pending.activity[user_id] = (n + 1, p + points)
+        count, total = count + n + 1, total + p + points
+        user = self._user(user_id, pending)
+        if user.flag is not None:
+            return
+        limits = self.abuse
+        if limits.actions_per_minute and count > limits.actions_per_minute:
+            reason = f"{count} actions within a minute (threshold {limits.actions_per_minute})"
+        elif limits.points_per_minute and total > limits.points_per_minute:
+            reason = f"{total} points within a minute (threshold {limits.points_per_minute})"
+        else:
+            return
+        user = replace(user, flag=reason)
+        self._user_record(pending, now, user, Kind.FLAG, actor=MONITOR, reason=reason)
+        if limits.auto_freeze and not user.frozen:
+            user = replace(user, frozen=True)
+            self._user_record(pending, now, user, Kind.FREEZE, actor=MONITOR,
+                              reason=f"automatic: {reason}")
+
+    def _user_record(self, pending: Pending, now: float, row: UserRow, kind: Kind, *,
+                     actor: str | None, reason: str | None) -> LogRecord:
+        record = LogRecord(
+            seq=pending.next_seq, at=now, board="global", user_id=row.user_id, kind=kind,
+            actor=actor, reason=reason, display_name=row.display_name,
+        )
+        pending.next_seq += 1
+        pending.records.append(record)
+        pending.users[row.user_id] = row
         return record
 
     def _decide_adjust(self, cmd: AdjustScore, now: float, pending: Pending) -> LogRecord | Replay:
@@ -253,13 +301,13 @@ class Engine:
         user = self._user(user_id, pending)
         name = fields.get("display_name")
         if name is not None and name != user.display_name:
-            pending.users[user_id] = UserRow(user_id, name, user.frozen, user.hidden)
+            pending.users[user_id] = replace(user, display_name=name)
         elif user_id not in self.names and user_id not in pending.users:
             pending.users[user_id] = user
         return record
 
     def _decide_user_flag(
-        self, cmd: SetFrozen | SetNameHidden, now: float, pending: Pending
+        self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
     ) -> LogRecord:
         user = self._user(cmd.user_id, pending)
         known = user.user_id in self.names or user.user_id in pending.users or any(
@@ -269,20 +317,14 @@ class Engine:
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             kind = Kind.FREEZE if cmd.frozen else Kind.UNFREEZE
-            row = UserRow(user.user_id, user.display_name, cmd.frozen, user.hidden)
-            actor, reason = cmd.actor, cmd.reason
-        else:
-            kind = Kind.HIDE_NAME if cmd.hidden else Kind.SHOW_NAME
-            row = UserRow(user.user_id, user.display_name, user.frozen, cmd.hidden)
-            actor, reason = None, None
-        record = LogRecord(
-            seq=pending.next_seq, at=now, board="global", user_id=cmd.user_id, kind=kind,
-            actor=actor, reason=reason, display_name=user.display_name,
-        )
-        pending.next_seq += 1
-        pending.records.append(record)
-        pending.users[cmd.user_id] = row
-        return record
+            return self._user_record(pending, now, replace(user, frozen=cmd.frozen), kind,
+                                     actor=cmd.actor, reason=cmd.reason)
+        if isinstance(cmd, ClearFlag):
+            return self._user_record(pending, now, replace(user, flag=None), Kind.UNFLAG,
+                                     actor=cmd.actor, reason=cmd.reason)
+        kind = Kind.HIDE_NAME if cmd.hidden else Kind.SHOW_NAME
+        return self._user_record(pending, now, replace(user, hidden=cmd.hidden), kind,
+                                 actor=None, reason=None)
 
     def new_pending(self) -> Pending:
         return Pending(next_seq=self.last_seq + 1)
@@ -320,6 +362,10 @@ class Engine:
         elif kind in (Kind.HIDE_NAME, Kind.SHOW_NAME):
             (self.hidden.add if kind == Kind.HIDE_NAME else self.hidden.discard)(r.user_id)
             self._touch(r.user_id)
+        elif kind == Kind.FLAG:
+            self.flags[r.user_id] = r.reason or "flagged"
+        elif kind == Kind.UNFLAG:
+            self.flags.pop(r.user_id, None)
         if r.user_id not in self.names and r.display_name is not None:
             self.names[r.user_id] = r.display_name
         self.remember(r)
@@ -348,6 +394,15 @@ class Engine:
                 self._quota_order.setdefault(r.action_type, deque()).append((r.at, r.user_id))
         if r.proof_jti is not None and r.proof_exp is not None:
             self.spent[r.proof_jti] = r.proof_exp
+        if self.abuse is not None and r.kind == Kind.ACTION:
+            minute = int(r.at // 60)
+            entry = self.activity.get(r.user_id)
+            if entry is None or entry[0] != minute:
+                self.activity[r.user_id] = [minute, 1, r.delta]
+                self.activity.move_to_end(r.user_id)
+            else:
+                entry[1] += 1
+                entry[2] += r.delta
 
     def _prune(self, qkey: tuple[str, str], horizon: float) -> deque[float]:
         hits = self.quota_hits.get(qkey)
@@ -380,6 +435,12 @@ class Engine:
             if exp >= now:
                 break
             del self.spent[jti]
+        minute = int(now // 60)
+        while self.activity:
+            user_id, entry = next(iter(self.activity.items()))
+            if entry[0] >= minute:
+                break
+            del self.activity[user_id]
 
     def restore(self, snapshot: Snapshot) -> None:
         """Load the stored current rows and the recent records into an empty engine."""
@@ -390,6 +451,8 @@ class Engine:
                 self.frozen.add(u.user_id)
             if u.hidden:
                 self.hidden.add(u.user_id)
+            if u.flag is not None:
+                self.flags[u.user_id] = u.flag
         by_board: dict[str, list[tuple[str, int, int]]] = {}
         for s in snapshot.scores:
             by_board.setdefault(s.board, []).append((s.user_id, s.score, s.reached_seq))
@@ -421,5 +484,6 @@ class Engine:
             "names": dict(sorted(self.names.items())),
             "frozen": sorted(self.frozen),
             "hidden": sorted(self.hidden),
+            "flags": dict(sorted(self.flags.items())),
             "last_seq": self.last_seq,
         }

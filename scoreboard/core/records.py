@@ -20,6 +20,8 @@ class Kind(StrEnum):
     UNFREEZE = "unfreeze"
     HIDE_NAME = "hide_name"  # the user asked to appear as anonymous
     SHOW_NAME = "show_name"
+    FLAG = "flag"  # the abuse monitor marked the user, with the reason
+    UNFLAG = "unflag"  # an administrator cleared the flag
 
 
 SCORE_KINDS = frozenset({Kind.ACTION, Kind.ADJUST})
@@ -61,6 +63,7 @@ class UserRow:
     display_name: str | None
     frozen: bool
     hidden: bool
+    flag: str | None = None  # why the abuse monitor flagged the user, if it did
 
 
 @dataclass(frozen=True, slots=True)

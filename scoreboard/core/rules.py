@@ -100,3 +100,19 @@ class RuleSet(Mapping[str, Rule]):
         if not rules:
             raise RuleError("rules: at least one action rule is needed")
         return cls(rules)
+
+
+@dataclass(frozen=True, slots=True)
+class AbuseLimits:
+    """Thresholds past which a user is flagged (`[abuse]`); 0 turns a threshold off.
+
+    Counted per user per calendar minute of the writer's clock, over accepted actions.
+    """
+
+    actions_per_minute: int = 0
+    points_per_minute: int = 0
+    auto_freeze: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.actions_per_minute or self.points_per_minute)

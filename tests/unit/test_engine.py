@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scoreboard.core import errors
 from scoreboard.core.commands import (
     AdjustScore,
+    ClearFlag,
     Command,
     ProofClaims,
     SetFrozen,
@@ -20,7 +21,7 @@ from scoreboard.core.commands import (
 from scoreboard.core.engine import ANONYMOUS, Engine, Replay
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.core.records import Kind, LogRecord, Snapshot
-from scoreboard.core.rules import RuleSet
+from scoreboard.core.rules import AbuseLimits, RuleSet
 
 RULES = RuleSet.from_config({
     "COMPLETE_LEVEL": {"points": 10},
@@ -230,6 +231,52 @@ def test_restore_from_rows_equals_live_state(engine: Engine) -> None:
     assert other.state_digest() == engine.state_digest()
 
 
+def test_abuse_flag_trips_at_its_threshold() -> None:
+    e = Engine(RULES, abuse=AbuseLimits(actions_per_minute=3))
+    out = run(e, [act("a", str(i)) for i in range(3)], now=T0)
+    assert all(isinstance(o, LogRecord) and o.kind == Kind.ACTION for o in out)
+    assert "a" not in e.flags
+    out = run(e, [act("a", "3")], now=T0 + 1)
+    assert isinstance(out[0], LogRecord)
+    assert [r.kind for r in e_records(e, out)] == [Kind.ACTION]
+    assert e.flags["a"].startswith("4 actions within a minute")
+    assert "a" not in e.frozen  # flag only: auto_freeze is off
+    run(e, [act("a", "4")], now=T0 + 2)  # already flagged: no second flag record
+    assert e.last_seq == 6
+
+
+def e_records(e: Engine, out: list[Outcome]) -> list[LogRecord]:
+    return records(out)
+
+
+def test_abuse_auto_freeze_and_clear() -> None:
+    e = Engine(RULES, abuse=AbuseLimits(points_per_minute=25, auto_freeze=True))
+    pending = e.new_pending()
+    for i in range(3):
+        e.decide(act("a", str(i)), T0, pending)
+    kinds = [r.kind for r in pending.records]
+    assert kinds == [Kind.ACTION, Kind.ACTION, Kind.ACTION, Kind.FLAG, Kind.FREEZE]
+    for r in pending.records:
+        e.apply(r)
+    assert "a" in e.frozen and "30 points" in e.flags["a"]
+    assert e.boards["global"].top(5) == []
+    (out,) = run(e, [act("a", "x")], now=T0 + 120)
+    assert isinstance(out, errors.UserFrozen)
+    run(e, [ClearFlag("a", actor="admin", reason="ok"),
+            SetFrozen("a", actor="admin", frozen=False, reason="ok")], now=T0 + 120)
+    assert "a" not in e.flags and "a" not in e.frozen
+    assert e.boards["global"].top(5) == [("a", 30)]
+
+
+def test_abuse_counters_are_per_minute() -> None:
+    e = Engine(RULES, abuse=AbuseLimits(actions_per_minute=2))
+    run(e, [act("a", "1"), act("a", "2")], now=T0)
+    run(e, [act("a", "3"), act("a", "4")], now=T0 + 60)
+    assert "a" not in e.flags
+    e.expire(T0 + 180)
+    assert not e.activity
+
+
 # -- the log is the state ---------------------------------------------------------------
 
 users = st.sampled_from(["ann", "bob", "cyd", "dee"])
@@ -242,7 +289,9 @@ commands = st.one_of(
               users, st.integers(-30, 30), st.integers(0, 5)),
     st.builds(lambda u, f: SetFrozen(u, actor="adm", frozen=f, reason="r"), users, st.booleans()),
     st.builds(lambda u, h: SetNameHidden(u, hidden=h), users, st.booleans()),
+    st.builds(lambda u: ClearFlag(u, actor="adm", reason="r"), users),
 )
+ABUSE = AbuseLimits(actions_per_minute=4, points_per_minute=60, auto_freeze=True)
 
 
 @settings(max_examples=150, deadline=None)
@@ -251,17 +300,21 @@ commands = st.one_of(
 def test_replaying_the_log_rebuilds_the_live_state(
     batches: list[list[Command]], gaps: list[float]
 ) -> None:
-    live = Engine(RULES, ("global", "weekly"))
+    live = Engine(RULES, ("global", "weekly"), abuse=ABUSE)
     log: list[LogRecord] = []
     now = T0
     for batch, gap in zip(batches, gaps, strict=False):
         now += gap
         log.extend(records(run(live, batch, now)))
-    replayed = Engine(RULES, ("global", "weekly"))
+    replayed = Engine(RULES, ("global", "weekly"), abuse=ABUSE)
     for r in log:
         replayed.apply(r)
     assert replayed.state_digest() == live.state_digest()
     assert replayed.keys == live.keys
+    # what later decisions depend on is the same once both forget what has lapsed
+    live.expire(now)
+    replayed.expire(now)
+    assert replayed.activity == live.activity and replayed.quota_hits == live.quota_hits
     assert [r.seq for r in log] == list(range(1, len(log) + 1))
     for ranking in live.boards.values():
         rows = [(u, s, q) for u, s, q in ranking.rows() if u not in live.frozen]

@@ -1,0 +1,188 @@
+"""Administration and anti-cheat endpoints: adjustments, freezing, history, abuse
+flags, action proofs and the user's own privacy switch.
+
+Every change here is an ordinary command to the writer, so it lands in the log with
+who made it, survives restarts and reaches live viewers like any score change.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from scoreboard import validation as v
+from scoreboard.api import ApiError, Api, json_response
+from scoreboard.auth import Principal
+from scoreboard.core.commands import (
+    ActionResult,
+    AdjustScore,
+    ClearFlag,
+    SetFrozen,
+    SetNameHidden,
+    UserResult,
+)
+from scoreboard.core.ranking import MAX_SCORE
+from scoreboard.core.records import LogRecord
+from scoreboard.core.rules import ACTION_TYPE
+from scoreboard.views import iso
+
+MAX_REASON = 500
+HISTORY_LIMIT = 100
+
+
+def record_json(r: LogRecord) -> dict[str, Any]:
+    return {
+        "seq": r.seq, "at": iso(r.at), "board": r.board, "userId": r.user_id, "kind": r.kind,
+        "actionType": r.action_type, "clientActionId": r.client_action_id, "delta": r.delta,
+        "prevScore": r.prev_score, "newScore": r.new_score, "displayName": r.display_name,
+        "metadata": r.metadata, "actor": r.actor, "reason": r.reason, "proofJti": r.proof_jti,
+    }
+
+
+def action_json(r: ActionResult) -> bytes:
+    return orjson.dumps({
+        "userId": r.user_id, "board": r.board, "actionType": r.action_type, "delta": r.delta,
+        "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
+        "at": iso(r.at),
+    })
+
+
+def user_json(r: UserResult) -> bytes:
+    return orjson.dumps({"userId": r.user_id, "frozen": r.frozen, "hidden": r.hidden,
+                         "flag": r.flag, "seq": r.seq, "at": iso(r.at)})
+
+
+class AdminApi:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.s = api.s
+
+    def scoped(self, request: web.Request, scope: str) -> Principal:
+        principal = self.api.principal(request, required=True)
+        assert principal is not None
+        if scope not in principal.scopes:
+            self.s.metrics.auth_failure("scope")
+            raise ApiError(403, "FORBIDDEN", f"this needs the {scope!r} scope")
+        return principal
+
+    def admin(self, request: web.Request) -> Principal:
+        return self.scoped(request, self.s.settings.auth.admin_scope)
+
+    async def body(self, request: web.Request, allowed: frozenset[str]) -> dict[str, Any]:
+        body = await self.api.json_body(request)
+        v.reject_unknown(body, allowed)
+        return body
+
+    @staticmethod
+    def reason(body: dict[str, Any]) -> str:
+        reason = v.string(body, "reason", required=True, max_len=MAX_REASON)
+        assert reason is not None
+        return reason
+
+    async def adjust(self, request: web.Request) -> web.Response:
+        admin = self.admin(request)
+        user_id = v.user_id(request.match_info["userId"])
+        body = await self.body(request, frozenset({"delta", "reason", "clientActionId", "board"}))
+        cid = v.string(body, "clientActionId", required=True)
+        assert cid is not None
+        cmd = AdjustScore(
+            user_id=user_id, actor=admin.user_id,
+            board=v.board_name(v.string(body, "board", required=False, max_len=64)),
+            delta=v.integer(body, "delta", -MAX_SCORE, MAX_SCORE),
+            reason=self.reason(body), client_action_id=cid,
+        )
+        result = await self.s.writer.submit(cmd)
+        assert isinstance(result, ActionResult)
+        return json_response(action_json(result))
+
+    async def _user_change(self, request: web.Request, frozen: bool | None) -> web.Response:
+        admin = self.admin(request)
+        user_id = v.user_id(request.match_info["userId"])
+        body = await self.body(request, frozenset({"reason"}))
+        reason = self.reason(body)
+        cmd: SetFrozen | ClearFlag
+        if frozen is None:
+            cmd = ClearFlag(user_id=user_id, actor=admin.user_id, reason=reason)
+        else:
+            cmd = SetFrozen(user_id=user_id, actor=admin.user_id, frozen=frozen, reason=reason)
+        result = await self.s.writer.submit(cmd)
+        assert isinstance(result, UserResult)
+        return json_response(user_json(result))
+
+    async def freeze(self, request: web.Request) -> web.Response:
+        return await self._user_change(request, True)
+
+    async def unfreeze(self, request: web.Request) -> web.Response:
+        return await self._user_change(request, False)
+
+    async def unflag(self, request: web.Request) -> web.Response:
+        return await self._user_change(request, None)
+
+    async def history(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        user_id = v.user_id(request.match_info["userId"])
+        limit = v.int_param(request.query.get("limit"), "limit", 50, 1, HISTORY_LIMIT)
+        cursor_raw = request.query.get("cursor")
+        cursor = None
+        if cursor_raw is not None:
+            cursor = v.int_param(cursor_raw, "cursor", 0, 1, 2**48)
+        records = await self.s.store.history(user_id, before_seq=cursor, limit=limit)
+        next_cursor = str(records[-1].seq) if len(records) == limit else None
+        return json_response(orjson.dumps({
+            "userId": user_id, "records": [record_json(r) for r in records],
+            "nextCursor": next_cursor,
+        }))
+
+    async def flags(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        engine = self.s.engine
+        return json_response(orjson.dumps({"flags": [
+            {"userId": u, "reason": reason, "frozen": u in engine.frozen,
+             "displayName": engine.names.get(u)}
+            for u, reason in sorted(engine.flags.items())
+        ]}))
+
+    async def mint_proof(self, request: web.Request) -> web.Response:
+        self.scoped(request, self.s.settings.auth.service_scope)
+        body = await self.body(request, frozenset({"userId", "actionType", "ttlSeconds"}))
+        user_id = v.user_id(v.string(body, "userId", required=True) or "")
+        action = v.string(body, "actionType", required=True, max_len=64) or ""
+        if not ACTION_TYPE.match(action) or action not in self.s.settings.rules:
+            raise ApiError(400, "UNKNOWN_ACTION", f"unknown actionType {action!r}")
+        proofs = self.s.settings.proofs
+        ttl = proofs.ttl_seconds
+        if "ttlSeconds" in body:
+            ttl = v.integer(body, "ttlSeconds", 1, proofs.max_ttl_seconds)
+        now = time.time()
+        token = self.s.proofs.mint(user_id, action, ttl=ttl, now=now)
+        return json_response(orjson.dumps({
+            "proof": token, "userId": user_id, "actionType": action,
+            "expiresAt": iso(int(now + ttl)),
+        }))
+
+    async def privacy(self, request: web.Request) -> web.Response:
+        principal = self.api.principal(request, required=True)
+        assert principal is not None
+        body = await self.body(request, frozenset({"hideName"}))
+        hide = body.get("hideName")
+        if not isinstance(hide, bool):
+            raise ApiError(400, "INVALID_REQUEST", "hideName must be true or false")
+        result = await self.s.writer.submit(SetNameHidden(user_id=principal.user_id, hidden=hide))
+        assert isinstance(result, UserResult)
+        return json_response(user_json(result))
+
+
+def add_admin_routes(app: web.Application, api: Api) -> None:
+    a = AdminApi(api)
+    p = "/api/v1"
+    app.router.add_post(f"{p}/admin/users/{{userId}}/adjustments", a.adjust)
+    app.router.add_post(f"{p}/admin/users/{{userId}}/freeze", a.freeze)
+    app.router.add_post(f"{p}/admin/users/{{userId}}/unfreeze", a.unfreeze)
+    app.router.add_post(f"{p}/admin/users/{{userId}}/unflag", a.unflag)
+    app.router.add_get(f"{p}/admin/users/{{userId}}/history", a.history)
+    app.router.add_get(f"{p}/admin/flags", a.flags)
+    app.router.add_post(f"{p}/proofs", a.mint_proof)
+    app.router.add_put(f"{p}/users/me/privacy", a.privacy)
