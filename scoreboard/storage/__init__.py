@@ -41,8 +41,8 @@ def open_store(database_url: str | None, data_dir: Path) -> ActionLog:
     """The (not yet opened) log for a database URL.
 
     - None, "" or "sqlite://" → SQLite in `<data_dir>/scoreboard.db`
-    - "sqlite:///abs/path.db" → SQLite at that absolute path; "sqlite:rel/path.db" →
-      relative to `data_dir`
+    - "sqlite:///abs/path.db" (or "sqlite:////abs/path.db") → SQLite at that absolute
+      path; "sqlite:rel/path.db" → relative to `data_dir`
     - "postgresql://…" or "postgres://…" → PostgreSQL (the URL goes to asyncpg as is)
     - "memory:" → the in-process memory log (tests and demos; nothing persists)
 
@@ -71,6 +71,8 @@ def _sqlite_path(database_url: str, data_dir: Path) -> Path:
             f"sqlite URL {database_url!r} names a host; use sqlite:///absolute/path.db"
         )
     path = unquote(parts.path)
-    if not path or path == "/":
+    if not path.strip("/"):
         return data_dir / DEFAULT_SQLITE_FILE
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")  # SQLAlchemy's sqlite:////abs/path spelling
     return data_dir / path  # an absolute path replaces data_dir

@@ -45,7 +45,7 @@ METADATA_INDEX = RECORD_COLUMNS.index("metadata")
 # One record as stored: the LogRecord fields in column order, metadata as JSON text.
 RecordRow = tuple[Any, ...]
 ScoreValues = tuple[str, str, int, int]
-UserValues = tuple[str, str | None, bool, bool]
+UserValues = tuple[str, str | None, bool, bool, str | None]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -211,6 +211,7 @@ def prepare(batch: CommitBatch) -> PreparedBatch:
             _text(u.display_name, "display_name"),
             bool(u.frozen),
             bool(u.hidden),
+            _text(u.flag, "flag"),
         )
         for u in _last_per_key(batch.users, lambda u: u.user_id)
     ]
@@ -255,8 +256,9 @@ def score_rows(rows: Iterable[Iterable[Any]]) -> list[ScoreRow]:
 
 
 def user_rows(rows: Iterable[Sequence[Any]]) -> list[UserRow]:
-    """Rows of (user_id, display_name, frozen, hidden); SQLite gives 0/1 for booleans."""
-    return [UserRow(r[0], r[1], bool(r[2]), bool(r[3])) for r in rows]
+    """Rows of (user_id, display_name, frozen, hidden, flag); SQLite gives 0/1 for
+    booleans."""
+    return [UserRow(r[0], r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows]
 
 
 @contextmanager

@@ -95,8 +95,11 @@ class ActionLog(abc.ABC):
         """A user's records, newest first, with seq < before_seq when given."""
 
     @abc.abstractmethod
-    def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
-        """Every record in seq order, in chunks (for `verify` and full replays)."""
+    def scan(
+        self, *, after: int | None = None, chunk: int = 10_000
+    ) -> AsyncIterator[list[LogRecord]]:
+        """Every record in seq order, in chunks (for `verify` and full replays); with
+        `after`, only those with seq > after (catching up after an unclear failure)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

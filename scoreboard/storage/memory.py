@@ -116,11 +116,12 @@ class MemoryLog(ActionLog):
                 found.append(record_from_row(row))
         return found
 
-    async def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+    async def scan(
+        self, *, after: int | None = None, chunk: int = 10_000
+    ) -> AsyncIterator[list[LogRecord]]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
         self._require_open()
-        after: int | None = None
         while True:
             # Re-find the position each time: appends may happen between chunks.
             start = 0 if after is None else bisect.bisect_right(self._seqs, after)
@@ -158,5 +159,5 @@ class MemoryLog(ActionLog):
                 self._seq_by_jti[row[14]] = seq
         for board, user_id, score, reached_seq in prepared.scores:
             self._scores[(board, user_id)] = ScoreRow(board, user_id, score, reached_seq)
-        for user_id, display_name, frozen, hidden in prepared.users:
-            self._users[user_id] = UserRow(user_id, display_name, frozen, hidden)
+        for user_id, display_name, frozen, hidden, flag in prepared.users:
+            self._users[user_id] = UserRow(user_id, display_name, frozen, hidden, flag)

@@ -44,7 +44,7 @@ from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable, Wri
 WRITER_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"scoreboard-writer").digest()[:8], "big", signed=True
 )
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -88,6 +88,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             hidden BOOLEAN NOT NULL
         )""",
     ),
+    2: ("ALTER TABLE users ADD COLUMN flag TEXT",),  # UserRow.flag (abuse monitor)
 }
 
 _RECORD_TYPES = (
@@ -106,11 +107,12 @@ _APPEND = f"""WITH
         DO UPDATE SET score = excluded.score, reached_seq = excluded.reached_seq
     ),
     users AS (
-        INSERT INTO users (user_id, display_name, frozen, hidden)
-        SELECT * FROM unnest($21::text[], $22::text[], $23::boolean[], $24::boolean[])
+        INSERT INTO users (user_id, display_name, frozen, hidden, flag)
+        SELECT * FROM unnest(
+            $21::text[], $22::text[], $23::boolean[], $24::boolean[], $25::text[])
         ON CONFLICT (user_id)
         DO UPDATE SET display_name = excluded.display_name, frozen = excluded.frozen,
-            hidden = excluded.hidden
+            hidden = excluded.hidden, flag = excluded.flag
     )
 SELECT 1"""
 _SELECT = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
@@ -134,11 +136,14 @@ _LOCK_HOLDER = """SELECT l.pid, a.application_name, host(a.client_addr) AS clien
 _INT64_MIN = -(2**63)
 
 # Failures after which the connection cannot be trusted: drop it and connect again.
-_CONNECTION_LOST = (
+# InternalClientError: asyncpg's protocol state can be left confused when the server
+# ends a session while the client is starting a command on it.
+_BROKEN = (
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
     OSError,
 )
 # Everything a database call may raise that means "not now", not "a bug here".
@@ -229,7 +234,7 @@ class PostgresLog(ActionLog):
                     await self._explain_conflict(conn, prepared, exc)
                     return
                 except _UNAVAILABLE as exc:
-                    lost = conn.is_closed() or isinstance(exc, _CONNECTION_LOST)
+                    lost = _broken(conn, exc)
                     if lost or isinstance(exc, TimeoutError):
                         # After a timeout the statement may still run on the server;
                         # start over on a fresh session rather than reuse this one.
@@ -256,7 +261,8 @@ class PostgresLog(ActionLog):
                     timeout=timeout,
                 )
                 users = await conn.fetch(
-                    "SELECT user_id, display_name, frozen, hidden FROM users", timeout=timeout
+                    "SELECT user_id, display_name, frozen, hidden, flag FROM users",
+                    timeout=timeout,
                 )
                 recent = await conn.fetch(_LOAD_RECENT, since, timeout=timeout)
             return Snapshot(
@@ -292,10 +298,12 @@ class PostgresLog(ActionLog):
 
         return await self._read(run)
 
-    async def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+    async def scan(
+        self, *, after: int | None = None, chunk: int = 10_000
+    ) -> AsyncIterator[list[LogRecord]]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
-        start = _INT64_MIN
+        start = _INT64_MIN if after is None else after + 1
         while True:
             # Keyset pages: each chunk is its own query, so a chunk that fails on a
             # dead connection is simply asked again from where it stopped.
@@ -441,20 +449,34 @@ class PostgresLog(ActionLog):
             pool = self._pool
             if pool is None:
                 raise StoreUnavailable("the PostgreSQL log is not open")
+            broken = False
             try:
                 async with pool.acquire(timeout=self._connect_timeout) as conn:
-                    return await run(conn)
+                    try:
+                        return await run(conn)
+                    except _UNAVAILABLE as exc:
+                        # Checked before release: a released proxy answers nothing.
+                        broken = _broken(conn, exc)
+                        if broken:
+                            conn.terminate()  # the pool replaces it; never reuse it
+                        raise
             except _UNAVAILABLE as exc:
-                if not isinstance(exc, _CONNECTION_LOST) or attempt == self._pool_size:
+                # Only a session that died under us is worth another try; when a new
+                # connection cannot be made, another attempt would just wait again.
+                if not broken or attempt == self._pool_size:
                     raise StoreUnavailable(f"read failed: {exc!r}") from exc
         raise AssertionError("unreachable")
+
+
+def _broken(conn: asyncpg.Connection, exc: BaseException) -> bool:
+    return isinstance(exc, _BROKEN) or conn.is_closed()
 
 
 def _append_args(prepared: PreparedBatch) -> list[list[Any]]:
     return [
         *_columns(prepared.records, len(RECORD_COLUMNS)),
         *_columns(prepared.scores, 4),
-        *_columns(prepared.users, 4),
+        *_columns(prepared.users, 5),
     ]
 
 

@@ -35,7 +35,7 @@ from scoreboard.storage._rows import (
 )
 from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Statements per schema version; a database at version N gets N+1.. applied on open.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -80,16 +80,17 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             hidden INTEGER NOT NULL
         )""",
     ),
+    2: ("ALTER TABLE users ADD COLUMN flag TEXT",),  # UserRow.flag (abuse monitor)
 }
 
 _INSERT_RECORD = f"INSERT INTO action_log ({RECORD_COLUMN_LIST}) VALUES ({', '.join('?' * 16)})"
 _UPSERT_SCORE = """INSERT INTO board_scores (board, user_id, score, reached_seq)
     VALUES (?, ?, ?, ?) ON CONFLICT (board, user_id)
     DO UPDATE SET score = excluded.score, reached_seq = excluded.reached_seq"""
-_UPSERT_USER = """INSERT INTO users (user_id, display_name, frozen, hidden)
-    VALUES (?, ?, ?, ?) ON CONFLICT (user_id)
+_UPSERT_USER = """INSERT INTO users (user_id, display_name, frozen, hidden, flag)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id)
     DO UPDATE SET display_name = excluded.display_name, frozen = excluded.frozen,
-        hidden = excluded.hidden"""
+        hidden = excluded.hidden, flag = excluded.flag"""
 _SELECT = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
 # Keys travel as one JSON array so any number fits in one statement.
 _FIND_ACTIONS = f"""{_SELECT} WHERE client_action_id IS NOT NULL
@@ -99,7 +100,11 @@ _FIND_ACTIONS = f"""{_SELECT} WHERE client_action_id IS NOT NULL
 _FIND_SEQS = f"{_SELECT} WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
 _FIND_JTIS = """SELECT proof_jti FROM action_log
     WHERE proof_jti IN (SELECT value FROM json_each(?))"""
-_LOAD_RECENT = f"{_SELECT} WHERE at >= ? OR proof_exp >= ? ORDER BY seq"
+# Written as a union of two index searches: SQLite plans the plain OR as a full scan.
+_LOAD_RECENT = f"""{_SELECT} WHERE seq IN (
+        SELECT seq FROM action_log WHERE at >= ?
+        UNION SELECT seq FROM action_log WHERE proof_exp >= ?)
+    ORDER BY seq"""
 _HISTORY = f"{_SELECT} WHERE user_id = ? ORDER BY seq DESC LIMIT ?"
 _HISTORY_BEFORE = f"{_SELECT} WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
 _SCAN = f"{_SELECT} WHERE seq >= ? ORDER BY seq LIMIT ?"
@@ -210,13 +215,13 @@ class SqliteLog(ActionLog):
                             "SELECT board, user_id, score, reached_seq FROM board_scores"
                         )
                         users = await conn.execute_fetchall(
-                            "SELECT user_id, display_name, frozen, hidden FROM users"
+                            "SELECT user_id, display_name, frozen, hidden, flag FROM users"
                         )
                         recent = await conn.execute_fetchall(_LOAD_RECENT, (since, since))
                         return Snapshot(
                             last_seq=int(next(iter(last))[0]),
                             scores=score_rows(scores),
-                            users=user_rows(list(users)),
+                            users=user_rows(users),
                             recent=records_from_rows(recent),
                         )
                 finally:
@@ -238,10 +243,12 @@ class SqliteLog(ActionLog):
             rows = await self._read(_HISTORY_BEFORE, (user_id, before_seq, limit))
         return records_from_rows(rows)
 
-    async def scan(self, *, chunk: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+    async def scan(
+        self, *, after: int | None = None, chunk: int = 10_000
+    ) -> AsyncIterator[list[LogRecord]]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
-        start = _INT64_MIN
+        start = _INT64_MIN if after is None else after + 1
         while True:
             records = records_from_rows(await self._read(_SCAN, (start, chunk)))
             if not records:
