@@ -1,11 +1,12 @@
 """The HTTP API (aiohttp), base path /api/v1, per SPEC §4.
 
 Handlers only translate: HTTP in, commands and queries to the writer and the views,
-HTTP out. Every error leaves through `error_middleware` in the one JSON shape.
+HTTP out. Every error leaves through the request middleware in the one JSON shape.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
     from scoreboard.service import Service
 
 log = logging.getLogger("scoreboard.http")
+access_log = logging.getLogger("scoreboard.access")
 
 SERVICE: web.AppKey[Service] = web.AppKey("service")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
+USER: web.RequestKey[str] = web.RequestKey("user", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 
@@ -67,12 +70,34 @@ _STATUS_CODES = {
 }
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-ID", "")
-    if not _REQUEST_ID.match(rid):
-        rid = secrets.token_hex(8)
-    request[REQUEST_ID] = rid
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def make_request_middleware() -> Middleware:
+    """Request ids, the one error shape, and the access log, for every HTTP request.
+
+    Generated ids are a random per-process prefix plus a counter: unique, and far
+    cheaper than asking the OS for fresh random bytes on every request."""
+    prefix = secrets.token_hex(4)
+    counter = itertools.count(1)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        rid = request.headers.get("X-Request-ID", "")
+        if not _REQUEST_ID.match(rid):
+            rid = f"{prefix}-{next(counter):x}"
+        request[REQUEST_ID] = rid
+        response = await _respond(request, handler, rid)
+        response.headers["X-Request-ID"] = rid
+        if access_log.isEnabledFor(logging.INFO):
+            _log_request(request, response.status, time.perf_counter() - started, rid)
+        return response
+
+    return middleware
+
+
+async def _respond(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
     try:
         response = await handler(request)
     except ApiError as exc:
@@ -101,8 +126,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error", extra={"request_id": rid})
         response = json_response(error_body("INTERNAL", "internal error", rid), 500)
-    response.headers["X-Request-ID"] = rid
     return response
+
+
+def _log_request(request: web.Request, status: int, seconds: float, rid: str) -> None:
+    """One JSON line per request. The path is logged without its query string, so a
+    token passed as `?token=` never reaches the log; headers are never logged."""
+    fields: dict[str, object] = {
+        "request_id": rid, "method": request.method, "path": request.path,
+        "status": status, "ms": round(seconds * 1000, 3), "remote": request.remote,
+    }
+    user = request.get(USER)
+    if user is not None:
+        fields["user"] = user
+    action = request.get(ACTION)
+    if action is not None:
+        fields["action_type"], fields["client_action_id"] = action
+    access_log.info("request", extra=fields)
 
 
 class Api:
@@ -126,10 +166,12 @@ class Api:
             self.s.metrics.auth_failure("malformed")
             raise unauthorized("the Authorization header must be 'Bearer <token>'")
         try:
-            return self.auth.verify(token.strip())
+            principal = self.auth.verify(token.strip())
         except AuthError as exc:
             self.s.metrics.auth_failure(exc.reason)
             raise unauthorized(exc.message) from None
+        request[USER] = principal.user_id
+        return principal
 
     def reader(self, request: web.Request) -> Principal | None:
         return self.principal(request, required=not self.settings.leaderboard.public)

@@ -8,6 +8,7 @@ writer still commits → drain and stop the writer → close live sockets → cl
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,14 +16,17 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from scoreboard.actor import Writer
-from scoreboard.api import SERVICE, Api, add_routes, error_middleware
+from scoreboard.admin import add_admin_routes
+from scoreboard.api import SERVICE, Api, add_routes, make_request_middleware
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
+from scoreboard.live import LiveServer
 from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
 from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter
 from scoreboard.settings import Settings
 from scoreboard.storage import open_store
+from scoreboard.storage._rows import gc_paused
 from scoreboard.storage.base import ActionLog, StoreUnavailable
 from scoreboard.views import Views
 
@@ -53,6 +57,7 @@ class Service:
     _ready_checked: tuple[float, bool] = (0.0, False)
     _started: bool = False
     app: web.Application = field(init=False)
+    live: LiveServer = field(init=False)
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -65,6 +70,7 @@ class Service:
             settings.leaderboard.boards,
             retention=w.idempotency_retention_seconds,
             max_keys=w.idempotency_max_keys,
+            abuse=settings.abuse,
         )
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
@@ -85,6 +91,8 @@ class Service:
             ip_limiter=RateLimiter(settings.limits.ip_per_minute),
         )
         writer.batch_observers.append(service.metrics.observe_batch)
+        service.live = LiveServer(settings, service.auth, service.views, service.metrics)
+        writer.listeners.append(service.live.hub.on_commit)
         service.metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
@@ -94,12 +102,14 @@ class Service:
 
     def _make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[error_middleware],
+            middlewares=[make_request_middleware()],
             client_max_size=self.settings.limits.max_body_bytes,
         )
         app[SERVICE] = self
         api = Api(self)
         add_routes(app, api)
+        self.live.add_routes(app)
+        add_admin_routes(app, api)
         app.router.add_get("/metrics", self._metrics)
         return app
 
@@ -133,14 +143,18 @@ class Service:
         horizon = time.time() - max(
             w.idempotency_retention_seconds, self.settings.rules.longest_window
         )
-        snapshot = await self.store.load(since=horizon)
-        self.engine.restore(snapshot)
+        with gc_paused():
+            snapshot = await self.store.load(since=horizon)
+            self.engine.restore(snapshot)
+            counts = len(snapshot.scores), len(snapshot.recent), snapshot.last_seq
+            del snapshot
+        # Millions of long-lived objects now exist; keep later collections from
+        # rescanning them all (a full pass over 1M users would stall the loop).
+        gc.freeze()
         elapsed = time.perf_counter() - started
         self.metrics.recovery_seconds.set(elapsed)
-        log.info(
-            "recovered %d users, %d recent records, last seq %d in %.3f s",
-            len(snapshot.scores), len(snapshot.recent), snapshot.last_seq, elapsed,
-        )
+        log.info("recovered %d users, %d recent records, last seq %d in %.3f s",
+                 *counts, elapsed)
         return elapsed
 
     async def start(self) -> None:
@@ -148,6 +162,7 @@ class Service:
         try:
             await self.recover()
             self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
+            await self.live.start()  # before HTTP: the page shows the bound WebSocket port
             self._runner = web.AppRunner(
                 self.app, access_log=None, shutdown_timeout=self.settings.server.shutdown_grace,
             )
@@ -162,7 +177,13 @@ class Service:
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._started = True
-        log.info("serving HTTP on %s:%d", self.settings.server.host, self.http_port)
+        log.info("serving HTTP on %s:%d, WebSocket on port %d",
+                 self.settings.server.host, self.http_port, self.ws_port)
+
+    @property
+    def ws_port(self) -> int:
+        """The bound WebSocket port (0 until started)."""
+        return self.live.ws_port
 
     async def stop(self) -> None:
         """Graceful: in-flight requests are answered, queued writes committed."""
@@ -176,6 +197,7 @@ class Service:
             except Exception:
                 log.exception("writer stopped with an error")
             self._writer_task = None
+        await self.live.stop()  # WebSockets close with 1001 once the last commits went out
         await self.store.close()
         self._started = False
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scoreboard.core.rules import RuleError, RuleSet
+from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -101,6 +101,23 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """WebSocket and SSE live updates (`[live]`)."""
+
+    broadcast_interval: float
+    ping_interval: float
+    ping_timeout: float
+    close_timeout: float
+    sse_heartbeat: float
+    max_connections: int
+    max_connections_per_user: int
+    send_buffer_cap: int
+    stall_seconds: float
+    max_message_bytes: int
+    public_ws_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings
     leaderboard: LeaderboardSettings
@@ -108,6 +125,8 @@ class Settings:
     proofs: ProofSettings
     writer: WriterSettings
     limits: LimitSettings
+    live: LiveSettings
+    abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
 
 
@@ -357,4 +376,33 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         rules = RuleSet.from_config(rules_table)
     except RuleError as exc:
         raise SettingsError(str(exc)) from None
-    return Settings(server, leaderboard, auth, proofs, writer, limits, rules)
+    ab = _Section(tree, "abuse")
+    abuse = AbuseLimits(
+        actions_per_minute=ab.integer("actions_per_minute", 0, 10_000_000),
+        points_per_minute=ab.integer("points_per_minute", 0, 2**53 - 1),
+        auto_freeze=ab.flag("auto_freeze"),
+    )
+    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules)
+
+
+def _live(tree: Mapping[str, Any]) -> LiveSettings:
+    lv = _Section(tree, "live")
+    live = LiveSettings(
+        broadcast_interval=lv.number("broadcast_interval", 0.001, 10.0),
+        ping_interval=lv.number("ping_interval", 0.05, 3600.0),
+        ping_timeout=lv.number("ping_timeout", 0.05, 3600.0),
+        close_timeout=lv.number("close_timeout", 0.0, 600.0),
+        sse_heartbeat=lv.number("sse_heartbeat", 0.05, 3600.0),
+        max_connections=lv.integer("max_connections", 0, 1_000_000),
+        max_connections_per_user=lv.integer("max_connections_per_user", 0, 100_000),
+        send_buffer_cap=lv.integer("send_buffer_cap", 1024, 64 * 1024 * 1024),
+        stall_seconds=lv.number("stall_seconds", 0.05, 3600.0),
+        max_message_bytes=lv.integer("max_message_bytes", 128, 1024 * 1024),
+        public_ws_url=lv.text("public_ws_url"),
+    )
+    url = live.public_ws_url
+    if url and not url.startswith(("ws://", "wss://", "/")):
+        raise SettingsError(
+            "live.public_ws_url: expected ws://…, wss://…, a path starting with / or empty"
+        )
+    return live

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -245,10 +245,10 @@ class Engine:
             reason = f"{total} points within a minute (threshold {limits.points_per_minute})"
         else:
             return
-        user = replace(user, flag=reason)
+        user = user._replace(flag=reason)
         self._user_record(pending, now, user, Kind.FLAG, actor=MONITOR, reason=reason)
         if limits.auto_freeze and not user.frozen:
-            user = replace(user, frozen=True)
+            user = user._replace(frozen=True)
             self._user_record(pending, now, user, Kind.FREEZE, actor=MONITOR,
                               reason=f"automatic: {reason}")
 
@@ -301,7 +301,7 @@ class Engine:
         user = self._user(user_id, pending)
         name = fields.get("display_name")
         if name is not None and name != user.display_name:
-            pending.users[user_id] = replace(user, display_name=name)
+            pending.users[user_id] = user._replace(display_name=name)
         elif user_id not in self.names and user_id not in pending.users:
             pending.users[user_id] = user
         return record
@@ -317,13 +317,13 @@ class Engine:
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             kind = Kind.FREEZE if cmd.frozen else Kind.UNFREEZE
-            return self._user_record(pending, now, replace(user, frozen=cmd.frozen), kind,
+            return self._user_record(pending, now, user._replace(frozen=cmd.frozen), kind,
                                      actor=cmd.actor, reason=cmd.reason)
         if isinstance(cmd, ClearFlag):
-            return self._user_record(pending, now, replace(user, flag=None), Kind.UNFLAG,
+            return self._user_record(pending, now, user._replace(flag=None), Kind.UNFLAG,
                                      actor=cmd.actor, reason=cmd.reason)
         kind = Kind.HIDE_NAME if cmd.hidden else Kind.SHOW_NAME
-        return self._user_record(pending, now, replace(user, hidden=cmd.hidden), kind,
+        return self._user_record(pending, now, user._replace(hidden=cmd.hidden), kind,
                                  actor=None, reason=None)
 
     def new_pending(self) -> Pending:
@@ -444,28 +444,36 @@ class Engine:
 
     def restore(self, snapshot: Snapshot) -> None:
         """Load the stored current rows and the recent records into an empty engine."""
-        for u in snapshot.users:
-            if u.display_name is not None:
-                self.names[u.user_id] = u.display_name
-            if u.frozen:
-                self.frozen.add(u.user_id)
-            if u.hidden:
-                self.hidden.add(u.user_id)
-            if u.flag is not None:
-                self.flags[u.user_id] = u.flag
-        by_board: dict[str, list[tuple[str, int, int]]] = {}
-        for s in snapshot.scores:
-            by_board.setdefault(s.board, []).append((s.user_id, s.score, s.reached_seq))
-        for board, rows in by_board.items():
-            ranking = self.boards.get(board)
-            if ranking is None:
-                ranking = self.boards[board] = Ranking(board)
-            ranking.hidden |= self.frozen
-            ranking.load(rows)
+        names = self.names
+        for user_id, name, frozen, hidden, flag in snapshot.users:
+            if name is not None:
+                names[user_id] = name
+            if frozen:
+                self.frozen.add(user_id)
+            if hidden:
+                self.hidden.add(user_id)
+            if flag is not None:
+                self.flags[user_id] = flag
+        boards = {row[0] for row in snapshot.scores}
+        if len(boards) == 1:  # the common case: one pass, no regrouping
+            self._load_board(boards.pop(), ((r[1], r[2], r[3]) for r in snapshot.scores))
+        else:
+            by_board: dict[str, list[tuple[str, int, int]]] = {}
+            for b, user_id, score, seq in snapshot.scores:
+                by_board.setdefault(b, []).append((user_id, score, seq))
+            for b, rows in by_board.items():
+                self._load_board(b, rows)
         for r in snapshot.recent:
             self.remember(r)
             self.last_at = max(self.last_at, r.at)
         self.last_seq = snapshot.last_seq
+
+    def _load_board(self, board: str, rows: Iterable[tuple[str, int, int]]) -> None:
+        ranking = self.boards.get(board)
+        if ranking is None:
+            ranking = self.boards[board] = Ranking(board)
+        ranking.hidden |= self.frozen
+        ranking.load(rows)
 
     # -- reading -------------------------------------------------------------------------
 

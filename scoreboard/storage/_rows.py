@@ -255,10 +255,11 @@ def score_rows(rows: Iterable[Iterable[Any]]) -> list[ScoreRow]:
     return list(starmap(ScoreRow, rows))
 
 
-def user_rows(rows: Iterable[Sequence[Any]]) -> list[UserRow]:
+def user_rows(rows: Iterable[Iterable[Any]]) -> list[UserRow]:
     """Rows of (user_id, display_name, frozen, hidden, flag); SQLite gives 0/1 for
     booleans."""
-    return [UserRow(r[0], r[1], bool(r[2]), bool(r[3]), r[4]) for r in rows]
+    # 0/1 from SQLite compare equal to False/True; converting 1M rows costs a second.
+    return list(starmap(UserRow, rows))
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from scoreboard.storage._rows import (
     raise_conflicts,
     records_from_rows,
     score_rows,
+    user_rows,
     unique,
 )
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable, WriterLockHeld
@@ -268,7 +269,7 @@ class PostgresLog(ActionLog):
             return Snapshot(
                 last_seq=int(last),
                 scores=score_rows(scores),
-                users=list(starmap(UserRow, users)),
+                users=user_rows(users),
                 recent=records_from_rows(recent),
             )
 
