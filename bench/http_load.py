@@ -44,7 +44,8 @@ end
 request = function()
   counter = counter + 1
   local i = (counter * 7919 + thread_id) %% #tokens + 1
-  local body = '{"actionType":"COMPLETE_LEVEL","clientActionId":"t' .. thread_id .. '-' .. counter .. '"}'
+  local body = '{"actionType":"COMPLETE_LEVEL","clientActionId":"t' .. thread_id
+    .. '-' .. counter .. '"}'
   return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. tokens[i]}, body)
 end

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import Report, rss_mb
-from bench.http_load import PG_ADMIN, SECRET, fresh_pg_database, free_port
+from bench.http_load import SECRET, free_port, fresh_pg_database
 from scoreboard.storage import open_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from itertools import starmap
 from typing import Any, TypeVar
 
 import asyncpg
 
-from scoreboard.core.records import CommitBatch, LogRecord, Snapshot, UserRow
+from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
 from scoreboard.storage._rows import (
     RECORD_COLUMN_LIST,
     RECORD_COLUMNS,
@@ -35,8 +34,8 @@ from scoreboard.storage._rows import (
     raise_conflicts,
     records_from_rows,
     score_rows,
-    user_rows,
     unique,
+    user_rows,
 )
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable, WriterLockHeld
 

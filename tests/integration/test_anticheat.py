@@ -142,7 +142,7 @@ async def test_adjust_freeze_history_survive_restart(start_server: ServerFactory
                                 {"delta": 25, "reason": "tournament prize",
                                  "clientActionId": "p1"})
     assert status == 200 and again["replayed"] and again["seq"] == adj["seq"]
-    status, bad = await admin(server, "POST", "/users/alice/adjustments",
+    status, _ = await admin(server, "POST", "/users/alice/adjustments",
                               {"delta": 5, "clientActionId": "p2"})
     assert status == 400
     status, frozen = await admin(server, "POST", "/users/bob/freeze", {"reason": "botting"})
@@ -152,7 +152,7 @@ async def test_adjust_freeze_history_survive_restart(start_server: ServerFactory
     assert (await server.get("/api/v1/users/bob/score"))[0] == 404
     status, body = await server.act("bob", cid="c3")
     assert (status, body["error"]["code"]) == (403, "USER_FROZEN")
-    status, missing = await admin(server, "POST", "/users/nobody/freeze", {"reason": "x"})
+    status, _ = await admin(server, "POST", "/users/nobody/freeze", {"reason": "x"})
     assert status == 404
     await server.stop()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import io
 import hashlib
 import hmac
+import io
 import time
 from typing import Any
 
