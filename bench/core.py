@@ -29,7 +29,8 @@ def main() -> None:
     # 1M users on one board, loaded the way recovery loads them.
     ranking = Ranking("global")
     started = time.perf_counter()
-    ranking.load((f"user{i:07d}", rng.randrange(0, 1_000_000), i + 1) for i in range(args.users))
+    ranking.load(((f"user{i:07d}", rng.randrange(0, 1_000_000), i + 1) for i in range(args.users)),
+                 args.users)
     load_s = time.perf_counter() - started
     gc.collect()
     report.add(f"bulk load {args.users:,} users", load_s, "s")

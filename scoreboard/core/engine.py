@@ -350,18 +350,18 @@ class Engine:
             ranking.set(r.user_id, r.new_score, r.seq)
             if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
                 self.names[r.user_id] = r.display_name
-                self._touch(r.user_id, skip=ranking)
+                self._touch(r.user_id, r.seq, skip=ranking)
         elif kind == Kind.FREEZE:
             self.frozen.add(r.user_id)
             for b in self.boards.values():
-                b.hide(r.user_id)
+                b.hide(r.user_id, r.seq)
         elif kind == Kind.UNFREEZE:
             self.frozen.discard(r.user_id)
             for b in self.boards.values():
-                b.show(r.user_id)
+                b.show(r.user_id, r.seq)
         elif kind in (Kind.HIDE_NAME, Kind.SHOW_NAME):
             (self.hidden.add if kind == Kind.HIDE_NAME else self.hidden.discard)(r.user_id)
-            self._touch(r.user_id)
+            self._touch(r.user_id, r.seq)
         elif kind == Kind.FLAG:
             self.flags[r.user_id] = r.reason or "flagged"
         elif kind == Kind.UNFLAG:
@@ -372,11 +372,11 @@ class Engine:
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
 
-    def _touch(self, user_id: str, skip: Ranking | None = None) -> None:
+    def _touch(self, user_id: str, seq: int, skip: Ranking | None = None) -> None:
         """A user's displayed name changed: boards showing them have a new version."""
         for b in self.boards.values():
             if b is not skip and user_id in b:
-                b.version += 1
+                b.version = max(b.version, seq)
 
     def remember(self, r: LogRecord) -> None:
         """Keep what later decisions need from a record: its key, quota hit and proof."""
@@ -456,24 +456,28 @@ class Engine:
                 self.flags[user_id] = flag
         boards = {row[0] for row in snapshot.scores}
         if len(boards) == 1:  # the common case: one pass, no regrouping
-            self._load_board(boards.pop(), ((r[1], r[2], r[3]) for r in snapshot.scores))
+            self._load_board(boards.pop(), ((r[1], r[2], r[3]) for r in snapshot.scores),
+                             snapshot.last_seq)
         else:
             by_board: dict[str, list[tuple[str, int, int]]] = {}
             for b, user_id, score, seq in snapshot.scores:
                 by_board.setdefault(b, []).append((user_id, score, seq))
             for b, rows in by_board.items():
-                self._load_board(b, rows)
+                self._load_board(b, rows, snapshot.last_seq)
         for r in snapshot.recent:
             self.remember(r)
             self.last_at = max(self.last_at, r.at)
         self.last_seq = snapshot.last_seq
+        for ranking in self.boards.values():  # empty boards too: see Ranking.version
+            ranking.version = max(ranking.version, snapshot.last_seq)
 
-    def _load_board(self, board: str, rows: Iterable[tuple[str, int, int]]) -> None:
+    def _load_board(self, board: str, rows: Iterable[tuple[str, int, int]],
+                    version: int) -> None:
         ranking = self.boards.get(board)
         if ranking is None:
             ranking = self.boards[board] = Ranking(board)
         ranking.hidden |= self.frozen
-        ranking.load(rows)
+        ranking.load(rows, version)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ A higher score gives a smaller key; for equal scores the smaller seq (reached fi
 sorts first. `reached_seq` is the seq of the log record that produced the score, which
 is unique per user, so keys never collide. Frozen users keep their key but leave the
 sorted order until they are unfrozen.
+
+`version` is the seq of the last record that changed the board (after a restart: the
+last seq in the log). It therefore only ever grows, across restarts too, so an ETag or
+an SSE `Last-Event-ID` from before a restart never matches different contents.
 """
 
 from __future__ import annotations
@@ -59,27 +63,27 @@ class Ranking:
         self._user_of[key] = user_id
         if user_id not in self.hidden:
             self._order.add(key)
-        self.version += 1
+        self.version = max(self.version, reached_seq)
 
-    def hide(self, user_id: str) -> None:
+    def hide(self, user_id: str, version: int) -> None:
         if user_id in self.hidden:
             return
         self.hidden.add(user_id)
         key = self._key_of.get(user_id)
         if key is not None:
             self._order.remove(key)
-            self.version += 1
+            self.version = max(self.version, version)
 
-    def show(self, user_id: str) -> None:
+    def show(self, user_id: str, version: int) -> None:
         if user_id not in self.hidden:
             return
         self.hidden.discard(user_id)
         key = self._key_of.get(user_id)
         if key is not None:
             self._order.add(key)
-            self.version += 1
+            self.version = max(self.version, version)
 
-    def load(self, rows: Iterable[tuple[str, int, int]]) -> None:
+    def load(self, rows: Iterable[tuple[str, int, int]], version: int) -> None:
         """Bulk-load (user, score, reached_seq) into an empty ranking: one sort, not n adds."""
         assert not self._key_of, "load() is for an empty ranking"
         for user_id, score, seq in rows:
@@ -89,7 +93,7 @@ class Ranking:
         self._order = SortedList(
             k for u, k in self._key_of.items() if u not in self.hidden
         )
-        self.version += 1
+        self.version = max(self.version, version)
 
     # -- queries -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ gets an ERROR message and a 1008 close. Pings keep it honest (`ping_interval`,
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
@@ -25,6 +26,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from scoreboard.live import messages
 from scoreboard.live.admission import Gate, LiveRequest, Refusal, Ticket
@@ -32,6 +34,10 @@ from scoreboard.live.hub import Hub
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.ws")
+# websockets' own per-connection logger. At DEBUG it would write each handshake's request
+# line, query string (and so `?token=`) included; above INFO it skips a line per
+# connection opened and closed. Errors still get through.
+PROTOCOL_LOGGER = "scoreboard.live.ws.protocol"
 
 LIVE_PATH = "/api/v1/leaderboard/live"
 MAX_QUERY = 8192
@@ -45,7 +51,8 @@ class LiveConnection(ServerConnection):
 
 def _refuse(status: int, code: str, message: str,
             extra: dict[str, str] | None = None) -> Response:
-    body = orjson.dumps({"error": {"code": code, "message": message, "requestId": ""}})
+    request_id = secrets.token_hex(8)  # the shape of every error body (SPEC §4)
+    body = orjson.dumps({"error": {"code": code, "message": message, "requestId": request_id}})
     headers = Headers(
         [
             ("Connection", "close"),
@@ -65,6 +72,8 @@ class WebSocketEndpoint:
         self.hub = hub
         self.server: Server | None = None
         self.port = 0
+        self.logger = logging.getLogger(PROTOCOL_LOGGER)
+        self.logger.setLevel(logging.WARNING)
 
     async def start(self, host: str, port: int) -> None:
         s = self.settings
@@ -82,6 +91,7 @@ class WebSocketEndpoint:
             close_timeout=s.close_timeout,
             open_timeout=10,
             server_header=None,
+            logger=self.logger,
             reuse_address=True,
             backlog=1024,  # bursts of reconnecting viewers after a restart
         )
@@ -121,6 +131,8 @@ class WebSocketEndpoint:
     async def _handle(self, conn: ServerConnection) -> None:
         assert isinstance(conn, LiveConnection) and conn.admitted is not None
         live, _ticket = conn.admitted
+        if conn.protocol.state is not State.OPEN:  # closed before its handler ran
+            return
         # The ACK and the snapshot are written synchronously, then the client is
         # registered: no broadcast can come between them.
         conn.protocol.send_text(

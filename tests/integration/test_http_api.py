@@ -115,6 +115,8 @@ async def test_restart_keeps_everything(start_server: ServerFactory) -> None:
     second = await start_server()
     _, after = await second.get("/api/v1/leaderboard")
     assert after["entries"] == before["entries"] and after["totalUsers"] == 5
+    # versions never go back, so an ETag or Last-Event-ID from before cannot match new data
+    assert after["version"] >= before["version"] == 7
     # idempotency keys and quota windows survived
     status, body = await second.act("u0", "WIN_MATCH", cid="w")
     assert status == 200 and body["replayed"] is True

@@ -80,6 +80,9 @@ async def test_ack_then_snapshot_on_connect(server: Running) -> None:
     assert set(snap["data"]) == {"board", "version", "top", "timestamp"}
     async with viewer(server) as (_, anonymous):  # no token: public board
         assert users(anonymous) == ["alice", "bob"]
+        async with server.http.get(f"{server.url}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'scoreboard_live_connections{transport="ws"} 1.0' in metrics
 
 
 async def test_update_after_an_action_that_changes_the_top(server: Running) -> None:

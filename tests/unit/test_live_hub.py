@@ -84,6 +84,7 @@ def engine() -> Engine:
     ranking = e.boards["global"]
     for seq, (user, score) in enumerate([("ann", 50), ("bob", 40), ("cy", 30), ("dee", 20)], 1):
         ranking.set(user, score, seq)
+    e.last_seq = 4  # as if these four were the log so far
     return e
 
 

@@ -50,14 +50,14 @@ def test_rank_and_score_of_unknown_user() -> None:
 def test_hidden_users_leave_the_order_and_keep_their_score() -> None:
     r = board(("a", 30, 1), ("b", 20, 2), ("c", 10, 3))
     v = r.version
-    r.hide("a")
+    r.hide("a", 4)
     assert r.version > v
     assert r.top(3) == [("b", 20), ("c", 10)]
     assert r.rank("a") is None and r.score("a") == 30
     assert len(r) == 2
-    r.set("a", 40, 4)  # a hidden user can still be changed (an admin adjustment)
+    r.set("a", 40, 5)  # a hidden user can still be changed (an admin adjustment)
     assert r.top(3) == [("b", 20), ("c", 10)]
-    r.show("a")
+    r.show("a", 6)
     assert r.top(3) == [("a", 40), ("b", 20), ("c", 10)]
 
 
@@ -73,7 +73,7 @@ def test_bulk_load_equals_one_by_one() -> None:
     rows = [(f"u{i}", (i * 37) % 11, i + 1) for i in range(200)]
     a = board(*rows)
     b = Ranking("global")
-    b.load(rows)
+    b.load(rows, 200)
     assert a.top(200) == b.top(200)
     assert all(a.rank(u) == b.rank(u) for u, _, _ in rows)
 
