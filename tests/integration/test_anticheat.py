@@ -214,3 +214,27 @@ async def test_privacy_hides_the_name_but_not_the_audit(server: Running) -> None
         assert r.status == 200
     _, board = await server.get("/api/v1/leaderboard")
     assert board["entries"][0]["displayName"] == "Alice"
+
+
+async def test_admin_changes_reach_live_viewers(server: Running) -> None:
+    from tests.integration.test_live_ws import recv, users, viewer
+
+    await server.act("alice", "WIN_MATCH", cid="a1")
+    await server.act("bob", cid="b1")
+    async with viewer(server, limit=5) as (ws, first):
+        assert users(first) == ["alice", "bob"]
+        await admin(server, "POST", "/users/bob/adjustments",
+                    {"delta": 15, "reason": "bonus", "clientActionId": "adj"})
+        update = (await recv(ws))["data"]
+        assert users(update) == ["bob", "alice"] and update["top"][0]["score"] == 25
+        await admin(server, "POST", "/users/bob/freeze", {"reason": "cheating"})
+        update = (await recv(ws))["data"]
+        assert users(update) == ["alice"]
+        await admin(server, "POST", "/users/bob/unfreeze", {"reason": "appeal"})
+        update = (await recv(ws))["data"]
+        assert users(update) == ["bob", "alice"]
+        async with server.http.put(f"{server.url}/api/v1/users/me/privacy",
+                                   json={"hideName": True}, headers=server.headers("bob")) as r:
+            assert r.status == 200
+        update = (await recv(ws))["data"]
+        assert update["top"][0]["displayName"] == "Anonymous"
