@@ -91,7 +91,7 @@ class Writer:
         self.listeners: list[CommitListener] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(queue_size)
-        self._inflight: dict[tuple[str, str], tuple[int, asyncio.Future[Result]]] = {}
+        self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
         self._closing = False
         self._suspect = False  # a commit ended without knowing whether it landed
         self.store_ok = True
@@ -109,11 +109,13 @@ class Writer:
             raise ShuttingDown("the service is shutting down", retry_after=2.0)
         key = cmd.idempotency_key
         if key is not None:
-            assert isinstance(cmd, SubmitAction | AdjustScore)
-            fp = command_fingerprint(cmd)
             hit = self._inflight.get(key)
             if hit is not None:
-                if hit[0] != fp:
+                # Fingerprints only on a collision: the common path never pays for them.
+                assert isinstance(cmd, SubmitAction | AdjustScore)
+                first = hit[0]
+                assert isinstance(first, SubmitAction | AdjustScore)
+                if command_fingerprint(first) != command_fingerprint(cmd):
                     raise errors.IdempotencyConflict(
                         "clientActionId is in use with a different payload"
                     )
@@ -127,7 +129,7 @@ class Writer:
         except asyncio.QueueFull:
             raise Overloaded("the writer queue is full", retry_after=1.0) from None
         if key is not None:
-            self._inflight[key] = (fp, fut)
+            self._inflight[key] = (cmd, fut)
             fut.add_done_callback(self._forget(key))
         return await asyncio.shield(fut)
 
@@ -170,7 +172,17 @@ class Writer:
     async def _process(self, items: list[_Item], *, retried: bool = False) -> None:
         engine = self.engine
         if self._suspect:
-            await self._resync()
+            try:
+                await self._resync()
+            except StoreUnavailable as exc:
+                # Nothing can be decided before we know what the log holds: the batch
+                # waited as long as a commit would, and is answered like a failed one.
+                self.store_ok = False
+                err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(err)
+                return
         now = max(self.clock(), engine.last_at)
         if now - self._last_expire > 10.0:
             engine.expire(now)
@@ -276,9 +288,11 @@ class Writer:
             except StoreUnavailable:
                 self._suspect = True
                 self.store_ok = False
-                if loop.time() + delay > deadline:
+                if loop.time() >= deadline:
                     raise
-            await asyncio.sleep(delay)  # backoff between attempts, not a wait for an event
+            # Backoff between attempts (not a wait for an event); the last attempt falls
+            # on the deadline, so a blip shorter than retry_seconds is ridden out.
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
             delay = min(delay * 2, 0.5)
             try:
                 landed = await self.store.last_seq()
@@ -289,7 +303,25 @@ class Writer:
                 return  # the failed attempt had in fact committed
 
     async def _resync(self) -> None:
-        """After an unclear failure, apply whatever the log has beyond our state."""
+        """After an unclear failure, apply whatever the log has beyond our state.
+
+        Retried with backoff for up to `retry_seconds`, like a commit: during an outage
+        every write waits the same bounded time, not only the first one.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                await self._apply_landed()
+                return
+            except StoreUnavailable:
+                if loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))  # backoff
+            delay = min(delay * 2, 0.5)
+
+    async def _apply_landed(self) -> None:
         engine = self.engine
         landed = await self.store.last_seq()
         if landed > engine.last_seq:

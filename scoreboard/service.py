@@ -22,11 +22,11 @@ from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
 from scoreboard.live import LiveServer
 from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
+from scoreboard.openapi import add_openapi_route
 from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter
 from scoreboard.settings import Settings
-from scoreboard.storage import open_store
-from scoreboard.storage._rows import gc_paused
+from scoreboard.storage import gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreUnavailable
 from scoreboard.views import Views
 
@@ -56,6 +56,7 @@ class Service:
     _writer_task: asyncio.Task[None] | None = None
     _ready_checked: tuple[float, bool] = (0.0, False)
     _started: bool = False
+    draining: bool = False  # set once stop() begins: answers then say Connection: close
     app: web.Application = field(init=False)
     live: LiveServer = field(init=False)
 
@@ -111,6 +112,7 @@ class Service:
         self.live.add_routes(app)
         add_admin_routes(app, api)
         app.router.add_get("/metrics", self._metrics)
+        add_openapi_route(app, self.settings)
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -128,12 +130,14 @@ class Service:
                 await self.store.open()
                 return
             except StoreUnavailable as exc:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() >= deadline:
                     raise StartupError(
                         f"the database is unreachable after {timeout:g} s: {exc}"
                     ) from None
                 log.warning("database unreachable, retrying: %s", exc)
-            await asyncio.sleep(delay)  # backoff between connection attempts
+            # Backoff between attempts; the last one falls on the deadline, so a database
+            # that comes back within connect_timeout is always found.
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 2.0)
 
     async def recover(self) -> float:
@@ -187,6 +191,7 @@ class Service:
 
     async def stop(self) -> None:
         """Graceful: in-flight requests are answered, queued writes committed."""
+        self.draining = True
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, waits for in-flight handlers
             self._runner = None

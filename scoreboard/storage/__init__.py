@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from scoreboard.storage._rows import gc_paused
 from scoreboard.storage.base import (
     ActionLog,
     DuplicateAction,
@@ -31,6 +32,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WriterLockHeld",
+    "gc_paused",
     "open_store",
 ]
 
