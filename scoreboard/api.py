@@ -88,6 +88,11 @@ def make_request_middleware() -> Middleware:
         request[REQUEST_ID] = rid
         response = await _respond(request, handler, rid)
         response.headers["X-Request-ID"] = rid
+        service = request.app.get(SERVICE)
+        if service is not None and service.draining:
+            # The connection closes after this answer: say so, or a keep-alive client
+            # sends its next request into a closing socket and cannot tell it was lost.
+            response.force_close()
         if access_log.isEnabledFor(logging.INFO):
             _log_request(request, response.status, time.perf_counter() - started, rid)
         return response

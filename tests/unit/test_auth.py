@@ -16,7 +16,11 @@ from scoreboard.auth import Authenticator, AuthError, load_or_create_secret
 from scoreboard.settings import AuthSettings, PublicKey, load_settings
 
 SECRET = b"unit-test-secret-0123456789abcdef-xyz"
-NOW = time.time()
+
+
+def now() -> float:
+    """Read at use: pyjwt checks exp against the real clock, whenever the test runs."""
+    return time.time()
 
 
 def settings(**kw: Any) -> AuthSettings:
@@ -28,7 +32,7 @@ def sign(claims: dict[str, Any], key: Any = SECRET, alg: str = "HS256", **kw: An
 
 
 def good(**extra: Any) -> dict[str, Any]:
-    return {"sub": "alice", "exp": int(NOW) + 600, "name": "Alice"} | extra
+    return {"sub": "alice", "exp": int(now()) + 600, "name": "Alice"} | extra
 
 
 @pytest.fixture
@@ -42,7 +46,7 @@ def test_valid_token(auth: Authenticator) -> None:
 
 
 def test_preferred_username_and_name_cleanup(auth: Authenticator) -> None:
-    p = auth.verify(sign({"sub": "u", "exp": int(NOW) + 60, "preferred_username": "  Bo\x00b "}))
+    p = auth.verify(sign({"sub": "u", "exp": int(now()) + 60, "preferred_username": "  Bo\x00b "}))
     assert p.display_name == "Bob"
 
 
@@ -61,9 +65,9 @@ def _none_token() -> str:
     [
         (lambda: _none_token(), "algorithm"),
         (lambda: sign(good(), b"another-secret-of-enough-length-0000"), "signature"),
-        (lambda: sign(good(exp=int(NOW) - 3600)), "expired"),
+        (lambda: sign(good(exp=int(now()) - 3600)), "expired"),
         (lambda: sign({"sub": "alice"}), "claims"),
-        (lambda: sign({"exp": int(NOW) + 60}), "claims"),
+        (lambda: sign({"exp": int(now()) + 60}), "claims"),
         (lambda: "not.a.token", "malformed"),
         (lambda: "", "malformed"),
         (lambda: sign(good(pad="x" * 5000)), "too_large"),
@@ -79,7 +83,7 @@ def test_non_string_sub_is_refused(auth: Authenticator) -> None:
     # encode with a raw payload: pyjwt refuses to *create* a non-string sub
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
     body = base64.urlsafe_b64encode(
-        f'{{"sub":123,"exp":{int(NOW) + 60}}}'.encode()
+        f'{{"sub":123,"exp":{int(now()) + 60}}}'.encode()
     ).rstrip(b"=")
     import hashlib
     import hmac
@@ -101,10 +105,10 @@ def test_audience_and_issuer_when_configured() -> None:
 
 def test_leeway_is_small_and_explicit() -> None:
     a = Authenticator(settings(leeway_seconds=30), SECRET)
-    now = time.time()  # pyjwt checks exp against the real clock
-    assert a.verify(sign(good(exp=int(now) - 10))).user_id == "alice"
+    t0 = now()
+    assert a.verify(sign(good(exp=int(t0) - 10))).user_id == "alice"
     with pytest.raises(AuthError):
-        a.verify(sign(good(exp=int(now) - 120)))
+        a.verify(sign(good(exp=int(t0) - 120)))
 
 
 def _ec_pair() -> tuple[Any, str]:
@@ -126,7 +130,7 @@ def test_es256_public_key_and_algorithm_confusion() -> None:
     forged = jwt.api_jws.PyJWS()
     forged._algorithms["HS256"].prepare_key = lambda k: k  # type: ignore[method-assign]
     token = forged.encode(
-        jwt.utils.force_bytes(f'{{"sub":"alice","exp":{int(NOW) + 60}}}'), pem.encode(),
+        jwt.utils.force_bytes(f'{{"sub":"alice","exp":{int(now()) + 60}}}'), pem.encode(),
         algorithm="HS256",
     )
     with pytest.raises(AuthError):
@@ -142,10 +146,11 @@ def test_disallowed_algorithm_refused() -> None:
 
 
 def test_cache_returns_the_same_principal_until_expiry(auth: Authenticator) -> None:
-    token = sign(good(exp=int(NOW) + 100))
-    assert auth.verify(token, now=NOW) is auth.verify(token, now=NOW + 1)
+    t0 = now()
+    token = sign(good(exp=int(t0) + 100))
+    assert auth.verify(token, now=t0) is auth.verify(token, now=t0 + 1)
     with pytest.raises(AuthError):
-        auth.verify(token, now=NOW + 1000)
+        auth.verify(token, now=t0 + 1000)
 
 
 def test_mint_round_trips(auth: Authenticator) -> None:
