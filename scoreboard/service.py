@@ -64,7 +64,11 @@ class Service:
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
         data_dir = settings.server.data_dir
         if store is None:
-            store = open_store(settings.server.database_url, data_dir)
+            store = open_store(
+                settings.server.database_url, data_dir,
+                # one attempt never outlasts the whole start-up wait
+                connect_timeout=max(0.5, min(5.0, settings.server.connect_timeout)),
+            )
         w = settings.writer
         engine = Engine(
             settings.rules,

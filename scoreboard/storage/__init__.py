@@ -39,7 +39,9 @@ __all__ = [
 DEFAULT_SQLITE_FILE = "scoreboard.db"
 
 
-def open_store(database_url: str | None, data_dir: Path) -> ActionLog:
+def open_store(
+    database_url: str | None, data_dir: Path, *, connect_timeout: float = 5.0
+) -> ActionLog:
     """The (not yet opened) log for a database URL.
 
     - None, "" or "sqlite://" → SQLite in `<data_dir>/scoreboard.db`
@@ -47,6 +49,8 @@ def open_store(database_url: str | None, data_dir: Path) -> ActionLog:
       path; "sqlite:rel/path.db" → relative to `data_dir`
     - "postgresql://…" or "postgres://…" → PostgreSQL (the URL goes to asyncpg as is)
     - "memory:" → the in-process memory log (tests and demos; nothing persists)
+
+    `connect_timeout` bounds each connection attempt to PostgreSQL.
 
     Raises `ValueError` naming the scheme for anything else.
     """
@@ -56,7 +60,7 @@ def open_store(database_url: str | None, data_dir: Path) -> ActionLog:
     if scheme == "sqlite":
         return SqliteLog(_sqlite_path(database_url, data_dir))
     if scheme in ("postgresql", "postgres"):
-        return PostgresLog(database_url)
+        return PostgresLog(database_url, connect_timeout=connect_timeout)
     if scheme == "memory":
         return MemoryLog()
     raise ValueError(
