@@ -211,7 +211,7 @@ class Service:
         self._started = False
 
     async def is_ready(self) -> bool:
-        if not self._started:
+        if not self._started or self.draining:  # a load balancer should stop sending
             return False
         now = time.monotonic()
         checked_at, ok = self._ready_checked
