@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard import validation as v
-from scoreboard.api import ApiError, Api, json_response
+from scoreboard.api import Api, ApiError, json_response
 from scoreboard.auth import Principal
 from scoreboard.core.commands import (
     ActionResult,

@@ -10,9 +10,10 @@ import orjson
 from scoreboard.core.errors import InvalidCommand, ProofInvalid
 
 MAX_ID = 128
-BOARD = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-_PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
-JWS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*$")
+# \Z, not $: $ also matches before a trailing newline, so "bob\n" would pass.
+BOARD = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}\Z")
+_PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # lengths are checked separately
+JWS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\Z")
 MAX_DEPTH = 4
 ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
 
@@ -100,7 +101,8 @@ def board_name(value: str | None, default: str = "global") -> str:
 def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 6:
+    # ASCII only: str.isdigit() also takes '²', which int() then refuses (a 500).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > max(6, len(str(hi))):
         raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
     value = int(raw)
     if not lo <= value <= hi:
@@ -118,6 +120,6 @@ def integer(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
 
 
 def user_id(value: str) -> str:
-    if not _PRINTABLE_ID.match(value):
+    if len(value) > MAX_ID or not _PRINTABLE_ID.match(value):
         raise BadRequest("userId must be 1-128 printable characters")
     return value
