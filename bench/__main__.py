@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # name → (full arguments, quick arguments)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "core": ([], ["--users", "200000", "--updates", "100000"]),
-    "http_load": (["--duration", "10"], ["--duration", "4"]),
+    "http_load": ([], ["--duration", "2", "--rounds", "1"]),
     "restart": ([], ["--users", "100000", "--records", "1000000"]),
     "live_fanout": ([], ["--viewers", "500", "--duration", "5", "--hold", "2000"]),
 }

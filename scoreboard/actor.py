@@ -119,9 +119,15 @@ class Writer:
                     raise errors.IdempotencyConflict(
                         "clientActionId is in use with a different payload"
                     )
-                result = await asyncio.shield(hit[1])
-                return replace(result, replayed=True) if isinstance(result, ActionResult) \
-                    else result
+                try:
+                    result = await asyncio.shield(hit[1])
+                except asyncio.CancelledError:
+                    if not hit[1].cancelled():
+                        raise  # this caller is being cancelled
+                    # The first copy's caller went away first: queue this copy itself.
+                else:
+                    return replace(result, replayed=True) \
+                        if isinstance(result, ActionResult) else result
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         try:
@@ -131,7 +137,9 @@ class Writer:
         if key is not None:
             self._inflight[key] = (cmd, fut)
             fut.add_done_callback(self._forget(key))
-        return await asyncio.shield(fut)
+        # Not shielded: if this caller is cancelled the future is too, and the actor
+        # skips answering it (the change itself still commits if it was decided).
+        return await fut
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
         def done(_: asyncio.Future[Result]) -> None:

@@ -71,7 +71,7 @@ _STATUS_CODES = {
 }
 
 
-def make_request_middleware() -> Middleware:
+def make_request_middleware(draining: Callable[[], bool]) -> Middleware:
     """Request ids, the one error shape, and the access log, for every HTTP request.
 
     Generated ids are a random per-process prefix plus a counter: unique, and far
@@ -83,13 +83,12 @@ def make_request_middleware() -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         rid = request.headers.get("X-Request-ID", "")
-        if not _REQUEST_ID.match(rid):
+        if not rid or not _REQUEST_ID.match(rid):
             rid = f"{prefix}-{next(counter):x}"
         request[REQUEST_ID] = rid
         response = await _respond(request, handler, rid)
         response.headers["X-Request-ID"] = rid
-        service = request.app.get(SERVICE)
-        if service is not None and service.draining:
+        if draining():
             # The connection closes after this answer: say so, or a keep-alive client
             # sends its next request into a closing socket and cannot tell it was lost.
             response.force_close()

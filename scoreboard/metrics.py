@@ -13,6 +13,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self._action_children: dict[str, Counter] = {}
         self.actions = Counter(
             "scoreboard_actions_total", "Score actions by result", ["result"], registry=r
         )
@@ -53,7 +54,10 @@ class Metrics:
         )
 
     def action(self, result: str) -> None:
-        self.actions.labels(result).inc()
+        child = self._action_children.get(result)
+        if child is None:  # labels() parses and locks each call; keep the children
+            child = self._action_children[result] = self.actions.labels(result)
+        child.inc()
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()

@@ -107,7 +107,7 @@ class Service:
 
     def _make_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[make_request_middleware()],
+            middlewares=[make_request_middleware(lambda: self.draining)],
             client_max_size=self.settings.limits.max_body_bytes,
         )
         app[SERVICE] = self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -17,10 +18,16 @@ from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
 
 
+@lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    """UTC ISO 8601 with milliseconds and a Z. Every reply carries one, so the
+    date part is formatted once per second rather than once per call."""
+    second, micros = divmod(round(ts * 1_000_000), 1_000_000)  # as datetime rounds
+    return f"{_iso_second(second)}.{micros // 1000:03d}Z"
 
 
 class Views:
