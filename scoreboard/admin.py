@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard import validation as v
-from scoreboard.api import Api, ApiError, json_response
+from scoreboard.api import Api, ApiError, action_json, json_response
 from scoreboard.auth import Principal
 from scoreboard.core.commands import (
     ActionResult,
@@ -40,14 +40,6 @@ def record_json(r: LogRecord) -> dict[str, Any]:
         "prevScore": r.prev_score, "newScore": r.new_score, "displayName": r.display_name,
         "metadata": r.metadata, "actor": r.actor, "reason": r.reason, "proofJti": r.proof_jti,
     }
-
-
-def action_json(r: ActionResult) -> bytes:
-    return orjson.dumps({
-        "userId": r.user_id, "board": r.board, "actionType": r.action_type, "delta": r.delta,
-        "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
-        "at": iso(r.at),
-    })
 
 
 def user_json(r: UserResult) -> bytes:

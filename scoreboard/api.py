@@ -61,6 +61,15 @@ def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None
     return web.Response(body=body, status=status, content_type=JSON, headers=headers)
 
 
+def action_json(r: ActionResult) -> bytes:
+    """The reply to an accepted or replayed score change (user action or adjustment)."""
+    return orjson.dumps({
+        "userId": r.user_id, "board": r.board, "actionType": r.action_type, "delta": r.delta,
+        "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
+        "at": iso(r.at),
+    })
+
+
 def error_body(code: str, message: str, request_id: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message, "requestId": request_id}})
 
@@ -256,22 +265,8 @@ class Api:
             raise
         assert isinstance(result, ActionResult)
         self.s.metrics.action("REPLAYED" if result.replayed else "ACCEPTED")
-        return json_response(
-            orjson.dumps(
-                {
-                    "userId": result.user_id,
-                    "board": result.board,
-                    "actionType": result.action_type,
-                    "delta": result.delta,
-                    "newScore": result.new_score,
-                    "rank": result.rank,
-                    "replayed": result.replayed,
-                    "seq": result.seq,
-                    "at": iso(result.at),
-                }
-            ),
-            headers=verdict.headers() if verdict else None,
-        )
+        return json_response(action_json(result),
+                             headers=verdict.headers() if verdict else None)
 
     async def get_leaderboard(self, request: web.Request) -> web.Response:
         self.reader(request)
@@ -326,9 +321,6 @@ class Api:
             "lastSeq": self.s.engine.last_seq,
         })
         return json_response(body, 200 if ok else 503)
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        raise ApiError(404, "NOT_FOUND", "no such endpoint")
 
 
 def add_routes(app: web.Application, api: Api) -> None:
