@@ -53,6 +53,12 @@ class Metrics:
             registry=r,
         )
 
+        # Series a dashboard expects from the start, not only after the first event.
+        for transport in ("ws", "sse"):
+            self.connections.labels(transport)
+            self.broadcasts.labels(transport)
+        self._action_children["ACCEPTED"] = self.actions.labels("ACCEPTED")
+
     def action(self, result: str) -> None:
         child = self._action_children.get(result)
         if child is None:  # labels() parses and locks each call; keep the children
