@@ -14,6 +14,7 @@ from bench.common import Report, rss_mb
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
+from scoreboard.core.records import ScoreRow, Snapshot, UserRow
 from scoreboard.core.rules import RuleSet
 
 
@@ -58,6 +59,26 @@ def main() -> None:
     for user in probes:
         ranking.rank(user)
     report.add("rank of one user", (time.perf_counter() - started) / n * 1e6, "µs", "<= 10 µs")
+
+    # The whole engine as recovery builds it: ranking, display names, user rows.
+    del ranking, users, probes
+    gc.collect()
+    before = rss_mb()
+    engine = Engine(RuleSet.from_config({"COMPLETE_LEVEL": {"points": 10}}))
+    snapshot = Snapshot(
+        last_seq=args.users,
+        scores=[ScoreRow("global", f"user{i:07d}", rng.randrange(0, 1_000_000), i + 1)
+                for i in range(args.users)],
+        users=[UserRow(f"user{i:07d}", f"Player {i}", False, False) for i in range(args.users)],
+        recent=[],
+    )
+    started = time.perf_counter()
+    engine.restore(snapshot)
+    restore_s = time.perf_counter() - started
+    del snapshot
+    gc.collect()
+    report.add(f"engine restore of {args.users:,} users with names", restore_s, "s")
+    report.add("RSS of that engine (ranking + names)", rss_mb() - before, "MB", "<= 300 MB")
 
     # The whole decide → apply path of the engine, without storage.
     rules = RuleSet.from_config({"COMPLETE_LEVEL": {"points": 10}})
