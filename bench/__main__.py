@@ -62,10 +62,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes in all")
     p.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHES))
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: rebuild the table from the saved results")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(BENCHES)
     failed = []
-    for name in names:
+    for name in [] if args.collect else names:
         full, quick = BENCHES[name]
         print(f"\n== {name}", flush=True)
         rc = subprocess.run([sys.executable, "-m", f"bench.{name}",

@@ -445,7 +445,11 @@ class Engine:
     def restore(self, snapshot: Snapshot) -> None:
         """Load the stored current rows and the recent records into an empty engine."""
         names = self.names
+        # One string object per user id, shared by the names and the rankings: the
+        # score rows and user rows arrive as separate copies of every id.
+        canon: dict[str, str] = {}
         for user_id, name, frozen, hidden, flag in snapshot.users:
+            canon[user_id] = user_id
             if name is not None:
                 names[user_id] = name
             if frozen:
@@ -456,12 +460,15 @@ class Engine:
                 self.flags[user_id] = flag
         boards = {row[0] for row in snapshot.scores}
         if len(boards) == 1:  # the common case: one pass, no regrouping
-            self._load_board(boards.pop(), ((r[1], r[2], r[3]) for r in snapshot.scores),
-                             snapshot.last_seq)
+            self._load_board(
+                boards.pop(),
+                ((canon.get(r[1], r[1]), r[2], r[3]) for r in snapshot.scores),
+                snapshot.last_seq,
+            )
         else:
             by_board: dict[str, list[tuple[str, int, int]]] = {}
             for b, user_id, score, seq in snapshot.scores:
-                by_board.setdefault(b, []).append((user_id, score, seq))
+                by_board.setdefault(b, []).append((canon.get(user_id, user_id), score, seq))
             for b, rows in by_board.items():
                 self._load_board(b, rows, snapshot.last_seq)
         for r in snapshot.recent:
