@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard import validation as v
-from scoreboard.api import Api, ApiError, action_json, json_response
+from scoreboard.api import Api, ApiError, Routes, action_json, json_response
 from scoreboard.auth import Principal
 from scoreboard.core.commands import (
     ActionResult,
@@ -167,14 +167,14 @@ class AdminApi:
         return json_response(user_json(result))
 
 
-def add_admin_routes(app: web.Application, api: Api) -> None:
+def add_admin_routes(routes: Routes, api: Api) -> None:
     a = AdminApi(api)
     p = "/api/v1"
-    app.router.add_post(f"{p}/admin/users/{{userId}}/adjustments", a.adjust)
-    app.router.add_post(f"{p}/admin/users/{{userId}}/freeze", a.freeze)
-    app.router.add_post(f"{p}/admin/users/{{userId}}/unfreeze", a.unfreeze)
-    app.router.add_post(f"{p}/admin/users/{{userId}}/unflag", a.unflag)
-    app.router.add_get(f"{p}/admin/users/{{userId}}/history", a.history)
-    app.router.add_get(f"{p}/admin/flags", a.flags)
-    app.router.add_post(f"{p}/proofs", a.mint_proof)
-    app.router.add_put(f"{p}/users/me/privacy", a.privacy)
+    routes.add_post(f"{p}/admin/users/{{userId}}/adjustments", a.adjust)
+    routes.add_post(f"{p}/admin/users/{{userId}}/freeze", a.freeze)
+    routes.add_post(f"{p}/admin/users/{{userId}}/unfreeze", a.unfreeze)
+    routes.add_post(f"{p}/admin/users/{{userId}}/unflag", a.unflag)
+    routes.add_get(f"{p}/admin/users/{{userId}}/history", a.history)
+    routes.add_get(f"{p}/admin/flags", a.flags)
+    routes.add_post(f"{p}/proofs", a.mint_proof)
+    routes.add_put(f"{p}/users/me/privacy", a.privacy)

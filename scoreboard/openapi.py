@@ -19,6 +19,7 @@ from aiohttp import web
 
 from scoreboard import __version__
 from scoreboard.admin import HISTORY_LIMIT, MAX_REASON
+from scoreboard.api import Routes
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.core.records import Kind
 from scoreboard.settings import Settings
@@ -643,7 +644,7 @@ def _components(settings: Settings, actions: list[str]) -> dict[str, Any]:
     }
 
 
-def add_openapi_route(app: web.Application, settings: Settings) -> None:
+def add_openapi_route(routes: Routes, settings: Settings) -> None:
     """Serve the document at GET /openapi.json, encoded once."""
     body = orjson.dumps(build_openapi(settings))
 
@@ -651,4 +652,4 @@ def add_openapi_route(app: web.Application, settings: Settings) -> None:
         return web.Response(body=body, content_type=JSON,
                             headers={"Cache-Control": "no-cache"})
 
-    app.router.add_get(OPENAPI_PATH, openapi)
+    routes.add_get(OPENAPI_PATH, openapi)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from scoreboard.actor import Writer
 from scoreboard.admin import add_admin_routes
-from scoreboard.api import SERVICE, Api, add_routes, make_request_middleware
+from scoreboard.api import SERVICE, Api, Routes, add_routes
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
 from scoreboard.live import LiveServer
@@ -106,17 +106,16 @@ class Service:
         return service
 
     def _make_app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[make_request_middleware(lambda: self.draining)],
-            client_max_size=self.settings.limits.max_body_bytes,
-        )
+        app = web.Application(client_max_size=self.settings.limits.max_body_bytes)
         app[SERVICE] = self
         api = Api(self)
-        add_routes(app, api)
-        self.live.add_routes(app)
-        add_admin_routes(app, api)
-        app.router.add_get("/metrics", self._metrics)
-        add_openapi_route(app, self.settings)
+        routes = Routes(app, lambda: self.draining)
+        add_routes(routes, api)
+        self.live.add_routes(routes)
+        add_admin_routes(routes, api)
+        routes.add_get("/metrics", self._metrics)
+        add_openapi_route(routes, self.settings)
+        routes.finish()
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:

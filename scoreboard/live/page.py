@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from scoreboard.api import Routes
 from scoreboard.live.sse import STREAM_PATH
 from scoreboard.live.ws import LIVE_PATH
 from scoreboard.settings import Settings
@@ -42,10 +43,10 @@ class Page:
         self._template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self._rendered: tuple[int, bytes] | None = None
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/", self.index)
-        app.router.add_get(CONFIG_PATH, self.config)
-        app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    def add_routes(self, routes: Routes) -> None:
+        routes.add_get("/", self.index)
+        routes.add_get(CONFIG_PATH, self.config)
+        routes.add_static("/static/", STATIC_DIR)
 
     def live_config(self) -> dict[str, Any]:
         lb = self.settings.leaderboard

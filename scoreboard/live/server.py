@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiohttp import web
-
+from scoreboard.api import Routes
 from scoreboard.auth import Authenticator
 from scoreboard.live.admission import Gate
 from scoreboard.live.hub import Hub
@@ -40,9 +39,9 @@ class LiveServer:
     def ws_port(self) -> int:
         return self.ws.port
 
-    def add_routes(self, app: web.Application) -> None:
-        self.sse.add_routes(app)
-        self.page.add_routes(app)
+    def add_routes(self, routes: Routes) -> None:
+        self.sse.add_routes(routes)
+        self.page.add_routes(routes)
 
     async def start(self) -> None:
         server = self.settings.server

@@ -19,7 +19,7 @@ import logging
 
 from aiohttp import web
 
-from scoreboard.api import ApiError
+from scoreboard.api import ApiError, Routes
 from scoreboard.live import messages
 from scoreboard.live.admission import Gate, Refusal
 from scoreboard.live.hub import Hub, SseClient
@@ -39,9 +39,9 @@ class SseEndpoint:
         self.hub = hub
         self.closing = False
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get(STREAM_PATH, self.stream)
-        app.on_shutdown.append(self._on_shutdown)
+    def add_routes(self, routes: Routes) -> None:
+        routes.add_get(STREAM_PATH, self.stream)
+        routes.app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, app: web.Application) -> None:
         # aiohttp waits for running handlers after this; end the endless ones now.

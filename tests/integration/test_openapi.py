@@ -79,7 +79,9 @@ def routed(app: web.Application) -> set[tuple[str, str]]:
         if isinstance(resource, web.StaticResource):
             continue
         for route in resource:
-            if route.method != "HEAD":  # aiohttp adds one beside every GET
+            # aiohttp adds a HEAD beside every GET; "*" is the catch-all answering
+            # unknown paths and wrong methods in the error shape
+            if route.method not in ("HEAD", "*"):
                 out.add((route.method, resource.canonical))
     return out
 
