@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("scoreboard.http")
 access_log = logging.getLogger("scoreboard.access")
 
-SERVICE: web.AppKey[Service] = web.AppKey("service")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
 USER: web.RequestKey[str] = web.RequestKey("user", str)

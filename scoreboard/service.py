@@ -17,7 +17,7 @@ from aiohttp import web
 
 from scoreboard.actor import Writer
 from scoreboard.admin import add_admin_routes
-from scoreboard.api import SERVICE, Api, Routes, add_routes
+from scoreboard.api import Api, Routes, add_routes
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
 from scoreboard.live import LiveServer
@@ -107,7 +107,6 @@ class Service:
 
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.limits.max_body_bytes)
-        app[SERVICE] = self
         api = Api(self)
         routes = Routes(app, lambda: self.draining)
         add_routes(routes, api)
