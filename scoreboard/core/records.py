@@ -76,10 +76,6 @@ class CommitBatch:
     users: tuple[UserRow, ...]
 
     @property
-    def first_seq(self) -> int:
-        return self.records[0].seq
-
-    @property
     def last_seq(self) -> int:
         return self.records[-1].seq
 
