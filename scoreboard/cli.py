@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -125,35 +123,6 @@ def _serve(settings: Settings, *, demo: bool) -> int:
 
 
 async def _serve_async(settings: Settings, *, demo: bool) -> int:
-    from scoreboard.service import Service, StartupError
-    from scoreboard.storage.base import StoreError
+    from scoreboard.service import serve
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        service = Service.build(settings)
-        await service.start()
-    except (StartupError, StoreError, OSError) as exc:
-        log.error("cannot start: %s", exc)
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
-        file=sys.stderr, flush=True,
-    )
-    demo_task = None
-    if demo:
-        from scoreboard.demo import run_demo
-
-        demo_task = asyncio.create_task(run_demo(service), name="demo")
-    await stop.wait()
-    log.info("shutting down")
-    if demo_task is not None:
-        demo_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await demo_task
-    await service.stop()
-    log.info("stopped")
-    return 0
+    return await serve(settings, demo=demo)

@@ -45,6 +45,10 @@ class Metrics:
         self.rate_limited_total = Counter(
             "scoreboard_rate_limited_total", "Requests refused by a rate limit", registry=r
         )
+        self.listener_failures = Counter(
+            "scoreboard_commit_listener_failures_total",
+            "Commit listeners that raised (the write itself stood)", registry=r,
+        )
         self.users = Gauge(
             "scoreboard_board_users", "Users ranked on a board", ["board"], registry=r
         )
@@ -67,6 +71,9 @@ class Metrics:
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
+
+    def listener_failed(self) -> None:
+        self.listener_failures.inc()
 
     def rate_limited(self) -> None:
         self.rate_limited_total.inc()

@@ -24,8 +24,8 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, settings
 
-from scoreboard.live.sse import STREAM_PATH
-from scoreboard.openapi import OPENAPI_PATH, build_openapi
+from scoreboard.http.contract import OPENAPI_PATH, STREAM_PATH
+from scoreboard.http.openapi import build_openapi
 from scoreboard.service import Service
 from scoreboard.settings import Settings
 from tests.integration.conftest import Running, make_settings

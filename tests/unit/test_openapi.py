@@ -1,5 +1,5 @@
 """The OpenAPI document follows the settings, and its constraints say exactly what
-`scoreboard.validation` accepts (checked value by value on the awkward cases)."""
+`scoreboard.http.validation` accepts (checked value by value on the awkward cases)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from scoreboard import validation as v
-from scoreboard.admin import MAX_REASON
-from scoreboard.core.errors import Rejection
+from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.openapi import build_openapi
+from scoreboard.http import validation as v
+from scoreboard.http.contract import JWS_RE, MAX_REASON
+from scoreboard.http.openapi import build_openapi
 from scoreboard.settings import load_settings
 
 
@@ -44,7 +44,7 @@ def field(doc: dict[str, Any], schema: str, name: str) -> jsonschema_rs.Validato
 def accepts(check: Any, value: Any) -> bool:
     try:
         check(value)
-    except Rejection:
+    except Refused:
         return False
     return True
 
@@ -139,7 +139,7 @@ def test_board_patterns_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", ["a.b.c", "a.b.", "a.b", "a.b.c\n", "a.b.c.d", "a+.b.c"])
 def test_proof_patterns_agree(doc: dict[str, Any], value: str) -> None:
     def check(s: str) -> None:
-        v.string({"proof": s}, "proof", required=False, max_len=4096, pattern=v.JWS)
+        v.string({"proof": s}, "proof", required=False, max_len=4096, pattern=JWS_RE)
 
     assert field(doc, "ActionRequest", "proof").is_valid(value) == accepts(check, value)
 

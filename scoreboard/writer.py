@@ -25,6 +25,7 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
+from scoreboard.core.errors import Refused
 from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
 from scoreboard.storage.base import (
     ActionLog,
@@ -39,16 +40,14 @@ Result = ActionResult | UserResult
 CommitListener = Callable[[Sequence[LogRecord]], None]
 
 
-class WriterError(Exception):
+class WriterError(Refused):
     """The writer could not take or finish the request; the client may retry later."""
 
-    status = 503
     code = "OVERLOADED"
+    retry_after: float = 1.0
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class Overloaded(WriterError):
@@ -61,6 +60,17 @@ class StoreDown(WriterError):
 
 class ShuttingDown(WriterError):
     code = "OVERLOADED"
+
+
+class WriterStopped(WriterError):
+    """The writer's task ended while callers were waiting (a crash); the process is
+    going down so that a supervisor restarts it."""
+
+    code = "OVERLOADED"
+
+
+class StateDiverged(Exception):
+    """Memory no longer matches the log; the writer must end (a restart rebuilds it)."""
 
 
 _Item = tuple[Command, "asyncio.Future[Result]"]
@@ -88,11 +98,16 @@ class Writer:
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
         self.clock = clock
+        # Told of every committed batch after its callers are answered; a listener that
+        # raises is logged and reported to `listener_error_observers`, nothing more.
         self.listeners: list[CommitListener] = []
+        self.listener_error_observers: list[Callable[[BaseException], None]] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(queue_size)
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
         self._closing = False
+        self._stopped = False  # run() has ended: nothing will answer new commands
+        self._batch: list[_Item] = []  # the batch being processed, failed if run() dies
         self._suspect = False  # a commit ended without knowing whether it landed
         self.store_ok = True
         self._last_expire = 0.0
@@ -107,6 +122,8 @@ class Writer:
         """Decide, commit and apply `cmd`; returns once it is durable and visible."""
         if self._closing:
             raise ShuttingDown("the service is shutting down", retry_after=2.0)
+        if self._stopped:
+            raise WriterStopped("the writer has stopped; the service is restarting", 2.0)
         key = cmd.idempotency_key
         if key is not None:
             hit = self._inflight.get(key)
@@ -158,6 +175,15 @@ class Writer:
     # -- the actor's side ----------------------------------------------------------------
 
     async def run(self) -> None:
+        """Take batches until `stop()`; owned by the service, which treats any other
+        end of this task as a crash. However it ends, nobody is left waiting."""
+        try:
+            await self._loop()
+        finally:
+            self._stopped = True
+            self._fail_waiting(WriterStopped("the writer has stopped", 2.0))
+
+    async def _loop(self) -> None:
         queue = self._queue
         while True:
             first = await queue.get()
@@ -167,15 +193,39 @@ class Writer:
                 if nxt is not None:
                     items.append(nxt)
             if items:
+                self._batch = items
                 try:
                     await self._process(items)
+                except StateDiverged:
+                    raise
                 except Exception as exc:  # never leave a caller waiting forever
                     log.exception("writer batch failed")
                     for _, fut in items:
                         if not fut.done():
                             fut.set_exception(StoreDown(f"write failed: {exc}"))
+                self._batch = []
             if self._closing and queue.empty():
                 return
+
+    def _fail_waiting(self, err: WriterError) -> None:
+        waiting = list(self._batch)
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                waiting.append(item)
+        waiting.extend(self._inflight.values())
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def _tell_listeners(self, records: Sequence[LogRecord]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(records)
+            except Exception as exc:  # the write stands; a listener is not the log
+                log.exception("a commit listener failed")
+                for observe in self.listener_error_observers:
+                    observe(exc)
 
     async def _process(self, items: list[_Item], *, retried: bool = False) -> None:
         engine = self.engine
@@ -231,14 +281,19 @@ class Writer:
                         fut.set_exception(out if isinstance(out, Exception) else err)
                 return
             self.store_ok = True
-            for r in records:
-                engine.apply(r)
+            try:
+                for r in records:
+                    engine.apply(r)
+            except Exception as exc:
+                # Committed but not applied: memory no longer matches the log. Only a
+                # restart, which rebuilds from the log, can make them agree again.
+                raise StateDiverged("applying committed records failed") from exc
             elapsed = time.perf_counter() - started
             for observe in self.batch_observers:
                 observe(len(records), elapsed)
-            for listener in self.listeners:
-                listener(records)
         await self._reply(items, outcomes)
+        if records:
+            self._tell_listeners(records)
 
     async def _reply(
         self, items: list[_Item], outcomes: list[LogRecord | Replay | Exception]
@@ -339,6 +394,5 @@ class Writer:
             async for chunk in self.store.scan(after=engine.last_seq):
                 for r in chunk:
                     engine.apply(r)
-                for listener in self.listeners:
-                    listener(chunk)
+                self._tell_listeners(chunk)
         self._suspect = False

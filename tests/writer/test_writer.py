@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from scoreboard.actor import Overloaded, ShuttingDown, StoreDown, Writer
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import LogRecord
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage.memory import MemoryLog
+from scoreboard.writer import Overloaded, ShuttingDown, StoreDown, Writer
 
 RULES = RuleSet.from_config({"COMPLETE_LEVEL": {"points": 10}})
 
