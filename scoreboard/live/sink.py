@@ -11,6 +11,7 @@ stream (SSE). `buffer_state` is the one rule for a client's send buffer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -57,12 +58,12 @@ class WebSocketSink:
     whole as well.
     """
 
-    __slots__ = ("_protocol", "_transport", "buffered", "id", "write")
+    __slots__ = ("_protocol", "_transport", "buffered", "conn", "write")
 
     def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
         self._protocol = conn.protocol
         self._transport = conn.transport
-        self.id = conn.id
         # Bound methods of the transport: one C call each on the hot path.
         self.buffered = self._transport.get_write_buffer_size
         self.write = self._transport.write
@@ -77,6 +78,12 @@ class WebSocketSink:
 
     def closing(self) -> bool:
         return self._transport.is_closing()
+
+
+def when_gone(conn: ServerConnection, callback: Callable[[], None]) -> None:
+    """Call `callback` once the TCP connection under `conn` has ended, whether or not
+    its WebSocket handshake completed."""
+    conn.connection_lost_waiter.add_done_callback(lambda _done: callback())
 
 
 class TransportSink:

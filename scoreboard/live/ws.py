@@ -32,7 +32,7 @@ from scoreboard.http.errors import BadRequest, UnknownResource, describe, error_
 from scoreboard.live import messages
 from scoreboard.live.admission import Gate, LiveRequest, Ticket
 from scoreboard.live.hub import Hub
-from scoreboard.live.sink import WebSocketSink
+from scoreboard.live.sink import WebSocketSink, when_gone
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.ws")
@@ -124,7 +124,7 @@ class WebSocketEndpoint:
         assert isinstance(conn, LiveConnection)
         conn.admitted = (live, ticket)
         # Released when the TCP connection ends, whether or not the upgrade completes.
-        conn.connection_lost_waiter.add_done_callback(lambda _f: self.gate.release(ticket))
+        when_gone(conn, lambda: self.gate.release(ticket))
         return None
 
     # -- one connection ------------------------------------------------------------------
