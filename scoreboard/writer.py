@@ -270,7 +270,7 @@ class Writer:
                     raise
                 # The database's guard caught a spent proof memory had forgotten.
                 for jti in exc.jtis:
-                    engine.spent[jti] = self.clock() + 3600.0
+                    engine.spent.add(jti, self.clock() + 3600.0)
                 await self._process(items, retried=True)
                 return
             except StoreUnavailable as exc:
@@ -335,7 +335,7 @@ class Writer:
             )
         return UserResult(
             user_id=r.user_id, frozen=r.user_id in self.engine.frozen,
-            hidden=r.user_id in self.engine.hidden, flag=self.engine.flags.get(r.user_id),
+            hidden=r.user_id in self.engine.anonymous, flag=self.engine.flags.get(r.user_id),
             seq=r.seq, at=r.at,
         )
 

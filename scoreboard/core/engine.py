@@ -5,18 +5,20 @@ changes already decided in the same batch (`pending`) and returns the record it 
 append, or a `Replay` of an earlier identical action, or raises a `Rejection`. It never
 changes the committed state. `apply(record)` is the only thing that does, never fails,
 and is all recovery needs: replaying the log through `apply` rebuilds the state.
+
+What decisions remember of recent records is kept by parts of its own, each with its
+decide-time check, what it remembers of a committed record and when it forgets:
+`IdempotencyKeys`, `QuotaWindows`, `SpentProofs` and the `AbuseMonitor`. The engine
+holds the rankings and the users, and composes those parts.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from scoreboard.core import errors
+from scoreboard.core.abuse import MONITOR, AbuseMonitor
 from scoreboard.core.commands import (
     AdjustScore,
     ClearFlag,
@@ -25,6 +27,9 @@ from scoreboard.core.commands import (
     SetNameHidden,
     SubmitAction,
 )
+from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
+from scoreboard.core.pending import Pending
+from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
     SCORE_KINDS,
@@ -36,51 +41,21 @@ from scoreboard.core.records import (
     UserRow,
 )
 from scoreboard.core.rules import AbuseLimits, RuleSet
+from scoreboard.core.spent_proofs import SpentProofs
+
+# Replay, Pending and command_fingerprint are part of what deciding answers; the
+# writer takes them from here with the engine.
+__all__ = ["ANONYMOUS", "MONITOR", "Engine", "Pending", "Replay", "command_fingerprint"]
 
 ANONYMOUS = "Anonymous"
-MONITOR = "abuse-monitor"  # the actor named on records the abuse monitor writes
 
 
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """The command repeats an action already in the log (record `seq`)."""
+class Memory(Protocol):
+    """What decisions remember of recent records, each part forgetting on its own."""
 
-    seq: int
-
-
-def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
-    """What must match for a repeated key to count as the same request."""
-    body = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS) if extra else b""
-    return hash((kind, board, what, body))
-
-
-def record_fingerprint(r: LogRecord) -> int:
-    if r.kind == Kind.ADJUST:
-        return fingerprint(r.kind, r.board, r.delta, {"reason": r.reason})
-    return fingerprint(r.kind, r.board, r.action_type, r.metadata)
-
-
-def command_fingerprint(c: SubmitAction | AdjustScore) -> int:
-    if isinstance(c, AdjustScore):
-        return fingerprint(Kind.ADJUST, c.board, c.delta, {"reason": c.reason})
-    return fingerprint(Kind.ACTION, c.board, c.action_type, c.metadata)
-
-
-@dataclass(slots=True)
-class Pending:
-    """Changes decided for the batch being committed, not yet visible to readers."""
-
-    next_seq: int
-    records: list[LogRecord] = field(default_factory=list)
-    scores: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    users: dict[str, UserRow] = field(default_factory=dict)
-    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # key → fingerprint
-    quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
-    jtis: set[str] = field(default_factory=set)
-    activity: dict[str, tuple[int, int]] = field(default_factory=dict)  # user → (n, points)
-
-    def __len__(self) -> int:
-        return len(self.records)
+    def remember(self, r: LogRecord) -> None: ...
+    def expire(self, now: float) -> None: ...
+    def digest(self) -> Any: ...
 
 
 class Engine:
@@ -94,25 +69,22 @@ class Engine:
         abuse: AbuseLimits | None = None,
     ) -> None:
         self.rules = rules
-        self.abuse = abuse if abuse is not None and abuse.enabled else None
         self.boards: dict[str, Ranking] = {b: Ranking(b) for b in boards}
         self.boards.setdefault("global", Ranking("global"))
-        self.retention = retention
-        self.max_keys = max_keys
         self.last_seq = 0
         self.last_at = 0.0
         self.names: dict[str, str] = {}
         self.frozen: set[str] = set()
-        self.hidden: set[str] = set()
+        self.anonymous: set[str] = set()  # users who asked to appear as ANONYMOUS
         self.flags: dict[str, str] = {}  # user → why the abuse monitor flagged them
-        # user → [minute, actions, points] for the abuse monitor, oldest minute first
-        self.activity: OrderedDict[str, list[int]] = OrderedDict()
-        # (user, clientActionId) → (seq, fingerprint, at), oldest first
-        self.keys: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
-        # (user, actionType) → times of accepted actions inside the rule's window
-        self.quota_hits: dict[tuple[str, str], deque[float]] = {}
-        self._quota_order: dict[str, deque[tuple[float, str]]] = {}
-        self.spent: OrderedDict[str, float] = OrderedDict()  # proof jti → exp
+        # What decisions remember of recent records; each forgets what has lapsed.
+        self.keys = IdempotencyKeys(retention=retention, max_keys=max_keys)
+        self.quotas = QuotaWindows(rules)
+        self.spent = SpentProofs()
+        self.abuse = AbuseMonitor(abuse) if abuse is not None and abuse.enabled else None
+        self._memories: tuple[Memory, ...] = (self.keys, self.quotas, self.spent) + (
+            () if self.abuse is None else (self.abuse,)
+        )
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -126,27 +98,6 @@ class Engine:
         if isinstance(cmd, SetNameHidden | ClearFlag):
             return self._decide_user_flag(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
-
-    def _check_key(self, cmd: SubmitAction | AdjustScore, pending: Pending) -> Replay | None:
-        key = (cmd.user_id, cmd.client_action_id)
-        fp = command_fingerprint(cmd)
-        known = pending.keys.get(key)
-        if known is not None:
-            if known != fp:
-                raise errors.IdempotencyConflict(
-                    "clientActionId was already used with a different payload"
-                )
-            seq = next(r.seq for r in pending.records if r.client_action_id == key[1]
-                       and r.user_id == key[0])
-            return Replay(seq)
-        entry = self.keys.get(key)
-        if entry is not None:
-            if entry[1] != fp:
-                raise errors.IdempotencyConflict(
-                    "clientActionId was already used with a different payload"
-                )
-            return Replay(entry[0])
-        return None
 
     def _board(self, board: str) -> Ranking:
         ranking = self.boards.get(board)
@@ -168,7 +119,7 @@ class Engine:
             user_id,
             self.names.get(user_id),
             user_id in self.frozen,
-            user_id in self.hidden,
+            user_id in self.anonymous,
             self.flags.get(user_id),
         )
 
@@ -177,35 +128,15 @@ class Engine:
         if rule is None:
             raise errors.UnknownAction(f"unknown actionType {cmd.action_type!r}")
         self._board(cmd.board)
-        replay = self._check_key(cmd, pending)
+        replay = self.keys.check(cmd, pending)
         if replay is not None:
             return replay
         user = self._user(cmd.user_id, pending)
         if user.frozen:
             raise errors.UserFrozen("this user is frozen and cannot score")
-        jti = exp = None
-        if rule.proof_required:
-            proof = cmd.proof
-            if proof is None:
-                raise errors.ProofInvalid(f"{cmd.action_type} requires an action proof")
-            if proof.sub != cmd.user_id or proof.act != cmd.action_type:
-                raise errors.ProofInvalid("the proof was issued for another user or action")
-            if proof.exp < now:
-                raise errors.ProofInvalid("the proof has expired")
-            if proof.jti in self.spent or proof.jti in pending.jtis:
-                raise errors.ProofReused("this proof was already used")
-            jti, exp = proof.jti, proof.exp
+        proof = self.spent.check(cmd, now, pending) if rule.proof_required else None
         if rule.quota is not None:
-            qkey = (cmd.user_id, cmd.action_type)
-            hits = self._prune(qkey, now - rule.quota.window)
-            used = len(hits) + pending.quota_hits.get(qkey, 0)
-            if used >= rule.quota.limit:
-                oldest = hits[0] if hits else now
-                raise errors.QuotaExceeded(
-                    f"{cmd.action_type} is limited to {rule.quota.limit} per "
-                    f"{rule.quota.window:g} s",
-                    retry_after=max(1.0, oldest + rule.quota.window - now),
-                )
+            self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
         record = self._score_record(
             pending, now, cmd.board, cmd.user_id, rule.points,
             kind=Kind.ACTION,
@@ -213,41 +144,28 @@ class Engine:
             action_type=cmd.action_type,
             client_action_id=cmd.client_action_id,
             metadata=cmd.metadata,
-            proof_jti=jti,
-            proof_exp=exp,
+            proof_jti=None if proof is None else proof.jti,
+            proof_exp=None if proof is None else proof.exp,
         )
-        pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
+        self.keys.hold(cmd, pending)
         if rule.quota is not None:
-            qkey = (cmd.user_id, cmd.action_type)
-            pending.quota_hits[qkey] = pending.quota_hits.get(qkey, 0) + 1
-        if jti is not None:
-            pending.jtis.add(jti)
+            self.quotas.hold(cmd.user_id, cmd.action_type, pending)
+        if proof is not None:
+            self.spent.hold(proof.jti, pending)
         if self.abuse is not None:
-            self._watch(cmd.user_id, rule.points, now, pending)
+            self._watch(self.abuse, cmd.user_id, rule.points, now, pending)
         return record
 
-    def _watch(self, user_id: str, points: int, now: float, pending: Pending) -> None:
+    def _watch(self, monitor: AbuseMonitor, user_id: str, points: int, now: float,
+               pending: Pending) -> None:
         """Flag (and optionally freeze) a user whose last minute passes a threshold."""
-        assert self.abuse is not None
-        minute = int(now // 60)
-        entry = self.activity.get(user_id)
-        count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
-        n, p = pending.activity.get(user_id, (0, 0))
-        pending.activity[user_id] = (n + 1, p + points)
-        count, total = count + n + 1, total + p + points
+        reason = monitor.observe(user_id, points, now, pending)
         user = self._user(user_id, pending)
-        if user.flag is not None:
-            return
-        limits = self.abuse
-        if limits.actions_per_minute and count > limits.actions_per_minute:
-            reason = f"{count} actions within a minute (threshold {limits.actions_per_minute})"
-        elif limits.points_per_minute and total > limits.points_per_minute:
-            reason = f"{total} points within a minute (threshold {limits.points_per_minute})"
-        else:
+        if reason is None or user.flag is not None:
             return
         user = user._replace(flag=reason)
         self._user_record(pending, now, user, Kind.FLAG, actor=MONITOR, reason=reason)
-        if limits.auto_freeze and not user.frozen:
+        if monitor.auto_freeze and not user.frozen:
             user = user._replace(frozen=True)
             self._user_record(pending, now, user, Kind.FREEZE, actor=MONITOR,
                               reason=f"automatic: {reason}")
@@ -267,7 +185,7 @@ class Engine:
         self._board(cmd.board)
         if cmd.delta == 0:
             raise errors.InvalidCommand("delta must not be 0")
-        replay = self._check_key(cmd, pending)
+        replay = self.keys.check(cmd, pending)
         if replay is not None:
             return replay
         user = self._user(cmd.user_id, pending)
@@ -279,7 +197,7 @@ class Engine:
             actor=cmd.actor,
             reason=cmd.reason,
         )
-        pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
+        self.keys.hold(cmd, pending)
         return record
 
     def _score_record(
@@ -346,7 +264,7 @@ class Engine:
             ranking = self.boards.get(r.board)
             if ranking is None:  # a board removed from the config keeps its history
                 ranking = self.boards[r.board] = Ranking(r.board)
-                ranking.hidden |= self.frozen
+                ranking.frozen |= self.frozen
             ranking.set(r.user_id, r.new_score, r.seq)
             if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
                 self.names[r.user_id] = r.display_name
@@ -354,13 +272,14 @@ class Engine:
         elif kind == Kind.FREEZE:
             self.frozen.add(r.user_id)
             for b in self.boards.values():
-                b.hide(r.user_id, r.seq)
+                b.freeze(r.user_id, r.seq)
         elif kind == Kind.UNFREEZE:
             self.frozen.discard(r.user_id)
             for b in self.boards.values():
-                b.show(r.user_id, r.seq)
+                b.unfreeze(r.user_id, r.seq)
         elif kind in (Kind.HIDE_NAME, Kind.SHOW_NAME):
-            (self.hidden.add if kind == Kind.HIDE_NAME else self.hidden.discard)(r.user_id)
+            anonymous = self.anonymous
+            (anonymous.add if kind == Kind.HIDE_NAME else anonymous.discard)(r.user_id)
             self._touch(r.user_id, r.seq)
         elif kind == Kind.FLAG:
             self.flags[r.user_id] = r.reason or "flagged"
@@ -379,68 +298,16 @@ class Engine:
                 b.version = max(b.version, seq)
 
     def remember(self, r: LogRecord) -> None:
-        """Keep what later decisions need from a record: its key, quota hit and proof."""
-        if r.client_action_id is not None:
-            key = (r.user_id, r.client_action_id)
-            self.keys[key] = (r.seq, record_fingerprint(r), r.at)
-            self.keys.move_to_end(key)
-            while len(self.keys) > self.max_keys:
-                self.keys.popitem(last=False)
-        if r.kind == Kind.ACTION and r.action_type is not None:
-            rule = self.rules.get(r.action_type)
-            if rule is not None and rule.quota is not None:
-                qkey = (r.user_id, r.action_type)
-                self.quota_hits.setdefault(qkey, deque()).append(r.at)
-                self._quota_order.setdefault(r.action_type, deque()).append((r.at, r.user_id))
-        if r.proof_jti is not None and r.proof_exp is not None:
-            self.spent[r.proof_jti] = r.proof_exp
-        if self.abuse is not None and r.kind == Kind.ACTION:
-            minute = int(r.at // 60)
-            entry = self.activity.get(r.user_id)
-            if entry is None or entry[0] != minute:
-                self.activity[r.user_id] = [minute, 1, r.delta]
-                self.activity.move_to_end(r.user_id)
-            else:
-                entry[1] += 1
-                entry[2] += r.delta
-
-    def _prune(self, qkey: tuple[str, str], horizon: float) -> deque[float]:
-        hits = self.quota_hits.get(qkey)
-        if hits is None:
-            return deque()
-        while hits and hits[0] <= horizon:
-            hits.popleft()
-        return hits
+        """Keep what later decisions need from a record: its key, quota hit, proof and
+        abuse count."""
+        for memory in self._memories:
+            memory.remember(r)
 
     def expire(self, now: float) -> None:
-        """Forget what can no longer matter: old keys, closed quota windows, dead proofs."""
-        horizon = now - self.retention
-        keys = self.keys
-        while keys:
-            key, (_, _, at) = next(iter(keys.items()))
-            if at >= horizon:
-                break
-            del keys[key]
-        for action_type, order in self._quota_order.items():
-            rule = self.rules.get(action_type)
-            window = rule.quota.window if rule is not None and rule.quota else 0.0
-            while order and order[0][0] <= now - window:
-                at, user_id = order.popleft()
-                qkey = (user_id, action_type)
-                hits = self._prune(qkey, now - window)
-                if not hits:
-                    self.quota_hits.pop(qkey, None)
-        while self.spent:
-            jti, exp = next(iter(self.spent.items()))
-            if exp >= now:
-                break
-            del self.spent[jti]
-        minute = int(now // 60)
-        while self.activity:
-            user_id, entry = next(iter(self.activity.items()))
-            if entry[0] >= minute:
-                break
-            del self.activity[user_id]
+        """Forget what can no longer matter: old keys, closed quota windows, dead proofs,
+        past minutes."""
+        for memory in self._memories:
+            memory.expire(now)
 
     def restore(self, snapshot: Snapshot) -> None:
         """Load the stored current rows and the recent records into an empty engine."""
@@ -455,7 +322,7 @@ class Engine:
             if frozen:
                 self.frozen.add(user_id)
             if hidden:
-                self.hidden.add(user_id)
+                self.anonymous.add(user_id)
             if flag is not None:
                 self.flags[user_id] = flag
         boards = {row[0] for row in snapshot.scores}
@@ -483,13 +350,13 @@ class Engine:
         ranking = self.boards.get(board)
         if ranking is None:
             ranking = self.boards[board] = Ranking(board)
-        ranking.hidden |= self.frozen
+        ranking.frozen |= self.frozen
         ranking.load(rows, version)
 
     # -- reading -------------------------------------------------------------------------
 
     def display_name(self, user_id: str) -> str:
-        if user_id in self.hidden:
+        if user_id in self.anonymous:
             return ANONYMOUS
         return self.names.get(user_id) or user_id
 
@@ -502,7 +369,14 @@ class Engine:
             "order": {name: b.top(len(b)) for name, b in self.boards.items()},
             "names": dict(sorted(self.names.items())),
             "frozen": sorted(self.frozen),
-            "hidden": sorted(self.hidden),
+            "anonymous": sorted(self.anonymous),
             "flags": dict(sorted(self.flags.items())),
             "last_seq": self.last_seq,
         }
+
+    def memory_digest(self) -> dict[str, Any]:
+        """What decisions remember of recent records, in a comparable form (tests).
+
+        Not part of `state_digest`: recovery loads only the recent records, so a
+        restored engine remembers less than one that replayed the whole log."""
+        return {type(m).__name__: m.digest() for m in self._memories}

@@ -40,7 +40,7 @@ def key_seq(key: int) -> int:
 
 
 class Ranking:
-    __slots__ = ("_key_of", "_order", "_user_of", "board", "hidden", "version")
+    __slots__ = ("_key_of", "_order", "_user_of", "board", "frozen", "version")
 
     def __init__(self, board: str) -> None:
         self.board = board
@@ -48,7 +48,7 @@ class Ranking:
         self._order: SortedList = SortedList()
         self._key_of: dict[str, int] = {}
         self._user_of: dict[int, str] = {}
-        self.hidden: set[str] = set()  # users kept out of the order (frozen)
+        self.frozen: set[str] = set()  # users kept out of the order until unfrozen
 
     # -- changes -------------------------------------------------------------------------
 
@@ -57,27 +57,27 @@ class Ranking:
         old = self._key_of.get(user_id)
         if old is not None:
             del self._user_of[old]
-            if user_id not in self.hidden:
+            if user_id not in self.frozen:
                 self._order.remove(old)
         self._key_of[user_id] = key
         self._user_of[key] = user_id
-        if user_id not in self.hidden:
+        if user_id not in self.frozen:
             self._order.add(key)
         self.version = max(self.version, reached_seq)
 
-    def hide(self, user_id: str, version: int) -> None:
-        if user_id in self.hidden:
+    def freeze(self, user_id: str, version: int) -> None:
+        if user_id in self.frozen:
             return
-        self.hidden.add(user_id)
+        self.frozen.add(user_id)
         key = self._key_of.get(user_id)
         if key is not None:
             self._order.remove(key)
             self.version = max(self.version, version)
 
-    def show(self, user_id: str, version: int) -> None:
-        if user_id not in self.hidden:
+    def unfreeze(self, user_id: str, version: int) -> None:
+        if user_id not in self.frozen:
             return
-        self.hidden.discard(user_id)
+        self.frozen.discard(user_id)
         key = self._key_of.get(user_id)
         if key is not None:
             self._order.add(key)
@@ -91,7 +91,7 @@ class Ranking:
             self._key_of[user_id] = key
             self._user_of[key] = user_id
         self._order = SortedList(
-            k for u, k in self._key_of.items() if u not in self.hidden
+            k for u, k in self._key_of.items() if u not in self.frozen
         )
         self.version = max(self.version, version)
 
@@ -113,9 +113,9 @@ class Ranking:
         return None if key is None else key_seq(key)
 
     def rank(self, user_id: str) -> int | None:
-        """1-based rank, or None when the user is not on the board or is hidden."""
+        """1-based rank, or None when the user is not on the board or is frozen."""
         key = self._key_of.get(user_id)
-        if key is None or user_id in self.hidden:
+        if key is None or user_id in self.frozen:
             return None
         return int(self._order.bisect_left(key)) + 1
 
@@ -140,6 +140,6 @@ class Ranking:
         return self.window(rank - 1 - radius, rank + radius)
 
     def rows(self) -> Iterable[tuple[str, int, int]]:
-        """(user, score, reached_seq) for every user, hidden ones included."""
+        """(user, score, reached_seq) for every user, frozen ones included."""
         for user_id, key in self._key_of.items():
             yield user_id, key_score(key), key_seq(key)

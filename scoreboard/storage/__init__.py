@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from scoreboard.storage._rows import gc_paused
 from scoreboard.storage.base import (
     ActionLog,
     DuplicateAction,
@@ -19,6 +18,7 @@ from scoreboard.storage.base import (
 )
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.storage.postgres import PostgresLog
+from scoreboard.storage.rows import gc_paused
 from scoreboard.storage.sqlite import SqliteLog
 
 __all__ = [

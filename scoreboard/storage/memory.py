@@ -13,7 +13,8 @@ import bisect
 from collections.abc import AsyncIterator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, Snapshot, UserRow
-from scoreboard.storage._rows import (
+from scoreboard.storage.base import ActionLog, StoreUnavailable
+from scoreboard.storage.rows import (
     PreparedBatch,
     RecordRow,
     already_committed,
@@ -23,7 +24,6 @@ from scoreboard.storage._rows import (
     records_from_rows,
     unique,
 )
-from scoreboard.storage.base import ActionLog, StoreUnavailable
 
 
 class MemoryLog(ActionLog):

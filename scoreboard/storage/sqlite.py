@@ -21,8 +21,10 @@ import aiosqlite
 import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
-from scoreboard.storage._rows import (
-    RECORD_COLUMN_LIST,
+from scoreboard.storage import schema
+from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+from scoreboard.storage.rows import (
+    INT64_MIN,
     PreparedBatch,
     already_committed,
     gc_paused,
@@ -33,82 +35,31 @@ from scoreboard.storage._rows import (
     unique,
     user_rows,
 )
-from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
 
-SCHEMA_VERSION = 2
 
-# Statements per schema version; a database at version N gets N+1.. applied on open.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE action_log (
-            seq INTEGER PRIMARY KEY,
-            at REAL NOT NULL,
-            board TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            action_type TEXT,
-            client_action_id TEXT,
-            delta INTEGER NOT NULL,
-            prev_score INTEGER NOT NULL,
-            new_score INTEGER NOT NULL,
-            display_name TEXT,
-            metadata TEXT,
-            actor TEXT,
-            reason TEXT,
-            proof_jti TEXT,
-            proof_exp REAL
-        )""",
-        """CREATE UNIQUE INDEX action_log_action_key ON action_log (user_id, client_action_id)
-            WHERE client_action_id IS NOT NULL""",
-        """CREATE UNIQUE INDEX action_log_proof_jti ON action_log (proof_jti)
-            WHERE proof_jti IS NOT NULL""",
-        "CREATE INDEX action_log_user_seq ON action_log (user_id, seq)",
-        "CREATE INDEX action_log_at ON action_log (at)",
-        # Lets load() find unexpired proofs without scanning the whole log.
-        "CREATE INDEX action_log_proof_exp ON action_log (proof_exp) WHERE proof_exp IS NOT NULL",
-        """CREATE TABLE board_scores (
-            board TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            score INTEGER NOT NULL,
-            reached_seq INTEGER NOT NULL,
-            PRIMARY KEY (board, user_id)
-        )""",
-        """CREATE TABLE users (
-            user_id TEXT PRIMARY KEY,
-            display_name TEXT,
-            frozen INTEGER NOT NULL,
-            hidden INTEGER NOT NULL
-        )""",
-    ),
-    2: ("ALTER TABLE users ADD COLUMN flag TEXT",),  # UserRow.flag (abuse monitor)
-}
+def _insert(table: schema.Table, *, upsert: bool = False) -> str:
+    values = ", ".join(schema.SQLITE.params(len(table.columns)))
+    return schema.insert(table, f"VALUES ({values})", upsert=upsert)
 
-_INSERT_RECORD = f"INSERT INTO action_log ({RECORD_COLUMN_LIST}) VALUES ({', '.join('?' * 16)})"
-_UPSERT_SCORE = """INSERT INTO board_scores (board, user_id, score, reached_seq)
-    VALUES (?, ?, ?, ?) ON CONFLICT (board, user_id)
-    DO UPDATE SET score = excluded.score, reached_seq = excluded.reached_seq"""
-_UPSERT_USER = """INSERT INTO users (user_id, display_name, frozen, hidden, flag)
-    VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id)
-    DO UPDATE SET display_name = excluded.display_name, frozen = excluded.frozen,
-        hidden = excluded.hidden, flag = excluded.flag"""
-_SELECT = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
+
+_INSERT_RECORD = _insert(schema.ACTION_LOG)
+_UPSERT_SCORE = _insert(schema.BOARD_SCORES, upsert=True)
+_UPSERT_USER = _insert(schema.USERS, upsert=True)
 # Keys travel as one JSON array so any number fits in one statement.
-_FIND_ACTIONS = f"""{_SELECT} WHERE client_action_id IS NOT NULL
+_FIND_ACTIONS = f"""{schema.SELECT_RECORDS} WHERE client_action_id IS NOT NULL
     AND (user_id, client_action_id) IN
         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
     ORDER BY seq"""
-_FIND_SEQS = f"{_SELECT} WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
+_FIND_SEQS = f"""{schema.SELECT_RECORDS} WHERE seq IN (SELECT value FROM json_each(?))
+    ORDER BY seq"""
 _FIND_JTIS = """SELECT proof_jti FROM action_log
     WHERE proof_jti IN (SELECT value FROM json_each(?))"""
 # Written as a union of two index searches: SQLite plans the plain OR as a full scan.
-_LOAD_RECENT = f"""{_SELECT} WHERE seq IN (
+_LOAD_RECENT = f"""{schema.SELECT_RECORDS} WHERE seq IN (
         SELECT seq FROM action_log WHERE at >= ?
         UNION SELECT seq FROM action_log WHERE proof_exp >= ?)
     ORDER BY seq"""
-_HISTORY = f"{_SELECT} WHERE user_id = ? ORDER BY seq DESC LIMIT ?"
-_HISTORY_BEFORE = f"{_SELECT} WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-_SCAN = f"{_SELECT} WHERE seq >= ? ORDER BY seq LIMIT ?"
-_INT64_MIN = -(2**63)
+_RECORDS = schema.RecordQueries.of(schema.SQLITE)
 
 
 class _LockFile:
@@ -197,7 +148,7 @@ class SqliteLog(ActionLog):
                 raise StoreUnavailable(f"append failed: {exc}; nothing was written") from exc
 
     async def last_seq(self) -> int:
-        rows = await self._read("SELECT coalesce(max(seq), 0) FROM action_log")
+        rows = await self._read(schema.LAST_SEQ)
         return int(rows[0][0])
 
     async def load(self, since: float) -> Snapshot:
@@ -208,15 +159,9 @@ class SqliteLog(ActionLog):
                 await conn.execute("BEGIN")
                 try:
                     with gc_paused():
-                        last = await conn.execute_fetchall(
-                            "SELECT coalesce(max(seq), 0) FROM action_log"
-                        )
-                        scores = await conn.execute_fetchall(
-                            "SELECT board, user_id, score, reached_seq FROM board_scores"
-                        )
-                        users = await conn.execute_fetchall(
-                            "SELECT user_id, display_name, frozen, hidden, flag FROM users"
-                        )
+                        last = await conn.execute_fetchall(schema.LAST_SEQ)
+                        scores = await conn.execute_fetchall(schema.SELECT_SCORES)
+                        users = await conn.execute_fetchall(schema.SELECT_USERS)
                         recent = await conn.execute_fetchall(_LOAD_RECENT, (since, since))
                         return Snapshot(
                             last_seq=int(next(iter(last))[0]),
@@ -238,9 +183,9 @@ class SqliteLog(ActionLog):
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
         if before_seq is None:
-            rows = await self._read(_HISTORY, (user_id, limit))
+            rows = await self._read(_RECORDS.history, (user_id, limit))
         else:
-            rows = await self._read(_HISTORY_BEFORE, (user_id, before_seq, limit))
+            rows = await self._read(_RECORDS.history_before, (user_id, before_seq, limit))
         return records_from_rows(rows)
 
     async def scan(
@@ -248,9 +193,9 @@ class SqliteLog(ActionLog):
     ) -> AsyncIterator[list[LogRecord]]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
-        start = _INT64_MIN if after is None else after + 1
+        start = INT64_MIN if after is None else after + 1
         while True:
-            records = records_from_rows(await self._read(_SCAN, (start, chunk)))
+            records = records_from_rows(await self._read(_RECORDS.scan, (start, chunk)))
             if not records:
                 return
             yield records
@@ -294,13 +239,9 @@ class SqliteLog(ActionLog):
                 "SELECT coalesce(max(version), 0) FROM schema_version"
             )
             current = int(next(iter(rows))[0])
-            if current > SCHEMA_VERSION:
-                raise StoreUnavailable(
-                    f"{self.path} has schema version {current}; this code knows up to "
-                    f"{SCHEMA_VERSION}: upgrade the program"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
+            steps = schema.upgrades(schema.SQLITE, current, str(self.path))
+            for version, statements in steps:
+                for statement in statements:
                     await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             await conn.execute("COMMIT")

@@ -26,9 +26,8 @@ from scoreboard.storage import (
     StoreUnavailable,
     WriterLockHeld,
     open_store,
+    schema,
 )
-from scoreboard.storage import postgres as postgres_backend
-from scoreboard.storage import sqlite as sqlite_backend
 
 BIG = 2**53 - 1
 
@@ -453,7 +452,7 @@ async def test_close_twice_is_fine_and_a_closed_log_refuses_work(backend: Backen
 async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path, isolation_level=None)) as old:
-        for statement in sqlite_backend._MIGRATIONS[1]:
+        for statement in schema.migrations(schema.SQLITE)[1]:
             old.execute(statement)
         old.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
         old.execute("INSERT INTO schema_version VALUES (1)")
@@ -486,7 +485,7 @@ async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
 async def test_postgres_migrates_a_version_1_database(fresh_pg_dsn: str) -> None:
     old = await asyncpg.connect(fresh_pg_dsn)
     try:
-        for statement in postgres_backend._MIGRATIONS[1]:
+        for statement in schema.migrations(schema.POSTGRES)[1]:
             await old.execute(statement)
         await old.execute(
             "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
@@ -548,7 +547,7 @@ async def test_sqlite_file_is_wal_and_the_lock_file_names_the_writer(tmp_path: P
         with closing(sqlite3.connect(path)) as plain:
             assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert plain.execute("SELECT max(version) FROM schema_version").fetchone()[0] == (
-                sqlite_backend.SCHEMA_VERSION
+                schema.SCHEMA_VERSION
             )
     finally:
         await log.close()

@@ -47,17 +47,17 @@ def test_rank_and_score_of_unknown_user() -> None:
     assert r.rank("nobody") is None and r.score("nobody") is None
 
 
-def test_hidden_users_leave_the_order_and_keep_their_score() -> None:
+def test_frozen_users_leave_the_order_and_keep_their_score() -> None:
     r = board(("a", 30, 1), ("b", 20, 2), ("c", 10, 3))
     v = r.version
-    r.hide("a", 4)
+    r.freeze("a", 4)
     assert r.version > v
     assert r.top(3) == [("b", 20), ("c", 10)]
     assert r.rank("a") is None and r.score("a") == 30
     assert len(r) == 2
-    r.set("a", 40, 5)  # a hidden user can still be changed (an admin adjustment)
+    r.set("a", 40, 5)  # a frozen user can still be changed (an admin adjustment)
     assert r.top(3) == [("b", 20), ("c", 10)]
-    r.show("a", 6)
+    r.unfreeze("a", 6)
     assert r.top(3) == [("a", 40), ("b", 20), ("c", 10)]
 
 

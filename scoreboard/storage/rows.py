@@ -20,26 +20,8 @@ import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, UserRow
 from scoreboard.storage.base import DuplicateAction, DuplicateProof, StoreUnavailable
+from scoreboard.storage.schema import RECORD_COLUMNS
 
-RECORD_COLUMNS = (
-    "seq",
-    "at",
-    "board",
-    "user_id",
-    "kind",
-    "action_type",
-    "client_action_id",
-    "delta",
-    "prev_score",
-    "new_score",
-    "display_name",
-    "metadata",
-    "actor",
-    "reason",
-    "proof_jti",
-    "proof_exp",
-)
-RECORD_COLUMN_LIST = ", ".join(RECORD_COLUMNS)
 METADATA_INDEX = RECORD_COLUMNS.index("metadata")
 
 # One record as stored: the LogRecord fields in column order, metadata as JSON text.
@@ -47,8 +29,8 @@ RecordRow = tuple[Any, ...]
 ScoreValues = tuple[str, str, int, int]
 UserValues = tuple[str, str | None, bool, bool, str | None]
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)  # also where a scan of the whole log starts
+INT64_MAX = 2**63 - 1
 # PostgreSQL refuses the \u0000 escape in jsonb; an escaped backslash before "u0000"
 # is plain text, hence the even run of backslashes.
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -83,7 +65,7 @@ def _required_text(value: str, field: str) -> str:
 
 
 def _int(value: int, field: str) -> int:
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise _refuse(f"{field} {value} does not fit in 64 bits")
     return value
 

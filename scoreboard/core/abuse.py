@@ -1,0 +1,75 @@
+"""Abuse counters: accepted actions and points per user in the current minute.
+
+Counted per calendar minute of the writer's clock. When a user passes a threshold
+(`AbuseLimits`) the engine writes a `flag` record naming the reason, and a `freeze`
+record too when `auto_freeze` is on; those records are what replays, the counters only
+decide when to write them. Only the newest minute of each user matters, so `expire`
+forgets every user whose last counted minute is over.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from scoreboard.core.pending import Pending
+from scoreboard.core.records import Kind, LogRecord
+from scoreboard.core.rules import AbuseLimits
+
+MONITOR = "abuse-monitor"  # the actor named on records the abuse monitor writes
+
+
+class AbuseMonitor:
+    __slots__ = ("_activity", "limits")
+
+    def __init__(self, limits: AbuseLimits) -> None:
+        self.limits = limits
+        # user → [minute, actions, points], the user last counted longest ago first
+        self._activity: OrderedDict[str, list[int]] = OrderedDict()
+
+    @property
+    def auto_freeze(self) -> bool:
+        return self.limits.auto_freeze
+
+    def __len__(self) -> int:
+        return len(self._activity)
+
+    def observe(self, user_id: str, points: int, now: float, pending: Pending) -> str | None:
+        """Count one accepted action of the batch; the reason to flag the user when this
+        minute now passes a threshold, else None."""
+        minute = int(now // 60)
+        entry = self._activity.get(user_id)
+        count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
+        n, p = pending.activity.get(user_id, (0, 0))
+        pending.activity[user_id] = (n + 1, p + points)
+        count, total = count + n + 1, total + p + points
+        limits = self.limits
+        if limits.actions_per_minute and count > limits.actions_per_minute:
+            return f"{count} actions within a minute (threshold {limits.actions_per_minute})"
+        if limits.points_per_minute and total > limits.points_per_minute:
+            return f"{total} points within a minute (threshold {limits.points_per_minute})"
+        return None
+
+    def remember(self, r: LogRecord) -> None:
+        if r.kind != Kind.ACTION:
+            return
+        minute = int(r.at // 60)
+        entry = self._activity.get(r.user_id)
+        if entry is None or entry[0] != minute:
+            self._activity[r.user_id] = [minute, 1, r.delta]
+            self._activity.move_to_end(r.user_id)
+        else:
+            entry[1] += 1
+            entry[2] += r.delta
+
+    def expire(self, now: float) -> None:
+        minute = int(now // 60)
+        activity = self._activity
+        while activity:
+            user_id, entry = next(iter(activity.items()))
+            if entry[0] >= minute:
+                break
+            del activity[user_id]
+
+    def digest(self) -> list[tuple[str, list[int]]]:
+        """The counters in memory, in order (tests: a replay must count the same)."""
+        return [(user_id, list(entry)) for user_id, entry in self._activity.items()]

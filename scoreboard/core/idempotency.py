@@ -1,0 +1,117 @@
+"""Idempotency keys: the recent `(user, clientActionId)` pairs and what each asked for.
+
+A repeated key with the same payload is a `Replay` of the first record; with another
+payload it is refused. Memory is bounded two ways: keys older than the retention window
+are forgotten by `expire`, and at most `max_keys` are kept (oldest first out). A key
+forgotten here is still caught by the log's unique index, and the writer then learns
+it back with `remember`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from scoreboard.core import errors
+from scoreboard.core.commands import AdjustScore, SubmitAction
+from scoreboard.core.pending import Pending
+from scoreboard.core.records import Kind, LogRecord
+
+Key = tuple[str, str]  # (user_id, client_action_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The command repeats an action already in the log (record `seq`)."""
+
+    seq: int
+
+
+def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
+    """What must match for a repeated key to count as the same request."""
+    body = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS) if extra else b""
+    return hash((kind, board, what, body))
+
+
+def record_fingerprint(r: LogRecord) -> int:
+    if r.kind == Kind.ADJUST:
+        return fingerprint(r.kind, r.board, r.delta, {"reason": r.reason})
+    return fingerprint(r.kind, r.board, r.action_type, r.metadata)
+
+
+def command_fingerprint(c: SubmitAction | AdjustScore) -> int:
+    if isinstance(c, AdjustScore):
+        return fingerprint(Kind.ADJUST, c.board, c.delta, {"reason": c.reason})
+    return fingerprint(Kind.ACTION, c.board, c.action_type, c.metadata)
+
+
+def _conflict() -> errors.IdempotencyConflict:
+    return errors.IdempotencyConflict("clientActionId was already used with a different payload")
+
+
+class IdempotencyKeys:
+    """Recent keys → (seq, fingerprint, at), oldest first."""
+
+    __slots__ = ("_entries", "max_keys", "retention")
+
+    def __init__(self, *, retention: float, max_keys: int) -> None:
+        self.retention = retention
+        self.max_keys = max_keys
+        self._entries: OrderedDict[Key, tuple[int, int, float]] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def check(self, cmd: SubmitAction | AdjustScore, pending: Pending) -> Replay | None:
+        """A `Replay` when the key is known with the same payload, None when it is new;
+        raises `IdempotencyConflict` when it is known with another payload."""
+        key = (cmd.user_id, cmd.client_action_id)
+        fp = command_fingerprint(cmd)
+        known = pending.keys.get(key)
+        if known is not None:
+            if known != fp:
+                raise _conflict()
+            seq = next(r.seq for r in pending.records if r.client_action_id == key[1]
+                       and r.user_id == key[0])
+            return Replay(seq)
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[1] != fp:
+                raise _conflict()
+            return Replay(entry[0])
+        return None
+
+    @staticmethod
+    def hold(cmd: SubmitAction | AdjustScore, pending: Pending) -> None:
+        """The command was accepted into the batch: later copies of it replay it."""
+        pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
+
+    def remember(self, r: LogRecord) -> None:
+        if r.client_action_id is None:
+            return
+        entries = self._entries
+        key = (r.user_id, r.client_action_id)
+        entries[key] = (r.seq, record_fingerprint(r), r.at)
+        entries.move_to_end(key)
+        while len(entries) > self.max_keys:
+            entries.popitem(last=False)
+
+    def expire(self, now: float) -> None:
+        horizon = now - self.retention
+        entries = self._entries
+        while entries:
+            key, (_, _, at) = next(iter(entries.items()))
+            if at >= horizon:
+                break
+            del entries[key]
+
+    def digest(self) -> list[tuple[Key, tuple[int, int, float]]]:
+        """The keys in memory, in order (tests: a replay must remember the same)."""
+        return list(self._entries.items())

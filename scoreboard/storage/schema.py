@@ -1,0 +1,199 @@
+"""The SQL schema, written once: tables, columns, indexes, migrations and the statements
+both SQL backends run.
+
+Columns carry a portable type; each backend is a `Dialect` that says how it spells
+those types and its parameters, and its DDL and statements are derived from here. A
+schema change is a new version: columns added in it say `since=` that version, and
+`migrations()` turns them into `ALTER TABLE` statements for databases made before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from scoreboard.storage.base import StoreUnavailable
+
+SCHEMA_VERSION = 2
+
+
+class ColumnType(Enum):
+    INT = "a 64-bit integer"
+    REAL = "a double"
+    TEXT = "UTF-8 text"
+    JSON = "JSON text"
+    BOOL = "a boolean"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = False  # NOT NULL
+    since: int = 1  # the schema version that added it
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(self.column_names)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database spells the portable types and numbers its parameters."""
+
+    types: Mapping[ColumnType, str]
+    numbered_params: bool  # $1, $2 … (PostgreSQL); else ? in order (SQLite)
+
+    def params(self, count: int, first: int = 1) -> list[str]:
+        if self.numbered_params:
+            return [f"${i}" for i in range(first, first + count)]
+        return ["?"] * count
+
+
+INT, REAL, TEXT, JSON, BOOL = (
+    ColumnType.INT, ColumnType.REAL, ColumnType.TEXT, ColumnType.JSON, ColumnType.BOOL
+)
+SQLITE = Dialect(
+    {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER"},
+    numbered_params=False,
+)
+POSTGRES = Dialect(
+    {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN"},
+    numbered_params=True,
+)
+
+# -- tables ------------------------------------------------------------------------------
+
+ACTION_LOG = Table("action_log", (
+    Column("seq", INT, required=True), Column("at", REAL, required=True),
+    Column("board", TEXT, required=True), Column("user_id", TEXT, required=True),
+    Column("kind", TEXT, required=True),
+    Column("action_type", TEXT), Column("client_action_id", TEXT),
+    Column("delta", INT, required=True), Column("prev_score", INT, required=True),
+    Column("new_score", INT, required=True),
+    Column("display_name", TEXT), Column("metadata", JSON),
+    Column("actor", TEXT), Column("reason", TEXT),
+    Column("proof_jti", TEXT), Column("proof_exp", REAL),
+), primary_key=("seq",))
+BOARD_SCORES = Table("board_scores", (
+    Column("board", TEXT, required=True), Column("user_id", TEXT, required=True),
+    Column("score", INT, required=True), Column("reached_seq", INT, required=True),
+), primary_key=("board", "user_id"))
+USERS = Table("users", (
+    Column("user_id", TEXT, required=True), Column("display_name", TEXT),
+    Column("frozen", BOOL, required=True), Column("hidden", BOOL, required=True),
+    Column("flag", TEXT, since=2),  # UserRow.flag (abuse monitor)
+), primary_key=("user_id",))
+TABLES = (ACTION_LOG, BOARD_SCORES, USERS)
+
+# The same in both dialects: partial indexes keep the unique guards to the rows that
+# have a key or a proof.
+_INDEXES = (
+    """CREATE UNIQUE INDEX action_log_action_key ON action_log (user_id, client_action_id)
+        WHERE client_action_id IS NOT NULL""",
+    """CREATE UNIQUE INDEX action_log_proof_jti ON action_log (proof_jti)
+        WHERE proof_jti IS NOT NULL""",
+    "CREATE INDEX action_log_user_seq ON action_log (user_id, seq)",
+    "CREATE INDEX action_log_at ON action_log (at)",
+    # Lets recovery find unexpired proofs without scanning the whole log.
+    "CREATE INDEX action_log_proof_exp ON action_log (proof_exp) WHERE proof_exp IS NOT NULL",
+)
+
+
+def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
+    ddl = f"{column.name} {dialect.types[column.type]}"
+    if table.primary_key == (column.name,):
+        return f"{ddl} PRIMARY KEY"  # inline: SQLite's INTEGER PRIMARY KEY is the rowid
+    return f"{ddl} NOT NULL" if column.required else ddl
+
+
+def _create_table(table: Table, dialect: Dialect) -> str:
+    parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since == 1]
+    if len(table.primary_key) > 1:
+        parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    body = ",\n    ".join(parts)
+    return f"CREATE TABLE {table.name} (\n    {body}\n)"
+
+
+def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
+    """Statements per schema version; a database at version N gets N+1.. applied."""
+    steps: dict[int, tuple[str, ...]] = {
+        1: (*(_create_table(t, dialect) for t in TABLES[:1]), *_INDEXES,
+            *(_create_table(t, dialect) for t in TABLES[1:])),
+    }
+    for version in range(2, SCHEMA_VERSION + 1):
+        steps[version] = tuple(
+            f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
+            for t in TABLES for c in t.columns if c.since == version
+        )
+    return steps
+
+
+def upgrades(dialect: Dialect, current: int, where: str) -> list[tuple[int, tuple[str, ...]]]:
+    """(version, statements) to bring a database at `current` up to date, in order.
+
+    Raises `StoreUnavailable` when the database is newer than this code."""
+    if current > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"{where} has schema version {current}; this code knows up to "
+            f"{SCHEMA_VERSION}: upgrade the program"
+        )
+    steps = migrations(dialect)
+    return [(v, steps[v]) for v in range(current + 1, SCHEMA_VERSION + 1)]
+
+
+# -- statements both backends run --------------------------------------------------------
+
+RECORD_COLUMNS = ACTION_LOG.column_names
+RECORD_COLUMN_LIST = ACTION_LOG.column_list
+LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM action_log"
+SELECT_RECORDS = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
+SELECT_SCORES = f"SELECT {BOARD_SCORES.column_list} FROM board_scores"
+SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
+
+
+def insert(table: Table, rows: str, *, upsert: bool = False) -> str:
+    """Insert full rows from `rows` (a VALUES list or a SELECT); with `upsert`, a row
+    whose primary key exists replaces it."""
+    statement = f"INSERT INTO {table.name} ({table.column_list}) {rows}"
+    if not upsert:
+        return statement
+    rest = [c for c in table.column_names if c not in table.primary_key]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    return f"{statement} ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQueries:
+    """The record reads whose text differs between backends only in parameters."""
+
+    history: str  # (user_id, limit): newest first
+    history_before: str  # (user_id, before_seq, limit)
+    scan: str  # (from_seq, limit): in seq order
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> RecordQueries:
+        p = dialect.params
+        user, limit = p(2)
+        before_user, before, before_limit = p(3)
+        start, count = p(2)
+        return cls(
+            history=f"{SELECT_RECORDS} WHERE user_id = {user} ORDER BY seq DESC LIMIT {limit}",
+            history_before=(
+                f"{SELECT_RECORDS} WHERE user_id = {before_user} AND seq < {before}"
+                f" ORDER BY seq DESC LIMIT {before_limit}"
+            ),
+            scan=f"{SELECT_RECORDS} WHERE seq >= {start} ORDER BY seq LIMIT {count}",
+        )
