@@ -12,7 +12,16 @@ import pytest
 from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.http import validation as v
-from scoreboard.http.contract import JWS_RE, MAX_REASON
+from scoreboard.http.contract import (
+    ACTION_FIELDS,
+    ADJUST_FIELDS,
+    JWS_RE,
+    MAX_REASON,
+    PRIVACY_FIELDS,
+    PROOF_FIELDS,
+    REASON_FIELDS,
+)
+from scoreboard.http.errors import codes_by_status
 from scoreboard.http.openapi import build_openapi
 from scoreboard.settings import load_settings
 
@@ -177,3 +186,22 @@ def test_a_history_cursor_takes_any_seq_up_to_its_maximum() -> None:
     assert v.int_param("1234567", "cursor", 0, 1, 2**48) == 1234567
     with pytest.raises(v.BadRequest):
         v.int_param(str(2**48 + 1), "cursor", 0, 1, 2**48)
+
+
+@pytest.mark.parametrize(("schema_name", "fields"), [
+    ("ActionRequest", ACTION_FIELDS), ("AdjustRequest", ADJUST_FIELDS),
+    ("ReasonRequest", REASON_FIELDS), ("ProofRequest", PROOF_FIELDS),
+    ("PrivacyRequest", PRIVACY_FIELDS),
+])
+def test_request_bodies_name_the_fields_the_handlers_accept(
+    doc: dict[str, Any], schema_name: str, fields: frozenset[str]
+) -> None:
+    schema = doc["components"]["schemas"][schema_name]
+    assert set(schema["properties"]) == fields and schema["additionalProperties"] is False
+
+
+def test_every_error_code_in_the_table_is_in_the_document(doc: dict[str, Any]) -> None:
+    documented = set(doc["components"]["schemas"]["ErrorCode"]["enum"])
+    assert documented == {code for codes in codes_by_status().values() for code in codes}
+    assert {"METHOD_NOT_ALLOWED", "REQUEST_TIMEOUT", "HEADERS_TOO_LARGE",
+            "STORE_UNAVAILABLE", "QUOTA_EXCEEDED"} <= documented
