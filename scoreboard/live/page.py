@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from scoreboard.live.sse import STREAM_PATH
 from scoreboard.live.ws import LIVE_PATH
 from scoreboard.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
 CONFIG_PATH = "/api/v1/live-config"
 POLL_PATH = "/api/v1/leaderboard"
 ME_PATH = "/api/v1/users/me/score"
