@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from scoreboard import __version__
 from scoreboard import validation as v
 from scoreboard.actor import WriterError
 from scoreboard.auth import AuthError, Principal
@@ -356,7 +357,7 @@ class Api:
         return json_response(orjson.dumps(data))
 
     async def health(self, request: web.Request) -> web.Response:
-        return json_response(b'{"status":"ok"}')
+        return json_response(orjson.dumps({"status": "ok", "version": __version__}))
 
     async def ready(self, request: web.Request) -> web.Response:
         ok = await self.s.is_ready()

@@ -634,7 +634,7 @@ def _components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                 "frozen": {"type": "boolean"},
                 "displayName": _nullable({"type": "string"}),
             })}}),
-            "Health": _obj({"status": {"const": "ok"}}),
+            "Health": _obj({"status": {"const": "ok"}, "version": {"type": "string"}}),
             "Ready": _obj({
                 "status": {"enum": ["ready", "not ready"]},
                 "store": {"enum": ["ok", "unavailable"]},
