@@ -104,6 +104,14 @@ def test_script_and_module_answer_help_and_version(installed: Installed) -> None
         assert (version.returncode, version.stdout) == (0, f"scoreboard {__version__}\n")
 
 
+async def assert_serving(server: ServerProcess, http: aiohttp.ClientSession) -> None:
+    """Wait for the start-up line, then GET /health, which names this version."""
+    await server.wait_for_line("Scoreboard serving")
+    async with http.get(f"{server.url}/health") as r:
+        assert r.status == 200
+        assert await r.json() == {"status": "ok", "version": __version__}
+
+
 async def test_it_serves_the_page_the_api_and_the_document_from_an_empty_folder(
     installed: Installed,
 ) -> None:
@@ -112,11 +120,8 @@ async def test_it_serves_the_page_the_api_and_the_document_from_an_empty_folder(
                         "--ws-port", str(free_port()))
     child = ServerProcess(proc, port)
     try:
-        await child.wait_for_line("Scoreboard serving")
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"{child.url}/health") as r:
-                assert r.status == 200
-                assert await r.json() == {"status": "ok", "version": __version__}
+            await assert_serving(child, http)
             async with http.get(f"{child.url}/") as r:
                 assert r.status == 200 and "<html" in await r.text()
             async with http.get(f"{child.url}/static/app.js") as r:
