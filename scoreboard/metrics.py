@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from scoreboard import __version__
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -56,6 +58,9 @@ class Metrics:
             "scoreboard_recovery_seconds", "Time the last start-up took to rebuild state",
             registry=r,
         )
+
+        # scoreboard_build_info{version="…"} 1
+        Info("scoreboard_build", "The running release", registry=r).info({"version": __version__})
 
         # Series a dashboard expects from the start, not only after the first event.
         for transport in ("ws", "sse"):

@@ -1,6 +1,6 @@
-"""Settings: `config/default.toml`, then the file named by SCOREBOARD_CONFIG, then
-SCOREBOARD_* variables, then command-line overrides. Loaded once into a frozen object;
-every bad value stops start-up with a message naming its key."""
+"""Settings: the packaged defaults (`scoreboard/defaults.toml`), then the file named by
+SCOREBOARD_CONFIG, then SCOREBOARD_* variables, then command-line overrides. Loaded once
+into a frozen object; every bad value stops start-up with a message naming its key."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+# Read from the installed package, so a wheel starts from any folder; config/default.toml
+# is a copy for people to read (a test keeps the two identical).
+DEFAULTS = resources.files("scoreboard") / "defaults.toml"
 
 # The variables SPEC §7 names; any other key is SCOREBOARD_<SECTION>__<KEY>.
 ENV_ALIASES = {
@@ -271,7 +274,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings. `overrides` maps dotted keys to values (flags, tests)."""
     env = os.environ if environ is None else environ
-    tree = _read_toml(DEFAULT_FILE, "defaults")
+    tree = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
     layer_path = config_file or env.get("SCOREBOARD_CONFIG")
     base_dir = Path.cwd()
     if layer_path:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from scoreboard import __version__
 from scoreboard.http import contract as c
 from scoreboard.http.envelope import Routes, json_response
 from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -25,6 +26,7 @@ class Probes:
     def __init__(self, readiness: Readiness, metrics: Metrics) -> None:
         self.readiness = readiness
         self.metrics = metrics
+        self._health = orjson.dumps({"status": "ok", "version": __version__})
 
     def add_routes(self, routes: Routes) -> None:
         routes.add_get(c.HEALTH_PATH, self.health)
@@ -32,7 +34,7 @@ class Probes:
         routes.add_get(c.METRICS_PATH, self.render_metrics)
 
     async def health(self, request: web.Request) -> web.Response:
-        return json_response(b'{"status":"ok"}')
+        return json_response(self._health)
 
     async def ready(self, request: web.Request) -> web.Response:
         ok, details = await self.readiness()

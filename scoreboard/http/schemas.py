@@ -361,7 +361,7 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                 "frozen": {"type": "boolean"},
                 "displayName": nullable({"type": "string"}),
             })}}),
-            "Health": obj({"status": {"const": "ok"}}),
+            "Health": obj({"status": {"const": "ok"}, "version": {"type": "string"}}),
             "Ready": obj({
                 "status": {"enum": ["ready", "not ready"]},
                 "store": {"enum": ["ok", "unavailable"]},

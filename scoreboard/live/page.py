@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from scoreboard.http.contract import (
 from scoreboard.http.envelope import Routes
 from scoreboard.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
 
 # The page talks to this origin and to the WebSocket port; nothing else.
 CSP = (
