@@ -54,6 +54,7 @@ class NatsPublisher:
         self.connected = False
         self.published = 0  # the newest seq the stream has acknowledged
         self.last_error: str | None = None
+        self._acked = asyncio.Event()  # replaced after every ack (see `wait_published`)
         Gauge("scoreboard_events_nats_lag", "Committed records not yet in the NATS stream",
               registry=registry).set_function(self.lag)
         Gauge("scoreboard_events_nats_connected", "1 while connected to NATS JetStream",
@@ -62,6 +63,16 @@ class NatsPublisher:
                              "Records acknowledged by NATS JetStream", registry=registry)
         self._failures = Counter("scoreboard_events_nats_failures_total",
                                  "Publisher sessions that ended in an error", registry=registry)
+
+    async def wait_published(self, seq: int) -> None:
+        """Until the stream has acknowledged `seq` (cancel or time it out to give up)."""
+        while self.published < seq:
+            await self._acked.wait()
+
+    def _progress(self, seq: int) -> None:
+        self.published = seq
+        acked, self._acked = self._acked, asyncio.Event()
+        acked.set()
 
     def lag(self) -> int:
         return max(0, self.feed.head() - self.published)
@@ -111,7 +122,7 @@ class NatsPublisher:
             js = nc.jetstream(timeout=self.settings.ack_timeout)
             await self._ensure_stream(js)
             position = await self._resume_point(js)
-            self.published = position
+            self._progress(position)
             self.connected = True
             self.last_error = None
             log.info("publishing to NATS stream %s after seq %d", self.settings.stream, position)
@@ -135,8 +146,9 @@ class NatsPublisher:
             for r in records:
                 await js.publish(self.subject(r), record_bytes(r), stream=stream,
                                  headers={MSG_ID: str(r.seq)})
-                position = self.published = r.seq
+                position = r.seq
                 self._sent.inc()
+                self._progress(position)
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         s = self.settings
