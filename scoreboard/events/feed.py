@@ -80,13 +80,15 @@ class EventFeed:
             if aclose is not None:
                 await aclose()
 
-    async def wait(self, after: int, seconds: float) -> bool:
+    async def wait(self, after: int, seconds: float, *, closable: bool = True) -> bool:
         """Wait until a record after `after` is committed (True), or `seconds` pass
-        or the feed closes (False)."""
+        or the feed closes (False). A consumer that must go on until it is cancelled
+        (the NATS publisher, which also publishes the records of the final drain) passes
+        `closable=False`."""
         try:
             async with asyncio.timeout(seconds):
-                while after >= self.head() and not self.closing:
+                while after >= self.head() and not (closable and self.closing):
                     await self._changed.wait()
         except TimeoutError:
             return False
-        return not self.closing
+        return not (closable and self.closing)

@@ -139,7 +139,7 @@ class NatsPublisher:
         while True:
             records = await feed.read(position, CHUNK)
             if not records:
-                await feed.wait(position, IDLE_CHECK)
+                await feed.wait(position, IDLE_CHECK, closable=False)
                 if nc.is_closed or not nc.is_connected:
                     raise ConnectionError("the NATS connection was lost")
                 continue

@@ -27,7 +27,7 @@ async def post(server: Running, body: Any, scopes: tuple[str, ...] = SERVICE,
 
 
 async def test_answers_each_action_in_order(server: Running) -> None:
-    status, frozen = await server.act("frosty")
+    status, _ = await server.act("frosty")
     assert status == 200
     admin = server.headers("root", scopes=("scoreboard:admin",))
     async with server.http.post(f"{server.url}/api/v1/admin/users/frosty/freeze",

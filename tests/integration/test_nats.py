@@ -139,6 +139,8 @@ async def test_a_nats_restart_loses_and_repeats_nothing(
     async with server.http.get(f"{server.url}/metrics") as r:
         text = await r.text()
     assert "scoreboard_events_nats_lag 0.0" in text
+    # Shutting down with NATS up: the publisher ends with the rest, promptly.
+    await asyncio.wait_for(server.stop(), 10)
 
 
 @asynccontextmanager
