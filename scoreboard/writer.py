@@ -176,28 +176,30 @@ class Writer:
 
         Copies of a key inside the unit, or of a key already in flight, need no waiting
         here: the unit is decided after everything queued before it, so the engine sees
-        the first copy (committed, or pending in the same batch) and answers a replay.
+        the first copy (committed, or pending in the same batch) and answers a replay;
+        a single copy sent later is queued behind the unit and replays it the same way.
         """
         self._admit(len(cmds))
-        loop = asyncio.get_running_loop()
-        unit: _Unit = []
-        inflight = self._inflight
-        for cmd in cmds:
-            fut: asyncio.Future[Result] = loop.create_future()
-            fut.add_done_callback(_consume)
-            unit.append((cmd, fut))
-            key = cmd.idempotency_key
-            if key is not None and key not in inflight:
-                inflight[key] = (cmd, fut)  # later single copies wait for this one
-                fut.add_done_callback(self._forget(key))
+        create = asyncio.get_running_loop().create_future
+        unit: _Unit = [(cmd, create()) for cmd in cmds]
         self._queue.put_nowait(unit)
         self._queued += len(unit)
-        # If this caller is cancelled, gather cancels every future: the actor skips them.
-        answers = await asyncio.gather(*(fut for _, fut in unit), return_exceptions=True)
-        for answer in answers:
-            if isinstance(answer, BaseException) and not isinstance(answer, Refused):
-                raise answer
-        return answers  # type: ignore[return-value]
+        answers: list[Result | Refused] = []
+        try:
+            # The futures are answered together: after the first, awaiting is free.
+            for _, fut in unit:
+                try:
+                    answers.append(await fut)
+                except Refused as exc:
+                    answers.append(exc)
+        except BaseException:
+            for _, fut in unit:  # the actor skips cancelled ones; nothing is left waiting
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()  # retrieved: never logged as unhandled
+            raise
+        return answers
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
         def done(_: asyncio.Future[Result]) -> None:
