@@ -33,9 +33,13 @@ from aiohttp import web
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
 from scoreboard.demo import run_demo
+from scoreboard.events.feed import EventFeed
+from scoreboard.events.nats import NatsPublisher
 from scoreboard.http.admin import AdminApi
+from scoreboard.http.batch import BatchApi
 from scoreboard.http.bearer import Bearer
 from scoreboard.http.envelope import RequestIds, Routes
+from scoreboard.http.events import EventsApi
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import ClientAddress, Gatekeeper, PublicApi
@@ -56,6 +60,7 @@ PROOF_SECRET_FILE = "proof-secret"
 WRITER_TASK = "writer"
 HUB_TASK = "live-hub"
 DEMO_TASK = "demo"
+NATS_TASK = "nats-publisher"
 
 
 class StartupError(Exception):
@@ -74,6 +79,8 @@ class Service:
     metrics: Metrics
     live: LiveServer
     app: web.Application
+    feed: EventFeed | None = None
+    publisher: NatsPublisher | None = None  # with [events.nats] url set
     http_port: int = 0
     draining: bool = False  # set once stop() begins: answers then say Connection: close
     tasks: TaskWatch = field(default_factory=TaskWatch)
@@ -116,15 +123,24 @@ class Service:
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
+        feed = EventFeed(store, lambda: engine.last_seq,
+                         buffer_records=settings.events.buffer_records)
+        writer.listeners.append(feed.on_commit)
         metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
         )
 
-        app = web.Application(client_max_size=settings.limits.max_body_bytes)
+        # The largest body any route takes; each route enforces its own cap.
+        limits = settings.limits
+        app = web.Application(
+            client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes)
+        )
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app)
+                      app=app, feed=feed)
+        if settings.events.nats.url:
+            service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
             settings, bearer,
             user_limiter=RateLimiter(settings.limits.user_per_minute),
@@ -134,6 +150,8 @@ class Service:
         )
         routes = Routes(app, lambda: service.draining, ids)
         PublicApi(gate, writer, views, proofs).add_routes(routes)
+        BatchApi(gate, writer).add_routes(routes)
+        EventsApi(gate, feed).add_routes(routes)
         live.add_routes(routes)
         AdminApi(gate, writer, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
@@ -193,6 +211,9 @@ class Service:
             stack.push_async_callback(self.live.stop)
             self.tasks.start(HUB_TASK, self.live.hub.run())
             stack.push_async_callback(self.tasks.stop, HUB_TASK)
+            if self.publisher is not None:  # behind the commit; stopped after the drain
+                self.tasks.start(NATS_TASK, self.publisher.run())
+                stack.push_async_callback(self.tasks.stop, NATS_TASK)
             self.tasks.start(WRITER_TASK, self.writer.run())
             stack.push_async_callback(self._drain_writer)
             self.http_port = await self._listen(stack)
@@ -275,6 +296,8 @@ class Service:
             "lastSeq": self.engine.last_seq,
             "tasks": self.tasks.states(),
         }
+        if self.publisher is not None:  # informative: NATS down does not make us unready
+            details["nats"] = self.publisher.details()
         return started and tasks_ok and store_ok, details
 
     async def is_ready(self) -> bool:

@@ -1,7 +1,9 @@
 """The writer actor: the only code that changes the engine.
 
-Requests wait in a bounded queue as (command, reply future). The actor takes everything
-waiting when the previous commit finished (up to `max_batch`), decides each command
+Requests wait in a bounded queue as (command, reply future), or as a unit of several
+(`submit_many`: a trusted backend's batch), which is never split: it is decided in order
+within one batch and committed in one transaction. The actor takes everything waiting
+when the previous commit finished (up to `max_batch`; a unit may pass it), decides each command
 against committed state plus the batch so far, appends the batch to the log in one
 transaction, and only then applies it to the engine, tells the listeners and replies.
 Readers therefore never see an uncommitted effect.
@@ -74,6 +76,7 @@ class StateDiverged(Exception):
 
 
 _Item = tuple[Command, "asyncio.Future[Result]"]
+_Unit = list[_Item]  # queued, taken and decided together (never split across batches)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -103,7 +106,10 @@ class Writer:
         self.listeners: list[CommitListener] = []
         self.listener_error_observers: list[Callable[[BaseException], None]] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(queue_size)
+        # Unbounded as a queue, bounded in commands: a unit counts by its size.
+        self._queue: asyncio.Queue[_Item | _Unit | None] = asyncio.Queue()
+        self._queue_size = queue_size
+        self._queued = 0
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
@@ -114,16 +120,21 @@ class Writer:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return self._queued
 
     # -- the caller's side ---------------------------------------------------------------
 
-    async def submit(self, cmd: Command) -> Result:
-        """Decide, commit and apply `cmd`; returns once it is durable and visible."""
+    def _admit(self, count: int) -> None:
         if self._closing:
             raise ShuttingDown("the service is shutting down", retry_after=2.0)
         if self._stopped:
             raise WriterStopped("the writer has stopped; the service is restarting", 2.0)
+        if self._queued + count > self._queue_size:
+            raise Overloaded("the writer queue is full", retry_after=1.0)
+
+    async def submit(self, cmd: Command) -> Result:
+        """Decide, commit and apply `cmd`; returns once it is durable and visible."""
+        self._admit(0)
         key = cmd.idempotency_key
         if key is not None:
             hit = self._inflight.get(key)
@@ -147,16 +158,48 @@ class Writer:
                         if isinstance(result, ActionResult) else result
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
-        try:
-            self._queue.put_nowait((cmd, fut))
-        except asyncio.QueueFull:
-            raise Overloaded("the writer queue is full", retry_after=1.0) from None
+        self._admit(1)  # again: the wait for an in-flight copy may have been long
+        self._queue.put_nowait((cmd, fut))
+        self._queued += 1
         if key is not None:
             self._inflight[key] = (cmd, fut)
             fut.add_done_callback(self._forget(key))
         # Not shielded: if this caller is cancelled the future is too, and the actor
         # skips answering it (the change itself still commits if it was decided).
         return await fut
+
+    async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]:
+        """Decide, commit and apply `cmds` as one unit, in order, in one transaction
+        (with whatever else the batch holds). Each command gets its own answer: its
+        result, or the refusal `submit` would have raised for it. The unit is refused
+        whole (`Overloaded`) when the queue has no room for all of it.
+
+        Copies of a key inside the unit, or of a key already in flight, need no waiting
+        here: the unit is decided after everything queued before it, so the engine sees
+        the first copy (committed, or pending in the same batch) and answers a replay;
+        a single copy sent later is queued behind the unit and replays it the same way.
+        """
+        self._admit(len(cmds))
+        create = asyncio.get_running_loop().create_future
+        unit: _Unit = [(cmd, create()) for cmd in cmds]
+        self._queue.put_nowait(unit)
+        self._queued += len(unit)
+        answers: list[Result | Refused] = []
+        try:
+            # The futures are answered together: after the first, awaiting is free.
+            for _, fut in unit:
+                try:
+                    answers.append(await fut)
+                except Refused as exc:
+                    answers.append(exc)
+        except BaseException:
+            for _, fut in unit:  # the actor skips cancelled ones; nothing is left waiting
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()  # retrieved: never logged as unhandled
+            raise
+        return answers
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
         def done(_: asyncio.Future[Result]) -> None:
@@ -167,10 +210,7 @@ class Writer:
     def stop(self) -> None:
         """Refuse new commands; `run` returns once everything queued is answered."""
         self._closing = True
-        try:
-            self._queue.put_nowait(None)  # wake an idle loop
-        except asyncio.QueueFull:
-            pass  # busy: it sees the flag after the current batches
+        self._queue.put_nowait(None)  # wake an idle loop
 
     # -- the actor's side ----------------------------------------------------------------
 
@@ -186,12 +226,10 @@ class Writer:
     async def _loop(self) -> None:
         queue = self._queue
         while True:
-            first = await queue.get()
-            items: list[_Item] = [] if first is None else [first]
+            items: list[_Item] = []
+            self._take(await queue.get(), items)
             while len(items) < self.max_batch and not queue.empty():
-                nxt = queue.get_nowait()
-                if nxt is not None:
-                    items.append(nxt)
+                self._take(queue.get_nowait(), items)
             if items:
                 self._batch = items
                 try:
@@ -207,12 +245,20 @@ class Writer:
             if self._closing and queue.empty():
                 return
 
+    def _take(self, entry: _Item | _Unit | None, items: list[_Item]) -> None:
+        if entry is None:
+            return
+        if isinstance(entry, list):
+            items.extend(entry)
+            self._queued -= len(entry)
+        else:
+            items.append(entry)
+            self._queued -= 1
+
     def _fail_waiting(self, err: WriterError) -> None:
         waiting = list(self._batch)
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                waiting.append(item)
+            self._take(self._queue.get_nowait(), waiting)
         waiting.extend(self._inflight.values())
         for _, fut in waiting:
             if not fut.done():

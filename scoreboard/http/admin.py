@@ -25,7 +25,7 @@ from scoreboard.core.commands import (
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import UnknownAction
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.core.records import LogRecord
+from scoreboard.events.wire import record_json
 from scoreboard.http import contract as c
 from scoreboard.http import validation as v
 from scoreboard.http.envelope import Routes, json_response
@@ -35,15 +35,6 @@ from scoreboard.proofs import ProofAuthority
 from scoreboard.storage.base import ActionLog
 from scoreboard.views import iso
 from scoreboard.writer import Writer
-
-
-def record_json(r: LogRecord) -> dict[str, Any]:
-    return {
-        "seq": r.seq, "at": iso(r.at), "board": r.board, "userId": r.user_id, "kind": r.kind,
-        "actionType": r.action_type, "clientActionId": r.client_action_id, "delta": r.delta,
-        "prevScore": r.prev_score, "newScore": r.new_score, "displayName": r.display_name,
-        "metadata": r.metadata, "actor": r.actor, "reason": r.reason, "proofJti": r.proof_jti,
-    }
 
 
 def user_json(r: UserResult) -> bytes:

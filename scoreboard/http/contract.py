@@ -15,6 +15,8 @@ import re
 
 API = "/api/v1"
 ACTIONS_PATH = f"{API}/scores/actions"
+BATCH_PATH = f"{API}/scores/actions/batch"  # trusted backends (service scope)
+EVENTS_PATH = f"{API}/events"  # the log as an event stream (service scope)
 LEADERBOARD_PATH = f"{API}/leaderboard"
 AROUND_PATH = f"{API}/leaderboard/around/{{userId}}"
 STREAM_PATH = f"{API}/leaderboard/stream"
@@ -50,6 +52,9 @@ HISTORY_DEFAULT = 50
 MAX_HISTORY_CURSOR = 2**48
 DEFAULT_RADIUS = 5
 MAX_QUERY = 8192  # WebSocket handshake query strings
+MAX_NAME = 64  # display names given by a trusted backend
+MAX_SEQ = 2**63 - 1  # event positions (`after`, `Last-Event-ID`)
+EVENTS_DEFAULT = 100  # records per JSON page unless `limit` says otherwise
 
 # -- patterns (one spelling for Python and for JSON Schema) -----------------------------
 
@@ -79,3 +84,7 @@ ADJUST_FIELDS = frozenset({"delta", "reason", "clientActionId", "board"})
 REASON_FIELDS = frozenset({"reason"})
 PROOF_FIELDS = frozenset({"userId", "actionType", "ttlSeconds"})
 PRIVACY_FIELDS = frozenset({"hideName"})
+BATCH_FIELDS = frozenset({"actions"})
+BATCH_ITEM_FIELDS = frozenset(
+    {"userId", "actionType", "clientActionId", "board", "displayName", "metadata"}
+)

@@ -41,6 +41,7 @@ from scoreboard.http.schemas import (
     schema,
     user_path,
 )
+from scoreboard.http.schemas_events import event_schemas
 from scoreboard.settings import Settings
 
 # -- the document ------------------------------------------------------------------------
@@ -123,6 +124,64 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                 + (f" Quotas: {', '.join(f'{k} {v}' for k, v in quota_rules.items())}."
                    if quota_rules else "")
                 + (f" Need an action proof: {', '.join(proof_rules)}." if proof_rules else "")
+            ),
+        )},
+        c.BATCH_PATH: {"post": op(
+            "reportActions", "Report many users' actions at once (trusted backends)",
+            "scores",
+            {
+                "200": json_answer(
+                    "Each action's reply or refusal, in request order", schema("BatchResult"),
+                    headers("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
+                ),
+                **errors({**body_errors, 401: UNAUTH, 403: FORBID, 429: LIMITED, 503: BUSY}),
+            },
+            security=service, request="BatchRequest",
+            description=(
+                f"Needs the `{auth.service_scope}` scope. Each action is decided like a "
+                "single report (rules, quotas, frozen users, abuse flags, exactly once per "
+                "(userId, clientActionId)), in order, and all are committed in one "
+                "transaction. A refused action is answered in its place with its code and "
+                "status; a malformed request is refused whole (400), and so is a batch that "
+                "could not be committed (503: send it again, committed actions replay). "
+                f"At most {settings.limits.max_batch_actions} actions and "
+                f"{settings.limits.max_batch_body_bytes} bytes."
+            ),
+        )},
+        c.EVENTS_PATH: {"get": op(
+            "getEvents", "Every committed record, in log order", "events",
+            {
+                "200": {
+                    "description": (
+                        "JSON: up to `limit` records after `after` (none: after waiting up "
+                        "to `wait` s). With `Accept: text/event-stream`: an endless stream, "
+                        "`id: <seq>` / `event: <kind>` / `data: <LogRecord JSON>`, from the "
+                        "log and then live, with `: heartbeat` comments when idle."
+                    ),
+                    "headers": headers(),
+                    "content": {JSON: {"schema": schema("EventPage")},
+                                "text/event-stream": {"schema": schema("FeedEvent")}},
+                },
+                **errors({400: BAD, 401: UNAUTH, 403: FORBID, 429: LIMITED,
+                          503: ("OVERLOADED", "STORE_UNAVAILABLE")}),
+            },
+            security=service, parameters=[
+                query("after", integer(0, c.MAX_SEQ, default=0),
+                      "The last seq the consumer has; records after it are sent."),
+                query("limit", integer(1, settings.events.page_limit,
+                                       default=min(c.EVENTS_DEFAULT,
+                                                   settings.events.page_limit)),
+                      "Records per JSON page."),
+                query("wait", integer(0, int(settings.events.max_wait), default=0),
+                      "JSON: seconds to wait for a record when none is new."),
+                {"name": "Last-Event-ID", "in": "header", "required": False,
+                 "schema": {"type": "string"},
+                 "description": "A stream resumes after this seq (instead of `after`)."},
+            ],
+            description=(
+                f"Needs the `{auth.service_scope}` scope. Positions are the consumer's to "
+                "keep; nothing is lost or reordered. A slow stream consumer reads from the "
+                "log at its own pace; one whose writes stall is cut off."
             ),
         )},
         c.LEADERBOARD_PATH: {"get": op(
@@ -285,6 +344,8 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         )},
     }
 
+    parts = components(settings, actions)
+    parts["schemas"].update(event_schemas(settings))
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -302,9 +363,10 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in
-                 ("scores", "leaderboard", "users", "live", "proofs", "admin", "operations")],
+                 ("scores", "leaderboard", "users", "live", "events", "proofs", "admin",
+                  "operations")],
         "paths": paths,
-        "components": components(settings, actions),
+        "components": parts,
     }
 
 

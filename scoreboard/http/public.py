@@ -126,19 +126,23 @@ class Gatekeeper:
                               headers=verdict.headers())
         return verdict
 
-    async def json_body(self, request: web.Request) -> dict[str, Any]:
+    async def json_body(self, request: web.Request, cap: int | None = None
+                        ) -> dict[str, Any]:
+        """The body as a JSON object, at most `cap` bytes (`limits.max_body_bytes`)."""
         ctype = request.headers.get("Content-Type", "")
         mime, _, params = ctype.partition(";")
         charset = params.strip().lower()
         if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
             raise UnsupportedMediaType("send application/json (UTF-8)")
-        cap = self.settings.limits.max_body_bytes
+        cap = cap or self.settings.limits.max_body_bytes
         if request.content_length is not None and request.content_length > cap:
             raise PayloadTooLarge(f"the body limit is {cap} bytes")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"the body limit is {cap} bytes") from None
+        if len(body) > cap:  # chunked: the app's cap is the largest route's
+            raise PayloadTooLarge(f"the body limit is {cap} bytes")
         return v.parse_json_object(body)
 
 

@@ -220,7 +220,8 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
             "description": (
                 "A JWT whose `sub` is the user id and optional `name` the display name. "
                 f"Scopes (`scope` or `scopes` claim): `{settings.auth.admin_scope}` for "
-                f"admin routes, `{settings.auth.service_scope}` for minting proofs."
+                f"admin routes, `{settings.auth.service_scope}` for minting proofs, batches "
+                "and the event feed."
             ),
         }},
         "parameters": {"XRequestId": {
@@ -371,7 +372,11 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                     "additionalProperties": {"enum": ["running", "stopped", "failed"]},
                     "description": "Each long-lived task; any `failed` means not ready.",
                 },
-            }),
+                "nats": obj({
+                    "connected": {"type": "boolean"}, "publishedSeq": integer(0),
+                    "lag": integer(0), "error": nullable({"type": "string"}),
+                }, description="With [events.nats]: informative, never makes it 503."),
+            }, ["status", "store", "lastSeq", "tasks"]),
         },
     }
 

@@ -106,24 +106,33 @@ class SseEndpoint:
     async def _write(self, request: web.Request, response: web.StreamResponse,
                      data: bytes) -> bool:
         """Send `data`; False when the client is gone or was cut off."""
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return False
-        sink = TransportSink(transport)
-        if buffer_state(sink.buffered(), self.settings.send_buffer_cap) == OVER:
-            self._cut(sink, "its send buffer passed the cap")
-            return False
-        try:
-            async with asyncio.timeout(self.settings.stall_seconds):
-                await response.write(data)
-        except TimeoutError:
-            self._cut(sink, f"a write did not finish in {self.settings.stall_seconds:g} s")
-            return False
-        except ConnectionError:
-            return False
-        return True
+        why = await send(request, response, data, self.settings)
+        if why is not None and why != GONE:
+            self.hub.cut_off += 1
+            log.info("cutting off a slow SSE client: %s", why)
+        return why is None
 
-    def _cut(self, sink: TransportSink, why: str) -> None:
-        self.hub.cut_off += 1
-        log.info("cutting off a slow SSE client: %s", why)
+
+GONE = "gone"
+
+
+async def send(request: web.Request, response: web.StreamResponse, data: bytes,
+               settings: LiveSettings) -> str | None:
+    """Write `data` to an event stream under the slow-client rules. None when it was
+    sent; else why not: `GONE`, or why the client was cut off (it is aborted)."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return GONE
+    sink = TransportSink(transport)
+    if buffer_state(sink.buffered(), settings.send_buffer_cap) == OVER:
         sink.abort()
+        return "its send buffer passed the cap"
+    try:
+        async with asyncio.timeout(settings.stall_seconds):
+            await response.write(data)
+    except TimeoutError:
+        sink.abort()
+        return f"a write did not finish in {settings.stall_seconds:g} s"
+    except ConnectionError:
+        return GONE
+    return None
