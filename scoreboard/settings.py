@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from scoreboard.cluster.config import ClusterSettings, read_cluster
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 
 # Read from the installed package, so a wheel starts from any folder; config/default.toml
@@ -44,6 +45,10 @@ class ServerSettings:
     connect_timeout: float
     shutdown_grace: float
     trusted_proxies: tuple[str, ...]
+    role: str = "writer"
+
+
+ROLES = ("writer", "standby", "follower")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,7 @@ class Settings:
     live: LiveSettings
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -306,7 +312,19 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         connect_timeout=s.number("connect_timeout", 0.0, 3600.0),
         shutdown_grace=s.number("shutdown_grace", 0.0, 600.0),
         trusted_proxies=s.strs("trusted_proxies"),
+        role=s.text("role"),
     )
+    if server.role not in ROLES:
+        raise SettingsError(
+            f"server.role: expected writer, standby or follower, got {server.role!r}"
+        )
+    if server.role != "writer" and not server.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise SettingsError(
+            f"server.role: {server.role!r} needs PostgreSQL (server.database_url = "
+            "postgresql://…); on SQLite only the writer role exists"
+        )
     if server.database_url and not server.database_url.startswith(
         ("postgresql://", "postgres://", "sqlite:", "memory:")
     ):
@@ -385,7 +403,8 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         points_per_minute=ab.integer("points_per_minute", 0, 2**53 - 1),
         auto_freeze=ab.flag("auto_freeze"),
     )
-    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules)
+    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
+                    cluster=read_cluster(_Section(tree, "cluster")))
 
 
 def _live(tree: Mapping[str, Any]) -> LiveSettings:

@@ -32,6 +32,7 @@ from scoreboard.storage.base import (
     DuplicateAction,
     DuplicateProof,
     StoreUnavailable,
+    WriterFenced,
 )
 
 log = logging.getLogger("scoreboard.writer")
@@ -196,8 +197,8 @@ class Writer:
                 self._batch = items
                 try:
                     await self._process(items)
-                except StateDiverged:
-                    raise
+                except (StateDiverged, WriterFenced):
+                    raise  # fatal: a restart rebuilds from the log
                 except Exception as exc:  # never leave a caller waiting forever
                     log.exception("writer batch failed")
                     for _, fut in items:
@@ -363,7 +364,14 @@ class Writer:
                 continue
             self._suspect = False
             if landed >= batch.last_seq:
-                return  # the failed attempt had in fact committed
+                # Probably the failed attempt committed: appending again returns once it
+                # finds exactly this batch there, and refuses if other records are.
+                try:
+                    await self.store.append(batch)
+                    return
+                except StoreUnavailable:
+                    if loop.time() >= deadline:
+                        raise
 
     async def _resync(self) -> None:
         """After an unclear failure, apply whatever the log has beyond our state.
