@@ -31,6 +31,8 @@ from typing import Any
 from aiohttp import web
 
 from scoreboard.auth import Authenticator, load_or_create_secret
+from scoreboard.cluster.node import Node
+from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.demo import run_demo
 from scoreboard.http.admin import AdminApi
@@ -44,11 +46,11 @@ from scoreboard.metrics import Metrics
 from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter
 from scoreboard.settings import Settings
-from scoreboard.storage import gc_paused, open_store
+from scoreboard.storage import PostgresLog, gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.views import Views
 from scoreboard.watch import TaskWatch
-from scoreboard.writer import Writer
+from scoreboard.writer import Submitter, Writer
 
 log = logging.getLogger("scoreboard.service")
 
@@ -79,6 +81,7 @@ class Service:
     tasks: TaskWatch = field(default_factory=TaskWatch)
     _stack: AsyncExitStack | None = None
     _ready_checked: tuple[float, bool] = (0.0, False)
+    node: Node | None = None  # PostgreSQL with several processes (SPEC §8)
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -88,6 +91,7 @@ class Service:
                 settings.server.database_url, data_dir,
                 # one attempt never outlasts the whole start-up wait
                 connect_timeout=max(0.5, min(5.0, settings.server.connect_timeout)),
+                follower=settings.server.role != "writer",
             )
         w = settings.writer
         engine = Engine(
@@ -102,8 +106,8 @@ class Service:
             retry_seconds=w.retry_seconds,
         )
         metrics = Metrics()
-        auth = Authenticator(settings.auth, load_or_create_secret(settings.auth.jwt_secret,
-                                                                  data_dir))
+        jwt_secret = load_or_create_secret(settings.auth.jwt_secret, data_dir)
+        auth = Authenticator(settings.auth, jwt_secret)
         proofs = ProofAuthority(
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
@@ -116,6 +120,17 @@ class Service:
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
+        progress = Progress(lambda: engine.last_seq)
+        writer.listeners.append(progress.on_commit)
+        node = None
+        submitter: Submitter = writer
+        if isinstance(store, PostgresLog) and (
+            settings.server.role != "writer" or settings.cluster.enabled
+        ):
+            secret = settings.cluster.secret.encode() or jwt_secret
+            node = Node(settings, store, engine, writer, [live.hub.on_commit], secret, metrics,
+                        progress)
+            submitter = node
         metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
@@ -124,7 +139,7 @@ class Service:
         app = web.Application(client_max_size=settings.limits.max_body_bytes)
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app)
+                      app=app, node=node)
         gate = Gatekeeper(
             settings, bearer,
             user_limiter=RateLimiter(settings.limits.user_per_minute),
@@ -133,9 +148,9 @@ class Service:
             metrics=metrics,
         )
         routes = Routes(app, lambda: service.draining, ids)
-        PublicApi(gate, writer, views, proofs).add_routes(routes)
+        PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
         live.add_routes(routes)
-        AdminApi(gate, writer, engine, store, proofs).add_routes(routes)
+        AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
         routes.finish()
@@ -193,8 +208,11 @@ class Service:
             stack.push_async_callback(self.live.stop)
             self.tasks.start(HUB_TASK, self.live.hub.run())
             stack.push_async_callback(self.tasks.stop, HUB_TASK)
-            self.tasks.start(WRITER_TASK, self.writer.run())
-            stack.push_async_callback(self._drain_writer)
+            if self.node is None or self.node.is_writer:
+                self.tasks.start(WRITER_TASK, self.writer.run())
+            stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
+            if self.node is not None:
+                await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = await self._listen(stack)
         except BaseException:
             self.draining = True
@@ -217,6 +235,10 @@ class Service:
         for address in runner.addresses:
             return int(address[1])
         raise StartupError("the HTTP listener has no address")
+
+    def _become_writer(self) -> None:
+        """A standby that took the lock over starts deciding and appending."""
+        self.tasks.start(WRITER_TASK, self.writer.run())
 
     async def _drain_writer(self) -> None:
         self.tasks.expect_end(WRITER_TASK)
@@ -275,7 +297,10 @@ class Service:
             "lastSeq": self.engine.last_seq,
             "tasks": self.tasks.states(),
         }
-        return started and tasks_ok and store_ok, details
+        cluster_ok = True
+        if self.node is not None:
+            cluster_ok, details["cluster"] = self.node.readiness()
+        return started and tasks_ok and store_ok and cluster_ok, details
 
     async def is_ready(self) -> bool:
         return (await self.readiness())[0]

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from scoreboard.core import errors
 from scoreboard.core.commands import (
@@ -39,6 +39,12 @@ log = logging.getLogger("scoreboard.writer")
 
 Result = ActionResult | UserResult
 CommitListener = Callable[[Sequence[LogRecord]], None]
+
+
+class Submitter(Protocol):
+    """What the edge hands commands to: the writer itself, or a follower's forwarder."""
+
+    async def submit(self, cmd: Command) -> Result: ...
 
 
 class WriterError(Refused):

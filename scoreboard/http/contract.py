@@ -49,6 +49,7 @@ HISTORY_LIMIT = 100  # records per history page
 HISTORY_DEFAULT = 50
 MAX_HISTORY_CURSOR = 2**48
 DEFAULT_RADIUS = 5
+MAX_SEQ = 2**53 - 1  # minSeq on reads
 MAX_QUERY = 8192  # WebSocket handshake query strings
 
 # -- patterns (one spelling for Python and for JSON Schema) -----------------------------
