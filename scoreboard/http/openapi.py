@@ -68,7 +68,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     min_seq_q = query("minSeq", integer(0, c.MAX_SEQ),
                       "Answer from a state that includes this seq (a `seq` from an action's "
                       "reply); a follower waits up to `cluster.max_wait_seconds` for it, "
-                      "then 503.")
+                      "then 503; the writer answers 404 for a seq beyond its last.")
     request_id = ref("parameters", "XRequestId")
     reader_errors = {400: BAD, 401: UNAUTH, 404: MISSING, 429: LIMITED, 503: ("OVERLOADED",)}
     reader_note = (

@@ -176,8 +176,12 @@ class PublicApi:
         if raw is None or self.progress is None:
             return
         seq = v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ)
-        if not await self.progress.wait(seq, self.progress.patience):
-            raise Unavailable(f"seq {seq} is not applied here yet", retry_after=1.0)
+        patience = self.progress.patience
+        if await self.progress.wait(seq, patience):
+            return
+        if patience <= 0:  # the writer: it has applied every committed seq
+            raise UnknownResource(f"seq {seq} has not been committed")
+        raise Unavailable(f"seq {seq} is not applied here yet", retry_after=1.0)
 
     async def post_action(self, request: web.Request) -> web.Response:
         gate = self.gate
