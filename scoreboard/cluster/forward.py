@@ -95,7 +95,8 @@ class Forwarder:
             if url is not None:
                 try:
                     async with connect(url, additional_headers={AUTH_HEADER: self.credential},
-                                       open_timeout=2.0, ping_interval=5.0, ping_timeout=10.0,
+                                       open_timeout=2.0, close_timeout=1.0, ping_interval=5.0,
+                                       ping_timeout=10.0,
                                        max_size=16 * 1024 * 1024) as ws:
                         delay = 0.05
                         self.writer_url = url

@@ -48,7 +48,8 @@ class Intake:
         """Listen; returns the bound port."""
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._check,
-            max_size=self.max_frame_bytes, ping_interval=5.0, ping_timeout=10.0,
+            max_size=self.max_frame_bytes, close_timeout=1.0, ping_interval=5.0,
+            ping_timeout=10.0,
         )
         for sock in self._server.sockets:
             return int(sock.getsockname()[1])

@@ -170,7 +170,7 @@ async def test_follower_viewers_get_updates_and_a_restarted_follower_catches_up(
             assert update["data"]["top"][0]["userId"] == "alice"
         # a follower that goes away and comes back catches up on what it missed
         follower.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(follower.proc.wait(), 10) == 0
+        assert await asyncio.wait_for(follower.proc.wait(), 15) == 0
         for i in range(30):
             assert (await post(http, writer, "bob", f"b{i}"))[0] == 200
         again = await start("follower", port=follower.port)
