@@ -27,6 +27,9 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--ws-port")
     common.add_argument("--data-dir")
     common.add_argument("--database-url", help="postgresql://… (default: SQLite in data dir)")
+    common.add_argument("--role", choices=("writer", "standby", "follower"),
+                        help="writer (default), standby or follower; the last two need "
+                             "PostgreSQL")
     common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any setting, e.g. --set writer.max_batch=256")
     common.add_argument("--log-level", default="INFO")
@@ -56,7 +59,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for flag, key in (("host", "server.host"), ("http_port", "server.http_port"),
                       ("ws_port", "server.ws_port"), ("data_dir", "server.data_dir"),
-                      ("database_url", "server.database_url")):
+                      ("database_url", "server.database_url"), ("role", "server.role")):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value

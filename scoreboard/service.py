@@ -31,6 +31,8 @@ from typing import Any
 from aiohttp import web
 
 from scoreboard.auth import Authenticator, load_or_create_secret
+from scoreboard.cluster.node import Node
+from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.demo import run_demo
 from scoreboard.events.feed import EventFeed
@@ -48,11 +50,11 @@ from scoreboard.metrics import Metrics
 from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter
 from scoreboard.settings import Settings
-from scoreboard.storage import gc_paused, open_store
+from scoreboard.storage import PostgresLog, gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.views import Views
 from scoreboard.watch import TaskWatch
-from scoreboard.writer import Writer
+from scoreboard.writer import Submitter, Writer
 
 log = logging.getLogger("scoreboard.service")
 
@@ -86,6 +88,7 @@ class Service:
     tasks: TaskWatch = field(default_factory=TaskWatch)
     _stack: AsyncExitStack | None = None
     _ready_checked: tuple[float, bool] = (0.0, False)
+    node: Node | None = None  # PostgreSQL with several processes (SPEC §8)
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -95,6 +98,7 @@ class Service:
                 settings.server.database_url, data_dir,
                 # one attempt never outlasts the whole start-up wait
                 connect_timeout=max(0.5, min(5.0, settings.server.connect_timeout)),
+                follower=settings.server.role != "writer",
             )
         w = settings.writer
         engine = Engine(
@@ -109,8 +113,8 @@ class Service:
             retry_seconds=w.retry_seconds,
         )
         metrics = Metrics()
-        auth = Authenticator(settings.auth, load_or_create_secret(settings.auth.jwt_secret,
-                                                                  data_dir))
+        jwt_secret = load_or_create_secret(settings.auth.jwt_secret, data_dir)
+        auth = Authenticator(settings.auth, jwt_secret)
         proofs = ProofAuthority(
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
@@ -126,6 +130,17 @@ class Service:
         feed = EventFeed(store, lambda: engine.last_seq,
                          buffer_records=settings.events.buffer_records)
         writer.listeners.append(feed.on_commit)
+        progress = Progress(lambda: engine.last_seq)
+        writer.listeners.append(progress.on_commit)
+        node = None
+        submitter: Submitter = writer
+        if isinstance(store, PostgresLog) and (
+            settings.server.role != "writer" or settings.cluster.enabled
+        ):
+            secret = settings.cluster.secret.encode() or jwt_secret
+            node = Node(settings, store, engine, writer, [live.hub.on_commit, feed.on_commit],
+                        secret, metrics, progress)
+            submitter = node
         metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
@@ -138,7 +153,7 @@ class Service:
         )
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app, feed=feed)
+                      app=app, feed=feed, node=node)
         if settings.events.nats.url:
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
@@ -149,11 +164,11 @@ class Service:
             metrics=metrics,
         )
         routes = Routes(app, lambda: service.draining, ids)
-        PublicApi(gate, writer, views, proofs).add_routes(routes)
-        BatchApi(gate, writer).add_routes(routes)
+        PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
+        BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed).add_routes(routes)
         live.add_routes(routes)
-        AdminApi(gate, writer, engine, store, proofs).add_routes(routes)
+        AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
         routes.finish()
@@ -214,8 +229,11 @@ class Service:
             if self.publisher is not None:  # behind the commit; stopped after the drain
                 self.tasks.start(NATS_TASK, self.publisher.run())
                 stack.push_async_callback(self.tasks.stop, NATS_TASK)
-            self.tasks.start(WRITER_TASK, self.writer.run())
-            stack.push_async_callback(self._drain_writer)
+            if self.node is None or self.node.is_writer:
+                self.tasks.start(WRITER_TASK, self.writer.run())
+            stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
+            if self.node is not None:
+                await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = await self._listen(stack)
         except BaseException:
             self.draining = True
@@ -238,6 +256,10 @@ class Service:
         for address in runner.addresses:
             return int(address[1])
         raise StartupError("the HTTP listener has no address")
+
+    def _become_writer(self) -> None:
+        """A standby that took the lock over starts deciding and appending."""
+        self.tasks.start(WRITER_TASK, self.writer.run())
 
     async def _drain_writer(self) -> None:
         self.tasks.expect_end(WRITER_TASK)
@@ -298,7 +320,10 @@ class Service:
         }
         if self.publisher is not None:  # informative: NATS down does not make us unready
             details["nats"] = self.publisher.details()
-        return started and tasks_ok and store_ok, details
+        cluster_ok = True
+        if self.node is not None:
+            cluster_ok, details["cluster"] = self.node.readiness()
+        return started and tasks_ok and store_ok and cluster_ok, details
 
     async def is_ready(self) -> bool:
         return (await self.readiness())[0]

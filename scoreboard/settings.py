@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from scoreboard.cluster.config import ClusterSettings, read_cluster
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 from scoreboard.events.config import EventSettings, read_events
 
@@ -46,6 +47,10 @@ class ServerSettings:
     connect_timeout: float
     shutdown_grace: float
     trusted_proxies: tuple[str, ...]
+    role: str = "writer"
+
+
+ROLES = ("writer", "standby", "follower")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,7 @@ class Settings:
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
     events: EventSettings = field(compare=False)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -311,7 +317,19 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         connect_timeout=s.number("connect_timeout", 0.0, 3600.0),
         shutdown_grace=s.number("shutdown_grace", 0.0, 600.0),
         trusted_proxies=s.strs("trusted_proxies"),
+        role=s.text("role"),
     )
+    if server.role not in ROLES:
+        raise SettingsError(
+            f"server.role: expected writer, standby or follower, got {server.role!r}"
+        )
+    if server.role != "writer" and not server.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise SettingsError(
+            f"server.role: {server.role!r} needs PostgreSQL (server.database_url = "
+            "postgresql://…); on SQLite only the writer role exists"
+        )
     if server.database_url and not server.database_url.startswith(
         ("postgresql://", "postgres://", "sqlite:", "memory:")
     ):
@@ -393,7 +411,7 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         auto_freeze=ab.flag("auto_freeze"),
     )
     return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
-                    _events(tree))
+                    _events(tree), cluster=read_cluster(_Section(tree, "cluster")))
 
 
 def _events(tree: Mapping[str, Any]) -> EventSettings:

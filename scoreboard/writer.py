@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from scoreboard.core import errors
 from scoreboard.core.commands import (
@@ -34,12 +34,21 @@ from scoreboard.storage.base import (
     DuplicateAction,
     DuplicateProof,
     StoreUnavailable,
+    WriterFenced,
 )
 
 log = logging.getLogger("scoreboard.writer")
 
 Result = ActionResult | UserResult
 CommitListener = Callable[[Sequence[LogRecord]], None]
+
+
+class Submitter(Protocol):
+    """What the edge hands commands to: the writer itself, or a follower's forwarder."""
+
+    async def submit(self, cmd: Command) -> Result: ...
+
+    async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]: ...
 
 
 class WriterError(Refused):
@@ -234,8 +243,8 @@ class Writer:
                 self._batch = items
                 try:
                     await self._process(items)
-                except StateDiverged:
-                    raise
+                except (StateDiverged, WriterFenced):
+                    raise  # fatal: a restart rebuilds from the log
                 except Exception as exc:  # never leave a caller waiting forever
                     log.exception("writer batch failed")
                     for _, fut in items:
@@ -409,7 +418,14 @@ class Writer:
                 continue
             self._suspect = False
             if landed >= batch.last_seq:
-                return  # the failed attempt had in fact committed
+                # Probably the failed attempt committed: appending again returns once it
+                # finds exactly this batch there, and refuses if other records are.
+                try:
+                    await self.store.append(batch)
+                    return
+                except StoreUnavailable:
+                    if loop.time() >= deadline:
+                        raise
 
     async def _resync(self) -> None:
         """After an unclear failure, apply whatever the log has beyond our state.

@@ -34,7 +34,7 @@ from scoreboard.http.public import Gatekeeper, action_json
 from scoreboard.proofs import ProofAuthority
 from scoreboard.storage.base import ActionLog
 from scoreboard.views import iso
-from scoreboard.writer import Writer
+from scoreboard.writer import Submitter
 
 
 def user_json(r: UserResult) -> bytes:
@@ -43,7 +43,7 @@ def user_json(r: UserResult) -> bytes:
 
 
 class AdminApi:
-    def __init__(self, gate: Gatekeeper, writer: Writer, engine: Engine, store: ActionLog,
+    def __init__(self, gate: Gatekeeper, writer: Submitter, engine: Engine, store: ActionLog,
                  proofs: ProofAuthority) -> None:
         self.gate = gate
         self.settings = gate.settings

@@ -30,7 +30,7 @@ from scoreboard.http import validation as v
 from scoreboard.http.envelope import Routes, json_response
 from scoreboard.http.errors import BadRequest, describe
 from scoreboard.http.public import Gatekeeper, action_json
-from scoreboard.writer import Writer, WriterError
+from scoreboard.writer import Submitter, WriterError
 
 
 def item_error(exc: Refused) -> bytes:
@@ -43,7 +43,7 @@ def item_error(exc: Refused) -> bytes:
 
 
 class BatchApi:
-    def __init__(self, gate: Gatekeeper, writer: Writer) -> None:
+    def __init__(self, gate: Gatekeeper, writer: Submitter) -> None:
         self.gate = gate
         self.settings = gate.settings
         self.metrics = gate.metrics

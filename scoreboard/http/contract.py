@@ -51,6 +51,7 @@ HISTORY_LIMIT = 100  # records per history page
 HISTORY_DEFAULT = 50
 MAX_HISTORY_CURSOR = 2**48
 DEFAULT_RADIUS = 5
+MAX_SEQ = 2**53 - 1  # minSeq on reads
 MAX_QUERY = 8192  # WebSocket handshake query strings
 MAX_NAME = 64  # display names given by a trusted backend
 MAX_SEQ = 2**63 - 1  # event positions (`after`, `Last-Event-ID`)

@@ -66,8 +66,12 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                      "How many entries from the top.")
     radius_q = query("radius", integer(0, lb.max_radius, default=c.DEFAULT_RADIUS),
                       "How many neighbours above and below the user.")
+    min_seq_q = query("minSeq", integer(0, c.MAX_SEQ),
+                      "Answer from a state that includes this seq (a `seq` from an action's "
+                      "reply); a follower waits up to `cluster.max_wait_seconds` for it, "
+                      "then 503; the writer answers 404 for a seq beyond its last.")
     request_id = ref("parameters", "XRequestId")
-    reader_errors = {400: BAD, 401: UNAUTH, 404: MISSING, 429: LIMITED}
+    reader_errors = {400: BAD, 401: UNAUTH, 404: MISSING, 429: LIMITED, 503: ("OVERLOADED",)}
     reader_note = (
         "Public: a token is optional, but a token that is sent must be valid."
         if lb.public else "Needs a bearer token (`leaderboard.public` is off)."
@@ -194,7 +198,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                 **errors(reader_errors),
             },
             security=reader, description=reader_note,
-            parameters=[board_q, limit_q, {
+            parameters=[board_q, limit_q, min_seq_q, {
                 "name": "If-None-Match", "in": "header", "required": False,
                 "schema": {"type": "string"},
                 "description": "An ETag from an earlier answer: 304 while it is current.",
@@ -204,21 +208,21 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             "getAround", "A user and their neighbours by rank", "leaderboard",
             {"200": json_answer("The user's neighbourhood", schema("Around")),
              **errors(reader_errors)},
-            security=reader, parameters=[user_path_me, board_q, radius_q],
+            security=reader, parameters=[user_path_me, board_q, radius_q, min_seq_q],
             description=reader_note + " 404 when the user is not on the board.",
         )},
         c.MY_SCORE_PATH: {"get": op(
             "getMyScore", "The caller's score and rank", "users",
             {"200": json_answer("The caller's standing", schema("UserScore")),
              **errors(reader_errors)},
-            security=bearer, parameters=[board_q],
+            security=bearer, parameters=[board_q, min_seq_q],
             description="404 when the caller is not on the board.",
         )},
         c.USER_SCORE_PATH: {"get": op(
             "getUserScore", "A user's score and rank", "users",
             {"200": json_answer("The user's standing", schema("UserScore")),
              **errors(reader_errors)},
-            security=reader, parameters=[user_path_me, board_q],
+            security=reader, parameters=[user_path_me, board_q, min_seq_q],
             description=reader_note + " 404 when the user is not on the board.",
         )},
         c.STREAM_PATH: {"get": op(

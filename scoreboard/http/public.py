@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard.auth import Principal
+from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import Ranking
@@ -28,6 +29,7 @@ from scoreboard.http.errors import (
     JSON,
     PayloadTooLarge,
     RateLimited,
+    Unavailable,
     UnknownResource,
     UnsupportedMediaType,
 )
@@ -36,7 +38,7 @@ from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter, Verdict
 from scoreboard.settings import Settings
 from scoreboard.views import Views, iso
-from scoreboard.writer import Writer
+from scoreboard.writer import Submitter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -147,14 +149,15 @@ class Gatekeeper:
 
 
 class PublicApi:
-    def __init__(self, gate: Gatekeeper, writer: Writer, views: Views,
-                 proofs: ProofAuthority) -> None:
+    def __init__(self, gate: Gatekeeper, writer: Submitter, views: Views,
+                 proofs: ProofAuthority, progress: Progress | None = None) -> None:
         self.gate = gate
         self.settings = gate.settings
         self.metrics = gate.metrics
         self.writer = writer
         self.views = views
         self.proofs = proofs
+        self.progress = progress
 
     def add_routes(self, routes: Routes) -> None:
         routes.add_post(c.ACTIONS_PATH, self.post_action)
@@ -169,6 +172,20 @@ class PublicApi:
         if ranking is None:
             raise UnknownResource(f"no board {name!r}")
         return ranking
+
+    async def caught_up(self, request: web.Request) -> None:
+        """`minSeq`: answer only from a state that includes that seq (waiting a bounded
+        time on a follower), so a client reads its own write wherever it reads."""
+        raw = request.query.get("minSeq")
+        if raw is None or self.progress is None:
+            return
+        seq = v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ)
+        patience = self.progress.patience
+        if await self.progress.wait(seq, patience):
+            return
+        if patience <= 0:  # the writer: it has applied every committed seq
+            raise UnknownResource(f"seq {seq} has not been committed")
+        raise Unavailable(f"seq {seq} is not applied here yet", retry_after=1.0)
 
     async def post_action(self, request: web.Request) -> web.Response:
         gate = self.gate
@@ -208,6 +225,7 @@ class PublicApi:
         self.gate.reader(request)
         self.gate.limit(request, None)
         ranking = self.board(request)
+        await self.caught_up(request)
         lb = self.settings.leaderboard
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
@@ -228,6 +246,7 @@ class PublicApi:
         user_id = self._target(request, request.match_info["userId"])
         self.gate.limit(request, None)
         ranking = self.board(request)
+        await self.caught_up(request)
         radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
                              self.settings.leaderboard.max_radius)
         data = self.views.around(ranking, user_id, radius)
@@ -239,6 +258,7 @@ class PublicApi:
         user_id = self._target(request, request.match_info.get("userId", "me"))
         self.gate.limit(request, None)
         ranking = self.board(request)
+        await self.caught_up(request)
         data = self.views.user_score(ranking, user_id)
         if data is None:
             raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")

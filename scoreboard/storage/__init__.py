@@ -14,6 +14,7 @@ from scoreboard.storage.base import (
     DuplicateProof,
     StoreError,
     StoreUnavailable,
+    WriterFenced,
     WriterLockHeld,
 )
 from scoreboard.storage.memory import MemoryLog
@@ -31,6 +32,7 @@ __all__ = [
     "SqliteLog",
     "StoreError",
     "StoreUnavailable",
+    "WriterFenced",
     "WriterLockHeld",
     "gc_paused",
     "open_store",
@@ -40,7 +42,8 @@ DEFAULT_SQLITE_FILE = "scoreboard.db"
 
 
 def open_store(
-    database_url: str | None, data_dir: Path, *, connect_timeout: float = 5.0
+    database_url: str | None, data_dir: Path, *, connect_timeout: float = 5.0,
+    follower: bool = False,
 ) -> ActionLog:
     """The (not yet opened) log for a database URL.
 
@@ -50,7 +53,8 @@ def open_store(
     - "postgresql://…" or "postgres://…" → PostgreSQL (the URL goes to asyncpg as is)
     - "memory:" → the in-process memory log (tests and demos; nothing persists)
 
-    `connect_timeout` bounds each connection attempt to PostgreSQL.
+    `connect_timeout` bounds each connection attempt to PostgreSQL. `follower` opens a
+    PostgreSQL log without the writer lock (it reads and never writes).
 
     Raises `ValueError` naming the scheme for anything else.
     """
@@ -60,7 +64,7 @@ def open_store(
     if scheme == "sqlite":
         return SqliteLog(_sqlite_path(database_url, data_dir))
     if scheme in ("postgresql", "postgres"):
-        return PostgresLog(database_url, connect_timeout=connect_timeout)
+        return PostgresLog(database_url, connect_timeout=connect_timeout, follower=follower)
     if scheme == "memory":
         return MemoryLog()
     raise ValueError(

@@ -24,6 +24,11 @@ class WriterLockHeld(StoreError):
     """Another process already writes to this database."""
 
 
+class WriterFenced(StoreError):
+    """This process lost the writer lock to another process (or never held it): it must
+    never write again. Only a restart, which rebuilds from the log, may make it a writer."""
+
+
 class DuplicateAction(StoreError):
     """A record's (user_id, client_action_id) is already in the log; nothing was written.
 

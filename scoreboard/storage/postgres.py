@@ -10,7 +10,7 @@ data-modifying CTEs: one round trip, atomic on its own, and measured faster than
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ import asyncpg
 from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
-from scoreboard.storage.postgres_sessions import UNAVAILABLE, Sessions
+from scoreboard.storage.postgres_sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
@@ -41,6 +41,10 @@ def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> 
     return schema.insert(table, f"SELECT * FROM unnest({arrays})", upsert=upsert)
 
 
+# Every append tells listeners (followers) the batch's last seq, in its own transaction:
+# the notification is delivered exactly when the records become visible.
+LOG_CHANNEL = "scoreboard_log"
+
 # The records, then the rows they change (upserted), as one statement; its parameters
 # are the three tables' columns in order (`_append_args`).
 _SCORES_FIRST = 1 + len(schema.ACTION_LOG.columns)
@@ -49,7 +53,7 @@ _APPEND = f"""WITH
     records AS ({_insert_arrays(schema.ACTION_LOG, 1)}),
     scores AS ({_insert_arrays(schema.BOARD_SCORES, _SCORES_FIRST, upsert=True)}),
     users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)})
-SELECT 1"""
+SELECT pg_notify('{LOG_CHANNEL}', (SELECT max(s) FROM unnest($1::bigint[]) AS s)::text)"""
 _FIND_ACTIONS = f"""SELECT {", ".join(f"a.{c}" for c in schema.RECORD_COLUMNS)}
     FROM unnest($1::text[], $2::text[]) AS k (user_id, client_action_id)
     JOIN action_log AS a
@@ -72,6 +76,7 @@ class PostgresLog(ActionLog):
         connect_timeout: float = 5.0,
         bulk_timeout: float = 120.0,
         application_name: str = "scoreboard",
+        follower: bool = False,
     ) -> None:
         self._sessions = Sessions(
             dsn,
@@ -81,10 +86,59 @@ class PostgresLog(ActionLog):
             application_name=application_name,
         )
         self._bulk_timeout = bulk_timeout  # load() and scan() move millions of rows
+        self.follower = follower  # open() takes no lock; the log is read, never written
 
     async def open(self) -> None:
-        if not self._sessions.is_open:
+        if self._sessions.is_open:
+            return
+        if not self.follower:
             await self._sessions.open(_migrate)
+            return
+        await self._sessions.open_reader()
+        if not await self._sessions.read(_has_schema):
+            await self._sessions.close()
+            raise StoreUnavailable("no writer has created the schema in this database yet")
+
+    async def take_over(self) -> None:
+        """(Followers) wait until this process holds the writer lock; from then on it
+        appends on that session, which is the fence like a writer's own."""
+        await self._sessions.wait_for_lock(_migrate)
+        self.follower = False
+
+    async def listen(self, on_seq: Callable[[int], None],
+                     on_lost: Callable[[], None]) -> asyncpg.Connection:
+        """A dedicated session told of every append (`on_seq(last seq)`); `on_lost` when
+        it ends. The caller closes it."""
+        conn = await self._sessions.connect()
+
+        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            on_seq(int(payload))
+
+        try:
+            await conn.add_listener(LOG_CHANNEL, notified)
+        except UNAVAILABLE as exc:
+            conn.terminate()
+            raise StoreUnavailable(f"LISTEN failed: {exc!r}") from exc
+        conn.add_termination_listener(lambda _conn: on_lost())
+        return conn
+
+    async def publish_writer(self, address: str) -> None:
+        """Record where the writer takes forwarded commands, on the lock's session."""
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.execute(_WRITER_TABLE)
+            await conn.execute(_PUBLISH_WRITER, address)
+
+        await self._sessions.write(run)
+
+    async def writer_address(self) -> str | None:
+        """Where the current lock holder takes forwarded commands, if it published it."""
+        async def run(conn: asyncpg.Connection) -> str | None:
+            if not await conn.fetchval("SELECT to_regclass('cluster_writer') IS NOT NULL"):
+                return None
+            value = await conn.fetchval(_LOCATE_WRITER, *_LOCK_PARTS)
+            return None if value is None else str(value)
+
+        return await self._sessions.read(run)
 
     async def close(self) -> None:
         await self._sessions.close()
@@ -179,6 +233,23 @@ class PostgresLog(ActionLog):
             return await self._sessions.read(run)
         except StoreError:
             return False
+
+
+async def _has_schema(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"))
+
+
+_WRITER_TABLE = """CREATE TABLE IF NOT EXISTS cluster_writer (
+    id INTEGER PRIMARY KEY CHECK (id = 1), address TEXT NOT NULL, pid INTEGER NOT NULL,
+    since TIMESTAMPTZ NOT NULL DEFAULT now())"""
+_PUBLISH_WRITER = """INSERT INTO cluster_writer (id, address, pid)
+    VALUES (1, $1, pg_backend_pid())
+    ON CONFLICT (id) DO UPDATE SET address = $1, pid = pg_backend_pid(), since = now()"""
+# Only an address published by the session holding the lock now counts.
+_LOCATE_WRITER = """SELECT w.address FROM cluster_writer AS w JOIN pg_locks AS l
+    ON l.pid = w.pid AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid = $1 AND l.objid = $2"""
+_LOCK_PARTS = ((WRITER_LOCK_KEY >> 32) & 0xFFFFFFFF, WRITER_LOCK_KEY & 0xFFFFFFFF)
 
 
 async def _migrate(conn: asyncpg.Connection) -> None:

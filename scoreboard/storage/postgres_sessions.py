@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from scoreboard.storage.base import StoreUnavailable, WriterLockHeld
+from scoreboard.storage.base import StoreUnavailable, WriterFenced, WriterLockHeld
 
 # A fixed key, so every scoreboard process pointed at the same database competes for
 # the same lock (advisory locks are per database).
@@ -84,6 +84,9 @@ class Sessions:
         self._writer: asyncpg.Connection | None = None
         self._writer_pid: int | None = None  # backend pid of the last lock-holding session
         self._write_lock = asyncio.Lock()
+        # Set for a follower (never held the lock) and once another process is seen
+        # holding it after ours was lost: writes are refused from then on.
+        self._fenced: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -111,6 +114,44 @@ class Sessions:
             raise
         self._writer, self._writer_pid, self._pool = writer, writer.get_server_pid(), pool
 
+    async def open_reader(self) -> None:
+        """Open only the read pool: a follower never takes the lock and never writes."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self._pool_size,
+                timeout=self._connect_timeout, command_timeout=self._command_timeout,
+                server_settings=self._server_settings,
+            )
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot open the PostgreSQL log: {exc!r}") from exc
+        self._fenced = "this process is a follower: it does not hold the writer lock"
+
+    async def wait_for_lock(self, setup: Run[None], *, poll: float = 2.0) -> None:
+        """Wait (blocking on the server, re-armed every `poll` seconds) until this process
+        holds the writer lock, then make that session the write session."""
+        conn = await self._connect()
+        try:
+            while True:
+                try:
+                    async with conn.transaction():
+                        await conn.execute("SELECT set_config('lock_timeout', $1, true)",
+                                           f"{int(poll * 1000)}ms")
+                        await conn.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK_KEY)
+                    break
+                except asyncpg.LockNotAvailableError:
+                    continue
+            await setup(conn)
+        except BaseException as exc:
+            conn.terminate()
+            if isinstance(exc, UNAVAILABLE):
+                raise StoreUnavailable(f"waiting for the writer lock failed: {exc!r}") from exc
+            raise
+        self._writer, self._writer_pid, self._fenced = conn, conn.get_server_pid(), None
+
+    async def connect(self) -> asyncpg.Connection:
+        """A dedicated session outside the pool (e.g. for LISTEN)."""
+        return await self._connect()
+
     async def close(self) -> None:
         async with self._write_lock:  # let a write in flight finish first
             pool, self._pool = self._pool, None
@@ -129,6 +170,8 @@ class Sessions:
         One retry after a lost session: `run` must be safe to repeat (an append that did
         commit finds itself already there)."""
         async with self._write_lock:
+            if self._fenced is not None:
+                raise WriterFenced(self._fenced)
             for attempt in (1, 2):
                 conn = await self._writer_session()
                 try:
@@ -238,10 +281,11 @@ class Sessions:
                 f"{database!r}: {who} holds advisory lock {WRITER_LOCK_KEY}; "
                 f"stop it or point this one at another database"
             )
-        raise StoreUnavailable(
+        self._fenced = (
             f"lost the writer lock on database {database!r} and another process took it "
             f"({who}); this process must stop writing"
         )
+        raise WriterFenced(self._fenced)
 
 
 def is_broken(conn: asyncpg.Connection, exc: BaseException) -> bool:

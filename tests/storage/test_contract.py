@@ -24,6 +24,7 @@ from scoreboard.storage import (
     PostgresLog,
     SqliteLog,
     StoreUnavailable,
+    WriterFenced,
     WriterLockHeld,
     open_store,
     schema,
@@ -612,8 +613,13 @@ async def test_postgres_writer_that_lost_its_lock_to_another_stops(fresh_pg_dsn:
         await first.append(batch(rec(1)))
         await _terminate_backends(fresh_pg_dsn, wait_ms=5_000)  # the lock is free now
         await second.open()
-        with pytest.raises(StoreUnavailable, match="another process"):
+        with pytest.raises(WriterFenced, match="another process"):
             await first.append(batch(rec(2)))
+        await second.close()  # the lock is free again, yet the fenced writer stays fenced
+        with pytest.raises(WriterFenced):
+            await first.append(batch(rec(2)))
+        second = PostgresLog(fresh_pg_dsn, pool_size=1)
+        await second.open()
         await second.append(batch(rec(2, client_action_id="from-second")))
         assert [r.client_action_id for r in await everything(second)] == ["c1", "from-second"]
     finally:

@@ -1,0 +1,104 @@
+"""The writer's side of forwarding: one internal WebSocket server taking command frames.
+
+Each frame's commands are submitted to the writer together (so they share its group
+commit, like any other concurrent requests) and answered in one frame. A connection
+without the internal credential is refused at the handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from scoreboard.cluster.wire import (
+    AUTH_HEADER,
+    WireError,
+    decode_commands,
+    encode_results,
+)
+from scoreboard.core.commands import Command
+from scoreboard.core.errors import InvalidCommand, Refused
+from scoreboard.writer import Result
+
+log = logging.getLogger("scoreboard.cluster")
+
+Submit = Callable[[Command], Awaitable[Result]]
+
+
+class Intake:
+    def __init__(self, submit: Submit, credential: str, host: str, port: int, *,
+                 frames_in_flight: int = 64, max_frame_bytes: int = 16 * 1024 * 1024) -> None:
+        self.submit = submit
+        self.credential = credential
+        self.host = host
+        self.port = port
+        self.frames_in_flight = frames_in_flight
+        self.max_frame_bytes = max_frame_bytes
+        self._server: Server | None = None
+
+    async def start(self) -> int:
+        """Listen; returns the bound port."""
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._check,
+            max_size=self.max_frame_bytes, close_timeout=1.0, ping_interval=5.0,
+            ping_timeout=10.0,
+        )
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        raise OSError("the internal listener has no address")
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    def _check(self, conn: ServerConnection, request: Request) -> Response | None:
+        given = request.headers.get(AUTH_HEADER, "")
+        if hmac.compare_digest(given.encode(), self.credential.encode()):
+            return None
+        log.warning("refused an internal connection without the credential")
+        return Response(HTTPStatus.FORBIDDEN.value, "Forbidden", Headers(),
+                        b"the internal credential is missing or wrong\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        slots = asyncio.Semaphore(self.frames_in_flight)
+        try:
+            async with asyncio.TaskGroup() as group:
+                async for frame in ws:
+                    await slots.acquire()
+                    group.create_task(self._answer(ws, frame, slots))
+        except ConnectionClosed:
+            pass  # the follower retries what it did not hear back about
+
+    async def _answer(self, ws: ServerConnection, frame: str | bytes,
+                      slots: asyncio.Semaphore) -> None:
+        try:
+            try:
+                items = decode_commands(frame)
+            except WireError as exc:
+                await ws.close(1008, str(exc)[:100])
+                return
+            results = await asyncio.gather(*(self._one(cmd) for _, cmd in items))
+            await ws.send(encode_results([(i, r) for (i, _), r in zip(items, results,
+                                                                      strict=True)]))
+        except ConnectionClosed:
+            pass
+        finally:
+            slots.release()
+
+    async def _one(self, cmd: Command | WireError) -> Result | Refused:
+        if isinstance(cmd, WireError):
+            return InvalidCommand(str(cmd))
+        try:
+            return await self.submit(cmd)
+        except Refused as exc:
+            return exc
