@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
+from scoreboard.settings_section import Section as _Section
+from scoreboard.settings_section import SettingsError
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -25,10 +29,6 @@ ENV_ALIASES = {
     "SCOREBOARD_JWT_SECRET": "auth.jwt_secret",
     "SCOREBOARD_PROOF_SECRET": "proofs.secret",
 }
-
-
-class SettingsError(ValueError):
-    """A setting is missing, unknown or malformed; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,36 @@ class AuthSettings:
     admin_scope: str
     service_scope: str
     claims_cache_size: int
+    # An identity provider's published keys (empty: none); see `scoreboard.identity`.
+    jwks_url: str = ""
+    oidc_issuer: str = ""
+    # With a provider (JWKS, OIDC or PEMs) the local HS256 secret verifies nothing unless this
+    local_tokens: bool = False
+    scope_claim: str = ""  # a claim path read for scopes beside scope/scp, e.g. realm_access.roles
+    name_claim: str = ""  # a claim path for the display name; empty: name, preferred_username
+    jwks_timeout_seconds: float = 5.0
+    jwks_max_bytes: int = 262144
+    jwks_ttl_seconds: float = 3600.0  # key-set lifetime without a Cache-Control max-age
+    jwks_min_ttl_seconds: float = 60.0
+    jwks_max_ttl_seconds: float = 86400.0
+    jwks_refetch_interval_seconds: float = 30.0  # at most one unknown-kid re-fetch per this
+
+    @property
+    def provider(self) -> bool:
+        """Tokens come from an identity provider (published keys or configured PEMs)."""
+        return bool(self.jwks_url or self.oidc_issuer or self.public_keys)
+
+    @property
+    def local_secret_verifies(self) -> bool:
+        return self.local_tokens or not self.provider
+
+
+@dataclass(frozen=True, slots=True)
+class CorsSettings:
+    """Browsers on other origins (`[cors]`); no origins: CORS is off."""
+
+    allow_origins: frozenset[str]
+    max_age: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +158,7 @@ class Settings:
     live: LiveSettings
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
+    cors: CorsSettings = CorsSettings(frozenset(), 600)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -194,52 +225,14 @@ def _set_path(tree: dict[str, Any], dotted: str, raw: Any) -> None:
     node[parts[-1]] = _convert(dotted, node[parts[-1]], raw)
 
 
-class _Section:
-    """Typed reads from one TOML table, naming `section.key` in every error."""
-
-    def __init__(self, tree: Mapping[str, Any], section: str) -> None:
-        self.table = tree[section]
-        self.section = section
-
-    def _get(self, key: str) -> Any:
-        return self.table[key]
-
-    def text(self, key: str, *, allow_empty: bool = True) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or (not allow_empty and not value):
-            raise SettingsError(f"{self.section}.{key}: expected a non-empty string")
-        return value
-
-    def integer(self, key: str, lo: int, hi: int) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected an integer from {lo} to {hi}, got {value!r}"
-            )
-        return value
-
-    def number(self, key: str, lo: float, hi: float) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected a number from {lo} to {hi}, got {value!r}"
-            )
-        return float(value)
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise SettingsError(f"{self.section}.{key}: expected true or false, got {value!r}")
-        return value
-
-    def strs(self, key: str) -> tuple[str, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(f"{self.section}.{key}: expected a list of strings")
-        return tuple(value)
+# Every algorithm a token may be signed with; `none` is never one of them.
+AUTH_ALGORITHMS = ("HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                   "ES256", "ES384", "ES512", "EdDSA")
+PROOF_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
-def _public_keys(value: Any, base_dir: Path, section: str) -> tuple[PublicKey, ...]:
+def _public_keys(value: Any, base_dir: Path, section: str,
+                 allowed: tuple[str, ...]) -> tuple[PublicKey, ...]:
     if not isinstance(value, list):
         raise SettingsError(f"{section}.public_keys: expected a list of tables")
     keys = []
@@ -247,8 +240,8 @@ def _public_keys(value: Any, base_dir: Path, section: str) -> tuple[PublicKey, .
         name = f"{section}.public_keys[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("alg"), str):
             raise SettingsError(f"{name}: expected a table with alg and pem or path")
-        if item["alg"] not in ("RS256", "ES256", "EdDSA"):
-            raise SettingsError(f"{name}.alg: expected RS256, ES256 or EdDSA")
+        if item["alg"] not in allowed or item["alg"] == "HS256":
+            raise SettingsError(f"{name}.alg: expected one of {', '.join(allowed[1:])}")
         pem = item.get("pem")
         if pem is None and isinstance(item.get("path"), str):
             path = (base_dir / item["path"]).expanduser()
@@ -322,7 +315,7 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
     a = _Section(tree, "auth")
     algorithms = a.strs("algorithms")
     for alg in algorithms:
-        if alg not in ("HS256", "RS256", "ES256", "EdDSA"):
+        if alg not in AUTH_ALGORITHMS:
             raise SettingsError(f"auth.algorithms: {alg!r} is not allowed")
     auth = AuthSettings(
         jwt_secret=a.text("jwt_secret"),
@@ -332,10 +325,12 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         leeway_seconds=a.number("leeway_seconds", 0, 300),
         max_token_bytes=a.integer("max_token_bytes", 256, 65536),
         token_ttl_seconds=a.integer("token_ttl_seconds", 1, 366 * 86400),
-        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth"),
+        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth",
+                                 AUTH_ALGORITHMS),
         admin_scope=a.text("admin_scope", allow_empty=False),
         service_scope=a.text("service_scope", allow_empty=False),
         claims_cache_size=a.integer("claims_cache_size", 0, 10_000_000),
+        **_provider(a),
     )
     if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:
         raise SettingsError("auth.jwt_secret: must be at least 32 bytes for HS256")
@@ -343,12 +338,13 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
     proofs = ProofSettings(
         secret=pr.text("secret"),
         algorithms=pr.strs("algorithms"),
-        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs"),
+        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs",
+                                 PROOF_ALGORITHMS),
         max_ttl_seconds=pr.integer("max_ttl_seconds", 1, 86400),
         ttl_seconds=pr.integer("ttl_seconds", 1, 86400),
     )
     for alg in proofs.algorithms:
-        if alg not in ("HS256", "ES256", "EdDSA"):
+        if alg not in PROOF_ALGORITHMS:
             raise SettingsError(f"proofs.algorithms: {alg!r} is not allowed")
     if proofs.secret and len(proofs.secret.encode()) < 32:
         raise SettingsError("proofs.secret: must be at least 32 bytes for HS256")
@@ -382,7 +378,50 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         points_per_minute=ab.integer("points_per_minute", 0, 2**53 - 1),
         auto_freeze=ab.flag("auto_freeze"),
     )
-    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules)
+    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
+                    _cors(tree))
+
+
+def _provider(a: _Section) -> dict[str, Any]:
+    """The identity-provider keys of `[auth]`, checked."""
+    out: dict[str, Any] = {
+        "jwks_url": a.text("jwks_url"),
+        "oidc_issuer": a.text("oidc_issuer"),
+        "local_tokens": a.flag("local_tokens"),
+        "scope_claim": a.text("scope_claim"),
+        "name_claim": a.text("name_claim"),
+        "jwks_timeout_seconds": a.number("jwks_timeout_seconds", 0.1, 120.0),
+        "jwks_max_bytes": a.integer("jwks_max_bytes", 1024, 16 * 1024 * 1024),
+        "jwks_ttl_seconds": a.number("jwks_ttl_seconds", 1.0, 7 * 86400.0),
+        "jwks_min_ttl_seconds": a.number("jwks_min_ttl_seconds", 1.0, 7 * 86400.0),
+        "jwks_max_ttl_seconds": a.number("jwks_max_ttl_seconds", 1.0, 7 * 86400.0),
+        "jwks_refetch_interval_seconds": a.number("jwks_refetch_interval_seconds", 0.0, 86400.0),
+    }
+    for key in ("jwks_url", "oidc_issuer"):
+        if out[key] and not out[key].startswith(("https://", "http://")):
+            raise SettingsError(f"auth.{key}: expected an https:// (or http://) URL")
+    if out["jwks_min_ttl_seconds"] > out["jwks_max_ttl_seconds"]:
+        raise SettingsError("auth.jwks_min_ttl_seconds: must not exceed auth.jwks_max_ttl_seconds")
+    issuer = a.text("issuer")
+    if out["oidc_issuer"] and issuer and issuer != out["oidc_issuer"]:
+        raise SettingsError("auth.issuer: leave it empty or equal to auth.oidc_issuer, which "
+                            "fixes the expected issuer")
+    return out
+
+
+def _cors(tree: Mapping[str, Any]) -> CorsSettings:
+    c = _Section(tree, "cors")
+    origins = []
+    for origin in c.strs("allow_origins"):
+        scheme, sep, rest = origin.partition("://")
+        if (scheme not in ("http", "https") or not sep or not rest or "/" in rest
+                or origin != origin.strip() or "*" in origin):
+            raise SettingsError(
+                f"cors.allow_origins: {origin!r} is not an exact origin like "
+                "https://app.example.com (scheme, host, optional port; no path, no *)"
+            )
+        origins.append(origin.lower())
+    return CorsSettings(frozenset(origins), c.integer("max_age", 0, 86400))
 
 
 def _live(tree: Mapping[str, Any]) -> LiveSettings:
