@@ -5,6 +5,7 @@ its teardown, so shutdown (and a start-up that fails half way) unwinds in revers
 
     store (lock, schema)  → close the store
     recovery
+    provider keys         → stop refreshing them (only with an identity provider)
     live (WebSocket port) → refuse new viewers, send the last top, close with 1001
     fan-out task          → stop it
     writer task           → drain: answer and commit everything queued
@@ -35,10 +36,13 @@ from scoreboard.core.engine import Engine
 from scoreboard.demo import run_demo
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.cors import Cors
 from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import ClientAddress, Gatekeeper, PublicApi
+from scoreboard.identity.keyring import KeySetError
+from scoreboard.identity.provider import FetchError, KeySource
 from scoreboard.live import LiveServer
 from scoreboard.metrics import Metrics
 from scoreboard.proofs import ProofAuthority
@@ -56,6 +60,7 @@ PROOF_SECRET_FILE = "proof-secret"
 WRITER_TASK = "writer"
 HUB_TASK = "live-hub"
 DEMO_TASK = "demo"
+KEYS_TASK = "provider-keys"
 
 
 class StartupError(Exception):
@@ -74,6 +79,7 @@ class Service:
     metrics: Metrics
     live: LiveServer
     app: web.Application
+    keys: KeySource | None = None  # an identity provider's published keys
     http_port: int = 0
     draining: bool = False  # set once stop() begins: answers then say Connection: close
     tasks: TaskWatch = field(default_factory=TaskWatch)
@@ -102,8 +108,13 @@ class Service:
             retry_seconds=w.retry_seconds,
         )
         metrics = Metrics()
-        auth = Authenticator(settings.auth, load_or_create_secret(settings.auth.jwt_secret,
-                                                                  data_dir))
+        a = settings.auth
+        keys = KeySource(a, metrics) if a.jwks_url or a.oidc_issuer else None
+        try:
+            auth = Authenticator(a, load_or_create_secret(a.jwt_secret, data_dir), source=keys,
+                                 revoked=engine.revoked)
+        except KeySetError as exc:
+            raise StartupError(f"auth.public_keys: {exc}") from None
         proofs = ProofAuthority(
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
@@ -116,6 +127,7 @@ class Service:
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
+        writer.listeners.append(live.sessions.on_commit)
         metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
@@ -124,7 +136,7 @@ class Service:
         app = web.Application(client_max_size=settings.limits.max_body_bytes)
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app)
+                      app=app, keys=keys)
         gate = Gatekeeper(
             settings, bearer,
             user_limiter=RateLimiter(settings.limits.user_per_minute),
@@ -138,7 +150,9 @@ class Service:
         AdminApi(gate, writer, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
-        routes.finish()
+        cors = Cors(settings.cors)
+        cors.install(app)
+        routes.finish(cors.preflight)
         return service
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -189,13 +203,15 @@ class Service:
             await self._open_store()
             stack.push_async_callback(self.store.close)
             await self.recover()
+            if self.keys is not None:
+                await self._open_keys(stack, self.keys)
             await self.live.start()  # before HTTP: the page shows the bound WebSocket port
             stack.push_async_callback(self.live.stop)
             self.tasks.start(HUB_TASK, self.live.hub.run())
             stack.push_async_callback(self.tasks.stop, HUB_TASK)
             self.tasks.start(WRITER_TASK, self.writer.run())
             stack.push_async_callback(self._drain_writer)
-            self.http_port = await self._listen(stack)
+            self.http_port = self.live.http_port = await self._listen(stack)
         except BaseException:
             self.draining = True
             await stack.aclose()
@@ -203,6 +219,20 @@ class Service:
         self._stack = stack
         log.info("serving HTTP on %s:%d, WebSocket on port %d",
                  self.settings.server.host, self.http_port, self.ws_port)
+
+    async def _open_keys(self, stack: AsyncExitStack, keys: KeySource) -> None:
+        """The first key set within `connect_timeout`, then a watched refresher that
+        keeps the last good keys through provider outages."""
+        stack.push_async_callback(keys.close)
+        timeout = self.settings.server.connect_timeout
+        try:
+            await keys.open(timeout)
+        except FetchError as exc:
+            raise StartupError(
+                f"the identity provider's keys are unavailable after {timeout:g} s: {exc}"
+            ) from None
+        self.tasks.start(KEYS_TASK, keys.run())
+        stack.push_async_callback(self.tasks.stop, KEYS_TASK)
 
     async def _listen(self, stack: AsyncExitStack) -> int:
         runner = web.AppRunner(
@@ -275,6 +305,8 @@ class Service:
             "lastSeq": self.engine.last_seq,
             "tasks": self.tasks.states(),
         }
+        if self.keys is not None:  # stale keys still serve: said here, not a 503
+            details["keys"] = self.keys.status()
         return started and tasks_ok and store_ok, details
 
     async def is_ready(self) -> bool:
