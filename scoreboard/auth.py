@@ -90,7 +90,8 @@ class Authenticator:
         self.source = source
         # user → the moment before which (inclusive) their tokens are refused
         self.revoked: Mapping[str, float] = {} if revoked is None else revoked
-        self._local = "HS256" in settings.algorithms and settings.local_secret_verifies
+        provider = settings.provider or source is not None
+        self._local = "HS256" in settings.algorithms and (settings.local_tokens or not provider)
         # Asymmetric algorithms: those of the keys, narrowed by `auth.algorithms` when
         # it names any.
         asym = set(self._static.algorithms) | (set(ASYMMETRIC) if source else set())

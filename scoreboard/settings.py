@@ -91,10 +91,6 @@ class AuthSettings:
         """Tokens come from an identity provider (published keys or configured PEMs)."""
         return bool(self.jwks_url or self.oidc_issuer or self.public_keys)
 
-    @property
-    def local_secret_verifies(self) -> bool:
-        return self.local_tokens or not self.provider
-
 
 @dataclass(frozen=True, slots=True)
 class CorsSettings:
