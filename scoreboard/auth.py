@@ -1,30 +1,36 @@
 """Token verification and minting (JWT with pyjwt).
 
-The algorithm is taken from an allow-list and tied to the key it belongs to, so an
-HS256 token signed with a public key, or `alg: none`, never verifies. Verified claims
-are cached until they expire so a busy client costs one signature check, not one per
-request. Tokens are never logged.
+The algorithm is taken from an allow-list and tied to the key it belongs to (see
+`scoreboard.identity.keyring`), so an HS256 token signed with a public key, or
+`alg: none`, never verifies. Keys are configured PEMs and, with an identity provider,
+the provider's published key set (`scoreboard.identity.provider`); with either, the
+local HS256 secret verifies nothing unless `auth.local_tokens` is set.
+
+Verified claims are cached until they expire so a busy client costs one signature
+check, not one per request. Revocations ("log out everywhere": every token of a user
+issued up to a moment) are checked on every call, cached or not, so the cache never
+outlives one. Tokens are never logged.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
+from scoreboard.identity.claims import CONTROL, display_name, scopes
+from scoreboard.identity.keyring import ASYMMETRIC, KeyRing, ring_from_pems
 from scoreboard.settings import AuthSettings
 
 SECRET_FILE = "jwt-secret"
 MAX_SUB = 128
-MAX_NAME = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,16 @@ class Principal:
     display_name: str | None
     scopes: frozenset[str]
     exp: float
+    iat: float | None = None  # when the token was issued, if it says
+
+
+class KeySource(Protocol):
+    """A provider's published keys (`scoreboard.identity.provider.KeySource`)."""
+
+    ring: KeyRing
+    issuer: str | None
+
+    def missing(self, kid: str) -> None: ...
 
 
 class AuthError(Exception):
@@ -64,33 +80,30 @@ def load_or_create_secret(configured: str, data_dir: Path, name: str = SECRET_FI
     return secret
 
 
-def _clean_name(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    name = _CONTROL.sub("", value).strip()[:MAX_NAME]
-    return name or None
-
-
-def _scopes(claims: dict[str, Any]) -> frozenset[str]:
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        return frozenset(scope.split())
-    scopes = claims.get("scopes")
-    if isinstance(scopes, list):
-        return frozenset(s for s in scopes if isinstance(s, str))
-    return frozenset()
-
-
 class Authenticator:
-    def __init__(self, settings: AuthSettings, secret: bytes) -> None:
+    def __init__(self, settings: AuthSettings, secret: bytes, *,
+                 source: KeySource | None = None,
+                 revoked: Mapping[str, float] | None = None) -> None:
         self.settings = settings
         self._secret = secret
-        self._keys: dict[str, list[tuple[str | None, Any]]] = {}
-        for pk in settings.public_keys:
-            key = jwt.algorithms.get_default_algorithms()[pk.alg].prepare_key(pk.pem)
-            self._keys.setdefault(pk.alg, []).append((pk.kid, key))
-        self._allowed = set(settings.algorithms) | set(self._keys)
+        self._static = ring_from_pems(settings.public_keys)
+        self.source = source
+        # user → the moment before which (inclusive) their tokens are refused
+        self.revoked: Mapping[str, float] = {} if revoked is None else revoked
+        provider = settings.provider or source is not None
+        self._local = "HS256" in settings.algorithms and (settings.local_tokens or not provider)
+        # Asymmetric algorithms: those of the keys, narrowed by `auth.algorithms` when
+        # it names any.
+        asym = set(self._static.algorithms) | (set(ASYMMETRIC) if source else set())
+        listed = set(settings.algorithms) & ASYMMETRIC
+        self._allowed = (asym & listed if listed else asym) | ({"HS256"} if self._local else set())
         self._cache: OrderedDict[str, Principal] = OrderedDict()
+
+    @property
+    def issuer(self) -> str:
+        """The expected `iss`: the discovered OpenID issuer, else `auth.issuer`."""
+        source = self.source
+        return (source.issuer if source is not None else None) or self.settings.issuer
 
     def _key_for(self, header: dict[str, Any]) -> tuple[str, Any]:
         alg = header.get("alg")
@@ -98,12 +111,26 @@ class Authenticator:
             raise AuthError("algorithm", "token algorithm is not allowed")
         if alg == "HS256":
             return alg, self._secret
-        candidates = self._keys.get(alg, [])
         kid = header.get("kid")
-        for key_id, key in candidates:
-            if kid is None or key_id is None or key_id == kid:
-                return alg, key
-        raise AuthError("unknown_key", "no key is configured for this token")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthError("malformed", "token kid must be a string")
+        key = self._static.find(alg, kid)
+        source = self.source
+        if key is None and source is not None:
+            ring = source.ring
+            key = ring.find(alg, kid)
+            if key is None and kid is not None and kid not in ring.kids:
+                source.missing(kid)  # a re-fetch, rate-limited; this token is refused now
+                raise AuthError("unknown_key",
+                                "the token's key is unknown; if it is new, retry shortly")
+        if key is None:
+            raise AuthError("unknown_key", "no key is configured for this token")
+        return alg, key
+
+    def _check_revoked(self, p: Principal) -> None:
+        at = self.revoked.get(p.user_id)
+        if at is not None and (p.iat is None or p.iat <= at):
+            raise AuthError("revoked", "token has been revoked")
 
     def verify(self, token: str, now: float | None = None) -> Principal:
         """The principal of a valid token, or `AuthError`."""
@@ -111,6 +138,8 @@ class Authenticator:
         cached = self._cache.get(token)
         if cached is not None:
             if now <= cached.exp + self.settings.leeway_seconds:
+                if self.revoked:
+                    self._check_revoked(cached)
                 return cached
             del self._cache[token]
             raise AuthError("expired", "token has expired")
@@ -125,7 +154,7 @@ class Authenticator:
                 algorithms=[alg],
                 options={"require": ["exp", "sub"], "verify_aud": bool(self.settings.audience)},
                 audience=self.settings.audience or None,
-                issuer=self.settings.issuer or None,
+                issuer=self.issuer or None,
                 leeway=self.settings.leeway_seconds,
             )
         except AuthError:
@@ -141,19 +170,23 @@ class Authenticator:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise AuthError("malformed", "token is malformed or invalid") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB or _CONTROL.search(sub):
+        if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB or CONTROL.search(sub):
             raise AuthError("claims", "token subject must be a string of 1-128 characters")
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise AuthError("claims", "token exp must be a number")
+        iat = claims.get("iat")  # anything but a number counts as no iat: revocable
+        if isinstance(iat, bool) or not isinstance(iat, int | float):
+            iat = None
         principal = Principal(
             user_id=sub,
-            display_name=_clean_name(claims.get("name")) or _clean_name(
-                claims.get("preferred_username")
-            ),
-            scopes=_scopes(claims),
+            display_name=display_name(claims, self.settings.name_claim),
+            scopes=scopes(claims, self.settings.scope_claim),
             exp=float(exp),
+            iat=None if iat is None else float(iat),
         )
+        if self.revoked:
+            self._check_revoked(principal)
         if self.settings.claims_cache_size:
             self._cache[token] = principal
             if len(self._cache) > self.settings.claims_cache_size:
@@ -169,7 +202,8 @@ class Authenticator:
         ttl: float | None = None,
         now: float | None = None,
     ) -> str:
-        """An HS256 token for this server's settings (for `run.py token` and tests)."""
+        """An HS256 token for this server's settings (for `run.py token` and tests);
+        with an identity provider it verifies only if `auth.local_tokens` is set."""
         now = time.time() if now is None else now
         claims: dict[str, Any] = {
             "sub": sub,
@@ -180,8 +214,8 @@ class Authenticator:
             claims["name"] = name
         if scopes:
             claims["scope"] = " ".join(scopes)
-        if self.settings.issuer:
-            claims["iss"] = self.settings.issuer
+        if self.issuer:
+            claims["iss"] = self.issuer
         if self.settings.audience:
             claims["aud"] = self.settings.audience
         return jwt.encode(claims, self._secret, algorithm="HS256")

@@ -58,6 +58,15 @@ class Metrics:
             "scoreboard_recovery_seconds", "Time the last start-up took to rebuild state",
             registry=r,
         )
+        self.key_fetches = Counter(
+            "scoreboard_jwks_fetches_total", "Identity-provider key-set fetches by result",
+            ["result"], registry=r,
+        )
+        self.keys_stale = Gauge(
+            "scoreboard_jwks_stale",
+            "1 while the provider's key set could not be refreshed and the last good one "
+            "is in use", registry=r,
+        )
 
         # scoreboard_build_info{version="…"} 1
         Info("scoreboard_build", "The running release", registry=r).info({"version": __version__})
@@ -79,6 +88,10 @@ class Metrics:
 
     def listener_failed(self) -> None:
         self.listener_failures.inc()
+
+    def key_fetch(self, result: str, *, stale: bool) -> None:
+        self.key_fetches.labels(result).inc()
+        self.keys_stale.set(1 if stale else 0)
 
     def rate_limited(self) -> None:
         self.rate_limited_total.inc()

@@ -5,6 +5,7 @@ its teardown, so shutdown (and a start-up that fails half way) unwinds in revers
 
     store (lock, schema)  → close the store
     recovery
+    provider keys         → stop refreshing them (only with an identity provider)
     live (WebSocket port) → refuse new viewers, send the last top, close with 1001
     fan-out task          → stop it
     writer task           → drain: answer and commit everything queued
@@ -40,11 +41,14 @@ from scoreboard.events.nats import NatsPublisher
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.cors import Cors
 from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.http.events import EventsApi
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import ClientAddress, Gatekeeper, PublicApi
+from scoreboard.identity.keyring import KeySetError
+from scoreboard.identity.provider import FetchError, KeySource
 from scoreboard.live import LiveServer
 from scoreboard.metrics import Metrics
 from scoreboard.proofs import ProofAuthority
@@ -63,6 +67,7 @@ WRITER_TASK = "writer"
 HUB_TASK = "live-hub"
 DEMO_TASK = "demo"
 NATS_TASK = "nats-publisher"
+KEYS_TASK = "provider-keys"
 
 
 class StartupError(Exception):
@@ -83,6 +88,7 @@ class Service:
     app: web.Application
     feed: EventFeed | None = None
     publisher: NatsPublisher | None = None  # with [events.nats] url set
+    keys: KeySource | None = None  # an identity provider's published keys
     http_port: int = 0
     draining: bool = False  # set once stop() begins: answers then say Connection: close
     tasks: TaskWatch = field(default_factory=TaskWatch)
@@ -113,8 +119,13 @@ class Service:
             retry_seconds=w.retry_seconds,
         )
         metrics = Metrics()
-        jwt_secret = load_or_create_secret(settings.auth.jwt_secret, data_dir)
-        auth = Authenticator(settings.auth, jwt_secret)
+        a = settings.auth
+        keys = KeySource(a, metrics) if a.jwks_url or a.oidc_issuer else None
+        jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
+        try:
+            auth = Authenticator(a, jwt_secret, source=keys, revoked=engine.revoked)
+        except KeySetError as exc:
+            raise StartupError(f"auth.public_keys: {exc}") from None
         proofs = ProofAuthority(
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
@@ -127,6 +138,7 @@ class Service:
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
+        writer.listeners.append(live.sessions.on_commit)
         feed = EventFeed(store, lambda: engine.last_seq,
                          buffer_records=settings.events.buffer_records)
         writer.listeners.append(feed.on_commit)
@@ -138,8 +150,8 @@ class Service:
             settings.server.role != "writer" or settings.cluster.enabled
         ):
             secret = settings.cluster.secret.encode() or jwt_secret
-            node = Node(settings, store, engine, writer, [live.hub.on_commit, feed.on_commit],
-                        secret, metrics, progress)
+            applied = [live.hub.on_commit, live.sessions.on_commit, feed.on_commit]
+            node = Node(settings, store, engine, writer, applied, secret, metrics, progress)
             submitter = node
         metrics.bind_gauges(
             lambda: writer.queue_depth,
@@ -153,7 +165,7 @@ class Service:
         )
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app, feed=feed, node=node)
+                      app=app, feed=feed, node=node, keys=keys)
         if settings.events.nats.url:
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
@@ -171,7 +183,9 @@ class Service:
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
-        routes.finish()
+        cors = Cors(settings.cors)
+        cors.install(app)
+        routes.finish(cors.preflight)
         return service
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -222,6 +236,8 @@ class Service:
             await self._open_store()
             stack.push_async_callback(self.store.close)
             await self.recover()
+            if self.keys is not None:
+                await self._open_keys(stack, self.keys)
             await self.live.start()  # before HTTP: the page shows the bound WebSocket port
             stack.push_async_callback(self.live.stop)
             self.tasks.start(HUB_TASK, self.live.hub.run())
@@ -234,7 +250,7 @@ class Service:
             stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
             if self.node is not None:
                 await self.node.start(self.tasks, stack, self._become_writer)
-            self.http_port = await self._listen(stack)
+            self.http_port = self.live.http_port = await self._listen(stack)
         except BaseException:
             self.draining = True
             await stack.aclose()
@@ -242,6 +258,20 @@ class Service:
         self._stack = stack
         log.info("serving HTTP on %s:%d, WebSocket on port %d",
                  self.settings.server.host, self.http_port, self.ws_port)
+
+    async def _open_keys(self, stack: AsyncExitStack, keys: KeySource) -> None:
+        """The first key set within `connect_timeout`, then a watched refresher that
+        keeps the last good keys through provider outages."""
+        stack.push_async_callback(keys.close)
+        timeout = self.settings.server.connect_timeout
+        try:
+            await keys.open(timeout)
+        except FetchError as exc:
+            raise StartupError(
+                f"the identity provider's keys are unavailable after {timeout:g} s: {exc}"
+            ) from None
+        self.tasks.start(KEYS_TASK, keys.run())
+        stack.push_async_callback(self.tasks.stop, KEYS_TASK)
 
     async def _listen(self, stack: AsyncExitStack) -> int:
         runner = web.AppRunner(
@@ -320,6 +350,8 @@ class Service:
         }
         if self.publisher is not None:  # informative: NATS down does not make us unready
             details["nats"] = self.publisher.details()
+        if self.keys is not None:  # stale keys still serve: said here, not a 503
+            details["keys"] = self.keys.status()
         cluster_ok = True
         if self.node is not None:
             cluster_ok, details["cluster"] = self.node.readiness()

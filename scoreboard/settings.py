@@ -15,6 +15,11 @@ from typing import Any
 from scoreboard.cluster.config import ClusterSettings, read_cluster
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 from scoreboard.events.config import EventSettings, read_events
+from scoreboard.settings_edge import CorsSettings, read_cors, read_provider
+from scoreboard.settings_section import Section as _Section
+from scoreboard.settings_section import SettingsError
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
 
 # Read from the installed package, so a wheel starts from any folder; config/default.toml
 # is a copy for people to read (a test keeps the two identical).
@@ -31,10 +36,6 @@ ENV_ALIASES = {
     "SCOREBOARD_JWT_SECRET": "auth.jwt_secret",
     "SCOREBOARD_PROOF_SECRET": "proofs.secret",
 }
-
-
-class SettingsError(ValueError):
-    """A setting is missing, unknown or malformed; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,24 @@ class AuthSettings:
     admin_scope: str
     service_scope: str
     claims_cache_size: int
+    # An identity provider's published keys (empty: none); see `scoreboard.identity`.
+    jwks_url: str = ""
+    oidc_issuer: str = ""
+    # With a provider (JWKS, OIDC or PEMs) the local HS256 secret verifies nothing unless this
+    local_tokens: bool = False
+    scope_claim: str = ""  # a claim path read for scopes beside scope/scp, e.g. realm_access.roles
+    name_claim: str = ""  # a claim path for the display name; empty: name, preferred_username
+    jwks_timeout_seconds: float = 5.0
+    jwks_max_bytes: int = 262144
+    jwks_ttl_seconds: float = 3600.0  # key-set lifetime without a Cache-Control max-age
+    jwks_min_ttl_seconds: float = 60.0
+    jwks_max_ttl_seconds: float = 86400.0
+    jwks_refetch_interval_seconds: float = 30.0  # at most one unknown-kid re-fetch per this
+
+    @property
+    def provider(self) -> bool:
+        """Tokens come from an identity provider (published keys or configured PEMs)."""
+        return bool(self.jwks_url or self.oidc_issuer or self.public_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +161,7 @@ class Settings:
     rules: RuleSet = field(compare=False)
     events: EventSettings = field(compare=False)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    cors: CorsSettings = field(default_factory=lambda: CorsSettings(frozenset(), 600))
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -208,52 +228,14 @@ def _set_path(tree: dict[str, Any], dotted: str, raw: Any) -> None:
     node[parts[-1]] = _convert(dotted, node[parts[-1]], raw)
 
 
-class _Section:
-    """Typed reads from one TOML table, naming `section.key` in every error."""
-
-    def __init__(self, tree: Mapping[str, Any], section: str) -> None:
-        self.table = tree[section]
-        self.section = section
-
-    def _get(self, key: str) -> Any:
-        return self.table[key]
-
-    def text(self, key: str, *, allow_empty: bool = True) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or (not allow_empty and not value):
-            raise SettingsError(f"{self.section}.{key}: expected a non-empty string")
-        return value
-
-    def integer(self, key: str, lo: int, hi: int) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected an integer from {lo} to {hi}, got {value!r}"
-            )
-        return value
-
-    def number(self, key: str, lo: float, hi: float) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected a number from {lo} to {hi}, got {value!r}"
-            )
-        return float(value)
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise SettingsError(f"{self.section}.{key}: expected true or false, got {value!r}")
-        return value
-
-    def strs(self, key: str) -> tuple[str, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(f"{self.section}.{key}: expected a list of strings")
-        return tuple(value)
+# Every algorithm a token may be signed with; `none` is never one of them.
+AUTH_ALGORITHMS = ("HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                   "ES256", "ES384", "ES512", "EdDSA")
+PROOF_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
-def _public_keys(value: Any, base_dir: Path, section: str) -> tuple[PublicKey, ...]:
+def _public_keys(value: Any, base_dir: Path, section: str,
+                 allowed: tuple[str, ...]) -> tuple[PublicKey, ...]:
     if not isinstance(value, list):
         raise SettingsError(f"{section}.public_keys: expected a list of tables")
     keys = []
@@ -261,8 +243,8 @@ def _public_keys(value: Any, base_dir: Path, section: str) -> tuple[PublicKey, .
         name = f"{section}.public_keys[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("alg"), str):
             raise SettingsError(f"{name}: expected a table with alg and pem or path")
-        if item["alg"] not in ("RS256", "ES256", "EdDSA"):
-            raise SettingsError(f"{name}.alg: expected RS256, ES256 or EdDSA")
+        if item["alg"] not in allowed or item["alg"] == "HS256":
+            raise SettingsError(f"{name}.alg: expected one of {', '.join(allowed[1:])}")
         pem = item.get("pem")
         if pem is None and isinstance(item.get("path"), str):
             path = (base_dir / item["path"]).expanduser()
@@ -348,7 +330,7 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
     a = _Section(tree, "auth")
     algorithms = a.strs("algorithms")
     for alg in algorithms:
-        if alg not in ("HS256", "RS256", "ES256", "EdDSA"):
+        if alg not in AUTH_ALGORITHMS:
             raise SettingsError(f"auth.algorithms: {alg!r} is not allowed")
     auth = AuthSettings(
         jwt_secret=a.text("jwt_secret"),
@@ -358,10 +340,12 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         leeway_seconds=a.number("leeway_seconds", 0, 300),
         max_token_bytes=a.integer("max_token_bytes", 256, 65536),
         token_ttl_seconds=a.integer("token_ttl_seconds", 1, 366 * 86400),
-        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth"),
+        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth",
+                                 AUTH_ALGORITHMS),
         admin_scope=a.text("admin_scope", allow_empty=False),
         service_scope=a.text("service_scope", allow_empty=False),
         claims_cache_size=a.integer("claims_cache_size", 0, 10_000_000),
+        **read_provider(a),
     )
     if auth.jwt_secret and len(auth.jwt_secret.encode()) < 32:
         raise SettingsError("auth.jwt_secret: must be at least 32 bytes for HS256")
@@ -369,12 +353,13 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
     proofs = ProofSettings(
         secret=pr.text("secret"),
         algorithms=pr.strs("algorithms"),
-        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs"),
+        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs",
+                                 PROOF_ALGORITHMS),
         max_ttl_seconds=pr.integer("max_ttl_seconds", 1, 86400),
         ttl_seconds=pr.integer("ttl_seconds", 1, 86400),
     )
     for alg in proofs.algorithms:
-        if alg not in ("HS256", "ES256", "EdDSA"):
+        if alg not in PROOF_ALGORITHMS:
             raise SettingsError(f"proofs.algorithms: {alg!r} is not allowed")
     if proofs.secret and len(proofs.secret.encode()) < 32:
         raise SettingsError("proofs.secret: must be at least 32 bytes for HS256")
@@ -411,7 +396,8 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         auto_freeze=ab.flag("auto_freeze"),
     )
     return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
-                    _events(tree), cluster=read_cluster(_Section(tree, "cluster")))
+                    _events(tree), cluster=read_cluster(_Section(tree, "cluster")),
+                    cors=read_cors(_Section(tree, "cors")))
 
 
 def _events(tree: Mapping[str, Any]) -> EventSettings:

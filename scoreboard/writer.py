@@ -3,8 +3,8 @@
 Requests wait in a bounded queue as (command, reply future), or as a unit of several
 (`submit_many`: a trusted backend's batch), which is never split: it is decided in order
 within one batch and committed in one transaction. The actor takes everything waiting
-when the previous commit finished (up to `max_batch`; a unit may pass it), decides each command
-against committed state plus the batch so far, appends the batch to the log in one
+when the previous commit finished (up to `max_batch`; a unit may pass it), decides each
+command against committed state plus the batch so far, appends the batch to the log in one
 transaction, and only then applies it to the engine, tells the listeners and replies.
 Readers therefore never see an uncommitted effect.
 """
@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.commands import (
@@ -36,52 +36,25 @@ from scoreboard.storage.base import (
     StoreUnavailable,
     WriterFenced,
 )
+from scoreboard.writer_errors import (
+    Overloaded,
+    Result,
+    ShuttingDown,
+    StateDiverged,
+    StoreDown,
+    Submitter,
+    WriterError,
+    WriterStopped,
+)
+
+__all__ = [
+    "Overloaded", "Result", "ShuttingDown", "StateDiverged", "StoreDown", "Submitter",
+    "Writer", "WriterError", "WriterStopped",
+]
 
 log = logging.getLogger("scoreboard.writer")
 
-Result = ActionResult | UserResult
 CommitListener = Callable[[Sequence[LogRecord]], None]
-
-
-class Submitter(Protocol):
-    """What the edge hands commands to: the writer itself, or a follower's forwarder."""
-
-    async def submit(self, cmd: Command) -> Result: ...
-
-    async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]: ...
-
-
-class WriterError(Refused):
-    """The writer could not take or finish the request; the client may retry later."""
-
-    code = "OVERLOADED"
-    retry_after: float = 1.0
-
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message, retry_after=retry_after)
-
-
-class Overloaded(WriterError):
-    code = "OVERLOADED"
-
-
-class StoreDown(WriterError):
-    code = "STORE_UNAVAILABLE"
-
-
-class ShuttingDown(WriterError):
-    code = "OVERLOADED"
-
-
-class WriterStopped(WriterError):
-    """The writer's task ended while callers were waiting (a crash); the process is
-    going down so that a supervisor restarts it."""
-
-    code = "OVERLOADED"
-
-
-class StateDiverged(Exception):
-    """Memory no longer matches the log; the writer must end (a restart rebuilds it)."""
 
 
 _Item = tuple[Command, "asyncio.Future[Result]"]

@@ -77,6 +77,14 @@ class ClearFlag(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class RevokeTokens(Command):
+    """Refuse every token of the user issued up to now ("log out everywhere")."""
+
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ActionResult:
     """The reply to an accepted (or replayed) score change."""
 

@@ -23,6 +23,7 @@ from scoreboard.core.commands import (
     AdjustScore,
     ClearFlag,
     Command,
+    RevokeTokens,
     SetFrozen,
     SetNameHidden,
     SubmitAction,
@@ -77,6 +78,8 @@ class Engine:
         self.frozen: set[str] = set()
         self.anonymous: set[str] = set()  # users who asked to appear as ANONYMOUS
         self.flags: dict[str, str] = {}  # user → why the abuse monitor flagged them
+        # user → the moment up to which their tokens are refused (one float per user)
+        self.revoked: dict[str, float] = {}
         # What decisions remember of recent records; each forgets what has lapsed.
         self.keys = IdempotencyKeys(retention=retention, max_keys=max_keys)
         self.quotas = QuotaWindows(rules)
@@ -97,6 +100,8 @@ class Engine:
             return self._decide_user_flag(cmd, now, pending)
         if isinstance(cmd, SetNameHidden | ClearFlag):
             return self._decide_user_flag(cmd, now, pending)
+        if isinstance(cmd, RevokeTokens):
+            return self._decide_revoke(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
     def _board(self, board: str) -> Ranking:
@@ -121,6 +126,7 @@ class Engine:
             user_id in self.frozen,
             user_id in self.anonymous,
             self.flags.get(user_id),
+            self.revoked.get(user_id),
         )
 
     def _decide_action(self, cmd: SubmitAction, now: float, pending: Pending) -> LogRecord | Replay:
@@ -244,6 +250,14 @@ class Engine:
         return self._user_record(pending, now, user._replace(hidden=cmd.hidden), kind,
                                  actor=None, reason=None)
 
+    def _decide_revoke(self, cmd: RevokeTokens, now: float, pending: Pending) -> LogRecord:
+        """Any user id may be revoked, scored or not: a stolen token of a reader counts too.
+        The moment never moves back, even if the clock does."""
+        user = self._user(cmd.user_id, pending)
+        at = max(now, user.tokens_revoked_at or now)
+        return self._user_record(pending, at, user._replace(tokens_revoked_at=at),
+                                 Kind.REVOKE_TOKENS, actor=cmd.actor, reason=cmd.reason)
+
     def new_pending(self) -> Pending:
         return Pending(next_seq=self.last_seq + 1)
 
@@ -285,6 +299,8 @@ class Engine:
             self.flags[r.user_id] = r.reason or "flagged"
         elif kind == Kind.UNFLAG:
             self.flags.pop(r.user_id, None)
+        elif kind == Kind.REVOKE_TOKENS:
+            self.revoked[r.user_id] = max(r.at, self.revoked.get(r.user_id, r.at))
         if r.user_id not in self.names and r.display_name is not None:
             self.names[r.user_id] = r.display_name
         self.remember(r)
@@ -315,7 +331,7 @@ class Engine:
         # One string object per user id, shared by the names and the rankings: the
         # score rows and user rows arrive as separate copies of every id.
         canon: dict[str, str] = {}
-        for user_id, name, frozen, hidden, flag in snapshot.users:
+        for user_id, name, frozen, hidden, flag, revoked in snapshot.users:
             canon[user_id] = user_id
             if name is not None:
                 names[user_id] = name
@@ -325,6 +341,8 @@ class Engine:
                 self.anonymous.add(user_id)
             if flag is not None:
                 self.flags[user_id] = flag
+            if revoked is not None:
+                self.revoked[user_id] = revoked
         boards = {row[0] for row in snapshot.scores}
         if len(boards) == 1:  # the common case: one pass, no regrouping
             self._load_board(
@@ -371,6 +389,7 @@ class Engine:
             "frozen": sorted(self.frozen),
             "anonymous": sorted(self.anonymous),
             "flags": dict(sorted(self.flags.items())),
+            "revoked": dict(sorted(self.revoked.items())),
             "last_seq": self.last_seq,
         }
 

@@ -22,6 +22,7 @@ class Kind(StrEnum):
     SHOW_NAME = "show_name"
     FLAG = "flag"  # the abuse monitor marked the user, with the reason
     UNFLAG = "unflag"  # an administrator cleared the flag
+    REVOKE_TOKENS = "revoke_tokens"  # every token of the user issued up to `at` is refused
 
 
 SCORE_KINDS = frozenset({Kind.ACTION, Kind.ADJUST})
@@ -65,6 +66,7 @@ class UserRow(NamedTuple):
     frozen: bool
     hidden: bool
     flag: str | None = None  # why the abuse monitor flagged the user, if it did
+    tokens_revoked_at: float | None = None  # tokens issued up to this moment are refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from scoreboard.core.commands import (
     ActionResult,
     AdjustScore,
     ClearFlag,
+    RevokeTokens,
     SetFrozen,
     SetNameHidden,
     UserResult,
@@ -57,6 +58,7 @@ class AdminApi:
         routes.add_post(c.FREEZE_PATH, self.freeze)
         routes.add_post(c.UNFREEZE_PATH, self.unfreeze)
         routes.add_post(c.UNFLAG_PATH, self.unflag)
+        routes.add_post(c.REVOKE_PATH, self.revoke_tokens)
         routes.add_get(c.HISTORY_PATH, self.history)
         routes.add_get(c.FLAGS_PATH, self.flags)
         routes.add_post(c.PROOFS_PATH, self.mint_proof)
@@ -114,6 +116,18 @@ class AdminApi:
 
     async def unflag(self, request: web.Request) -> web.Response:
         return await self._user_change(request, None)
+
+    async def revoke_tokens(self, request: web.Request) -> web.Response:
+        """Log out everywhere: a logged record; live connections close on its commit."""
+        admin = self.admin(request)
+        user_id = v.user_id(request.match_info["userId"])
+        body = await self.body(request, c.REASON_FIELDS)
+        cmd = RevokeTokens(user_id=user_id, actor=admin.user_id, reason=self.reason(body))
+        result = await self.writer.submit(cmd)
+        assert isinstance(result, UserResult)
+        at = iso(result.at)
+        return json_response(orjson.dumps({"userId": user_id, "tokensRevokedAt": at,
+                                           "seq": result.seq, "at": at}))
 
     async def history(self, request: web.Request) -> web.Response:
         self.admin(request)

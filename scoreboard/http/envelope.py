@@ -33,6 +33,8 @@ ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
 USER: web.RequestKey[str] = web.RequestKey("user", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Answers OPTIONS on a route taking these methods (a CORS preflight), or None.
+Preflight = Callable[[web.Request, set[str]], web.StreamResponse | None]
 
 
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None
@@ -75,8 +77,8 @@ class Routes:
     def add_static(self, prefix: str, path: Path) -> None:
         self._router.add_static(prefix, path, append_version=False)
 
-    def finish(self) -> None:
-        """Register last: everything no other route takes."""
+    def finish(self, preflight: Preflight | None = None) -> None:
+        """Register last: everything no other route takes, and CORS preflights."""
         resource = self._router.add_resource("/{tail:.*}")
         others = [r for r in self._router.resources() if r is not resource]
 
@@ -85,6 +87,10 @@ class Routes:
             for other in others:
                 _, methods = await other.resolve(request)
                 allowed |= methods
+            if allowed and request.method == "OPTIONS" and preflight is not None:
+                answer = preflight(request, allowed)
+                if answer is not None:
+                    return answer
             if allowed:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", allowed)
             raise UnknownResource("no such endpoint")

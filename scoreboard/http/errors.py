@@ -61,6 +61,10 @@ class Forbidden(EdgeRefusal):
     code = "FORBIDDEN"
 
 
+class OriginForbidden(Forbidden):
+    """A browser on an origin the service does not accept (CORS, WebSocket handshake)."""
+
+
 class UnknownResource(EdgeRefusal):
     code = "NOT_FOUND"
 
@@ -117,6 +121,7 @@ STATUS: dict[type[BaseException], int] = {
     BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
+    OriginForbidden: 403,
     UnknownResource: 404,
     MethodNotAllowed: 405,
     RequestTimeout: 408,

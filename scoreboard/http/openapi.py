@@ -298,6 +298,20 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                 ("unflag", "Clear a user's abuse flag"),
             )
         },
+        c.REVOKE_PATH: {"post": op(
+            "revokeTokens", "Refuse every token of a user issued up to now", "admin",
+            {
+                "200": json_answer("The revocation as logged", schema("TokensRevoked")),
+                **errors({**body_errors, **admin_errors, 503: BUSY}),
+            },
+            security=admin, parameters=[user_only], request="ReasonRequest",
+            description=(
+                "Log out everywhere: tokens of the user issued (`iat`) up to this moment, "
+                "and tokens without `iat`, are refused from now on, on HTTP, WebSocket and "
+                "SSE; open live connections using them are closed. Any user id may be "
+                "revoked, whether or not it has a score."
+            ),
+        )},
         c.HISTORY_PATH: {"get": op(
             "getUserHistory", "A user's records in the action log, newest first", "admin",
             {

@@ -339,6 +339,9 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                 "hidden": {"type": "boolean"}, "flag": nullable({"type": "string"}),
                 "seq": seq, "at": at,
             }),
+            "TokensRevoked": obj({
+                "userId": user_id, "tokensRevokedAt": at, "seq": seq, "at": at,
+            }),
             "LogRecord": obj({
                 "seq": seq, "at": at, "board": board_out, "userId": user_id,
                 "kind": {"type": "string", "enum": [k.value for k in Kind]},
@@ -376,6 +379,15 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                     "connected": {"type": "boolean"}, "publishedSeq": integer(0),
                     "lag": integer(0), "error": nullable({"type": "string"}),
                 }, description="With [events.nats]: informative, never makes it 503."),
+                "keys": obj({
+                    "state": {"enum": ["ok", "stale"]},
+                    "keys": integer(0),
+                    "ageSeconds": nullable({"type": "number"}),
+                    "error": {"type": "string"},
+                }, ["state", "keys", "ageSeconds"], description=(
+                    "With an identity provider: `stale` while its key set cannot be "
+                    "refreshed and the last good keys stay in use (still ready)."
+                )),
             }, ["status", "store", "lastSeq", "tasks"]),
         },
     }

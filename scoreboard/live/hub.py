@@ -311,8 +311,13 @@ class Hub:
         """Shutdown: every SSE writer ends its stream."""
         for group in self._groups.values():
             for c in group.sse:
-                c.closed = True
-                c.wake.set()
+                self.end_sse(c)
+
+    @staticmethod
+    def end_sse(client: SseClient) -> None:
+        """The client's writer ends its stream when it next wakes (now)."""
+        client.closed = True
+        client.wake.set()
 
     def _drop_if_empty(self, group: Group) -> None:
         if not len(group) and self._groups.get((group.board, group.limit)) is group:

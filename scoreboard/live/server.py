@@ -11,10 +11,12 @@ for running handlers before it returns from its cleanup.
 from __future__ import annotations
 
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.cors import Cors
 from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.live.admission import Gate
 from scoreboard.live.hub import Hub
 from scoreboard.live.page import Page
+from scoreboard.live.sessions import LiveSessions
 from scoreboard.live.sse import SseEndpoint
 from scoreboard.live.ws import WebSocketEndpoint
 from scoreboard.metrics import Metrics
@@ -28,8 +30,12 @@ class LiveServer:
         self.settings = settings
         self.gate = Gate(settings.leaderboard, settings.live, bearer, views)
         self.hub = Hub(views, settings.live, metrics)
-        self.ws = WebSocketEndpoint(settings.live, self.gate, self.hub, ids)
-        self.sse = SseEndpoint(settings.live, self.gate, self.hub)
+        self.sessions = LiveSessions()  # a writer listener: revocations close connections
+        self.http_port = 0  # set once HTTP listens: the page there may open the socket
+        self.ws = WebSocketEndpoint(settings.live, self.gate, self.hub, ids,
+                                    sessions=self.sessions, cors=Cors(settings.cors),
+                                    own_ports=lambda: (self.http_port,))
+        self.sse = SseEndpoint(settings.live, self.gate, self.hub, self.sessions)
         self.page = Page(settings, lambda: self.ws.port)
 
     @property

@@ -26,6 +26,7 @@ from scoreboard.live import messages
 from scoreboard.live.admission import SHUTDOWN_RETRY, Gate
 from scoreboard.live.hub import Hub, SseClient
 from scoreboard.live.messages import TopView
+from scoreboard.live.sessions import LiveSessions
 from scoreboard.live.sink import OVER, TransportSink, buffer_state
 from scoreboard.settings import LiveSettings
 
@@ -35,10 +36,12 @@ RETRY_MS = 2000
 
 
 class SseEndpoint:
-    def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub) -> None:
+    def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub,
+                 sessions: LiveSessions | None = None) -> None:
         self.settings = settings
         self.gate = gate
         self.hub = hub
+        self.sessions = sessions or LiveSessions()
         self.closing = False
 
     def add_routes(self, routes: Routes) -> None:
@@ -68,9 +71,12 @@ class SseEndpoint:
             await response.prepare(request)
             last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
             client, snapshot = self.hub.join_sse(live.board, live.limit, last_id)
+            # a revoked token ends the stream: its writer wakes and sees `closed`
+            session = self.sessions.add(live.principal, lambda: self.hub.end_sse(client))
             try:
                 await self._pump(request, response, client, snapshot)
             finally:
+                self.sessions.remove(session)
                 self.hub.leave_sse(client)
         finally:
             self.gate.release(ticket)

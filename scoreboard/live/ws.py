@@ -2,20 +2,24 @@
 
 `GET /api/v1/leaderboard/live?board=global&limit=10`, token in `?token=` or
 `Authorization: Bearer`. Everything that can refuse a connection happens in
-`process_request`, before the upgrade, as a plain HTTP answer: 404 for another path
-or board, 400 for a bad limit, 401 for a missing or bad token, 503 when a connection
-cap is reached. The query string never reaches a log here.
+`process_request`, before the upgrade, as a plain HTTP answer: 403 for a browser on
+an origin that is neither the service's own nor in `cors.allow_origins`, 404 for
+another path or board, 400 for a bad limit, 401 for a missing or bad token, 503 when a
+connection cap is reached. The query string never reaches a log here.
 
 An admitted socket gets CONNECTION_ACK and a LEADERBOARD_UPDATE snapshot, then
 whatever the hub broadcasts. It is receive-only: the first data frame from the client
-gets an ERROR message and a 1008 close. Pings keep it honest (`ping_interval`,
-`ping_timeout`); shutdown closes every socket with 1001.
+gets an ERROR message and a 1008 close, and so does a socket whose token is revoked
+(`LiveSessions`). Pings keep it honest (`ping_interval`, `ping_timeout`); shutdown
+closes every socket with 1001.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,11 +31,19 @@ from websockets.http11 import Request, Response
 
 from scoreboard.core.errors import Refused
 from scoreboard.http.contract import LIVE_PATH, MAX_QUERY
+from scoreboard.http.cors import Cors, same_origin
 from scoreboard.http.envelope import RequestIds
-from scoreboard.http.errors import BadRequest, UnknownResource, describe, error_body
+from scoreboard.http.errors import (
+    BadRequest,
+    OriginForbidden,
+    UnknownResource,
+    describe,
+    error_body,
+)
 from scoreboard.live import messages
 from scoreboard.live.admission import Gate, LiveRequest, Ticket
 from scoreboard.live.hub import Hub
+from scoreboard.live.sessions import LiveSessions
 from scoreboard.live.sink import WebSocketSink, when_gone
 from scoreboard.settings import LiveSettings
 
@@ -66,11 +78,17 @@ def refusal_response(exc: Refused, request_id: str) -> Response:
 
 class WebSocketEndpoint:
     def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub,
-                 ids: RequestIds | None = None) -> None:
+                 ids: RequestIds | None = None, *, sessions: LiveSessions | None = None,
+                 cors: Cors | None = None,
+                 own_ports: Callable[[], Iterable[int]] = tuple) -> None:
         self.settings = settings
         self.gate = gate
         self.hub = hub
         self.ids = ids or RequestIds()
+        self.sessions = sessions or LiveSessions()
+        self.cors = cors
+        self.own_ports = own_ports  # the service's ports: its own page may connect
+        self._closing: set[asyncio.Task[None]] = set()  # revoked sockets being closed
         self.server: Server | None = None
         self.port = 0
         self.logger = logging.getLogger(PROTOCOL_LOGGER)
@@ -106,6 +124,8 @@ class WebSocketEndpoint:
         server, self.server = self.server, None
         server.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="server shutdown")
         await server.wait_closed()
+        if self._closing:
+            await asyncio.wait(self._closing)
 
     # -- the handshake -------------------------------------------------------------------
 
@@ -114,6 +134,9 @@ class WebSocketEndpoint:
             target = urlsplit(request.path)
             if target.path != LIVE_PATH:
                 raise UnknownResource("no such endpoint")
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._origin_ok(origin, request.headers.get("Host")):
+                raise OriginForbidden(f"the origin {origin!r} is not allowed")
             if len(target.query) > MAX_QUERY:
                 raise BadRequest("the query string is too long")
             query = dict(parse_qsl(target.query, keep_blank_values=True))
@@ -126,6 +149,12 @@ class WebSocketEndpoint:
         # Released when the TCP connection ends, whether or not the upgrade completes.
         when_gone(conn, lambda: self.gate.release(ticket))
         return None
+
+    def _origin_ok(self, origin: str, host: str | None) -> bool:
+        """Browsers send Origin; other clients usually do not, and are not asked."""
+        if self.cors is not None and self.cors.allows(origin):
+            return True
+        return same_origin(origin, host, (self.port, *self.own_ports()))
 
     # -- one connection ------------------------------------------------------------------
 
@@ -141,16 +170,33 @@ class WebSocketEndpoint:
             messages.ack(live.user_id, live.board, time.time(), self.settings.ping_interval)
         ))
         client = self.hub.join_ws(sink, live.board, live.limit)
+        session = self.sessions.add(live.principal, lambda: self._revoked(conn))
         try:
             await conn.recv()  # returns only if the client sends a data frame
         except ConnectionClosed:
             return
         finally:
+            self.sessions.remove(session)
             self.hub.leave_ws(client)
         # Receive-only: tell the client why, then close with a policy violation.
         try:
             await conn.send(messages.error("RECEIVE_ONLY", "this socket does not accept messages"),
                             text=True)
             await conn.close(CloseCode.POLICY_VIOLATION, "receive-only")
+        except ConnectionClosed:
+            pass
+
+    def _revoked(self, conn: ServerConnection) -> None:
+        """The socket's token was revoked: say so and close with 1008. The closing
+        handshake is awaited by a task this endpoint owns (waited for in `stop`)."""
+        task = asyncio.get_running_loop().create_task(self._close_revoked(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_revoked(conn: ServerConnection) -> None:
+        try:
+            await conn.send(messages.error("UNAUTHORIZED", "the token was revoked"), text=True)
+            await conn.close(CloseCode.POLICY_VIOLATION, "token revoked")
         except ConnectionClosed:
             pass

@@ -159,5 +159,5 @@ class MemoryLog(ActionLog):
                 self._seq_by_jti[row[14]] = seq
         for board, user_id, score, reached_seq in prepared.scores:
             self._scores[(board, user_id)] = ScoreRow(board, user_id, score, reached_seq)
-        for user_id, display_name, frozen, hidden, flag in prepared.users:
-            self._users[user_id] = UserRow(user_id, display_name, frozen, hidden, flag)
+        for values in prepared.users:
+            self._users[values[0]] = UserRow(*values)

@@ -27,7 +27,7 @@ METADATA_INDEX = RECORD_COLUMNS.index("metadata")
 # One record as stored: the LogRecord fields in column order, metadata as JSON text.
 RecordRow = tuple[Any, ...]
 ScoreValues = tuple[str, str, int, int]
-UserValues = tuple[str, str | None, bool, bool, str | None]
+UserValues = tuple[str, str | None, bool, bool, str | None, float | None]
 
 INT64_MIN = -(2**63)  # also where a scan of the whole log starts
 INT64_MAX = 2**63 - 1
@@ -194,6 +194,7 @@ def prepare(batch: CommitBatch) -> PreparedBatch:
             bool(u.frozen),
             bool(u.hidden),
             _text(u.flag, "flag"),
+            None if u.tokens_revoked_at is None else float(u.tokens_revoked_at),
         )
         for u in _last_per_key(batch.users, lambda u: u.user_id)
     ]
@@ -238,8 +239,8 @@ def score_rows(rows: Iterable[Iterable[Any]]) -> list[ScoreRow]:
 
 
 def user_rows(rows: Iterable[Iterable[Any]]) -> list[UserRow]:
-    """Rows of (user_id, display_name, frozen, hidden, flag); SQLite gives 0/1 for
-    booleans."""
+    """Rows of (user_id, display_name, frozen, hidden, flag, tokens_revoked_at); SQLite
+    gives 0/1 for booleans."""
     # 0/1 from SQLite compare equal to False/True; converting 1M rows costs a second.
     return list(starmap(UserRow, rows))
 

@@ -15,7 +15,7 @@ from enum import Enum
 
 from scoreboard.storage.base import StoreUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class ColumnType(Enum):
@@ -95,6 +95,7 @@ USERS = Table("users", (
     Column("user_id", TEXT, required=True), Column("display_name", TEXT),
     Column("frozen", BOOL, required=True), Column("hidden", BOOL, required=True),
     Column("flag", TEXT, since=2),  # UserRow.flag (abuse monitor)
+    Column("tokens_revoked_at", REAL, since=3),  # UserRow.tokens_revoked_at (revocation)
 ), primary_key=("user_id",))
 TABLES = (ACTION_LOG, BOARD_SCORES, USERS)
 

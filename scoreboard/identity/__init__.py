@@ -1,0 +1,1 @@
+"""Identity providers: their keys and what their tokens claim."""
