@@ -4,6 +4,7 @@ every bad value stops start-up with a message naming its key."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +42,18 @@ class ServerSettings:
     connect_timeout: float
     shutdown_grace: float
     trusted_proxies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """Deadlines and fair shares of the sockets (`[edge]`); seconds and counts."""
+
+    header_timeout: float
+    body_timeout: float
+    body_read_timeout: float
+    keepalive_timeout: float
+    max_connections_per_ip: int
+    reserved_fds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,9 @@ class LiveSettings:
     sse_heartbeat: float
     max_connections: int
     max_connections_per_user: int
+    max_connections_per_ip: int
+    handshake_timeout: float
+    socket_send_buffer: int
     send_buffer_cap: int
     stall_seconds: float
     max_message_bytes: int
@@ -128,6 +144,7 @@ class Settings:
     live: LiveSettings
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
+    edge: EdgeSettings
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -304,6 +321,12 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         shutdown_grace=s.number("shutdown_grace", 0.0, 600.0),
         trusted_proxies=s.strs("trusted_proxies"),
     )
+    for entry in server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"server.trusted_proxies: {entry!r} is not an address or "
+                                "a CIDR range") from None
     if server.database_url and not server.database_url.startswith(
         ("postgresql://", "postgres://", "sqlite:", "memory:")
     ):
@@ -382,7 +405,20 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         points_per_minute=ab.integer("points_per_minute", 0, 2**53 - 1),
         auto_freeze=ab.flag("auto_freeze"),
     )
-    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules)
+    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
+                    _edge(tree))
+
+
+def _edge(tree: Mapping[str, Any]) -> EdgeSettings:
+    e = _Section(tree, "edge")
+    return EdgeSettings(
+        header_timeout=e.number("header_timeout", 0.1, 3600.0),
+        body_timeout=e.number("body_timeout", 0.1, 3600.0),
+        body_read_timeout=e.number("body_read_timeout", 0.1, 3600.0),
+        keepalive_timeout=e.number("keepalive_timeout", 0.1, 86400.0),
+        max_connections_per_ip=e.integer("max_connections_per_ip", 0, 1_000_000),
+        reserved_fds=e.integer("reserved_fds", 16, 1_000_000),
+    )
 
 
 def _live(tree: Mapping[str, Any]) -> LiveSettings:
@@ -395,6 +431,9 @@ def _live(tree: Mapping[str, Any]) -> LiveSettings:
         sse_heartbeat=lv.number("sse_heartbeat", 0.05, 3600.0),
         max_connections=lv.integer("max_connections", 0, 1_000_000),
         max_connections_per_user=lv.integer("max_connections_per_user", 0, 100_000),
+        max_connections_per_ip=lv.integer("max_connections_per_ip", 0, 1_000_000),
+        handshake_timeout=lv.number("handshake_timeout", 0.1, 600.0),
+        socket_send_buffer=lv.integer("socket_send_buffer", 0, 64 * 1024 * 1024),
         send_buffer_cap=lv.integer("send_buffer_cap", 1024, 64 * 1024 * 1024),
         stall_seconds=lv.number("stall_seconds", 0.05, 3600.0),
         max_message_bytes=lv.integer("max_message_bytes", 128, 1024 * 1024),

@@ -50,6 +50,10 @@ HISTORY_DEFAULT = 50
 MAX_HISTORY_CURSOR = 2**48
 DEFAULT_RADIUS = 5
 MAX_QUERY = 8192  # WebSocket handshake query strings
+# the request head, on the HTTP port (the WebSocket port keeps websockets' own limits)
+MAX_REQUEST_LINE = 8192  # longer: 400; kept apart from the field limit to tell them apart
+MAX_HEADER_FIELD = 8190  # one header line; longer: 431
+MAX_HEADERS = 100  # more: 431
 
 # -- patterns (one spelling for Python and for JSON Schema) -----------------------------
 

@@ -11,6 +11,7 @@ stream (SSE). `buffer_state` is the one rule for a client's send buffer.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,6 +37,24 @@ def buffer_state(buffered: int, cap: int) -> int:
     if not buffered:
         return READY
     return OVER if buffered > cap else BEHIND
+
+
+def shrink_send_buffer(transport: asyncio.BaseTransport, size: int) -> None:
+    """Keep the kernel's send buffer of a live socket small (`live.socket_send_buffer`).
+
+    Left alone, the kernel grows it to megabytes: a client that stops reading would
+    swallow minutes of updates before a single byte waits in our buffer, and the
+    stall and cap rules could not see it. Small, unsent bytes show up almost at once.
+    """
+    if size <= 0:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError:  # not a TCP socket, or already closed: nothing to shrink
+        pass
 
 
 def abort_transport(transport: asyncio.BaseTransport) -> None:
@@ -70,6 +89,9 @@ class WebSocketSink:
 
     def is_open(self) -> bool:
         return self._protocol.state is State.OPEN
+
+    def limit_kernel_buffer(self, size: int) -> None:
+        shrink_send_buffer(self._transport, size)
 
     def abort(self) -> None:
         # A close frame would only queue behind the unread bytes.
