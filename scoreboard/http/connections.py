@@ -18,14 +18,20 @@ still counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 log = logging.getLogger("scoreboard.edge")
 
 HEALTH_BAND = 16
+# After a refusal the socket stays half-open this long (seconds), its input discarded:
+# closing at once, with the client's bytes unread, would reset the connection and the
+# client could lose the answer. The client's own close ends it sooner.
+LINGER = 1.0
 LOCAL = frozenset({"127.0.0.1", "::1"})
 RETRY_AFTER = 5.0
 
@@ -87,3 +93,26 @@ def peer_ip(transport: object) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return "?"
+
+
+def answer_and_linger(transport: asyncio.BaseTransport, answer: bytes,
+                      seconds: float = LINGER) -> asyncio.TimerHandle:
+    """Write `answer`, shut the sending side, and drop the socket after `seconds`
+    unless the client closes first (the caller cancels the returned timer then)."""
+    stream = cast(asyncio.WriteTransport, transport)
+    stream.write(answer)
+    if stream.can_write_eof():
+        try:
+            stream.write_eof()
+        except (OSError, RuntimeError):  # already gone
+            pass
+    return asyncio.get_running_loop().call_later(seconds, drop, stream)
+
+
+def drop(transport: asyncio.BaseTransport) -> None:
+    """Close now, unsent bytes and all (every stream transport has `abort`)."""
+    abort = getattr(transport, "abort", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.close()

@@ -35,12 +35,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from scoreboard.http.connections import RETRY_AFTER, ConnectionBudget, peer_ip
+from scoreboard.http.connections import (
+    RETRY_AFTER,
+    ConnectionBudget,
+    answer_and_linger,
+    peer_ip,
+)
 from scoreboard.http.contract import MAX_HEADER_FIELD, MAX_HEADERS, MAX_REQUEST_LINE
 from scoreboard.http.envelope import RequestIds
 from scoreboard.http.errors import (
@@ -85,6 +90,7 @@ class EdgeHandler(web.RequestHandler):
         self._counted = False
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._gone: list[Callable[[], None]] = []
 
     # -- the connection ------------------------------------------------------------------
@@ -98,9 +104,7 @@ class EdgeHandler(web.RequestHandler):
             self._refused = True
             edge.metrics.refused("cap", reason)
             refusal = Unavailable(ConnectionBudget.message(reason), retry_after=RETRY_AFTER)
-            stream = cast(asyncio.Transport, transport)
-            stream.write(raw_response(refusal, edge.ids.take(None)))
-            stream.close()
+            self._linger = answer_and_linger(transport, raw_response(refusal, edge.ids.take(None)))
             return
         self._counted = True
         super().connection_made(transport)
@@ -111,6 +115,9 @@ class EdgeHandler(web.RequestHandler):
             self._counted = False
             self._edge.budget.give(self._peer)
         self._disarm_head()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         gone, self._gone = self._gone, []
         for callback in gone:
             callback()
@@ -164,8 +171,8 @@ class EdgeHandler(web.RequestHandler):
         edge.metrics.refused("timeout", "header")
         seconds = edge.settings.header_timeout
         refusal = RequestTimeout(f"the request head did not arrive within {seconds:g} s")
-        transport.write(raw_response(refusal, edge.ids.take(None)))
-        self.force_close()
+        self.close()  # aiohttp takes no further request here and ignores the input
+        self._linger = answer_and_linger(transport, raw_response(refusal, edge.ids.take(None)))
 
     # -- parser refusals -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -39,7 +39,7 @@ from websockets.protocol import CONNECTING, Protocol
 from websockets.server import ServerProtocol
 
 from scoreboard.core.errors import Refused
-from scoreboard.http.connections import RETRY_AFTER, ConnectionBudget, peer_ip
+from scoreboard.http.connections import LINGER, RETRY_AFTER, ConnectionBudget, drop, peer_ip
 from scoreboard.http.envelope import RequestIds
 from scoreboard.http.errors import (
     BadRequest,
@@ -95,8 +95,10 @@ def head_refusal(exc: BaseException) -> EdgeRefusal:
 class JsonProtocol(ServerProtocol):
     """websockets' server protocol, refusing in JSON."""
 
-    def __init__(self, ids: RequestIds, **kwargs: Any) -> None:
+    def __init__(self, ids: RequestIds, on_refusal: Callable[[str], None],
+                 **kwargs: Any) -> None:
         self.ids = ids  # before super(): it starts the parser
+        self.on_refusal = on_refusal
         super().__init__(**kwargs)
 
     def reject(self, status: int | HTTPStatus, text: str) -> Response:
@@ -123,7 +125,9 @@ class JsonProtocol(ServerProtocol):
             except Exception as exc:
                 self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
                 self.handshake_exc.__cause__ = exc
-                self.send_response(refusal_response(head_refusal(exc), self.ids.take(None)))
+                refusal = head_refusal(exc)
+                self.on_refusal(refusal.code)
+                self.send_response(refusal_response(refusal, self.ids.take(None)))
                 yield  # send_response switched to discarding; this parser is done
             else:
                 self.events.append(request)
@@ -150,8 +154,10 @@ class GuardedConnection(ServerConnection):
     guard: Guard
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
+        metrics = self.guard.metrics
         own = JsonProtocol(
             self.guard.ids,
+            lambda code: metrics.refused("parser", code),
             origins=protocol.origins,
             extensions=protocol.available_extensions,
             subprotocols=protocol.available_subprotocols,
@@ -162,6 +168,7 @@ class GuardedConnection(ServerConnection):
         self._peer = "?"
         self._counted = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -185,9 +192,10 @@ class GuardedConnection(ServerConnection):
         if self._counted:
             self._counted = False
             self.guard.budget.give(self._peer)
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        for timer in (self._deadline, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._deadline = self._linger = None
         super().connection_lost(exc)
 
     def _expired(self) -> None:
@@ -199,10 +207,12 @@ class GuardedConnection(ServerConnection):
         self._refuse(RequestTimeout(f"the handshake did not arrive within {seconds:g} s"))
 
     def _refuse(self, refusal: Refused) -> None:
+        """Answer, half-close, and drop the socket after a short linger (the client's
+        close ends it sooner; input meanwhile is discarded by the protocol)."""
         if self.protocol.state is CONNECTING and not self.protocol.eof_sent:
             self.protocol.send_response(refusal_response(refusal, self.guard.ids.take(None)))
-            self.send_data()
-        self.transport.close()
+            self.send_data()  # the answer, then EOF
+        self._linger = self.loop.call_later(LINGER, drop, self.transport)
 
 
 def bind(base: type[GuardedConnection], guard: Guard) -> type[GuardedConnection]:
