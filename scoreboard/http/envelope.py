@@ -2,7 +2,9 @@
 
 A request id (the client's `X-Request-ID` when well formed, else generated), the one
 error shape for anything a handler raises, `Connection: close` while the service
-drains, and one JSON access-log line per request.
+drains, one JSON access-log line per request (naming the client's address through
+trusted proxies), the per-route count and latency, and the count of requests in flight
+that shutdown waits for (endless streams excepted).
 
 The envelope wraps each handler once, at registration, instead of being an aiohttp
 middleware: a middleware adds a partial, a context manager and a coroutine frame to
