@@ -63,20 +63,21 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
-        self._idle = asyncio.Event()
+        self._idle: asyncio.Event | None = None  # only while someone waits
 
     def enter(self) -> None:
         self.count += 1
 
     def leave(self) -> None:
         self.count -= 1
-        if not self.count:
+        if not self.count and self._idle is not None:
             self._idle.set()
 
     async def settled(self) -> None:
         while self.count:
-            self._idle.clear()
+            self._idle = asyncio.Event()
             await self._idle.wait()
+        self._idle = None
 
 
 class Routes:

@@ -1,12 +1,13 @@
 """JSON bodies without repeated keys (SPEC §4: refused, never "last one wins").
 
 orjson parses and validates, and keeps the last of repeated keys without saying so.
-Telling whether a key repeats needs the text: in a body without a backslash every key
-is spelled in the text exactly as the parsed key, in quotes, and no string can hold a
-quote, so a key that occurs in quotes only once in the whole text cannot repeat. Only
-when that cheap check cannot rule a repeat out (a backslash anywhere, or a key whose
-quoted form occurs twice, say as a value too) is the body read again, pair by pair,
-by the standard library, which sees every key as written.
+Telling whether a key repeats needs the text. In a body without a backslash no string
+can hold a quote, so the quotes alone split the text into strings and what lies
+between them; outside strings every ':' ends exactly one key. If the text has as many
+keys as the parsed objects hold, none repeated. Only when that cheap count cannot
+rule a repeat out (a backslash anywhere, or more keys in the text than parsed) is the
+body read again, pair by pair, by the standard library, which sees every key as
+written and names the repeated one.
 """
 
 from __future__ import annotations
@@ -33,21 +34,30 @@ def loads(body: bytes) -> Any:
     return value
 
 
+_CONTAINERS = (dict, list)
+
+
 def _may_repeat(body: bytes, value: Any) -> bool:
+    if type(value) not in _CONTAINERS:
+        return False
     if b"\\" in body:
         return True  # escapes can spell one key in two ways
+    # With no backslash, quotes alone delimit strings: the text between them, taken
+    # alternately, is everything outside strings, and there each ':' ends one key.
+    keys_in_text = b"".join(body.split(b'"')[::2]).count(b":")
+    return keys_in_text != _count_keys(value)
+
+
+def _count_keys(value: Any) -> int:
+    keys = 0
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, dict):
-            for key, inner in item.items():
-                if body.count(b'"%s"' % key.encode()) > 1:
-                    return True
-                if isinstance(inner, dict | list):
-                    pending.append(inner)
-        elif isinstance(item, list):
-            pending.extend(inner for inner in item if isinstance(inner, dict | list))
-    return False
+        inner = item.values() if type(item) is dict else item
+        if type(item) is dict:
+            keys += len(item)
+        pending.extend(v for v in inner if type(v) in _CONTAINERS)
+    return keys
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

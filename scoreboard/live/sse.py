@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from aiohttp import web
 
@@ -81,9 +82,7 @@ class SseEndpoint:
             request.query, request.headers.get("Authorization"), query_token=False
         )
         ticket = self.gate.admit(live, self.addresses.of(request))
-        # The place is held until the socket is closed, not merely until this returns.
-        if not when_gone(request, lambda: self.gate.release(ticket)):
-            self.gate.release(ticket)
+        release = partial(self.gate.release, ticket)  # once; idempotent
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -92,7 +91,14 @@ class SseEndpoint:
             }
         )
         response.force_close()  # the connection ends with the stream
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except BaseException:
+            release()
+            raise
+        # From here the place is held until the socket is closed, not merely until this
+        # handler returns (a cut-off client's socket may outlive it briefly).
+        tracked = when_gone(request, release)
         if request.transport is not None:
             shrink_send_buffer(request.transport, self.settings.socket_send_buffer)
         last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
@@ -102,6 +108,8 @@ class SseEndpoint:
             await self._pump(request, response, client, snapshot)
         finally:
             self.hub.leave_sse(client)
+            if not tracked:
+                release()
         return response
 
     async def _pump(self, request: web.Request, response: web.StreamResponse,
