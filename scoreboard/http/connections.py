@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -34,6 +36,8 @@ HEALTH_BAND = 16
 LINGER = 1.0
 LOCAL = frozenset({"127.0.0.1", "::1"})
 RETRY_AFTER = 5.0
+
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST, drops the queue
 
 PER_IP = "connections_per_ip"
 BUDGET = "connection_budget"
@@ -110,7 +114,15 @@ def answer_and_linger(transport: asyncio.BaseTransport, answer: bytes,
 
 
 def drop(transport: asyncio.BaseTransport) -> None:
-    """Close now, unsent bytes and all (every stream transport has `abort`)."""
+    """Close now, unsent bytes and all (every stream transport has `abort`, uvloop's
+    too), with a reset: a plain close would leave the kernel trying to deliver what it
+    holds to a client that does not read, for minutes, after the descriptor is gone."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        except OSError:  # not TCP, or already closed
+            pass
     abort = getattr(transport, "abort", None)
     if abort is not None:
         abort()

@@ -18,6 +18,8 @@ from typing import Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from scoreboard.http.connections import drop
+
 READY, BEHIND, OVER = 0, 1, 2
 
 
@@ -58,13 +60,9 @@ def shrink_send_buffer(transport: asyncio.BaseTransport, size: int) -> None:
 
 
 def abort_transport(transport: asyncio.BaseTransport) -> None:
-    """Drop the connection now, unsent bytes and all. Every stream transport has
-    `abort` (uvloop's too, though it does not subclass asyncio.WriteTransport)."""
-    abort = getattr(transport, "abort", None)
-    if abort is not None:
-        abort()
-    else:
-        transport.close()
+    """Drop the connection now, unsent bytes and all, with a reset (uvloop's transports
+    included, though they do not subclass asyncio.WriteTransport)."""
+    drop(transport)
 
 
 class WebSocketSink:
@@ -96,7 +94,7 @@ class WebSocketSink:
     def abort(self) -> None:
         # A close frame would only queue behind the unread bytes.
         if not self._transport.is_closing():
-            self._transport.abort()
+            drop(self._transport)
 
     def closing(self) -> bool:
         return self._transport.is_closing()
