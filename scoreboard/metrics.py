@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scoreboard import __version__
@@ -71,6 +79,24 @@ class Metrics:
         # scoreboard_build_info{version="…"} 1
         Info("scoreboard_build", "The running release", registry=r).info({"version": __version__})
 
+        self.refusals = Counter(
+            "scoreboard_edge_refusals_total",
+            "Connections and requests refused before a handler answered: deadlines "
+            "(kind=timeout), connection caps (kind=cap) and the HTTP parser (kind=parser)",
+            ["kind", "reason"], registry=r,
+        )
+        self.http_requests = Counter(
+            "scoreboard_http_requests_total", "HTTP requests answered, by route",
+            ["route", "method", "status"], registry=r,
+        )
+        self.http_seconds = Histogram(
+            "scoreboard_http_request_seconds", "Time to answer an HTTP request, by route",
+            ["route", "method"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10),
+            registry=r,
+        )
+        ProcessCollector(registry=r)  # CPU, memory, open and maximum file descriptors
+
         # Series a dashboard expects from the start, not only after the first event.
         for transport in ("ws", "sse"):
             self.connections.labels(transport)
@@ -92,6 +118,9 @@ class Metrics:
     def key_fetch(self, result: str, *, stale: bool) -> None:
         self.key_fetches.labels(result).inc()
         self.keys_stale.set(1 if stale else 0)
+
+    def refused(self, kind: str, reason: str) -> None:
+        self.refusals.labels(kind, reason).inc()
 
     def rate_limited(self) -> None:
         self.rate_limited_total.inc()

@@ -41,12 +41,15 @@ from scoreboard.events.nats import NatsPublisher
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.clients import ClientAddress
+from scoreboard.http.connections import ConnectionBudget, client_budget, descriptor_limit
 from scoreboard.http.cors import Cors
 from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.http.events import EventsApi
+from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
-from scoreboard.http.public import ClientAddress, Gatekeeper, PublicApi
+from scoreboard.http.public import Gatekeeper, PublicApi
 from scoreboard.identity.keyring import KeySetError
 from scoreboard.identity.provider import FetchError, KeySource
 from scoreboard.live import LiveServer
@@ -86,6 +89,7 @@ class Service:
     metrics: Metrics
     live: LiveServer
     app: web.Application
+    edge: Edge
     feed: EventFeed | None = None
     publisher: NatsPublisher | None = None  # with [events.nats] url set
     keys: KeySource | None = None  # an identity provider's published keys
@@ -133,7 +137,13 @@ class Service:
         views = Views(engine, top_size=settings.leaderboard.default_limit)
         bearer = Bearer(auth, metrics)
         ids = RequestIds()
-        live = LiveServer(settings, bearer, views, metrics, ids)
+        addresses = ClientAddress(settings.server.trusted_proxies)
+        budget = ConnectionBudget(
+            client_budget(descriptor_limit(), settings.edge.reserved_fds),
+            settings.edge.max_connections_per_ip, addresses.trusted,
+        )
+        live = LiveServer(settings, bearer, views, metrics, ids, addresses=addresses,
+                          budget=budget)
 
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
@@ -165,17 +175,19 @@ class Service:
         )
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
-                      app=app, feed=feed, node=node, keys=keys)
+                      app=app, edge=Edge(settings.edge, budget, metrics, ids), feed=feed,
+                      node=node, keys=keys)
         if settings.events.nats.url:
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
             settings, bearer,
             user_limiter=RateLimiter(settings.limits.user_per_minute),
             ip_limiter=RateLimiter(settings.limits.ip_per_minute),
-            addresses=ClientAddress(settings.server.trusted_proxies),
+            addresses=addresses,
             metrics=metrics,
         )
-        routes = Routes(app, lambda: service.draining, ids)
+        routes = Routes(app, lambda: service.draining, ids, metrics=metrics,
+                        client=addresses.of)
         PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed).add_routes(routes)
@@ -280,9 +292,13 @@ class Service:
         await runner.setup()
         # cleanup: stop listening, wait for in-flight handlers
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.settings.server.host, self.settings.server.http_port,
-                           reuse_address=True)
+        # aiohttp's site, with deadlines, connection caps and JSON parser refusals
+        site = EdgeSite(runner, self.settings.server.host, self.settings.server.http_port,
+                        self.edge)
         await site.start()
+        budget = self.edge.budget
+        log.info("file descriptor limit %d: up to %d client connections, %s per address",
+                 descriptor_limit(), budget.total, budget.per_ip or "no limit")
         for address in runner.addresses:
             return int(address[1])
         raise StartupError("the HTTP listener has no address")

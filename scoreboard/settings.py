@@ -4,6 +4,7 @@ into a frozen object; every bad value stops start-up with a message naming its k
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,11 +16,21 @@ from typing import Any
 from scoreboard.cluster.config import ClusterSettings, read_cluster
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 from scoreboard.events.config import EventSettings, read_events
-from scoreboard.settings_edge import CorsSettings, read_cors, read_provider
+from scoreboard.settings_edge import (
+    CorsSettings,
+    EdgeSettings,
+    PublicKey,
+    read_cors,
+    read_edge,
+    read_provider,
+    read_public_keys,
+)
 from scoreboard.settings_section import Section as _Section
 from scoreboard.settings_section import SettingsError
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "CorsSettings", "EdgeSettings", "PublicKey", "Settings", "SettingsError", "load_settings",
+]
 
 # Read from the installed package, so a wheel starts from any folder; config/default.toml
 # is a copy for people to read (a test keeps the two identical).
@@ -61,13 +72,6 @@ class LeaderboardSettings:
     default_limit: int
     max_limit: int
     max_radius: int
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey:
-    alg: str
-    pem: str
-    kid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,9 @@ class LiveSettings:
     sse_heartbeat: float
     max_connections: int
     max_connections_per_user: int
+    max_connections_per_ip: int
+    handshake_timeout: float
+    socket_send_buffer: int
     send_buffer_cap: int
     stall_seconds: float
     max_message_bytes: int
@@ -160,6 +167,7 @@ class Settings:
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
     events: EventSettings = field(compare=False)
+    edge: EdgeSettings = field(compare=False)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     cors: CorsSettings = field(default_factory=lambda: CorsSettings(frozenset(), 600))
 
@@ -234,31 +242,6 @@ AUTH_ALGORITHMS = ("HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
 PROOF_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
-def _public_keys(value: Any, base_dir: Path, section: str,
-                 allowed: tuple[str, ...]) -> tuple[PublicKey, ...]:
-    if not isinstance(value, list):
-        raise SettingsError(f"{section}.public_keys: expected a list of tables")
-    keys = []
-    for i, item in enumerate(value):
-        name = f"{section}.public_keys[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("alg"), str):
-            raise SettingsError(f"{name}: expected a table with alg and pem or path")
-        if item["alg"] not in allowed or item["alg"] == "HS256":
-            raise SettingsError(f"{name}.alg: expected one of {', '.join(allowed[1:])}")
-        pem = item.get("pem")
-        if pem is None and isinstance(item.get("path"), str):
-            path = (base_dir / item["path"]).expanduser()
-            try:
-                pem = path.read_text()
-            except OSError as exc:
-                raise SettingsError(f"{name}.path: cannot read {path}: {exc}") from None
-        if not isinstance(pem, str) or "BEGIN" not in pem:
-            raise SettingsError(f"{name}: expected a PEM public key in pem or path")
-        kid = item.get("kid")
-        keys.append(PublicKey(item["alg"], pem, kid if isinstance(kid, str) else None))
-    return tuple(keys)
-
-
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
@@ -312,6 +295,12 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
             f"server.role: {server.role!r} needs PostgreSQL (server.database_url = "
             "postgresql://…); on SQLite only the writer role exists"
         )
+    for entry in server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"server.trusted_proxies: {entry!r} is not an address or "
+                                "a CIDR range") from None
     if server.database_url and not server.database_url.startswith(
         ("postgresql://", "postgres://", "sqlite:", "memory:")
     ):
@@ -340,7 +329,7 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         leeway_seconds=a.number("leeway_seconds", 0, 300),
         max_token_bytes=a.integer("max_token_bytes", 256, 65536),
         token_ttl_seconds=a.integer("token_ttl_seconds", 1, 366 * 86400),
-        public_keys=_public_keys(tree["auth"]["public_keys"], base_dir, "auth",
+        public_keys=read_public_keys(tree["auth"]["public_keys"], base_dir, "auth",
                                  AUTH_ALGORITHMS),
         admin_scope=a.text("admin_scope", allow_empty=False),
         service_scope=a.text("service_scope", allow_empty=False),
@@ -353,7 +342,7 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
     proofs = ProofSettings(
         secret=pr.text("secret"),
         algorithms=pr.strs("algorithms"),
-        public_keys=_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs",
+        public_keys=read_public_keys(tree["proofs"]["public_keys"], base_dir, "proofs",
                                  PROOF_ALGORITHMS),
         max_ttl_seconds=pr.integer("max_ttl_seconds", 1, 86400),
         ttl_seconds=pr.integer("ttl_seconds", 1, 86400),
@@ -396,7 +385,8 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         auto_freeze=ab.flag("auto_freeze"),
     )
     return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
-                    _events(tree), cluster=read_cluster(_Section(tree, "cluster")),
+                    _events(tree), read_edge(_Section(tree, "edge")),
+                    cluster=read_cluster(_Section(tree, "cluster")),
                     cors=read_cors(_Section(tree, "cors")))
 
 
@@ -419,6 +409,9 @@ def _live(tree: Mapping[str, Any]) -> LiveSettings:
         sse_heartbeat=lv.number("sse_heartbeat", 0.05, 3600.0),
         max_connections=lv.integer("max_connections", 0, 1_000_000),
         max_connections_per_user=lv.integer("max_connections_per_user", 0, 100_000),
+        max_connections_per_ip=lv.integer("max_connections_per_ip", 0, 1_000_000),
+        handshake_timeout=lv.number("handshake_timeout", 0.1, 600.0),
+        socket_send_buffer=lv.integer("socket_send_buffer", 0, 64 * 1024 * 1024),
         send_buffer_cap=lv.integer("send_buffer_cap", 1024, 64 * 1024 * 1024),
         stall_seconds=lv.number("stall_seconds", 0.05, 3600.0),
         max_message_bytes=lv.integer("max_message_bytes", 128, 1024 * 1024),

@@ -1,10 +1,13 @@
-"""Settings of the service's edge with the outside world: identity-provider keys in
-`[auth]`, and browsers on other origins (`[cors]`). Checked like every other setting,
+"""Settings of the service's edge with the outside world: socket deadlines and fair
+shares (`[edge]`), identity-provider keys in `[auth]`, and browsers on other origins
+(`[cors]`). Checked like every other setting,
 naming the key in each error."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scoreboard.settings_section import Section, SettingsError
@@ -57,3 +60,58 @@ def read_cors(c: Section) -> CorsSettings:
             )
         origins.append(origin.lower())
     return CorsSettings(frozenset(origins), c.integer("max_age", 0, 86400))
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """Deadlines and fair shares of the sockets (`[edge]`); seconds and counts."""
+
+    header_timeout: float
+    body_timeout: float
+    body_read_timeout: float
+    keepalive_timeout: float
+    max_connections_per_ip: int
+    reserved_fds: int
+
+
+def read_edge(e: Section) -> EdgeSettings:
+    return EdgeSettings(
+        header_timeout=e.number("header_timeout", 0.1, 3600.0),
+        body_timeout=e.number("body_timeout", 0.1, 3600.0),
+        body_read_timeout=e.number("body_read_timeout", 0.1, 3600.0),
+        keepalive_timeout=e.number("keepalive_timeout", 0.1, 86400.0),
+        max_connections_per_ip=e.integer("max_connections_per_ip", 0, 1_000_000),
+        reserved_fds=e.integer("reserved_fds", 16, 1_000_000),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    alg: str
+    pem: str
+    kid: str | None = None
+
+
+def read_public_keys(value: Any, base_dir: Path, section: str,
+                     allowed: tuple[str, ...]) -> tuple[PublicKey, ...]:
+    if not isinstance(value, list):
+        raise SettingsError(f"{section}.public_keys: expected a list of tables")
+    keys = []
+    for i, item in enumerate(value):
+        name = f"{section}.public_keys[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("alg"), str):
+            raise SettingsError(f"{name}: expected a table with alg and pem or path")
+        if item["alg"] not in allowed or item["alg"] == "HS256":
+            raise SettingsError(f"{name}.alg: expected one of {', '.join(allowed[1:])}")
+        pem = item.get("pem")
+        if pem is None and isinstance(item.get("path"), str):
+            path = (base_dir / item["path"]).expanduser()
+            try:
+                pem = path.read_text()
+            except OSError as exc:
+                raise SettingsError(f"{name}.path: cannot read {path}: {exc}") from None
+        if not isinstance(pem, str) or "BEGIN" not in pem:
+            raise SettingsError(f"{name}: expected a PEM public key in pem or path")
+        kid = item.get("kid")
+        keys.append(PublicKey(item["alg"], pem, kid if isinstance(kid, str) else None))
+    return tuple(keys)

@@ -96,6 +96,11 @@ class Writer:
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
         self._batch: list[_Item] = []  # the batch being processed, failed if run() dies
+        # When each waiting request was queued: a batch retries only until its oldest
+        # request has waited retry_seconds, so a request queued behind a retrying batch
+        # never waits a second full retry_seconds of its own.
+        self._queued_at: dict[asyncio.Future[Result], float] = {}
+        self._deadline = 0.0  # monotonic; the current batch's last moment to retry
         self._suspect = False  # a commit ended without knowing whether it landed
         self.store_ok = True
         self._last_expire = 0.0
@@ -143,6 +148,7 @@ class Writer:
         self._admit(1)  # again: the wait for an in-flight copy may have been long
         self._queue.put_nowait((cmd, fut))
         self._queued += 1
+        self._queued_at[fut] = time.monotonic()
         if key is not None:
             self._inflight[key] = (cmd, fut)
             fut.add_done_callback(self._forget(key))
@@ -214,6 +220,10 @@ class Writer:
                 self._take(queue.get_nowait(), items)
             if items:
                 self._batch = items
+                queued_at = self._queued_at
+                now = time.monotonic()
+                oldest = min([queued_at.pop(fut, now) for _, fut in items])
+                self._deadline = oldest + self.retry_seconds
                 try:
                     await self._process(items)
                 except (StateDiverged, WriterFenced):
@@ -242,6 +252,7 @@ class Writer:
         while not self._queue.empty():
             self._take(self._queue.get_nowait(), waiting)
         waiting.extend(self._inflight.values())
+        self._queued_at.clear()
         for _, fut in waiting:
             if not fut.done():
                 fut.set_exception(err)
@@ -368,9 +379,9 @@ class Writer:
         )
 
     async def _commit(self, batch: CommitBatch) -> None:
-        """Append with retries and backoff for up to `retry_seconds`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_seconds
+        """Append, retrying with backoff until the batch's deadline (its oldest request
+        queued `retry_seconds` ago); at least one attempt is always made."""
+        deadline = self._deadline
         delay = 0.02
         while True:
             try:
@@ -379,11 +390,11 @@ class Writer:
             except StoreUnavailable:
                 self._suspect = True
                 self.store_ok = False
-                if loop.time() >= deadline:
+                if time.monotonic() >= deadline:
                     raise
             # Backoff between attempts (not a wait for an event); the last attempt falls
             # on the deadline, so a blip shorter than retry_seconds is ridden out.
-            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
             try:
                 landed = await self.store.last_seq()
@@ -397,26 +408,26 @@ class Writer:
                     await self.store.append(batch)
                     return
                 except StoreUnavailable:
-                    if loop.time() >= deadline:
+                    if time.monotonic() >= deadline:
                         raise
 
     async def _resync(self) -> None:
         """After an unclear failure, apply whatever the log has beyond our state.
 
-        Retried with backoff for up to `retry_seconds`, like a commit: during an outage
-        every write waits the same bounded time, not only the first one.
+        Retried with backoff until the batch's deadline, like a commit, and within the
+        same deadline: during an outage every write waits the same bounded time, and no
+        write waits longer than `retry_seconds` plus the attempt under way.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_seconds
+        deadline = self._deadline
         delay = 0.02
         while True:
             try:
                 await self._apply_landed()
                 return
             except StoreUnavailable:
-                if loop.time() >= deadline:
+                if time.monotonic() >= deadline:
                     raise
-            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))  # backoff
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # backoff
             delay = min(delay * 2, 0.5)
 
     async def _apply_landed(self) -> None:

@@ -57,6 +57,10 @@ MAX_QUERY = 8192  # WebSocket handshake query strings
 MAX_NAME = 64  # display names given by a trusted backend
 MAX_SEQ = 2**63 - 1  # event positions (`after`, `Last-Event-ID`)
 EVENTS_DEFAULT = 100  # records per JSON page unless `limit` says otherwise
+# the request head, on the HTTP port (the WebSocket port keeps websockets' own limits)
+MAX_REQUEST_LINE = 8192  # longer: 400; kept apart from the field limit to tell them apart
+MAX_HEADER_FIELD = 8190  # one header line; longer: 431
+MAX_HEADERS = 100  # more: 431
 
 # -- patterns (one spelling for Python and for JSON Schema) -----------------------------
 

@@ -2,7 +2,9 @@
 
 A request id (the client's `X-Request-ID` when well formed, else generated), the one
 error shape for anything a handler raises, `Connection: close` while the service
-drains, and one JSON access-log line per request.
+drains, one JSON access-log line per request (naming the client's address through
+trusted proxies), the per-route count and latency, and the count of requests in flight
+that shutdown waits for (endless streams excepted).
 
 The envelope wraps each handler once, at registration, instead of being an aiohttp
 middleware: a middleware adds a partial, a context manager and a coroutine frame to
@@ -14,6 +16,7 @@ than fresh OS randomness per request.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import secrets
@@ -22,9 +25,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from scoreboard.http.contract import REQUEST_ID_RE
 from scoreboard.http.errors import JSON, MethodNotAllowed, UnknownResource, error_response
+from scoreboard.metrics import Metrics
 
 access_log = logging.getLogger("scoreboard.access")
 
@@ -55,24 +60,51 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):x}"
 
 
+class InFlight:
+    """Requests being handled (streams excepted), so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Event | None = None  # only while someone waits
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count and self._idle is not None:
+            self._idle.set()
+
+    async def settled(self) -> None:
+        while self.count:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        self._idle = None
+
+
 class Routes:
     """Registers handlers inside the request envelope."""
 
     def __init__(self, app: web.Application, draining: Callable[[], bool],
-                 ids: RequestIds | None = None) -> None:
+                 ids: RequestIds | None = None, *, metrics: Metrics | None = None,
+                 client: Callable[[web.Request], str] | None = None) -> None:
         self.app = app
         self._router = app.router
         self._draining = draining
         self.ids = ids or RequestIds()
+        self.metrics = metrics
+        self.client = client or _peer
+        self.inflight = InFlight()
 
-    def add_get(self, path: str, handler: Handler) -> None:
-        self._router.add_get(path, self.wrap(handler))
+    def add_get(self, path: str, handler: Handler, *, stream: bool = False) -> None:
+        """`stream`: an endless response (SSE), not waited for at shutdown."""
+        self._router.add_get(path, self.wrap(handler, path, stream=stream))
 
     def add_post(self, path: str, handler: Handler) -> None:
-        self._router.add_post(path, self.wrap(handler))
+        self._router.add_post(path, self.wrap(handler, path))
 
     def add_put(self, path: str, handler: Handler) -> None:
-        self._router.add_put(path, self.wrap(handler))
+        self._router.add_put(path, self.wrap(handler, path))
 
     def add_static(self, prefix: str, path: Path) -> None:
         self._router.add_static(prefix, path, append_version=False)
@@ -95,16 +127,21 @@ class Routes:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", allowed)
             raise UnknownResource("no such endpoint")
 
-        resource.add_route("*", self.wrap(unmatched))
+        resource.add_route("*", self.wrap(unmatched, "unmatched"))
 
-    def wrap(self, handler: Handler) -> Handler:
+    def wrap(self, handler: Handler, route: str = "", *, stream: bool = False) -> Handler:
         draining = self._draining
         take_id = self.ids.take
+        client = self.client
+        inflight = self.inflight
+        observe = _route_metrics(self.metrics, route)
 
         async def endpoint(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             rid = take_id(request.headers.get("X-Request-ID"))
             request[REQUEST_ID] = rid
+            if not stream:
+                inflight.enter()
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
@@ -113,25 +150,61 @@ class Routes:
                 response = error_response(exc, rid)
             except Exception as exc:
                 response = error_response(exc, rid)
+            finally:
+                if not stream:
+                    inflight.leave()
             response.headers["X-Request-ID"] = rid
             if draining():
                 # The connection closes after this answer: say so, or a keep-alive client
                 # sends its next request into a closing socket and cannot tell it was lost.
                 response.force_close()
+            seconds = time.perf_counter() - started
+            if observe is not None:
+                observe(request.method, response.status, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                _log_request(request, response.status, time.perf_counter() - started, rid)
+                _log_request(request, response.status, seconds, rid, client(request))
             return response
 
         return endpoint
 
 
-def _log_request(request: web.Request, status: int, seconds: float, rid: str) -> None:
+def _peer(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+def _route_metrics(metrics: Metrics | None, route: str
+                   ) -> Callable[[str, int, float], None] | None:
+    """Per-route count and latency; children are kept, since `labels()` parses and locks
+    on every call."""
+    if metrics is None:
+        return None
+    counts: dict[tuple[str, int], Counter] = {}
+    timings: dict[str, Histogram] = {}
+
+    def observe(method: str, status: int, seconds: float) -> None:
+        count = counts.get((method, status))
+        if count is None:
+            count = counts[(method, status)] = metrics.http_requests.labels(
+                route, method, str(status))
+        count.inc()
+        timing = timings.get(method)
+        if timing is None:
+            timing = timings[method] = metrics.http_seconds.labels(route, method)
+        timing.observe(seconds)
+
+    return observe
+
+
+def _log_request(request: web.Request, status: int, seconds: float, rid: str,
+                 remote: str) -> None:
     """One JSON line per request. The path is logged without its query string, so a
     token passed as `?token=` never reaches the log; headers are never logged."""
     fields: dict[str, object] = {
         "request_id": rid, "method": request.method, "path": request.path,
-        "status": status, "ms": round(seconds * 1000, 3), "remote": request.remote,
+        "status": status, "ms": round(seconds * 1000, 3), "remote": remote,
     }
+    if remote != request.remote:
+        fields["peer"] = request.remote  # the proxy it came through
     user = request.get(USER)
     if user is not None:
         fields["user"] = user

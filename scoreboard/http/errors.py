@@ -142,6 +142,13 @@ _AIOHTTP_CODES = {
 }
 
 
+def code_for_status(status: int) -> str:
+    """The error code for a bare status (a library's own refusal, by status only)."""
+    if status >= 500:
+        return "OVERLOADED" if status == 503 else "INTERNAL"
+    return _AIOHTTP_CODES.get(status, "INVALID_REQUEST")
+
+
 def status_of(exc: BaseException) -> int | None:
     for cls in type(exc).__mro__:
         status = STATUS.get(cls)

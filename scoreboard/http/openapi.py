@@ -27,6 +27,7 @@ from scoreboard.http.schemas import (
     LIMITED,
     MEDIA,
     MISSING,
+    TIMEOUT,
     TOO_LARGE,
     UNAUTH,
     Schema,
@@ -97,7 +98,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     user_path_me = user_path(me=True)
     user_only = user_path(me=False)
     admin_errors = {401: UNAUTH, 403: FORBID}
-    body_errors = {400: BAD, 413: TOO_LARGE, 415: MEDIA}
+    body_errors = {400: BAD, 408: TIMEOUT, 413: TOO_LARGE, 415: MEDIA}
 
     paths: dict[str, Any] = {
         c.ACTIONS_PATH: {"post": op(

@@ -7,9 +7,7 @@ envelope, which maps them to HTTP in one table (`scoreboard.http.errors`).
 
 from __future__ import annotations
 
-import ipaddress
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +22,11 @@ from scoreboard.core.ranking import Ranking
 from scoreboard.http import contract as c
 from scoreboard.http import validation as v
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.clients import ClientAddress
+from scoreboard.http.deadlines import read_body
 from scoreboard.http.envelope import ACTION, USER, Routes, json_response
 from scoreboard.http.errors import (
     JSON,
-    PayloadTooLarge,
     RateLimited,
     Unavailable,
     UnknownResource,
@@ -40,8 +39,6 @@ from scoreboard.settings import Settings
 from scoreboard.views import Views, iso
 from scoreboard.writer import Submitter
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 def action_json(r: ActionResult) -> bytes:
     """The reply to an accepted or replayed score change (user action or adjustment)."""
@@ -50,36 +47,6 @@ def action_json(r: ActionResult) -> bytes:
         "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
         "at": iso(r.at),
     })
-
-
-class ClientAddress:
-    """The client's IP: the peer, or the first hop of X-Forwarded-For when the peer is
-    a trusted proxy (an address or a CIDR range in `server.trusted_proxies`)."""
-
-    def __init__(self, trusted: Sequence[str]) -> None:
-        self._exact = frozenset(t for t in trusted if "/" not in t)
-        self._networks: list[Network] = [
-            ipaddress.ip_network(t, strict=False) for t in trusted if "/" in t
-        ]
-
-    def trusted(self, peer: str) -> bool:
-        if peer in self._exact:
-            return True
-        if not self._networks:
-            return False
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(addr in net for net in self._networks)
-
-    def of(self, request: web.Request) -> str:
-        remote = request.remote or "?"
-        if (self._exact or self._networks) and self.trusted(remote):
-            first = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-            if first:
-                return first
-        return remote
 
 
 @dataclass
@@ -137,14 +104,7 @@ class Gatekeeper:
         if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
             raise UnsupportedMediaType("send application/json (UTF-8)")
         cap = cap or self.settings.limits.max_body_bytes
-        if request.content_length is not None and request.content_length > cap:
-            raise PayloadTooLarge(f"the body limit is {cap} bytes")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"the body limit is {cap} bytes") from None
-        if len(body) > cap:  # chunked: the app's cap is the largest route's
-            raise PayloadTooLarge(f"the body limit is {cap} bytes")
+        body = await read_body(request, cap, self.settings.edge)
         return v.parse_json_object(body)
 
 

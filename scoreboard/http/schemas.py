@@ -148,6 +148,7 @@ UNAUTH: Codes = ("UNAUTHORIZED",)
 FORBID: Codes = ("FORBIDDEN",)
 MISSING: Codes = ("NOT_FOUND",)
 TOO_LARGE: Codes = ("PAYLOAD_TOO_LARGE",)
+TIMEOUT: Codes = ("REQUEST_TIMEOUT",)  # a body that did not arrive in time
 MEDIA: Codes = ("UNSUPPORTED_MEDIA_TYPE",)
 LIMITED: Codes = ("RATE_LIMITED",)
 BUSY: Codes = ("OVERLOADED", "STORE_UNAVAILABLE")

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from scoreboard.core.errors import ProofInvalid
+from scoreboard.http import strict_json
 from scoreboard.http.contract import BOARD_RE, JWS_RE, MAX_DEPTH, MAX_ID, PRINTABLE_RE
 from scoreboard.http.errors import BadRequest
 
@@ -19,10 +20,7 @@ __all__ = ["BadRequest"]
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body is not valid JSON (UTF-8)") from None
+    value = strict_json.loads(body)  # 400 for invalid JSON and for repeated keys
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object")
     return value

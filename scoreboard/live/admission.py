@@ -1,17 +1,19 @@
 """Who may open a live connection, to what, and how many may be open at once.
 
 The checks WebSocket and SSE share, made before anything is upgraded or streamed:
-query parameters, the token, and the connection caps (total, and per user for
-authenticated viewers). Refusals are the edge's errors (`scoreboard.http.errors`);
-each transport answers them through the same table. Admitted connections hold a
-`Ticket` until they close; the counts are per `Gate`, which the live server owns (no
-process-global state).
+query parameters, the token, and the connection caps: total, per user for
+authenticated viewers, and per client address (resolved through trusted proxies), so
+no single address can hold the places everyone else needs. Refusals are the edge's
+errors (`scoreboard.http.errors`); each transport answers them through the same table.
+Admitted connections hold a `Ticket` until they close; the counts are per `Gate`,
+which the live server owns (no process-global state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from scoreboard.auth import Principal
 from scoreboard.http import validation as v
@@ -42,18 +44,24 @@ class Ticket:
     """One admitted connection's place in the caps; released exactly once."""
 
     user_id: str | None
+    ip: str | None = None
     released: bool = False
 
 
 class Gate:
     def __init__(self, leaderboard: LeaderboardSettings, live: LiveSettings,
-                 bearer: Bearer, views: Views) -> None:
+                 bearer: Bearer, views: Views, *, max_total: int | None = None,
+                 on_refusal: Callable[[str], None] | None = None) -> None:
         self.leaderboard = leaderboard
         self.live = live
         self.bearer = bearer
         self.views = views
+        # the total cap, lowered to what the descriptor budget allows
+        self.max_total = live.max_connections if max_total is None else max_total
+        self.on_refusal = on_refusal or (lambda _reason: None)
         self.total = 0
         self.per_user: dict[str, int] = {}
+        self.per_ip: dict[str, int] = {}
         self.closed = False
 
     # -- request checks ------------------------------------------------------------------
@@ -79,32 +87,45 @@ class Gate:
 
     # -- connection caps -----------------------------------------------------------------
 
-    def admit(self, request: LiveRequest) -> Ticket:
-        """Take a place under the caps, or `Unavailable` (503) when there is none."""
+    def admit(self, request: LiveRequest, ip: str | None = None) -> Ticket:
+        """Take a place under the caps, or `Unavailable` (503) when there is none.
+        `ip` is the client's address after trusted proxies (None: not counted)."""
         if self.closed:
             raise Unavailable("the service is shutting down", retry_after=SHUTDOWN_RETRY)
-        cap = self.live.max_connections
+        cap = self.max_total
         if cap and self.total >= cap:
-            raise Unavailable("too many live connections", retry_after=BUSY_RETRY)
+            self._refuse("live_total", "too many live connections")
         user_id = request.user_id
+        per_user = self.live.max_connections_per_user
+        if user_id is not None and per_user and self.per_user.get(user_id, 0) >= per_user:
+            self._refuse("live_per_user", f"at most {per_user} live connections per user")
+        per_ip = self.live.max_connections_per_ip
+        if ip is not None and per_ip and self.per_ip.get(ip, 0) >= per_ip:
+            self._refuse("live_per_ip", f"at most {per_ip} live connections per address")
         if user_id is not None:
-            per_user = self.live.max_connections_per_user
-            if per_user and self.per_user.get(user_id, 0) >= per_user:
-                raise Unavailable(f"at most {per_user} live connections per user",
-                                  retry_after=BUSY_RETRY)
             self.per_user[user_id] = self.per_user.get(user_id, 0) + 1
+        if ip is not None:
+            self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         self.total += 1
-        return Ticket(user_id)
+        return Ticket(user_id, ip)
+
+    def _refuse(self, reason: str, message: str) -> NoReturn:
+        self.on_refusal(reason)
+        raise Unavailable(message, retry_after=BUSY_RETRY)
 
     def release(self, ticket: Ticket) -> None:
         if ticket.released:
             return
         ticket.released = True
         self.total -= 1
-        user_id = ticket.user_id
-        if user_id is not None:
-            left = self.per_user[user_id] - 1
-            if left:
-                self.per_user[user_id] = left
-            else:
-                del self.per_user[user_id]
+        _drop(self.per_user, ticket.user_id)
+        _drop(self.per_ip, ticket.ip)
+
+
+def _drop(counts: dict[str, int], key: str | None) -> None:
+    if key is not None:
+        left = counts[key] - 1
+        if left:
+            counts[key] = left
+        else:
+            del counts[key]

@@ -61,6 +61,11 @@ class SseClient:
         self.wake = asyncio.Event()
         self.closed = False
 
+    def hang_up(self) -> None:
+        """The stream is over (the client left, or shutdown): its writer ends."""
+        self.closed = True
+        self.wake.set()
+
 
 @dataclass(eq=False)
 class Group:
@@ -311,13 +316,7 @@ class Hub:
         """Shutdown: every SSE writer ends its stream."""
         for group in self._groups.values():
             for c in group.sse:
-                self.end_sse(c)
-
-    @staticmethod
-    def end_sse(client: SseClient) -> None:
-        """The client's writer ends its stream when it next wakes (now)."""
-        client.closed = True
-        client.wake.set()
+                c.hang_up()
 
     def _drop_if_empty(self, group: Group) -> None:
         if not len(group) and self._groups.get((group.board, group.limit)) is group:

@@ -4,13 +4,16 @@ Start: the WebSocket port opens (before the HTTP port, so the page never renders
 unknown WebSocket port); the service runs `hub.run()` as a watched task. Stop, after
 the writer has drained: refuse new live connections, hand the last committed top to
 every viewer, close every WebSocket with 1001 and wait for their handlers, end the SSE
-streams. SSE streams are also ended in aiohttp's `on_shutdown`, because aiohttp waits
-for running handlers before it returns from its cleanup.
+streams. SSE streams are ended earlier, in aiohttp's `on_shutdown` (aiohttp waits for
+running handlers before its cleanup returns), once the requests in flight are answered:
+so they too end on the last committed top.
 """
 
 from __future__ import annotations
 
 from scoreboard.http.bearer import Bearer
+from scoreboard.http.clients import ClientAddress
+from scoreboard.http.connections import ConnectionBudget, client_budget, descriptor_limit
 from scoreboard.http.cors import Cors
 from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.live.admission import Gate
@@ -26,16 +29,27 @@ from scoreboard.views import Views
 
 class LiveServer:
     def __init__(self, settings: Settings, bearer: Bearer, views: Views, metrics: Metrics,
-                 ids: RequestIds) -> None:
+                 ids: RequestIds, *, addresses: ClientAddress | None = None,
+                 budget: ConnectionBudget | None = None) -> None:
         self.settings = settings
-        self.gate = Gate(settings.leaderboard, settings.live, bearer, views)
+        addresses = addresses or ClientAddress(settings.server.trusted_proxies)
+        budget = budget or ConnectionBudget(
+            client_budget(descriptor_limit(), settings.edge.reserved_fds),
+            settings.edge.max_connections_per_ip, addresses.trusted,
+        )
+        cap = settings.live.max_connections
+        self.gate = Gate(settings.leaderboard, settings.live, bearer, views,
+                         max_total=min(cap, budget.total) if cap else 0,
+                         on_refusal=lambda reason: metrics.refused("cap", reason))
         self.hub = Hub(views, settings.live, metrics)
         self.sessions = LiveSessions()  # a writer listener: revocations close connections
         self.http_port = 0  # set once HTTP listens: the page there may open the socket
-        self.ws = WebSocketEndpoint(settings.live, self.gate, self.hub, ids,
-                                    sessions=self.sessions, cors=Cors(settings.cors),
+        self.ws = WebSocketEndpoint(settings.live, self.gate, self.hub, ids, addresses,
+                                    budget, metrics, sessions=self.sessions,
+                                    cors=Cors(settings.cors),
                                     own_ports=lambda: (self.http_port,))
-        self.sse = SseEndpoint(settings.live, self.gate, self.hub, self.sessions)
+        self.sse = SseEndpoint(settings.live, self.gate, self.hub, addresses, self.sessions,
+                               grace=settings.server.shutdown_grace)
         self.page = Page(settings, lambda: self.ws.port)
 
     @property

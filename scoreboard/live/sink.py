@@ -11,11 +11,14 @@ stream (SSE). `buffer_state` is the one rule for a client's send buffer.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
+
+from scoreboard.http.connections import drop
 
 READY, BEHIND, OVER = 0, 1, 2
 
@@ -38,14 +41,28 @@ def buffer_state(buffered: int, cap: int) -> int:
     return OVER if buffered > cap else BEHIND
 
 
+def shrink_send_buffer(transport: asyncio.BaseTransport, size: int) -> None:
+    """Keep the kernel's send buffer of a live socket small (`live.socket_send_buffer`).
+
+    Left alone, the kernel grows it to megabytes: a client that stops reading would
+    swallow minutes of updates before a single byte waits in our buffer, and the
+    stall and cap rules could not see it. Small, unsent bytes show up almost at once.
+    """
+    if size <= 0:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError:  # not a TCP socket, or already closed: nothing to shrink
+        pass
+
+
 def abort_transport(transport: asyncio.BaseTransport) -> None:
-    """Drop the connection now, unsent bytes and all. Every stream transport has
-    `abort` (uvloop's too, though it does not subclass asyncio.WriteTransport)."""
-    abort = getattr(transport, "abort", None)
-    if abort is not None:
-        abort()
-    else:
-        transport.close()
+    """Drop the connection now, unsent bytes and all, with a reset (uvloop's transports
+    included, though they do not subclass asyncio.WriteTransport)."""
+    drop(transport)
 
 
 class WebSocketSink:
@@ -71,10 +88,13 @@ class WebSocketSink:
     def is_open(self) -> bool:
         return self._protocol.state is State.OPEN
 
+    def limit_kernel_buffer(self, size: int) -> None:
+        shrink_send_buffer(self._transport, size)
+
     def abort(self) -> None:
         # A close frame would only queue behind the unread bytes.
         if not self._transport.is_closing():
-            self._transport.abort()
+            drop(self._transport)
 
     def closing(self) -> bool:
         return self._transport.is_closing()

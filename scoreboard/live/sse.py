@@ -9,25 +9,36 @@ connection counts against the same caps as WebSockets.
 The request handler is the client's one writer. It sleeps until the hub wakes it and
 then sends its group's *newest* view, so a slow client skips versions instead of
 queueing them, and its awaited writes hold up nobody else. A client whose unsent bytes
-pass `send_buffer_cap`, or whose write does not finish within `stall_seconds`, is cut off.
+pass `send_buffer_cap`, or whose write does not finish within `stall_seconds`, is cut off
+(aborted). The socket's kernel send buffer is kept small, so a client that stops reading
+is seen within those limits; a client that hangs up wakes its writer at once (the
+listener says when a connection is gone), not at the next heartbeat. Its place under the
+caps is given back only when the socket is really closed.
+
+Shutdown: new streams are refused, requests in flight are let finish (their commits
+land), the hub is flushed, and each stream then gets the last committed top before it
+ends — the same last top the WebSocket viewers get.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from aiohttp import web
 
+from scoreboard.http.clients import ClientAddress
 from scoreboard.http.contract import STREAM_PATH
-from scoreboard.http.envelope import Routes
+from scoreboard.http.envelope import InFlight, Routes
 from scoreboard.http.errors import Unavailable
+from scoreboard.http.listener import when_gone
 from scoreboard.live import messages
 from scoreboard.live.admission import SHUTDOWN_RETRY, Gate
 from scoreboard.live.hub import Hub, SseClient
 from scoreboard.live.messages import TopView
 from scoreboard.live.sessions import LiveSessions
-from scoreboard.live.sink import OVER, TransportSink, buffer_state
+from scoreboard.live.sink import OVER, TransportSink, buffer_state, shrink_send_buffer
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.sse")
@@ -37,20 +48,34 @@ RETRY_MS = 2000
 
 class SseEndpoint:
     def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub,
-                 sessions: LiveSessions | None = None) -> None:
+                 addresses: ClientAddress, sessions: LiveSessions | None = None, *,
+                 grace: float = 10.0) -> None:
         self.settings = settings
         self.gate = gate
         self.hub = hub
+        self.addresses = addresses
         self.sessions = sessions or LiveSessions()
+        self.grace = grace
         self.closing = False
+        self.inflight: InFlight | None = None
 
     def add_routes(self, routes: Routes) -> None:
-        routes.add_get(STREAM_PATH, self.stream)
+        routes.add_get(STREAM_PATH, self.stream, stream=True)
+        self.inflight = routes.inflight
         routes.app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        # aiohttp waits for running handlers after this; end the endless ones now.
+        # aiohttp waits for running handlers after this, so the endless ones end here:
+        # once the requests in flight are answered (their changes committed), with the
+        # last committed top.
         self.closing = True
+        if self.inflight is not None:
+            try:
+                async with asyncio.timeout(self.grace):
+                    await self.inflight.settled()
+            except TimeoutError:
+                log.warning("requests still in flight after %g s; ending streams", self.grace)
+        self.hub.flush()
         self.hub.close_sse()
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
@@ -59,27 +84,38 @@ class SseEndpoint:
         live = self.gate.check(
             request.query, request.headers.get("Authorization"), query_token=False
         )
-        ticket = self.gate.admit(live)
+        ticket = self.gate.admit(live, self.addresses.of(request))
+        release = partial(self.gate.release, ticket)  # once; idempotent
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # nginx: pass events through at once
+            }
+        )
+        response.force_close()  # the connection ends with the stream
         try:
-            response = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/event-stream; charset=utf-8",
-                    "Cache-Control": "no-cache",
-                    "X-Accel-Buffering": "no",  # nginx: pass events through at once
-                }
-            )
             await response.prepare(request)
-            last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
-            client, snapshot = self.hub.join_sse(live.board, live.limit, last_id)
-            # a revoked token ends the stream: its writer wakes and sees `closed`
-            session = self.sessions.add(live.principal, lambda: self.hub.end_sse(client))
-            try:
-                await self._pump(request, response, client, snapshot)
-            finally:
-                self.sessions.remove(session)
-                self.hub.leave_sse(client)
+        except BaseException:
+            release()
+            raise
+        # From here the place is held until the socket is closed, not merely until this
+        # handler returns (a cut-off client's socket may outlive it briefly).
+        tracked = when_gone(request, release)
+        if request.transport is not None:
+            shrink_send_buffer(request.transport, self.settings.socket_send_buffer)
+        last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
+        client, snapshot = self.hub.join_sse(live.board, live.limit, last_id)
+        when_gone(request, client.hang_up)
+        # a revoked token ends the stream: its writer wakes and sees `closed`
+        session = self.sessions.add(live.principal, client.hang_up)
+        try:
+            await self._pump(request, response, client, snapshot)
         finally:
-            self.gate.release(ticket)
+            self.sessions.remove(session)
+            self.hub.leave_sse(client)
+            if not tracked:
+                release()
         return response
 
     async def _pump(self, request: web.Request, response: web.StreamResponse,
@@ -99,15 +135,17 @@ class SseEndpoint:
                     return
                 continue
             client.wake.clear()
-            if client.closed:
-                return
             current = client.group.current
             if client.version == current.version:
+                if client.closed:
+                    return
                 continue
             # Taken before the write: a wake-up during it means there is something newer.
             client.version = current.version
             if not await self._write(request, response, current.sse_event):
                 return
+            if client.closed:
+                return  # shutdown: the last top is out
 
     async def _write(self, request: web.Request, response: web.StreamResponse,
                      data: bytes) -> bool:

@@ -2,16 +2,14 @@
 
 `GET /api/v1/leaderboard/live?board=global&limit=10`, token in `?token=` or
 `Authorization: Bearer`. Everything that can refuse a connection happens in
-`process_request`, before the upgrade, as a plain HTTP answer: 403 for a browser on
-an origin that is neither the service's own nor in `cors.allow_origins`, 404 for
-another path or board, 400 for a bad limit, 401 for a missing or bad token, 503 when a
-connection cap is reached. The query string never reaches a log here.
+`process_request`, before the upgrade, as a plain HTTP answer: 404 for another path
+or board, 400 for a bad limit, 401 for a missing or bad token, 503 when a connection
+cap is reached. The query string never reaches a log here.
 
 An admitted socket gets CONNECTION_ACK and a LEADERBOARD_UPDATE snapshot, then
 whatever the hub broadcasts. It is receive-only: the first data frame from the client
-gets an ERROR message and a 1008 close, and so does a socket whose token is revoked
-(`LiveSessions`). Pings keep it honest (`ping_interval`, `ping_timeout`); shutdown
-closes every socket with 1001.
+gets an ERROR message and a 1008 close. Pings keep it honest (`ping_interval`,
+`ping_timeout`); shutdown closes every socket with 1001.
 """
 
 from __future__ import annotations
@@ -20,31 +18,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from scoreboard.core.errors import Refused
+from scoreboard.http.clients import ClientAddress
+from scoreboard.http.connections import ConnectionBudget
 from scoreboard.http.contract import LIVE_PATH, MAX_QUERY
 from scoreboard.http.cors import Cors, same_origin
 from scoreboard.http.envelope import RequestIds
-from scoreboard.http.errors import (
-    BadRequest,
-    OriginForbidden,
-    UnknownResource,
-    describe,
-    error_body,
-)
+from scoreboard.http.errors import BadRequest, OriginForbidden, UnknownResource
 from scoreboard.live import messages
 from scoreboard.live.admission import Gate, LiveRequest, Ticket
+from scoreboard.live.handshake import Guard, GuardedConnection, bind, refusal_response
 from scoreboard.live.hub import Hub
 from scoreboard.live.sessions import LiveSessions
 from scoreboard.live.sink import WebSocketSink, when_gone
+from scoreboard.metrics import Metrics
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.ws")
@@ -53,42 +47,30 @@ log = logging.getLogger("scoreboard.live.ws")
 # connection opened and closed. Errors still get through.
 PROTOCOL_LOGGER = "scoreboard.live.ws.protocol"
 
-class LiveConnection(ServerConnection):
+class LiveConnection(GuardedConnection):
     """A server connection that carries what its handshake admitted."""
 
     admitted: tuple[LiveRequest, Ticket] | None = None
 
 
-def refusal_response(exc: Refused, request_id: str) -> Response:
-    """A handshake refused as HTTP, in the one error shape (SPEC §4)."""
-    status, code, message, extra = describe(exc)
-    body = error_body(code, message, request_id)
-    headers = Headers(
-        [
-            ("Connection", "close"),
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("X-Request-ID", request_id),
-        ]
-    )
-    for name, value in extra.items():
-        headers[name] = value
-    return Response(status, HTTPStatus(status).phrase, headers, body)
-
-
 class WebSocketEndpoint:
     def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub,
-                 ids: RequestIds | None = None, *, sessions: LiveSessions | None = None,
+                 ids: RequestIds, addresses: ClientAddress, budget: ConnectionBudget,
+                 metrics: Metrics, *, sessions: LiveSessions | None = None,
                  cors: Cors | None = None,
                  own_ports: Callable[[], Iterable[int]] = tuple) -> None:
         self.settings = settings
         self.gate = gate
         self.hub = hub
-        self.ids = ids or RequestIds()
+        self.ids = ids
+        self.addresses = addresses
         self.sessions = sessions or LiveSessions()
         self.cors = cors
         self.own_ports = own_ports  # the service's ports: its own page may connect
         self._closing: set[asyncio.Task[None]] = set()  # revoked sockets being closed
+        self.connection_class = bind(
+            LiveConnection, Guard(budget, metrics, ids, settings.handshake_timeout)
+        )
         self.server: Server | None = None
         self.port = 0
         self.logger = logging.getLogger(PROTOCOL_LOGGER)
@@ -101,14 +83,15 @@ class WebSocketEndpoint:
             host,
             port,
             process_request=self._process_request,
-            create_connection=LiveConnection,
+            create_connection=self.connection_class,
             compression=None,  # one frame, byte for byte the same, for every client
             max_size=s.max_message_bytes,
             max_queue=1,
             ping_interval=s.ping_interval,
             ping_timeout=s.ping_timeout,
             close_timeout=s.close_timeout,
-            open_timeout=10,
+            # the backstop; the head itself has handshake_timeout (408)
+            open_timeout=s.handshake_timeout + 1.0,
             server_header=None,
             logger=self.logger,
             reuse_address=True,
@@ -141,7 +124,8 @@ class WebSocketEndpoint:
                 raise BadRequest("the query string is too long")
             query = dict(parse_qsl(target.query, keep_blank_values=True))
             live = self.gate.check(query, request.headers.get("Authorization"), query_token=True)
-            ticket = self.gate.admit(live)
+            forwarded = request.headers.get("X-Forwarded-For")
+            ticket = self.gate.admit(live, self.addresses.resolve(_peer(conn), forwarded))
         except Refused as exc:
             return refusal_response(exc, self.ids.take(request.headers.get("X-Request-ID")))
         assert isinstance(conn, LiveConnection)
@@ -164,6 +148,7 @@ class WebSocketEndpoint:
         sink = WebSocketSink(conn)
         if not sink.is_open():  # closed before its handler ran
             return
+        sink.limit_kernel_buffer(self.settings.socket_send_buffer)
         # The ACK and the snapshot are written synchronously, then the client is
         # registered: no broadcast can come between them.
         sink.write(messages.ws_text_frame(
@@ -186,6 +171,7 @@ class WebSocketEndpoint:
         except ConnectionClosed:
             pass
 
+
     def _revoked(self, conn: ServerConnection) -> None:
         """The socket's token was revoked: say so and close with 1008. The closing
         handshake is awaited by a task this endpoint owns (waited for in `stop`)."""
@@ -200,3 +186,8 @@ class WebSocketEndpoint:
             await conn.close(CloseCode.POLICY_VIOLATION, "token revoked")
         except ConnectionClosed:
             pass
+
+
+def _peer(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else "?"

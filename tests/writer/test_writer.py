@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.engine import Engine
-from scoreboard.core.records import LogRecord
+from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.core.rules import RuleSet
+from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.writer import Overloaded, ShuttingDown, StoreDown, Writer, WriterStopped
 
@@ -188,3 +190,48 @@ async def test_a_writer_that_dies_answers_everyone_waiting(running: Running) -> 
     with pytest.raises(WriterStopped):  # and whoever comes later
         await running.writer.submit(act("bo", "c2"))
     running.task = None
+
+
+class DownLog(MemoryLog):
+    """The memory log during an outage: every call that needs the database fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.failed = asyncio.Event()
+
+    async def append(self, batch: CommitBatch) -> None:
+        if self.down:
+            self.failed.set()
+            raise StoreUnavailable("outage")
+        await super().append(batch)
+
+    async def last_seq(self) -> int:
+        if self.down:
+            raise StoreUnavailable("outage")
+        return await super().last_seq()
+
+
+async def test_a_request_queued_behind_a_retrying_batch_waits_retry_seconds_not_twice() -> None:
+    retry = 1.0
+    store = DownLog()
+    r = Running(store, retry_seconds=retry)
+    await r.start()
+    try:
+        store.down = True
+        first = asyncio.ensure_future(r.writer.submit(act("alice", "c1")))
+        await asyncio.wait_for(store.failed.wait(), 5)  # its batch is retrying now
+        queued = time.monotonic()
+        with pytest.raises(StoreDown):
+            await r.writer.submit(act("bob", "c1"))
+        waited = time.monotonic() - queued
+        with pytest.raises(StoreDown):
+            await first
+        # Its own retry_seconds (and the attempt under way), not the first batch's
+        # remainder plus a full retry_seconds more (~2 s before the fix).
+        assert waited < retry + 0.4, waited
+        store.down = False
+        result = await r.writer.submit(act("bob", "c1"))
+        assert isinstance(result, ActionResult) and result.seq == 1
+    finally:
+        await r.stop()
