@@ -20,6 +20,7 @@ from scoreboard.admin import add_admin_routes
 from scoreboard.api import Api, Routes, add_routes
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
+from scoreboard.core.recovery import Restore
 from scoreboard.live import LiveServer
 from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
 from scoreboard.openapi import add_openapi_route
@@ -150,10 +151,9 @@ class Service:
             w.idempotency_retention_seconds, self.settings.rules.longest_window
         )
         with gc_paused():
-            snapshot = await self.store.load(since=horizon)
-            self.engine.restore(snapshot)
-            counts = len(snapshot.scores), len(snapshot.recent), snapshot.last_seq
-            del snapshot
+            restore = Restore(self.engine)
+            await self.store.load(since=horizon, into=restore)
+            counts = restore.score_rows, restore.recent_records, self.engine.last_seq
         # Millions of long-lived objects now exist; keep later collections from
         # rescanning them all (a full pass over 1M users would stall the loop).
         gc.freeze()

@@ -37,7 +37,6 @@ from scoreboard.core.records import (
     Kind,
     LogRecord,
     ScoreRow,
-    Snapshot,
     UserRow,
 )
 from scoreboard.core.rules import AbuseLimits, RuleSet
@@ -308,50 +307,6 @@ class Engine:
         past minutes."""
         for memory in self._memories:
             memory.expire(now)
-
-    def restore(self, snapshot: Snapshot) -> None:
-        """Load the stored current rows and the recent records into an empty engine."""
-        names = self.names
-        # One string object per user id, shared by the names and the rankings: the
-        # score rows and user rows arrive as separate copies of every id.
-        canon: dict[str, str] = {}
-        for user_id, name, frozen, hidden, flag in snapshot.users:
-            canon[user_id] = user_id
-            if name is not None:
-                names[user_id] = name
-            if frozen:
-                self.frozen.add(user_id)
-            if hidden:
-                self.anonymous.add(user_id)
-            if flag is not None:
-                self.flags[user_id] = flag
-        boards = {row[0] for row in snapshot.scores}
-        if len(boards) == 1:  # the common case: one pass, no regrouping
-            self._load_board(
-                boards.pop(),
-                ((canon.get(r[1], r[1]), r[2], r[3]) for r in snapshot.scores),
-                snapshot.last_seq,
-            )
-        else:
-            by_board: dict[str, list[tuple[str, int, int]]] = {}
-            for b, user_id, score, seq in snapshot.scores:
-                by_board.setdefault(b, []).append((canon.get(user_id, user_id), score, seq))
-            for b, rows in by_board.items():
-                self._load_board(b, rows, snapshot.last_seq)
-        for r in snapshot.recent:
-            self.remember(r)
-            self.last_at = max(self.last_at, r.at)
-        self.last_seq = snapshot.last_seq
-        for ranking in self.boards.values():  # empty boards too: see Ranking.version
-            ranking.version = max(ranking.version, snapshot.last_seq)
-
-    def _load_board(self, board: str, rows: Iterable[tuple[str, int, int]],
-                    version: int) -> None:
-        ranking = self.boards.get(board)
-        if ranking is None:
-            ranking = self.boards[board] = Ranking(board)
-        ranking.frozen |= self.frozen
-        ranking.load(rows, version)
 
     # -- reading -------------------------------------------------------------------------
 

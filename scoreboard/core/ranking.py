@@ -86,13 +86,22 @@ class Ranking:
     def load(self, rows: Iterable[tuple[str, int, int]], version: int) -> None:
         """Bulk-load (user, score, reached_seq) into an empty ranking: one sort, not n adds."""
         assert not self._key_of, "load() is for an empty ranking"
+        self.load_unordered(rows)
+        self.sort_loaded(version)
+
+    def load_unordered(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        """The first part of a bulk load, any number of times: (user, score, reached_seq)
+        of users not on the board yet. Nothing is ranked until `sort_loaded`."""
+        key_of, user_of = self._key_of, self._user_of
         for user_id, score, seq in rows:
             key = make_key(score, seq)
-            self._key_of[user_id] = key
-            self._user_of[key] = user_id
-        self._order = SortedList(
-            k for u, k in self._key_of.items() if u not in self.frozen
-        )
+            key_of[user_id] = key
+            user_of[key] = user_id
+
+    def sort_loaded(self, version: int) -> None:
+        """The end of a bulk load: rank everyone loaded (the frozen aside) in one sort."""
+        frozen = self.frozen
+        self._order = SortedList(k for u, k in self._key_of.items() if u not in frozen)
         self.version = max(self.version, version)
 
     # -- queries -------------------------------------------------------------------------
@@ -103,6 +112,12 @@ class Ranking:
     def __len__(self) -> int:
         """Users on the board (frozen users are not)."""
         return len(self._order)
+
+    def canonical_id(self, user_id: str) -> str | None:
+        """The string object this ranking holds for `user_id` (None when not on the
+        board): sharing it saves a copy of every id for a million users."""
+        key = self._key_of.get(user_id)
+        return None if key is None else self._user_of[key]
 
     def score(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
