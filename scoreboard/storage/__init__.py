@@ -16,9 +16,9 @@ from scoreboard.storage.base import (
     StoreUnavailable,
     WriterLockHeld,
 )
+from scoreboard.storage.bulk import gc_paused
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.storage.postgres import PostgresLog
-from scoreboard.storage.rows import gc_paused
 from scoreboard.storage.sqlite import SqliteLog
 
 __all__ = [

@@ -18,12 +18,12 @@ import asyncpg
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
+from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.postgres_sessions import UNAVAILABLE, Sessions
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
-    gc_paused,
     prepare,
     raise_conflicts,
     records_from_rows,
@@ -134,6 +134,7 @@ class PostgresLog(ActionLog):
             # A session found dead is retried only before any row went to `into`.
             last_seq = await self._sessions.read(run, may_retry=lambda: not delivered)
         into.end(last_seq)
+        return_free_memory()
 
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
         if not keys:

@@ -8,10 +8,8 @@ all three, and metadata comes back as a fresh decoded copy everywhere.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
@@ -239,20 +237,3 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(items)
     while part := list(islice(it, size)):
         yield part
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of rows.
-
-    Every few hundred new tracked objects trigger a collection, and the older
-    generations get rescanned as the engine grows: loading 1M users takes about twice
-    as long with the collector running. Only recovery uses this, before serving.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -23,11 +23,11 @@ import orjson
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
-    gc_paused,
     prepare,
     raise_conflicts,
     records_from_rows,
@@ -171,6 +171,7 @@ class SqliteLog(ActionLog):
             except (sqlite3.Error, OSError, ValueError) as exc:
                 raise StoreUnavailable(f"load failed: {exc}") from exc
         into.end(int(next(iter(last))[0]))
+        return_free_memory()
 
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
         if not keys:
