@@ -28,6 +28,7 @@ from scoreboard.core.commands import (
     SubmitAction,
 )
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
+from scoreboard.core.names import Names
 from scoreboard.core.pending import Pending
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
@@ -72,7 +73,7 @@ class Engine:
         self.boards.setdefault("global", Ranking("global"))
         self.last_seq = 0
         self.last_at = 0.0
-        self.names: dict[str, str] = {}
+        self.names = Names(self.boards["global"])
         self.frozen: set[str] = set()
         self.anonymous: set[str] = set()  # users who asked to appear as ANONYMOUS
         self.flags: dict[str, str] = {}  # user → why the abuse monitor flagged them

@@ -123,6 +123,14 @@ class Ranking:
         key = self._key_of.get(user_id)
         return None if key is None else self._users[key & SLOT_MASK]
 
+    def slot_of(self, user_id: str) -> int | None:
+        """The user's slot: the order in which they joined the board (from 0)."""
+        key = self._key_of.get(user_id)
+        return None if key is None else key & SLOT_MASK
+
+    def user_at(self, slot: int) -> str:
+        return self._users[slot]
+
     def score(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
         return None if key is None else key_score(key)

@@ -6,8 +6,9 @@ them: temporary rows spread among the engine's long-lived objects would keep the
 process's memory high long after they are gone.
 
 Score rows come first and go straight into the rankings, unordered; each ranking is
-sorted once at the end (one sort, not a million inserts). User rows come next and take
-the rankings' own string for each id, so the names and the rankings share one copy.
+sorted once at the end (one sort, not a million inserts). User rows come next: a name
+goes into the slot the global ranking gave its user, and the few sets (frozen,
+anonymous, flagged) take the rankings' own string for each id, not a second copy.
 """
 
 from __future__ import annotations
@@ -52,18 +53,26 @@ class Restore:
         names, frozen, anonymous, flags = (
             engine.names, engine.frozen, engine.anonymous, engine.flags
         )
-        rankings = sorted(engine.boards.values(), key=lambda r: r.board != "global")
+        on_global = engine.boards["global"]
+        slot_of, user_at = on_global.slot_of, on_global.user_at
+        elsewhere = [r.canonical_id for r in engine.boards.values() if r is not on_global]
         self.user_rows += len(rows)
         for user_id, name, is_frozen, is_anonymous, flag in rows:
-            if name is None and not (is_frozen or is_anonymous or flag is not None):
-                continue  # nothing to keep
-            for ranking in rankings:
-                own = ranking.canonical_id(user_id)
-                if own is not None:
-                    user_id = own
-                    break
-            if name is not None:
-                names[user_id] = name
+            slot = slot_of(user_id)
+            if slot is not None:  # nearly everyone
+                if name is not None:
+                    names.set_at(slot, name)
+                if not (is_frozen or is_anonymous or flag is not None):
+                    continue
+                user_id = user_at(slot)
+            else:
+                for canonical_id in elsewhere:
+                    own = canonical_id(user_id)
+                    if own is not None:
+                        user_id = own
+                        break
+                if name is not None:
+                    names[user_id] = name
             if is_frozen:
                 frozen.add(user_id)
             if is_anonymous:
