@@ -14,16 +14,17 @@ from scoreboard.core.ranking import Ranking
 
 
 class Names(MutableMapping[str, str]):
-    __slots__ = ("_by_slot", "_count", "_others", "_ranking")
+    __slots__ = ("_by_slot", "_count", "_others", "_ranking", "_slot_of")
 
     def __init__(self, ranking: Ranking) -> None:
         self._ranking = ranking  # the global board's
+        self._slot_of = ranking.slot_of  # bound once: every decision reads names
         self._by_slot: list[str | None] = []
         self._others: dict[str, str] = {}  # users not on the ranking when named
         self._count = 0
 
     def get(self, user_id: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        slot = self._ranking.slot_of(user_id)
+        slot = self._slot_of(user_id)
         if slot is not None and slot < len(self._by_slot):
             name = self._by_slot[slot]
             if name is not None:
@@ -40,7 +41,7 @@ class Names(MutableMapping[str, str]):
         return isinstance(user_id, str) and self.get(user_id) is not None
 
     def __setitem__(self, user_id: str, name: str) -> None:
-        slot = self._ranking.slot_of(user_id)
+        slot = self._slot_of(user_id)
         if slot is None:
             if user_id not in self._others:
                 self._count += 1
@@ -60,7 +61,7 @@ class Names(MutableMapping[str, str]):
         by_slot[slot] = name
 
     def __delitem__(self, user_id: str) -> None:
-        slot = self._ranking.slot_of(user_id)
+        slot = self._slot_of(user_id)
         if slot is not None and slot < len(self._by_slot) and self._by_slot[slot] is not None:
             self._by_slot[slot] = None
         else:
