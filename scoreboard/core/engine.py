@@ -138,7 +138,7 @@ class Engine:
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
         record = self._score_record(
-            pending, now, cmd.board, cmd.user_id, rule.points,
+            pending, now, cmd.board, user, rule.points,
             kind=Kind.ACTION,
             display_name=cmd.display_name or user.display_name,
             action_type=cmd.action_type,
@@ -190,7 +190,7 @@ class Engine:
             return replay
         user = self._user(cmd.user_id, pending)
         record = self._score_record(
-            pending, now, cmd.board, cmd.user_id, cmd.delta,
+            pending, now, cmd.board, user, cmd.delta,
             kind=Kind.ADJUST,
             display_name=user.display_name,
             client_action_id=cmd.client_action_id,
@@ -201,9 +201,11 @@ class Engine:
         return record
 
     def _score_record(
-        self, pending: Pending, now: float, board: str, user_id: str, delta: int,
+        self, pending: Pending, now: float, board: str, user: UserRow, delta: int,
         **fields: Any,
     ) -> LogRecord:
+        """`user` as `_user` gives it: the decision already looked it up."""
+        user_id = user.user_id
         prev = self._current(board, user_id, pending)
         new = prev + delta
         if not -MAX_SCORE <= new <= MAX_SCORE:
@@ -216,12 +218,11 @@ class Engine:
         pending.next_seq += 1
         pending.records.append(record)
         pending.scores[(board, user_id)] = (new, seq)
-        user = self._user(user_id, pending)
         name = fields.get("display_name")
         if name is not None and name != user.display_name:
             pending.users[user_id] = user._replace(display_name=name)
-        elif user_id not in self.names and user_id not in pending.users:
-            pending.users[user_id] = user
+        elif user_id not in pending.users and user.display_name is None:
+            pending.users[user_id] = user  # every scoring user has a row, named or not
         return record
 
     def _decide_user_flag(
@@ -285,7 +286,7 @@ class Engine:
             self.flags[r.user_id] = r.reason or "flagged"
         elif kind == Kind.UNFLAG:
             self.flags.pop(r.user_id, None)
-        if r.user_id not in self.names and r.display_name is not None:
+        if r.display_name is not None and r.user_id not in self.names:
             self.names[r.user_id] = r.display_name
         self.remember(r)
         self.last_seq = r.seq
