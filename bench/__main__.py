@@ -29,6 +29,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "http_load": ([], ["--duration", "2", "--rounds", "1"]),
     "restart": ([], ["--users", "100000", "--records", "1000000"]),
     "live_fanout": ([], ["--viewers", "500", "--duration", "5", "--hold", "2000"]),
+    "trusted": ([], ["--duration", "3", "--records", "100000", "--nats-seconds", "4"]),
 }
 
 

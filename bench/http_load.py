@@ -15,11 +15,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -96,6 +98,25 @@ def wrk(url: str, duration: int, connections: int, script: str | None = None,
     return {"rps": rps, "p50": lat("50"), "p99": lat("99"), "total": total,
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": 1 if errors else 0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_cpu(pid: int, *args: Any, **kw: Any) -> dict[str, float]:
+    """`wrk`, plus the server's CPU microseconds per request during the run: a figure
+    that moves far less than throughput when other work shares the cores."""
+    before = cpu_seconds(pid)
+    result = wrk(*args, **kw)
+    result["cpu_us"] = (cpu_seconds(pid) - before) / max(1, result["total"]) * 1e6
+    return result
+
+
+def median_cpu(runs: list[dict[str, float]]) -> float:
+    return statistics.median(r["cpu_us"] for r in runs)
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -177,12 +198,14 @@ def main() -> int:
                 posts, bare_posts, gets, bare_gets = [], [], [], []
                 try:
                     for n in range(rounds):
-                        bare_posts.append(wrk(bare_url, d, c, bare_lua))
-                        posts.append(wrk(service_url, d, c, post_lua, prefix=f"r{n}"))
+                        bare_posts.append(wrk_cpu(bare.pid, bare_url, d, c, bare_lua))
+                        posts.append(wrk_cpu(proc.pid, service_url, d, c, post_lua,
+                                             prefix=f"r{n}"))
                     committed = last_seq(port)
                     for _ in range(rounds):
-                        bare_gets.append(wrk(f"{bare_url}/bare", d, c))
-                        gets.append(wrk(f"{service_url}/api/v1/leaderboard?limit=10", d, c))
+                        bare_gets.append(wrk_cpu(bare.pid, f"{bare_url}/bare", d, c))
+                        gets.append(wrk_cpu(proc.pid, f"{service_url}/api/v1/leaderboard?limit=10",
+                                            d, c))
                 finally:
                     proc.terminate()
                     proc.wait(30)
@@ -192,6 +215,8 @@ def main() -> int:
             report.add(f"durable actions/s, {backend}, {c} conns (median of {rounds})",
                        r["rps"], "actions/s", target, median_run(bare_posts)["rps"],
                        "bare POST")
+            report.add(f"  server CPU per action, {backend}", median_cpu(posts), "µs", "",
+                       median_cpu(bare_posts), "bare POST µs")
             report.add(f"  p50 latency, {backend}", r["p50"], "ms")
             report.add(f"  p99 latency, {backend}", r["p99"], "ms",
                        "<= 25 ms" if backend == "postgres" else "")
@@ -200,6 +225,8 @@ def main() -> int:
                        ok - committed, "")
             report.add(f"top-10 GET, {backend} (median of {rounds})", median_run(gets)["rps"],
                        "req/s", ">= 85% of bare", median_run(bare_gets)["rps"], "bare GET")
+            report.add(f"  server CPU per top-10 GET, {backend}", median_cpu(gets), "µs", "",
+                       median_cpu(bare_gets), "bare GET µs")
     finally:
         bare.terminate()
         bare.wait()

@@ -237,7 +237,7 @@ def ws_group(service: Service) -> Group:
 
 async def drained(group: Group, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
-    while any(c.transport.get_write_buffer_size() for c in group.ws):
+    while any(c.sink.buffered() for c in group.ws):
         if time.monotonic() > deadline:
             return
         await asyncio.sleep(0.01)  # let the viewers read
@@ -249,7 +249,7 @@ async def bare_loop_seconds(group: Group) -> float:
     clients = list(group.ws)
     started = time.perf_counter()
     for c in clients:
-        c.transport.write(frame)
+        c.sink.write(frame)
     return time.perf_counter() - started
 
 
@@ -275,9 +275,10 @@ async def phase_cost(service: Service, report: Report, rounds: int) -> None:
             elif what == "bare":
                 frame = group.current.ws_frame
                 for c in clients:
-                    c.transport.write(frame)
+                    c.sink.write(frame)
             else:
-                broadcast([c.conn for c in clients], group.current.ws_message, text=True)
+                conns = [c.sink.conn for c in clients]  # type: ignore[attr-defined]
+                broadcast(conns, group.current.ws_message, text=True)
             per_client = (time.perf_counter_ns() - started) / len(clients)
             {"fan": fan, "bare": bare, "lib": lib}[what].append(per_client)
     n = len(group.ws)

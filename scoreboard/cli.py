@@ -1,25 +1,27 @@
-"""The command line: `run.py [serve]`, `token`, `proof`, `verify`."""
+"""The command line: `scoreboard [serve]`, `token`, `proof`, `verify`, `--version`.
+
+The same for the `scoreboard` console script, `python -m scoreboard` and `run.py`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from scoreboard import logs
+from scoreboard import __version__, logs
 from scoreboard.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("scoreboard")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="a TOML file layered over config/default.toml")
+    common.add_argument("--config", help="a TOML file layered over the defaults")
     common.add_argument("--host")
     common.add_argument("--http-port")
     common.add_argument("--ws-port")
@@ -29,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="override any setting, e.g. --set writer.max_batch=256")
     common.add_argument("--log-level", default="INFO")
 
-    p = argparse.ArgumentParser(prog="run.py", parents=[common],
+    p = argparse.ArgumentParser(prog=prog, parents=[common],
                                 description="Scoreboard: a live top-N leaderboard service.")
+    p.add_argument("--version", action="version", version=f"scoreboard {__version__}")
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", parents=[common], help="serve HTTP and WebSocket (default)")
     serve.add_argument("--demo", action="store_true", help="add simulated players")
@@ -65,8 +68,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(overrides, config_file=args.config)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = _parser(prog).parse_args(argv)
     logs.setup(args.log_level)
     try:
         settings = _settings(args)
@@ -85,28 +88,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(settings, demo=bool(args.demo))
 
 
+def _existing_secret(what: str, configured: str, data_dir: Path, file_name: str,
+                     setting: str, variable: str) -> bytes | None:
+    """The secret the server uses, or None after saying where it looked and what to do.
+
+    Never creates one: a token signed with a new secret would only be refused with 401 by
+    the server, which has its own.
+    """
+    if configured:
+        print(f"{what} secret: {setting} (from {variable} or a config file)", file=sys.stderr)
+        return configured.encode()
+    path = data_dir / file_name
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        print(
+            f"no {what} secret: cannot read {path.resolve()} ({exc.strerror or exc}).\n"
+            f"Looked in the data folder {data_dir.resolve()}, where the server creates it "
+            "on its first start. Start the server once with this data folder, point at the "
+            f"server's folder with --data-dir (or SCOREBOARD_DATA_DIR), or set {variable}.",
+            file=sys.stderr,
+        )
+        return None
+    print(f"{what} secret: {path.resolve()}", file=sys.stderr)
+    return secret
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from scoreboard.auth import Authenticator, load_or_create_secret
+    from scoreboard.auth import SECRET_FILE, Authenticator
 
     aliases = {"admin": settings.auth.admin_scope, "service": settings.auth.service_scope}
     scopes = tuple(aliases.get(s, s) for s in args.scope)
-    auth = Authenticator(
-        settings.auth, load_or_create_secret(settings.auth.jwt_secret, settings.server.data_dir)
-    )
+    secret = _existing_secret("token", settings.auth.jwt_secret, settings.server.data_dir,
+                              SECRET_FILE, "auth.jwt_secret", "SCOREBOARD_JWT_SECRET")
+    if secret is None:
+        return 1
+    auth = Authenticator(settings.auth, secret)
     print(auth.mint(args.sub, name=args.name, scopes=scopes, ttl=args.ttl))
     return 0
 
 
 def _proof(settings: Settings, args: argparse.Namespace) -> int:
-    from scoreboard.auth import load_or_create_secret
     from scoreboard.proofs import ProofAuthority
     from scoreboard.service import PROOF_SECRET_FILE
 
     if args.action not in settings.rules:
         print(f"unknown action type {args.action!r}", file=sys.stderr)
         return 2
-    secret = load_or_create_secret(settings.proofs.secret, settings.server.data_dir,
-                                   PROOF_SECRET_FILE)
+    secret = _existing_secret("proof", settings.proofs.secret, settings.server.data_dir,
+                              PROOF_SECRET_FILE, "proofs.secret", "SCOREBOARD_PROOF_SECRET")
+    if secret is None:
+        return 1
     print(ProofAuthority(settings.proofs, secret).mint(args.sub, args.action, ttl=args.ttl))
     return 0
 
@@ -125,35 +157,6 @@ def _serve(settings: Settings, *, demo: bool) -> int:
 
 
 async def _serve_async(settings: Settings, *, demo: bool) -> int:
-    from scoreboard.service import Service, StartupError
-    from scoreboard.storage.base import StoreError
+    from scoreboard.service import serve
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        service = Service.build(settings)
-        await service.start()
-    except (StartupError, StoreError, OSError) as exc:
-        log.error("cannot start: %s", exc)
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
-        file=sys.stderr, flush=True,
-    )
-    demo_task = None
-    if demo:
-        from scoreboard.demo import run_demo
-
-        demo_task = asyncio.create_task(run_demo(service), name="demo")
-    await stop.wait()
-    log.info("shutting down")
-    if demo_task is not None:
-        demo_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await demo_task
-    await service.stop()
-    log.info("stopped")
-    return 0
+    return await serve(settings, demo=demo)

@@ -15,14 +15,11 @@ import logging
 import random
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from scoreboard.actor import ShuttingDown, WriterError
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.errors import Rejection
-
-if TYPE_CHECKING:
-    from scoreboard.service import Service
+from scoreboard.core.rules import RuleSet
+from scoreboard.writer import ShuttingDown, Writer, WriterError, WriterStopped
 
 log = logging.getLogger("scoreboard.demo")
 
@@ -69,12 +66,12 @@ def next_action(players: list[Player], rng: random.Random, run_id: str, n: int,
     )
 
 
-async def run_demo(service: Service, *, players: int = 20, rate: float = 4.0,
+async def run_demo(writer: Writer, rules: RuleSet, *, players: int = 20, rate: float = 4.0,
                    seed: int | None = None) -> None:
     """Submit about `rate` actions a second from `players` simulated players, forever."""
     rng = random.Random(seed)
     cast = make_players(min(players, len(NAMES)), rng)
-    usable = [a for a, _ in ACTIONS if a in service.settings.rules]
+    usable = [a for a, _ in ACTIONS if a in rules]
     if not usable:
         log.warning("demo: none of %s is an action rule; nothing to simulate", ACTIONS)
         return
@@ -85,13 +82,13 @@ async def run_demo(service: Service, *, players: int = 20, rate: float = 4.0,
         await asyncio.sleep(rng.expovariate(rate))  # pacing: a Poisson stream of actions
         n += 1
         cmd = next_action(cast, rng, run_id, n)
-        if cmd.action_type not in service.settings.rules:
+        if cmd.action_type not in rules:
             continue
         try:
-            await service.writer.submit(cmd)
+            await writer.submit(cmd)
         except Rejection:
             continue  # e.g. a quota reached: real players meet those too
-        except ShuttingDown:
+        except (ShuttingDown, WriterStopped):
             return
         except WriterError as exc:
             log.warning("demo: %s; pausing", exc.message)

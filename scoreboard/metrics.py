@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from scoreboard import __version__
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -45,6 +47,10 @@ class Metrics:
         self.rate_limited_total = Counter(
             "scoreboard_rate_limited_total", "Requests refused by a rate limit", registry=r
         )
+        self.listener_failures = Counter(
+            "scoreboard_commit_listener_failures_total",
+            "Commit listeners that raised (the write itself stood)", registry=r,
+        )
         self.users = Gauge(
             "scoreboard_board_users", "Users ranked on a board", ["board"], registry=r
         )
@@ -52,6 +58,9 @@ class Metrics:
             "scoreboard_recovery_seconds", "Time the last start-up took to rebuild state",
             registry=r,
         )
+
+        # scoreboard_build_info{version="…"} 1
+        Info("scoreboard_build", "The running release", registry=r).info({"version": __version__})
 
         # Series a dashboard expects from the start, not only after the first event.
         for transport in ("ws", "sse"):
@@ -67,6 +76,9 @@ class Metrics:
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
+
+    def listener_failed(self) -> None:
+        self.listener_failures.inc()
 
     def rate_limited(self) -> None:
         self.rate_limited_total.inc()

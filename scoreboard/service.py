@@ -1,8 +1,19 @@
 """Wiring: the one place that builds the parts and owns their lifetimes.
 
-Start-up order: storage (lock, schema) → recovery → writer → HTTP listener.
-Shutdown order (SIGTERM): stop listening → let in-flight requests finish while the
-writer still commits → drain and stop the writer → close live sockets → close storage.
+Nothing imports this module back. Start-up is a stack of paired setups, each pushing
+its teardown, so shutdown (and a start-up that fails half way) unwinds in reverse:
+
+    store (lock, schema)  → close the store
+    recovery
+    live (WebSocket port) → refuse new viewers, send the last top, close with 1001
+    fan-out task          → stop it
+    writer task           → drain: answer and commit everything queued
+    HTTP listener         → stop listening, let in-flight requests finish
+
+SIGTERM therefore stops listening first, lets requests in flight finish while the
+writer still commits, drains the writer, tells live viewers the final top and closes
+them, and closes the store last. The writer and the fan-out are watched: if either
+dies, `/ready` answers 503, callers get an answer, and `serve` returns 1.
 """
 
 from __future__ import annotations
@@ -10,30 +21,47 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
+import sys
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
-from scoreboard.actor import Writer
-from scoreboard.admin import add_admin_routes
-from scoreboard.api import Api, Routes, add_routes
 from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
+from scoreboard.demo import run_demo
+from scoreboard.events.feed import EventFeed
+from scoreboard.events.nats import NatsPublisher
+from scoreboard.http.admin import AdminApi
+from scoreboard.http.batch import BatchApi
+from scoreboard.http.bearer import Bearer
+from scoreboard.http.envelope import RequestIds, Routes
+from scoreboard.http.events import EventsApi
+from scoreboard.http.openapi import add_openapi_route
+from scoreboard.http.probes import Probes
+from scoreboard.http.public import ClientAddress, Gatekeeper, PublicApi
 from scoreboard.live import LiveServer
-from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
-from scoreboard.openapi import add_openapi_route
+from scoreboard.metrics import Metrics
 from scoreboard.proofs import ProofAuthority
 from scoreboard.ratelimit import RateLimiter
 from scoreboard.settings import Settings
 from scoreboard.storage import gc_paused, open_store
-from scoreboard.storage.base import ActionLog, StoreUnavailable
+from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.views import Views
+from scoreboard.watch import TaskWatch
+from scoreboard.writer import Writer
 
 log = logging.getLogger("scoreboard.service")
 
 PROOF_SECRET_FILE = "proof-secret"
+WRITER_TASK = "writer"
+HUB_TASK = "live-hub"
+DEMO_TASK = "demo"
+NATS_TASK = "nats-publisher"
 
 
 class StartupError(Exception):
@@ -50,16 +78,15 @@ class Service:
     proofs: ProofAuthority
     views: Views
     metrics: Metrics
-    user_limiter: RateLimiter
-    ip_limiter: RateLimiter
+    live: LiveServer
+    app: web.Application
+    feed: EventFeed | None = None
+    publisher: NatsPublisher | None = None  # with [events.nats] url set
     http_port: int = 0
-    _runner: web.AppRunner | None = None
-    _writer_task: asyncio.Task[None] | None = None
-    _ready_checked: tuple[float, bool] = (0.0, False)
-    _started: bool = False
     draining: bool = False  # set once stop() begins: answers then say Connection: close
-    app: web.Application = field(init=False)
-    live: LiveServer = field(init=False)
+    tasks: TaskWatch = field(default_factory=TaskWatch)
+    _stack: AsyncExitStack | None = None
+    _ready_checked: tuple[float, bool] = (0.0, False)
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -82,45 +109,56 @@ class Service:
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
             retry_seconds=w.retry_seconds,
         )
-        secret = load_or_create_secret(settings.auth.jwt_secret, data_dir)
-        proof_secret = load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE)
-        service = cls(
-            settings=settings,
-            store=store,
-            engine=engine,
-            writer=writer,
-            auth=Authenticator(settings.auth, secret),
-            proofs=ProofAuthority(settings.proofs, proof_secret),
-            views=Views(engine, top_size=settings.leaderboard.default_limit),
-            metrics=Metrics(),
-            user_limiter=RateLimiter(settings.limits.user_per_minute),
-            ip_limiter=RateLimiter(settings.limits.ip_per_minute),
+        metrics = Metrics()
+        auth = Authenticator(settings.auth, load_or_create_secret(settings.auth.jwt_secret,
+                                                                  data_dir))
+        proofs = ProofAuthority(
+            settings.proofs,
+            load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
         )
-        writer.batch_observers.append(service.metrics.observe_batch)
-        service.live = LiveServer(settings, service.auth, service.views, service.metrics)
-        writer.listeners.append(service.live.hub.on_commit)
-        service.metrics.bind_gauges(
+        views = Views(engine, top_size=settings.leaderboard.default_limit)
+        bearer = Bearer(auth, metrics)
+        ids = RequestIds()
+        live = LiveServer(settings, bearer, views, metrics, ids)
+
+        writer.batch_observers.append(metrics.observe_batch)
+        writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
+        writer.listeners.append(live.hub.on_commit)
+        feed = EventFeed(store, lambda: engine.last_seq,
+                         buffer_records=settings.events.buffer_records)
+        writer.listeners.append(feed.on_commit)
+        metrics.bind_gauges(
             lambda: writer.queue_depth,
             lambda: {name: len(b) for name, b in engine.boards.items()},
         )
-        service.app = service._make_app()
-        return service
 
-    def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.limits.max_body_bytes)
-        api = Api(self)
-        routes = Routes(app, lambda: self.draining)
-        add_routes(routes, api)
-        self.live.add_routes(routes)
-        add_admin_routes(routes, api)
-        routes.add_get("/metrics", self._metrics)
-        add_openapi_route(routes, self.settings)
+        # The largest body any route takes; each route enforces its own cap.
+        limits = settings.limits
+        app = web.Application(
+            client_max_size=max(limits.max_body_bytes, limits.max_batch_body_bytes)
+        )
+        service = cls(settings=settings, store=store, engine=engine, writer=writer,
+                      auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
+                      app=app, feed=feed)
+        if settings.events.nats.url:
+            service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
+        gate = Gatekeeper(
+            settings, bearer,
+            user_limiter=RateLimiter(settings.limits.user_per_minute),
+            ip_limiter=RateLimiter(settings.limits.ip_per_minute),
+            addresses=ClientAddress(settings.server.trusted_proxies),
+            metrics=metrics,
+        )
+        routes = Routes(app, lambda: service.draining, ids)
+        PublicApi(gate, writer, views, proofs).add_routes(routes)
+        BatchApi(gate, writer).add_routes(routes)
+        EventsApi(gate, feed).add_routes(routes)
+        live.add_routes(routes)
+        AdminApi(gate, writer, engine, store, proofs).add_routes(routes)
+        Probes(service.readiness, metrics).add_routes(routes)
+        add_openapi_route(routes, settings)
         routes.finish()
-        return app
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body = self.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return service
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -164,27 +202,47 @@ class Service:
         return elapsed
 
     async def start(self) -> None:
-        await self._open_store()
+        stack = AsyncExitStack()
         try:
+            await self._open_store()
+            stack.push_async_callback(self.store.close)
             await self.recover()
-            self._writer_task = asyncio.create_task(self.writer.run(), name="writer")
             await self.live.start()  # before HTTP: the page shows the bound WebSocket port
-            self._runner = web.AppRunner(
-                self.app, access_log=None, shutdown_timeout=self.settings.server.shutdown_grace,
-            )
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.settings.server.host,
-                               self.settings.server.http_port, reuse_address=True)
-            await site.start()
+            stack.push_async_callback(self.live.stop)
+            self.tasks.start(HUB_TASK, self.live.hub.run())
+            stack.push_async_callback(self.tasks.stop, HUB_TASK)
+            if self.publisher is not None:  # behind the commit; stopped after the drain
+                self.tasks.start(NATS_TASK, self.publisher.run())
+                stack.push_async_callback(self.tasks.stop, NATS_TASK)
+            self.tasks.start(WRITER_TASK, self.writer.run())
+            stack.push_async_callback(self._drain_writer)
+            self.http_port = await self._listen(stack)
         except BaseException:
-            await self.stop()
+            self.draining = True
+            await stack.aclose()
             raise
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self._started = True
+        self._stack = stack
         log.info("serving HTTP on %s:%d, WebSocket on port %d",
                  self.settings.server.host, self.http_port, self.ws_port)
+
+    async def _listen(self, stack: AsyncExitStack) -> int:
+        runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.settings.server.shutdown_grace,
+        )
+        await runner.setup()
+        # cleanup: stop listening, wait for in-flight handlers
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.settings.server.host, self.settings.server.http_port,
+                           reuse_address=True)
+        await site.start()
+        for address in runner.addresses:
+            return int(address[1])
+        raise StartupError("the HTTP listener has no address")
+
+    async def _drain_writer(self) -> None:
+        self.tasks.expect_end(WRITER_TASK)
+        self.writer.stop()
+        await self.tasks.join(WRITER_TASK)
 
     @property
     def ws_port(self) -> int:
@@ -194,23 +252,28 @@ class Service:
     async def stop(self) -> None:
         """Graceful: in-flight requests are answered, queued writes committed."""
         self.draining = True
-        if self._runner is not None:
-            await self._runner.cleanup()  # stops listening, waits for in-flight handlers
-            self._runner = None
-        if self._writer_task is not None:
-            self.writer.stop()
-            try:
-                await self._writer_task
-            except Exception:
-                log.exception("writer stopped with an error")
-            self._writer_task = None
-        await self.live.stop()  # WebSockets close with 1001 once the last commits went out
-        await self.store.close()
-        self._started = False
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
-    async def is_ready(self) -> bool:
-        if not self._started or self.draining:  # a load balancer should stop sending
-            return False
+    async def run_until(self, stop: asyncio.Event, *, demo: bool = False) -> int:
+        """Run until `stop` is set (0) or a watched task dies (1); then shut down."""
+        if demo:
+            self.tasks.start(DEMO_TASK, run_demo(self.writer, self.settings.rules))
+        await _first(stop, self.tasks.crashed)
+        crashed = self.tasks.crashed.is_set()
+        if crashed:
+            log.error("shutting down: %s failed", ", ".join(self.tasks.failed))
+        else:
+            log.info("shutting down")
+        await self.tasks.stop(DEMO_TASK)
+        await self.stop()
+        log.info("stopped")
+        return 1 if crashed else 0
+
+    # -- readiness -----------------------------------------------------------------------
+
+    async def _store_ok(self) -> bool:
         now = time.monotonic()
         checked_at, ok = self._ready_checked
         if now - checked_at < 1.0:
@@ -221,3 +284,48 @@ class Service:
             ok = False
         self._ready_checked = (now, ok)
         return ok
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready means: started, not draining (a load balancer should stop sending), no
+        watched task dead, and the store reachable."""
+        started = self._stack is not None and not self.draining
+        tasks_ok = not self.tasks.failed
+        store_ok = started and await self._store_ok()
+        details = {
+            "store": "ok" if store_ok else "unavailable",
+            "lastSeq": self.engine.last_seq,
+            "tasks": self.tasks.states(),
+        }
+        if self.publisher is not None:  # informative: NATS down does not make us unready
+            details["nats"] = self.publisher.details()
+        return started and tasks_ok and store_ok, details
+
+    async def is_ready(self) -> bool:
+        return (await self.readiness())[0]
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> int:
+    """Serve until SIGTERM/SIGINT (exit 0) or until a watched task dies (exit 1)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        service = Service.build(settings)
+        await service.start()
+    except (StartupError, StoreError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
+          file=sys.stderr, flush=True)
+    return await service.run_until(stop, demo=demo)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

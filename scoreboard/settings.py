@@ -1,6 +1,6 @@
-"""Settings: `config/default.toml`, then the file named by SCOREBOARD_CONFIG, then
-SCOREBOARD_* variables, then command-line overrides. Loaded once into a frozen object;
-every bad value stops start-up with a message naming its key."""
+"""Settings: the packaged defaults (`scoreboard/defaults.toml`), then the file named by
+SCOREBOARD_CONFIG, then SCOREBOARD_* variables, then command-line overrides. Loaded once
+into a frozen object; every bad value stops start-up with a message naming its key."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
+from scoreboard.events.config import EventSettings, read_events
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+# Read from the installed package, so a wheel starts from any folder; config/default.toml
+# is a copy for people to read (a test keeps the two identical).
+DEFAULTS = resources.files("scoreboard") / "defaults.toml"
 
-# The variables SPEC §7 names; any other key is SCOREBOARD_<SECTION>__<KEY>.
+# The variables SPEC §7 names; any other key is SCOREBOARD_<SECTION>__<KEY> (a nested
+# table adds a level: SCOREBOARD_EVENTS__NATS__URL).
 ENV_ALIASES = {
     "SCOREBOARD_HOST": "server.host",
     "SCOREBOARD_HTTP_PORT": "server.http_port",
@@ -98,6 +103,8 @@ class LimitSettings:
     max_metadata_bytes: int
     user_per_minute: int
     ip_per_minute: int
+    max_batch_actions: int  # actions in one trusted-backend batch
+    max_batch_body_bytes: int  # the batch endpoint's own body cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,7 @@ class Settings:
     live: LiveSettings
     abuse: AbuseLimits
     rules: RuleSet = field(compare=False)
+    events: EventSettings = field(compare=False)
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -271,7 +279,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings. `overrides` maps dotted keys to values (flags, tests)."""
     env = os.environ if environ is None else environ
-    tree = _read_toml(DEFAULT_FILE, "defaults")
+    tree = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
     layer_path = config_file or env.get("SCOREBOARD_CONFIG")
     base_dir = Path.cwd()
     if layer_path:
@@ -284,7 +292,7 @@ def load_settings(
         dotted = ENV_ALIASES.get(var)
         if dotted is None and "__" in var:
             section, _, key = var[len("SCOREBOARD_"):].lower().partition("__")
-            dotted = f"{section}.{key}"
+            dotted = f"{section}.{key.replace('__', '.')}"  # EVENTS__NATS__URL
         if dotted is not None:
             _set_path(tree, dotted, value)
     for dotted, value in (overrides or {}).items():
@@ -368,6 +376,8 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         max_metadata_bytes=li.integer("max_metadata_bytes", 0, 1024 * 1024),
         user_per_minute=li.integer("user_per_minute", 0, 100_000_000),
         ip_per_minute=li.integer("ip_per_minute", 0, 100_000_000),
+        max_batch_actions=li.integer("max_batch_actions", 1, 100_000),
+        max_batch_body_bytes=li.integer("max_batch_body_bytes", 256, 64 * 1024 * 1024),
     )
     rules_table = tree.get("rules", {})
     if not isinstance(rules_table, Mapping):
@@ -382,7 +392,17 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         points_per_minute=ab.integer("points_per_minute", 0, 2**53 - 1),
         auto_freeze=ab.flag("auto_freeze"),
     )
-    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules)
+    return Settings(server, leaderboard, auth, proofs, writer, limits, _live(tree), abuse, rules,
+                    _events(tree))
+
+
+def _events(tree: Mapping[str, Any]) -> EventSettings:
+    nats = _Section(tree["events"], "nats")
+    nats.section = "events.nats"
+    try:
+        return read_events(_Section(tree, "events"), nats)
+    except ValueError as exc:  # names its key, like every other setting
+        raise SettingsError(str(exc)) from None
 
 
 def _live(tree: Mapping[str, Any]) -> LiveSettings:

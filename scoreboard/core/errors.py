@@ -1,50 +1,63 @@
-"""Rejections the core decides. Each maps to exactly one HTTP status and error code."""
+"""Rejections the core decides.
+
+Each is a specific class with a stable error code and what a client needs to act on
+it (`retry_after` for a quota). How a rejection is spoken on a given transport (an
+HTTP status, headers) is decided at the edge, in one table (`scoreboard.http.errors`).
+"""
 
 from __future__ import annotations
 
 
-class Rejection(Exception):
-    """An action the writer refuses; nothing changes."""
+class Refused(Exception):
+    """The root of every error a client may be told about: a code and a message.
 
-    status = 400
+    `retry_after` (seconds) is set when trying again later can succeed.
+    """
+
     code = "INVALID_REQUEST"
+    retry_after: float | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class Rejection(Refused):
+    """An action the writer refuses; nothing changes."""
 
 
 class InvalidCommand(Rejection):
-    status, code = 400, "INVALID_REQUEST"
+    code = "INVALID_REQUEST"
 
 
 class UnknownAction(Rejection):
-    status, code = 400, "UNKNOWN_ACTION"
+    code = "UNKNOWN_ACTION"
 
 
 class NotFound(Rejection):
-    status, code = 404, "NOT_FOUND"
+    code = "NOT_FOUND"
 
 
 class UserFrozen(Rejection):
-    status, code = 403, "USER_FROZEN"
+    code = "USER_FROZEN"
 
 
 class ProofInvalid(Rejection):
-    status, code = 403, "PROOF_INVALID"
+    code = "PROOF_INVALID"
 
 
 class ProofReused(Rejection):
-    status, code = 409, "PROOF_REUSED"
+    code = "PROOF_REUSED"
 
 
 class IdempotencyConflict(Rejection):
-    status, code = 422, "IDEMPOTENCY_CONFLICT"
+    code = "IDEMPOTENCY_CONFLICT"
 
 
 class QuotaExceeded(Rejection):
-    status, code = 429, "QUOTA_EXCEEDED"
+    code = "QUOTA_EXCEEDED"
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)

@@ -2,9 +2,10 @@
 
 The checks WebSocket and SSE share, made before anything is upgraded or streamed:
 query parameters, the token, and the connection caps (total, and per user for
-authenticated viewers). A refusal carries the HTTP status and error code to answer
-with. Admitted connections hold a `Ticket` until they close; the counts are per
-`Gate`, which the live server owns (no process-global state).
+authenticated viewers). Refusals are the edge's errors (`scoreboard.http.errors`);
+each transport answers them through the same table. Admitted connections hold a
+`Ticket` until they close; the counts are per `Gate`, which the live server owns (no
+process-global state).
 """
 
 from __future__ import annotations
@@ -12,27 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scoreboard import validation as v
-from scoreboard.auth import Authenticator, AuthError, Principal
-from scoreboard.metrics import Metrics
+from scoreboard.auth import Principal
+from scoreboard.http import validation as v
+from scoreboard.http.bearer import Bearer
+from scoreboard.http.errors import Unavailable, UnknownResource
 from scoreboard.settings import LeaderboardSettings, LiveSettings
 from scoreboard.views import Views
 
-
-class Refusal(Exception):
-    """A live connection is refused before the upgrade; maps to one HTTP answer."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-def _unauthorized(message: str) -> Refusal:
-    return Refusal(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "Bearer"})
+SHUTDOWN_RETRY = 2.0
+BUSY_RETRY = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +47,11 @@ class Ticket:
 
 class Gate:
     def __init__(self, leaderboard: LeaderboardSettings, live: LiveSettings,
-                 auth: Authenticator, views: Views, metrics: Metrics) -> None:
+                 bearer: Bearer, views: Views) -> None:
         self.leaderboard = leaderboard
         self.live = live
-        self.auth = auth
+        self.bearer = bearer
         self.views = views
-        self.metrics = metrics
         self.total = 0
         self.per_user: dict[str, int] = {}
         self.closed = False
@@ -72,65 +60,38 @@ class Gate:
 
     def check(self, query: Mapping[str, str], authorization: str | None, *,
               query_token: bool) -> LiveRequest:
-        """Board, limit and token of a live request, or `Refusal` (401, 400, 404).
+        """Board, limit and token of a live request (401, 400 or 404 if refused).
 
         The token comes from `Authorization: Bearer`, or from `?token=` where
         `query_token` allows it (the WebSocket port, which logs no query strings).
         A token that is given must be valid, even for a public board.
         """
-        principal = self._principal(query, authorization, query_token=query_token)
-        try:
-            board = v.board_name(query.get("board"))
-            lb = self.leaderboard
-            limit = v.int_param(query.get("limit"), "limit", lb.default_limit, 1, lb.max_limit)
-        except v.BadRequest as exc:
-            raise Refusal(400, "INVALID_REQUEST", str(exc)) from None
+        principal = self.bearer.principal(
+            authorization, required=not self.leaderboard.public,
+            query_token=query.get("token") if query_token else None,
+        )
+        board = v.board_name(query.get("board"))
+        lb = self.leaderboard
+        limit = v.int_param(query.get("limit"), "limit", lb.default_limit, 1, lb.max_limit)
         if self.views.ranking(board) is None:
-            raise Refusal(404, "NOT_FOUND", f"no board {board!r}")
+            raise UnknownResource(f"no board {board!r}")
         return LiveRequest(board, limit, principal)
-
-    def _principal(self, query: Mapping[str, str], authorization: str | None, *,
-                   query_token: bool) -> Principal | None:
-        token: str | None = None
-        if authorization is not None:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                self.metrics.auth_failure("malformed")
-                raise _unauthorized("the Authorization header must be 'Bearer <token>'")
-            token = value.strip()
-        elif query_token and "token" in query:
-            token = query["token"]
-            if not token:
-                self.metrics.auth_failure("malformed")
-                raise _unauthorized("the token parameter is empty")
-        if token is None:
-            if not self.leaderboard.public:
-                self.metrics.auth_failure("missing")
-                raise _unauthorized("a bearer token is required")
-            return None
-        try:
-            return self.auth.verify(token)
-        except AuthError as exc:
-            self.metrics.auth_failure(exc.reason)
-            raise _unauthorized(exc.message) from None
 
     # -- connection caps -----------------------------------------------------------------
 
     def admit(self, request: LiveRequest) -> Ticket:
-        """Take a place under the caps, or `Refusal` 503 when there is none."""
+        """Take a place under the caps, or `Unavailable` (503) when there is none."""
         if self.closed:
-            raise Refusal(503, "OVERLOADED", "the service is shutting down", {"Retry-After": "2"})
+            raise Unavailable("the service is shutting down", retry_after=SHUTDOWN_RETRY)
         cap = self.live.max_connections
         if cap and self.total >= cap:
-            raise Refusal(503, "OVERLOADED", "too many live connections", {"Retry-After": "5"})
+            raise Unavailable("too many live connections", retry_after=BUSY_RETRY)
         user_id = request.user_id
         if user_id is not None:
             per_user = self.live.max_connections_per_user
             if per_user and self.per_user.get(user_id, 0) >= per_user:
-                raise Refusal(
-                    503, "OVERLOADED",
-                    f"at most {per_user} live connections per user", {"Retry-After": "5"},
-                )
+                raise Unavailable(f"at most {per_user} live connections per user",
+                                  retry_after=BUSY_RETRY)
             self.per_user[user_id] = self.per_user.get(user_id, 0) + 1
         self.total += 1
         return Ticket(user_id)

@@ -5,12 +5,13 @@ committed batch (`on_commit`); the hub's one task then, at most once per broadca
 interval, asks each group's board whether its top N changed (entries compared, not
 just the version), builds one `TopView` with every encoding, and hands it to everyone:
 
-- WebSocket clients get the ready-made frame with one `transport.write` each, never an
-  await per client. Before writing, the client's send buffer is checked: empty, it is
-  written; above `send_buffer_cap`, the client is cut off; in between, the client is
-  *behind* and gets nothing now. Behind clients are looked at every interval: once
-  their buffer drains they get the group's newest view (never a backlog); one whose
-  buffer has not drained for `stall_seconds` is cut off.
+- WebSocket clients get the ready-made frame with one write each to their `Sink`,
+  never an await per client. Before writing, the client's send buffer is checked
+  (`buffer_state`): empty, it is written; above `send_buffer_cap`, the client is cut
+  off; in between, the client is *behind* and gets nothing now. Behind clients are
+  looked at every interval: once their buffer drains they get the group's newest
+  view (never a backlog); one whose buffer has not drained for `stall_seconds` is
+  cut off.
 - SSE clients each have a writer (their request handler) awaiting a wake-up; the hub
   only wakes them, and each writer sends its group's newest view when it can. A slow
   SSE client therefore delays nobody but itself.
@@ -28,29 +29,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
-
 from scoreboard.core.records import LogRecord
 from scoreboard.live.messages import TopView, top_changed
+from scoreboard.live.sink import OVER, READY, Sink, buffer_state
 from scoreboard.metrics import Metrics
 from scoreboard.settings import LiveSettings
 from scoreboard.views import Views
 
 log = logging.getLogger("scoreboard.live")
 
-OPEN = State.OPEN
-
 
 class WsClient:
-    """One WebSocket viewer: its connection and the version it was last given."""
+    """One WebSocket viewer: where its frames go and the version it was last given."""
 
-    __slots__ = ("conn", "group", "protocol", "transport", "version")
+    __slots__ = ("group", "sink", "version")
 
-    def __init__(self, conn: ServerConnection, group: Group) -> None:
-        self.conn = conn
-        self.protocol = conn.protocol
-        self.transport = conn.transport
+    def __init__(self, sink: Sink, group: Group) -> None:
+        self.sink = sink
         self.group = group
         self.version = -1
 
@@ -159,20 +154,21 @@ class Hub:
         frame = view.ws_frame
         version = view.version
         cap = self.cap
-        open_ = OPEN
         sent = 0
         behind: list[WsClient] = []
         over: list[WsClient] = []
         for c in group.ws:  # the hot loop: per client, one check and one write
-            if c.version == version or c.protocol.state is not open_:
+            if c.version == version:
                 continue
-            transport = c.transport
-            size = transport.get_write_buffer_size()
-            if not size:
-                transport.write(frame)
+            sink = c.sink
+            if not sink.is_open():
+                continue
+            state = buffer_state(sink.buffered(), cap)
+            if state == READY:
+                sink.write(frame)
                 c.version = version
                 sent += 1
-            elif size > cap:
+            elif state == OVER:
                 over.append(c)
             else:
                 behind.append(c)
@@ -193,13 +189,14 @@ class Hub:
 
     def _send_ws(self, c: WsClient, view: TopView) -> None:
         """Give one client `view` now, or mark it behind (it gets the newest later)."""
-        if c.protocol.state is not OPEN:
+        sink = c.sink
+        if not sink.is_open():
             return
-        size = c.transport.get_write_buffer_size()
-        if size == 0:
-            c.transport.write(view.ws_frame)
+        state = buffer_state(sink.buffered(), self.cap)
+        if state == READY:
+            sink.write(view.ws_frame)
             c.version = view.version
-        elif size > self.cap:
+        elif state == OVER:
             self._cut(c, "its send buffer passed the cap")
         else:
             self._behind.setdefault(c, self.clock())
@@ -220,27 +217,28 @@ class Hub:
         now = self.clock()
         stall = self.settings.stall_seconds
         for c, since in list(self._behind.items()):
-            if c.protocol.state is not OPEN:
+            sink = c.sink
+            if not sink.is_open():
                 del self._behind[c]
                 continue
-            size = c.transport.get_write_buffer_size()
-            if size == 0:
+            state = buffer_state(sink.buffered(), self.cap)
+            if state == READY:
                 del self._behind[c]
                 current = c.group.current
                 if c.version != current.version:
                     self._send_ws(c, current)
-            elif size > self.cap:
+            elif state == OVER:
                 self._cut(c, "its send buffer passed the cap")
             elif now - since > stall:
                 self._cut(c, f"its send buffer did not drain for {stall:g} s")
 
     def _cut(self, c: WsClient, why: str) -> None:
         self._behind.pop(c, None)
-        if c.transport.is_closing():
+        if not c.sink.is_open():
             return
         self.cut_off += 1
-        log.info("cutting off a slow WebSocket client (%s): %s", c.conn.id, why)
-        c.transport.abort()  # a close frame would only queue behind the unread bytes
+        log.info("cutting off a slow WebSocket client: %s", why)
+        c.sink.abort()
 
     # -- membership ----------------------------------------------------------------------
 
@@ -269,13 +267,13 @@ class Hub:
         self._wake.set()
         return view
 
-    def join_ws(self, conn: ServerConnection, board: str, limit: int) -> WsClient:
+    def join_ws(self, sink: Sink, board: str, limit: int) -> WsClient:
         """Register a viewer and write its snapshot in the same step (no update can slip
         in between). The caller has written the CONNECTION_ACK just before."""
         group = self._group(board, limit)
-        client = WsClient(conn, group)
+        client = WsClient(sink, group)
         view = self._snapshot(group, client)
-        conn.transport.write(view.ws_frame)
+        sink.write(view.ws_frame)
         client.version = view.version
         group.ws.add(client)
         self.metrics.connections.labels("ws").inc()

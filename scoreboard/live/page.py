@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from scoreboard.api import Routes
-from scoreboard.live.sse import STREAM_PATH
-from scoreboard.live.ws import LIVE_PATH
+from scoreboard.http.contract import (
+    LEADERBOARD_PATH,
+    LIVE_CONFIG_PATH,
+    LIVE_PATH,
+    MY_SCORE_PATH,
+    PAGE_PATH,
+    STATIC_PREFIX,
+    STREAM_PATH,
+)
+from scoreboard.http.envelope import Routes
 from scoreboard.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-CONFIG_PATH = "/api/v1/live-config"
-POLL_PATH = "/api/v1/leaderboard"
-ME_PATH = "/api/v1/users/me/score"
+STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
 
 # The page talks to this origin and to the WebSocket port; nothing else.
 CSP = (
@@ -44,9 +49,9 @@ class Page:
         self._rendered: tuple[int, bytes] | None = None
 
     def add_routes(self, routes: Routes) -> None:
-        routes.add_get("/", self.index)
-        routes.add_get(CONFIG_PATH, self.config)
-        routes.add_static("/static/", STATIC_DIR)
+        routes.add_get(PAGE_PATH, self.index)
+        routes.add_get(LIVE_CONFIG_PATH, self.config)
+        routes.add_static(STATIC_PREFIX, STATIC_DIR)
 
     def live_config(self) -> dict[str, Any]:
         lb = self.settings.leaderboard
@@ -55,8 +60,8 @@ class Page:
             "wsPort": self.ws_port(),
             "wsPath": LIVE_PATH,
             "ssePath": STREAM_PATH,
-            "pollPath": POLL_PATH,
-            "mePath": ME_PATH,
+            "pollPath": LEADERBOARD_PATH,
+            "mePath": MY_SCORE_PATH,
             "board": "global",
             "limit": min(10, lb.max_limit),
             "public": lb.public,
@@ -72,8 +77,8 @@ class Page:
                     ("ws-port", port),
                     ("ws-path", LIVE_PATH),
                     ("sse-path", STREAM_PATH),
-                    ("poll-path", POLL_PATH),
-                    ("me-path", ME_PATH),
+                    ("poll-path", LEADERBOARD_PATH),
+                    ("me-path", MY_SCORE_PATH),
                     ("board", "global"),
                     ("limit", min(10, self.settings.leaderboard.max_limit)),
                 )

@@ -19,16 +19,18 @@ import logging
 
 from aiohttp import web
 
-from scoreboard.api import ApiError, Routes
+from scoreboard.http.contract import STREAM_PATH
+from scoreboard.http.envelope import Routes
+from scoreboard.http.errors import Unavailable
 from scoreboard.live import messages
-from scoreboard.live.admission import Gate, Refusal
+from scoreboard.live.admission import SHUTDOWN_RETRY, Gate
 from scoreboard.live.hub import Hub, SseClient
 from scoreboard.live.messages import TopView
+from scoreboard.live.sink import OVER, TransportSink, buffer_state
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.sse")
 
-STREAM_PATH = "/api/v1/leaderboard/stream"
 RETRY_MS = 2000
 
 
@@ -50,14 +52,11 @@ class SseEndpoint:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         if self.closing:
-            raise ApiError(503, "OVERLOADED", "the service is shutting down", {"Retry-After": "2"})
-        try:
-            live = self.gate.check(
-                request.query, request.headers.get("Authorization"), query_token=False
-            )
-            ticket = self.gate.admit(live)
-        except Refusal as exc:
-            raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
+            raise Unavailable("the service is shutting down", retry_after=SHUTDOWN_RETRY)
+        live = self.gate.check(
+            request.query, request.headers.get("Authorization"), query_token=False
+        )
+        ticket = self.gate.admit(live)
         try:
             response = web.StreamResponse(
                 headers={
@@ -107,26 +106,33 @@ class SseEndpoint:
     async def _write(self, request: web.Request, response: web.StreamResponse,
                      data: bytes) -> bool:
         """Send `data`; False when the client is gone or was cut off."""
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() > self.settings.send_buffer_cap:
-            self._cut(transport, "its send buffer passed the cap")
-            return False
-        try:
-            async with asyncio.timeout(self.settings.stall_seconds):
-                await response.write(data)
-        except TimeoutError:
-            self._cut(transport, f"a write did not finish in {self.settings.stall_seconds:g} s")
-            return False
-        except ConnectionError:
-            return False
-        return True
+        why = await send(request, response, data, self.settings)
+        if why is not None and why != GONE:
+            self.hub.cut_off += 1
+            log.info("cutting off a slow SSE client: %s", why)
+        return why is None
 
-    def _cut(self, transport: asyncio.BaseTransport, why: str) -> None:
-        self.hub.cut_off += 1
-        log.info("cutting off a slow SSE client: %s", why)
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.abort()
-        else:
-            transport.close()
+
+GONE = "gone"
+
+
+async def send(request: web.Request, response: web.StreamResponse, data: bytes,
+               settings: LiveSettings) -> str | None:
+    """Write `data` to an event stream under the slow-client rules. None when it was
+    sent; else why not: `GONE`, or why the client was cut off (it is aborted)."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return GONE
+    sink = TransportSink(transport)
+    if buffer_state(sink.buffered(), settings.send_buffer_cap) == OVER:
+        sink.abort()
+        return "its send buffer passed the cap"
+    try:
+        async with asyncio.timeout(settings.stall_seconds):
+            await response.write(data)
+    except TimeoutError:
+        sink.abort()
+        return f"a write did not finish in {settings.stall_seconds:g} s"
+    except ConnectionError:
+        return GONE
+    return None

@@ -15,22 +15,24 @@ gets an ERROR message and a 1008 close. Pings keep it honest (`ping_interval`,
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
+from scoreboard.core.errors import Refused
+from scoreboard.http.contract import LIVE_PATH, MAX_QUERY
+from scoreboard.http.envelope import RequestIds
+from scoreboard.http.errors import BadRequest, UnknownResource, describe, error_body
 from scoreboard.live import messages
-from scoreboard.live.admission import Gate, LiveRequest, Refusal, Ticket
+from scoreboard.live.admission import Gate, LiveRequest, Ticket
 from scoreboard.live.hub import Hub
+from scoreboard.live.sink import WebSocketSink, when_gone
 from scoreboard.settings import LiveSettings
 
 log = logging.getLogger("scoreboard.live.ws")
@@ -39,37 +41,36 @@ log = logging.getLogger("scoreboard.live.ws")
 # connection opened and closed. Errors still get through.
 PROTOCOL_LOGGER = "scoreboard.live.ws.protocol"
 
-LIVE_PATH = "/api/v1/leaderboard/live"
-MAX_QUERY = 8192
-
-
 class LiveConnection(ServerConnection):
     """A server connection that carries what its handshake admitted."""
 
     admitted: tuple[LiveRequest, Ticket] | None = None
 
 
-def _refuse(status: int, code: str, message: str,
-            extra: dict[str, str] | None = None) -> Response:
-    request_id = secrets.token_hex(8)  # the shape of every error body (SPEC §4)
-    body = orjson.dumps({"error": {"code": code, "message": message, "requestId": request_id}})
+def refusal_response(exc: Refused, request_id: str) -> Response:
+    """A handshake refused as HTTP, in the one error shape (SPEC §4)."""
+    status, code, message, extra = describe(exc)
+    body = error_body(code, message, request_id)
     headers = Headers(
         [
             ("Connection", "close"),
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
+            ("X-Request-ID", request_id),
         ]
     )
-    for name, value in (extra or {}).items():
+    for name, value in extra.items():
         headers[name] = value
     return Response(status, HTTPStatus(status).phrase, headers, body)
 
 
 class WebSocketEndpoint:
-    def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub) -> None:
+    def __init__(self, settings: LiveSettings, gate: Gate, hub: Hub,
+                 ids: RequestIds | None = None) -> None:
         self.settings = settings
         self.gate = gate
         self.hub = hub
+        self.ids = ids or RequestIds()
         self.server: Server | None = None
         self.port = 0
         self.logger = logging.getLogger(PROTOCOL_LOGGER)
@@ -109,21 +110,21 @@ class WebSocketEndpoint:
     # -- the handshake -------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        target = urlsplit(request.path)
-        if target.path != LIVE_PATH:
-            return _refuse(404, "NOT_FOUND", "no such endpoint")
-        if len(target.query) > MAX_QUERY:
-            return _refuse(400, "INVALID_REQUEST", "the query string is too long")
-        query = dict(parse_qsl(target.query, keep_blank_values=True))
         try:
+            target = urlsplit(request.path)
+            if target.path != LIVE_PATH:
+                raise UnknownResource("no such endpoint")
+            if len(target.query) > MAX_QUERY:
+                raise BadRequest("the query string is too long")
+            query = dict(parse_qsl(target.query, keep_blank_values=True))
             live = self.gate.check(query, request.headers.get("Authorization"), query_token=True)
             ticket = self.gate.admit(live)
-        except Refusal as exc:
-            return _refuse(exc.status, exc.code, exc.message, exc.headers)
+        except Refused as exc:
+            return refusal_response(exc, self.ids.take(request.headers.get("X-Request-ID")))
         assert isinstance(conn, LiveConnection)
         conn.admitted = (live, ticket)
         # Released when the TCP connection ends, whether or not the upgrade completes.
-        conn.connection_lost_waiter.add_done_callback(lambda _f: self.gate.release(ticket))
+        when_gone(conn, lambda: self.gate.release(ticket))
         return None
 
     # -- one connection ------------------------------------------------------------------
@@ -131,15 +132,15 @@ class WebSocketEndpoint:
     async def _handle(self, conn: ServerConnection) -> None:
         assert isinstance(conn, LiveConnection) and conn.admitted is not None
         live, _ticket = conn.admitted
-        if conn.protocol.state is not State.OPEN:  # closed before its handler ran
+        sink = WebSocketSink(conn)
+        if not sink.is_open():  # closed before its handler ran
             return
         # The ACK and the snapshot are written synchronously, then the client is
         # registered: no broadcast can come between them.
-        conn.protocol.send_text(
+        sink.write(messages.ws_text_frame(
             messages.ack(live.user_id, live.board, time.time(), self.settings.ping_interval)
-        )
-        conn.send_data()
-        client = self.hub.join_ws(conn, live.board, live.limit)
+        ))
+        client = self.hub.join_ws(sink, live.board, live.limit)
         try:
             await conn.recv()  # returns only if the client sends a data frame
         except ConnectionClosed:

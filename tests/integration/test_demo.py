@@ -21,7 +21,7 @@ async def test_demo_players_score_through_the_writer(server: Running) -> None:
             enough.set()
 
     service.writer.listeners.append(committed)
-    demo = asyncio.create_task(run_demo(service, rate=200.0, seed=3))
+    demo = asyncio.create_task(run_demo(service.writer, service.settings.rules, rate=200.0, seed=3))
     try:
         await asyncio.wait_for(enough.wait(), 10)
     finally:

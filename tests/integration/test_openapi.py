@@ -24,8 +24,8 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, settings
 
-from scoreboard.live.sse import STREAM_PATH
-from scoreboard.openapi import OPENAPI_PATH, build_openapi
+from scoreboard.http.contract import EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
+from scoreboard.http.openapi import build_openapi
 from scoreboard.service import Service
 from scoreboard.settings import Settings
 from tests.integration.conftest import Running, make_settings
@@ -36,13 +36,14 @@ METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 # The page's files are served from a folder, not described one by one.
 STATIC_PREFIX = "/static"
 
-PRIVILEGED = "^/api/v1/(admin/|proofs$)"  # the operations that need a scope
+# the operations that need a scope
+PRIVILEGED = "^/api/v1/(admin/|proofs$|scores/actions/batch$|events$)"
 MAX_EXAMPLES = 25  # fuzzed cases per operation, beside the examples and coverage cases
 # Operations where a request the document calls valid can still be malformed in a way
 # JSON Schema cannot say: metadata over its byte size, a delta pushing a score past
 # ±(2^53-1), or an integer written as a float (5.0: JSON Schema counts it as an
 # integer, the service refuses it as the wrong type).
-LOOSE_400 = frozenset({"reportAction", "adjustScore", "mintProof"})
+LOOSE_400 = frozenset({"reportAction", "reportActions", "adjustScore", "mintProof"})
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     schemathesis.checks.status_code_conformance,
@@ -161,7 +162,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         root / "data", f"sqlite:///{root / 'db' / 'scoreboard.db'}",
         # Streams the client dropped are noticed at the next heartbeat, and each case
         # opens a new one: no per-user cap, so they never pile up into 503s.
-        **{"live.sse_heartbeat": 0.2, "live.max_connections_per_user": 0},
+        **{"live.sse_heartbeat": 0.2, "live.max_connections_per_user": 0,
+           "events.max_wait": 1.0},  # long polls end within a request's timeout
     )
     loop = asyncio.new_event_loop()
     errors: list[dict[str, Any]] = []
@@ -229,6 +231,7 @@ def api_schema(live: Live) -> schemathesis.BaseSchema:
                 "max-stream-events": 1,
                 "request-timeout": 2,
             },
+            {"include-path": EVENTS_PATH, "max-stream-events": 1, "request-timeout": 3},
         ],
         "phases": {
             "examples": {"enabled": True},

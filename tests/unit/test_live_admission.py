@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from scoreboard.auth import Authenticator
 from scoreboard.core.engine import Engine
-from scoreboard.live.admission import Gate, LiveRequest, Refusal
+from scoreboard.core.errors import Refused
+from scoreboard.http.bearer import Bearer
+from scoreboard.http.errors import describe
+from scoreboard.live.admission import Gate, LiveRequest
 from scoreboard.metrics import Metrics
 from scoreboard.settings import load_settings
 from scoreboard.views import Views
@@ -22,13 +26,15 @@ def make_gate(**overrides: Any) -> tuple[Gate, Authenticator]:
     settings = load_settings(values, environ={})
     auth = Authenticator(settings.auth, SECRET)
     views = Views(Engine(settings.rules, settings.leaderboard.boards))
-    return Gate(settings.leaderboard, settings.live, auth, views, Metrics()), auth
+    return Gate(settings.leaderboard, settings.live, Bearer(auth, Metrics()), views), auth
 
 
-def refusal(fn: Any, *args: Any, **kw: Any) -> Refusal:
-    with pytest.raises(Refusal) as info:
+def refusal(fn: Any, *args: Any, **kw: Any) -> SimpleNamespace:
+    """The refusal `fn` raises, as the edge answers it: status, message, headers."""
+    with pytest.raises(Refused) as info:
         fn(*args, **kw)
-    return info.value
+    status, code, message, headers = describe(info.value)
+    return SimpleNamespace(status=status, code=code, message=message, headers=headers)
 
 
 def test_defaults_and_a_valid_token() -> None:

@@ -1,5 +1,5 @@
 """The OpenAPI document follows the settings, and its constraints say exactly what
-`scoreboard.validation` accepts (checked value by value on the awkward cases)."""
+`scoreboard.http.validation` accepts (checked value by value on the awkward cases)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from scoreboard import validation as v
-from scoreboard.admin import MAX_REASON
-from scoreboard.core.errors import Rejection
+from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.openapi import build_openapi
+from scoreboard.http import validation as v
+from scoreboard.http.contract import (
+    ACTION_FIELDS,
+    ADJUST_FIELDS,
+    JWS_RE,
+    MAX_REASON,
+    PRIVACY_FIELDS,
+    PROOF_FIELDS,
+    REASON_FIELDS,
+)
+from scoreboard.http.errors import codes_by_status
+from scoreboard.http.openapi import build_openapi
 from scoreboard.settings import load_settings
 
 
@@ -44,7 +53,7 @@ def field(doc: dict[str, Any], schema: str, name: str) -> jsonschema_rs.Validato
 def accepts(check: Any, value: Any) -> bool:
     try:
         check(value)
-    except Rejection:
+    except Refused:
         return False
     return True
 
@@ -139,7 +148,7 @@ def test_board_patterns_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", ["a.b.c", "a.b.", "a.b", "a.b.c\n", "a.b.c.d", "a+.b.c"])
 def test_proof_patterns_agree(doc: dict[str, Any], value: str) -> None:
     def check(s: str) -> None:
-        v.string({"proof": s}, "proof", required=False, max_len=4096, pattern=v.JWS)
+        v.string({"proof": s}, "proof", required=False, max_len=4096, pattern=JWS_RE)
 
     assert field(doc, "ActionRequest", "proof").is_valid(value) == accepts(check, value)
 
@@ -177,3 +186,22 @@ def test_a_history_cursor_takes_any_seq_up_to_its_maximum() -> None:
     assert v.int_param("1234567", "cursor", 0, 1, 2**48) == 1234567
     with pytest.raises(v.BadRequest):
         v.int_param(str(2**48 + 1), "cursor", 0, 1, 2**48)
+
+
+@pytest.mark.parametrize(("schema_name", "fields"), [
+    ("ActionRequest", ACTION_FIELDS), ("AdjustRequest", ADJUST_FIELDS),
+    ("ReasonRequest", REASON_FIELDS), ("ProofRequest", PROOF_FIELDS),
+    ("PrivacyRequest", PRIVACY_FIELDS),
+])
+def test_request_bodies_name_the_fields_the_handlers_accept(
+    doc: dict[str, Any], schema_name: str, fields: frozenset[str]
+) -> None:
+    schema = doc["components"]["schemas"][schema_name]
+    assert set(schema["properties"]) == fields and schema["additionalProperties"] is False
+
+
+def test_every_error_code_in_the_table_is_in_the_document(doc: dict[str, Any]) -> None:
+    documented = set(doc["components"]["schemas"]["ErrorCode"]["enum"])
+    assert documented == {code for codes in codes_by_status().values() for code in codes}
+    assert {"METHOD_NOT_ALLOWED", "REQUEST_TIMEOUT", "HEADERS_TOO_LARGE",
+            "STORE_UNAVAILABLE", "QUOTA_EXCEEDED"} <= documented

@@ -1,7 +1,9 @@
 """The writer actor: the only code that changes the engine.
 
-Requests wait in a bounded queue as (command, reply future). The actor takes everything
-waiting when the previous commit finished (up to `max_batch`), decides each command
+Requests wait in a bounded queue as (command, reply future), or as a unit of several
+(`submit_many`: a trusted backend's batch), which is never split: it is decided in order
+within one batch and committed in one transaction. The actor takes everything waiting
+when the previous commit finished (up to `max_batch`; a unit may pass it), decides each command
 against committed state plus the batch so far, appends the batch to the log in one
 transaction, and only then applies it to the engine, tells the listeners and replies.
 Readers therefore never see an uncommitted effect.
@@ -25,6 +27,7 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
+from scoreboard.core.errors import Refused
 from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
 from scoreboard.storage.base import (
     ActionLog,
@@ -39,16 +42,14 @@ Result = ActionResult | UserResult
 CommitListener = Callable[[Sequence[LogRecord]], None]
 
 
-class WriterError(Exception):
+class WriterError(Refused):
     """The writer could not take or finish the request; the client may retry later."""
 
-    status = 503
     code = "OVERLOADED"
+    retry_after: float = 1.0
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class Overloaded(WriterError):
@@ -63,7 +64,19 @@ class ShuttingDown(WriterError):
     code = "OVERLOADED"
 
 
+class WriterStopped(WriterError):
+    """The writer's task ended while callers were waiting (a crash); the process is
+    going down so that a supervisor restarts it."""
+
+    code = "OVERLOADED"
+
+
+class StateDiverged(Exception):
+    """Memory no longer matches the log; the writer must end (a restart rebuilds it)."""
+
+
 _Item = tuple[Command, "asyncio.Future[Result]"]
+_Unit = list[_Item]  # queued, taken and decided together (never split across batches)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -88,25 +101,40 @@ class Writer:
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
         self.clock = clock
+        # Told of every committed batch after its callers are answered; a listener that
+        # raises is logged and reported to `listener_error_observers`, nothing more.
         self.listeners: list[CommitListener] = []
+        self.listener_error_observers: list[Callable[[BaseException], None]] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(queue_size)
+        # Unbounded as a queue, bounded in commands: a unit counts by its size.
+        self._queue: asyncio.Queue[_Item | _Unit | None] = asyncio.Queue()
+        self._queue_size = queue_size
+        self._queued = 0
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
         self._closing = False
+        self._stopped = False  # run() has ended: nothing will answer new commands
+        self._batch: list[_Item] = []  # the batch being processed, failed if run() dies
         self._suspect = False  # a commit ended without knowing whether it landed
         self.store_ok = True
         self._last_expire = 0.0
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return self._queued
 
     # -- the caller's side ---------------------------------------------------------------
 
-    async def submit(self, cmd: Command) -> Result:
-        """Decide, commit and apply `cmd`; returns once it is durable and visible."""
+    def _admit(self, count: int) -> None:
         if self._closing:
             raise ShuttingDown("the service is shutting down", retry_after=2.0)
+        if self._stopped:
+            raise WriterStopped("the writer has stopped; the service is restarting", 2.0)
+        if self._queued + count > self._queue_size:
+            raise Overloaded("the writer queue is full", retry_after=1.0)
+
+    async def submit(self, cmd: Command) -> Result:
+        """Decide, commit and apply `cmd`; returns once it is durable and visible."""
+        self._admit(0)
         key = cmd.idempotency_key
         if key is not None:
             hit = self._inflight.get(key)
@@ -130,16 +158,48 @@ class Writer:
                         if isinstance(result, ActionResult) else result
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
-        try:
-            self._queue.put_nowait((cmd, fut))
-        except asyncio.QueueFull:
-            raise Overloaded("the writer queue is full", retry_after=1.0) from None
+        self._admit(1)  # again: the wait for an in-flight copy may have been long
+        self._queue.put_nowait((cmd, fut))
+        self._queued += 1
         if key is not None:
             self._inflight[key] = (cmd, fut)
             fut.add_done_callback(self._forget(key))
         # Not shielded: if this caller is cancelled the future is too, and the actor
         # skips answering it (the change itself still commits if it was decided).
         return await fut
+
+    async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]:
+        """Decide, commit and apply `cmds` as one unit, in order, in one transaction
+        (with whatever else the batch holds). Each command gets its own answer: its
+        result, or the refusal `submit` would have raised for it. The unit is refused
+        whole (`Overloaded`) when the queue has no room for all of it.
+
+        Copies of a key inside the unit, or of a key already in flight, need no waiting
+        here: the unit is decided after everything queued before it, so the engine sees
+        the first copy (committed, or pending in the same batch) and answers a replay;
+        a single copy sent later is queued behind the unit and replays it the same way.
+        """
+        self._admit(len(cmds))
+        create = asyncio.get_running_loop().create_future
+        unit: _Unit = [(cmd, create()) for cmd in cmds]
+        self._queue.put_nowait(unit)
+        self._queued += len(unit)
+        answers: list[Result | Refused] = []
+        try:
+            # The futures are answered together: after the first, awaiting is free.
+            for _, fut in unit:
+                try:
+                    answers.append(await fut)
+                except Refused as exc:
+                    answers.append(exc)
+        except BaseException:
+            for _, fut in unit:  # the actor skips cancelled ones; nothing is left waiting
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()  # retrieved: never logged as unhandled
+            raise
+        return answers
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
         def done(_: asyncio.Future[Result]) -> None:
@@ -150,32 +210,68 @@ class Writer:
     def stop(self) -> None:
         """Refuse new commands; `run` returns once everything queued is answered."""
         self._closing = True
-        try:
-            self._queue.put_nowait(None)  # wake an idle loop
-        except asyncio.QueueFull:
-            pass  # busy: it sees the flag after the current batches
+        self._queue.put_nowait(None)  # wake an idle loop
 
     # -- the actor's side ----------------------------------------------------------------
 
     async def run(self) -> None:
+        """Take batches until `stop()`; owned by the service, which treats any other
+        end of this task as a crash. However it ends, nobody is left waiting."""
+        try:
+            await self._loop()
+        finally:
+            self._stopped = True
+            self._fail_waiting(WriterStopped("the writer has stopped", 2.0))
+
+    async def _loop(self) -> None:
         queue = self._queue
         while True:
-            first = await queue.get()
-            items: list[_Item] = [] if first is None else [first]
+            items: list[_Item] = []
+            self._take(await queue.get(), items)
             while len(items) < self.max_batch and not queue.empty():
-                nxt = queue.get_nowait()
-                if nxt is not None:
-                    items.append(nxt)
+                self._take(queue.get_nowait(), items)
             if items:
+                self._batch = items
                 try:
                     await self._process(items)
+                except StateDiverged:
+                    raise
                 except Exception as exc:  # never leave a caller waiting forever
                     log.exception("writer batch failed")
                     for _, fut in items:
                         if not fut.done():
                             fut.set_exception(StoreDown(f"write failed: {exc}"))
+                self._batch = []
             if self._closing and queue.empty():
                 return
+
+    def _take(self, entry: _Item | _Unit | None, items: list[_Item]) -> None:
+        if entry is None:
+            return
+        if isinstance(entry, list):
+            items.extend(entry)
+            self._queued -= len(entry)
+        else:
+            items.append(entry)
+            self._queued -= 1
+
+    def _fail_waiting(self, err: WriterError) -> None:
+        waiting = list(self._batch)
+        while not self._queue.empty():
+            self._take(self._queue.get_nowait(), waiting)
+        waiting.extend(self._inflight.values())
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def _tell_listeners(self, records: Sequence[LogRecord]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(records)
+            except Exception as exc:  # the write stands; a listener is not the log
+                log.exception("a commit listener failed")
+                for observe in self.listener_error_observers:
+                    observe(exc)
 
     async def _process(self, items: list[_Item], *, retried: bool = False) -> None:
         engine = self.engine
@@ -231,14 +327,19 @@ class Writer:
                         fut.set_exception(out if isinstance(out, Exception) else err)
                 return
             self.store_ok = True
-            for r in records:
-                engine.apply(r)
+            try:
+                for r in records:
+                    engine.apply(r)
+            except Exception as exc:
+                # Committed but not applied: memory no longer matches the log. Only a
+                # restart, which rebuilds from the log, can make them agree again.
+                raise StateDiverged("applying committed records failed") from exc
             elapsed = time.perf_counter() - started
             for observe in self.batch_observers:
                 observe(len(records), elapsed)
-            for listener in self.listeners:
-                listener(records)
         await self._reply(items, outcomes)
+        if records:
+            self._tell_listeners(records)
 
     async def _reply(
         self, items: list[_Item], outcomes: list[LogRecord | Replay | Exception]
@@ -339,6 +440,5 @@ class Writer:
             async for chunk in self.store.scan(after=engine.last_seq):
                 for r in chunk:
                     engine.apply(r)
-                for listener in self.listeners:
-                    listener(chunk)
+                self._tell_listeners(chunk)
         self._suspect = False

@@ -1,4 +1,8 @@
-"""Strict parsing of request bodies and query values. Anything off → `BadRequest`."""
+"""Strict parsing of request bodies and query values. Anything off → `BadRequest`.
+
+Limits and patterns come from `scoreboard.http.contract`, which the OpenAPI
+document is built from too.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,11 @@ from typing import Any
 
 import orjson
 
-from scoreboard.core.errors import InvalidCommand, ProofInvalid
+from scoreboard.core.errors import ProofInvalid
+from scoreboard.http.contract import BOARD_RE, JWS_RE, MAX_DEPTH, MAX_ID, PRINTABLE_RE
+from scoreboard.http.errors import BadRequest
 
-MAX_ID = 128
-# \Z, not $: $ also matches before a trailing newline, so "bob\n" would pass.
-BOARD = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}\Z")
-_PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f]+\Z")  # lengths are checked separately
-JWS = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\Z")
-MAX_DEPTH = 4
-ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
-
-
-class BadRequest(InvalidCommand):
-    """400 INVALID_REQUEST."""
+__all__ = ["BadRequest"]
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -54,7 +50,7 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def string(body: dict[str, Any], name: str, *, required: bool, max_len: int = MAX_ID,
-           pattern: re.Pattern[str] = _PRINTABLE_ID) -> str | None:
+           pattern: re.Pattern[str] = PRINTABLE_RE) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -63,7 +59,7 @@ def string(body: dict[str, Any], name: str, *, required: bool, max_len: int = MA
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
     if not 0 < len(value) <= max_len or not pattern.match(value):
-        if pattern is JWS:
+        if pattern is JWS_RE:
             raise ProofInvalid(f"{name} is not a compact JWS")
         raise BadRequest(f"{name} must be 1-{max_len} printable characters")
     return value
@@ -93,7 +89,7 @@ def metadata(body: dict[str, Any], max_bytes: int) -> dict[str, Any] | None:
 def board_name(value: str | None, default: str = "global") -> str:
     if value is None:
         return default
-    if not BOARD.match(value):
+    if not BOARD_RE.match(value):
         raise BadRequest("board must be 1-64 characters of a-z, 0-9, '_' and '-'")
     return value
 
@@ -120,6 +116,6 @@ def integer(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
 
 
 def user_id(value: str) -> str:
-    if len(value) > MAX_ID or not _PRINTABLE_ID.match(value):
+    if len(value) > MAX_ID or not PRINTABLE_RE.match(value):
         raise BadRequest("userId must be 1-128 printable characters")
     return value

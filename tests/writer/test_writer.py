@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from scoreboard.actor import Overloaded, ShuttingDown, StoreDown, Writer
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.engine import Engine
@@ -15,6 +14,7 @@ from scoreboard.core.records import LogRecord
 from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage.memory import MemoryLog
+from scoreboard.writer import Overloaded, ShuttingDown, StoreDown, Writer, WriterStopped
 
 RULES = RuleSet.from_config({"COMPLETE_LEVEL": {"points": 10}})
 
@@ -160,3 +160,32 @@ async def test_stop_answers_everything_queued_then_refuses(running: Running) -> 
 
 async def _all(store: MemoryLog) -> list[LogRecord]:
     return [r async for chunk in store.scan() for r in chunk]
+
+
+async def test_a_raising_listener_does_not_fail_the_write(running: Running) -> None:
+    failures: list[BaseException] = []
+
+    def broken(records: Sequence[LogRecord]) -> None:
+        raise RuntimeError("listener bug")
+
+    running.writer.listeners.insert(0, broken)
+    running.writer.listener_error_observers.append(failures.append)
+    result = await running.writer.submit(act("amy", "c1"))
+    assert isinstance(result, ActionResult) and result.new_score == 10
+    assert [type(f) for f in failures] == [RuntimeError]
+    assert [r.seq for r in running.seen] == [1]  # the listeners after it still ran
+    assert running.engine.boards["global"].score("amy") == 10
+    again = await running.writer.submit(act("amy", "c2"))  # the writer goes on
+    assert isinstance(again, ActionResult) and again.new_score == 20
+
+
+async def test_a_writer_that_dies_answers_everyone_waiting(running: Running) -> None:
+    assert running.task is not None
+    waiting = asyncio.create_task(running.writer.submit(act("bo", "c1")))
+    await asyncio.sleep(0)  # one step: the command is queued, the writer not yet run
+    running.task.cancel()
+    with pytest.raises(WriterStopped):
+        await asyncio.wait_for(waiting, 5)
+    with pytest.raises(WriterStopped):  # and whoever comes later
+        await running.writer.submit(act("bo", "c2"))
+    running.task = None

@@ -1,0 +1,90 @@
+"""The API's contract, defined once: paths, limits, patterns and body fields.
+
+Handlers and validation enforce these, the live page announces the paths, and the
+OpenAPI document is built from them, so the three cannot drift apart. Patterns are
+written once in a spelling both Python's `re` and ECMA-262 (JSON Schema) read the same
+way; Python gets `\\Z` at the end instead of `$`, which would also match before a
+trailing newline.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- paths ---------------------------------------------------------------------------------
+
+API = "/api/v1"
+ACTIONS_PATH = f"{API}/scores/actions"
+BATCH_PATH = f"{API}/scores/actions/batch"  # trusted backends (service scope)
+EVENTS_PATH = f"{API}/events"  # the log as an event stream (service scope)
+LEADERBOARD_PATH = f"{API}/leaderboard"
+AROUND_PATH = f"{API}/leaderboard/around/{{userId}}"
+STREAM_PATH = f"{API}/leaderboard/stream"
+LIVE_PATH = f"{API}/leaderboard/live"  # the WebSocket port
+MY_SCORE_PATH = f"{API}/users/me/score"
+USER_SCORE_PATH = f"{API}/users/{{userId}}/score"
+PRIVACY_PATH = f"{API}/users/me/privacy"
+PROOFS_PATH = f"{API}/proofs"
+LIVE_CONFIG_PATH = f"{API}/live-config"
+ADMIN_USER_PATH = f"{API}/admin/users/{{userId}}"
+ADJUST_PATH = f"{ADMIN_USER_PATH}/adjustments"
+FREEZE_PATH = f"{ADMIN_USER_PATH}/freeze"
+UNFREEZE_PATH = f"{ADMIN_USER_PATH}/unfreeze"
+UNFLAG_PATH = f"{ADMIN_USER_PATH}/unflag"
+HISTORY_PATH = f"{ADMIN_USER_PATH}/history"
+FLAGS_PATH = f"{API}/admin/flags"
+HEALTH_PATH = "/health"
+READY_PATH = "/ready"
+METRICS_PATH = "/metrics"
+OPENAPI_PATH = "/openapi.json"
+PAGE_PATH = "/"
+STATIC_PREFIX = "/static/"
+
+# -- limits --------------------------------------------------------------------------------
+
+MAX_ID = 128  # user ids, client action ids
+MAX_BOARD = 64
+MAX_ACTION_TYPE = 64
+MAX_REASON = 500  # admin reasons
+MAX_DEPTH = 4  # metadata nesting
+HISTORY_LIMIT = 100  # records per history page
+HISTORY_DEFAULT = 50
+MAX_HISTORY_CURSOR = 2**48
+DEFAULT_RADIUS = 5
+MAX_QUERY = 8192  # WebSocket handshake query strings
+MAX_NAME = 64  # display names given by a trusted backend
+MAX_SEQ = 2**63 - 1  # event positions (`after`, `Last-Event-ID`)
+EVENTS_DEFAULT = 100  # records per JSON page unless `limit` says otherwise
+
+# -- patterns (one spelling for Python and for JSON Schema) -----------------------------
+
+PRINTABLE = r"[^\u0000-\u001F\u007F]+"  # no C0 controls, no DEL; lengths are separate
+BOARD = r"[a-z0-9][a-z0-9_\-]{0,63}"
+JWS = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
+REQUEST_ID = r"[A-Za-z0-9._:\-]{1,128}"
+
+
+def ecma(pattern: str) -> str:
+    return f"^{pattern}$"
+
+
+def compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(f"^{pattern}\\Z")
+
+
+PRINTABLE_RE = compiled(PRINTABLE)
+BOARD_RE = compiled(BOARD)
+JWS_RE = compiled(JWS)
+REQUEST_ID_RE = compiled(REQUEST_ID)
+
+# -- request bodies: the fields each accepts (anything else is refused) -----------------
+
+ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
+ADJUST_FIELDS = frozenset({"delta", "reason", "clientActionId", "board"})
+REASON_FIELDS = frozenset({"reason"})
+PROOF_FIELDS = frozenset({"userId", "actionType", "ttlSeconds"})
+PRIVACY_FIELDS = frozenset({"hideName"})
+BATCH_FIELDS = frozenset({"actions"})
+BATCH_ITEM_FIELDS = frozenset(
+    {"userId", "actionType", "clientActionId", "board", "displayName", "metadata"}
+)

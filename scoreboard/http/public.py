@@ -1,0 +1,245 @@
+"""The public HTTP API (aiohttp), per SPEC §4: score actions and the reads.
+
+Handlers only translate: HTTP in, commands to the writer and queries to the views,
+HTTP out. They receive the few parts they use; errors leave through the request
+envelope, which maps them to HTTP in one table (`scoreboard.http.errors`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from scoreboard.auth import Principal
+from scoreboard.core.commands import ActionResult, SubmitAction
+from scoreboard.core.errors import Refused
+from scoreboard.core.ranking import Ranking
+from scoreboard.http import contract as c
+from scoreboard.http import validation as v
+from scoreboard.http.bearer import Bearer
+from scoreboard.http.envelope import ACTION, USER, Routes, json_response
+from scoreboard.http.errors import (
+    JSON,
+    PayloadTooLarge,
+    RateLimited,
+    UnknownResource,
+    UnsupportedMediaType,
+)
+from scoreboard.metrics import Metrics
+from scoreboard.proofs import ProofAuthority
+from scoreboard.ratelimit import RateLimiter, Verdict
+from scoreboard.settings import Settings
+from scoreboard.views import Views, iso
+from scoreboard.writer import Writer
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def action_json(r: ActionResult) -> bytes:
+    """The reply to an accepted or replayed score change (user action or adjustment)."""
+    return orjson.dumps({
+        "userId": r.user_id, "board": r.board, "actionType": r.action_type, "delta": r.delta,
+        "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
+        "at": iso(r.at),
+    })
+
+
+class ClientAddress:
+    """The client's IP: the peer, or the first hop of X-Forwarded-For when the peer is
+    a trusted proxy (an address or a CIDR range in `server.trusted_proxies`)."""
+
+    def __init__(self, trusted: Sequence[str]) -> None:
+        self._exact = frozenset(t for t in trusted if "/" not in t)
+        self._networks: list[Network] = [
+            ipaddress.ip_network(t, strict=False) for t in trusted if "/" in t
+        ]
+
+    def trusted(self, peer: str) -> bool:
+        if peer in self._exact:
+            return True
+        if not self._networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._networks)
+
+    def of(self, request: web.Request) -> str:
+        remote = request.remote or "?"
+        if (self._exact or self._networks) and self.trusted(remote):
+            first = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+            if first:
+                return first
+        return remote
+
+
+@dataclass
+class Gatekeeper:
+    """What every handler asks first: who is calling, within which limits."""
+
+    settings: Settings
+    bearer: Bearer
+    user_limiter: RateLimiter
+    ip_limiter: RateLimiter
+    addresses: ClientAddress
+    metrics: Metrics
+
+    def principal(self, request: web.Request, *, required: bool) -> Principal | None:
+        principal = self.bearer.principal(request.headers.get("Authorization"),
+                                          required=required)
+        if principal is not None:
+            request[USER] = principal.user_id
+        return principal
+
+    def caller(self, request: web.Request) -> Principal:
+        principal = self.principal(request, required=True)
+        assert principal is not None
+        return principal
+
+    def scoped(self, request: web.Request, scope: str) -> Principal:
+        principal = self.bearer.scoped(request.headers.get("Authorization"), scope)
+        request[USER] = principal.user_id
+        return principal
+
+    def reader(self, request: web.Request) -> Principal | None:
+        return self.principal(request, required=not self.settings.leaderboard.public)
+
+    def limit(self, request: web.Request, user_id: str | None) -> Verdict | None:
+        now = time.monotonic()
+        verdict = None
+        if self.ip_limiter.enabled:
+            verdict = self.ip_limiter.hit(self.addresses.of(request), now)
+        if user_id is not None and self.user_limiter.enabled and (
+            verdict is None or verdict.allowed
+        ):
+            verdict = self.user_limiter.hit(user_id, now)
+        if verdict is not None and not verdict.allowed:
+            self.metrics.rate_limited()
+            raise RateLimited("too many requests", retry_after=verdict.retry_after,
+                              headers=verdict.headers())
+        return verdict
+
+    async def json_body(self, request: web.Request, cap: int | None = None
+                        ) -> dict[str, Any]:
+        """The body as a JSON object, at most `cap` bytes (`limits.max_body_bytes`)."""
+        ctype = request.headers.get("Content-Type", "")
+        mime, _, params = ctype.partition(";")
+        charset = params.strip().lower()
+        if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
+            raise UnsupportedMediaType("send application/json (UTF-8)")
+        cap = cap or self.settings.limits.max_body_bytes
+        if request.content_length is not None and request.content_length > cap:
+            raise PayloadTooLarge(f"the body limit is {cap} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"the body limit is {cap} bytes") from None
+        if len(body) > cap:  # chunked: the app's cap is the largest route's
+            raise PayloadTooLarge(f"the body limit is {cap} bytes")
+        return v.parse_json_object(body)
+
+
+class PublicApi:
+    def __init__(self, gate: Gatekeeper, writer: Writer, views: Views,
+                 proofs: ProofAuthority) -> None:
+        self.gate = gate
+        self.settings = gate.settings
+        self.metrics = gate.metrics
+        self.writer = writer
+        self.views = views
+        self.proofs = proofs
+
+    def add_routes(self, routes: Routes) -> None:
+        routes.add_post(c.ACTIONS_PATH, self.post_action)
+        routes.add_get(c.LEADERBOARD_PATH, self.get_leaderboard)
+        routes.add_get(c.AROUND_PATH, self.get_around)
+        routes.add_get(c.MY_SCORE_PATH, self.get_user_score)
+        routes.add_get(c.USER_SCORE_PATH, self.get_user_score)
+
+    def board(self, request: web.Request) -> Ranking:
+        name = v.board_name(request.query.get("board"))
+        ranking = self.views.ranking(name)
+        if ranking is None:
+            raise UnknownResource(f"no board {name!r}")
+        return ranking
+
+    async def post_action(self, request: web.Request) -> web.Response:
+        gate = self.gate
+        principal = gate.caller(request)
+        verdict = gate.limit(request, principal.user_id)
+        body = await gate.json_body(request)
+        v.reject_unknown(body, c.ACTION_FIELDS)
+        action_type = v.string(body, "actionType", required=True, max_len=c.MAX_ACTION_TYPE)
+        client_action_id = v.string(body, "clientActionId", required=True)
+        board = v.board_name(v.string(body, "board", required=False, max_len=c.MAX_BOARD))
+        proof_token = v.string(body, "proof", required=False,
+                               max_len=self.settings.auth.max_token_bytes, pattern=c.JWS_RE)
+        metadata = v.metadata(body, self.settings.limits.max_metadata_bytes)
+        assert action_type is not None and client_action_id is not None
+        proof = self.proofs.verify(proof_token) if proof_token is not None else None
+        request[ACTION] = (action_type, client_action_id)
+        cmd = SubmitAction(
+            user_id=principal.user_id,
+            display_name=principal.display_name,
+            board=board,
+            action_type=action_type,
+            client_action_id=client_action_id,
+            metadata=metadata,
+            proof=proof,
+        )
+        try:
+            result = await self.writer.submit(cmd)
+        except Refused as exc:
+            self.metrics.action(exc.code)
+            raise
+        assert isinstance(result, ActionResult)
+        self.metrics.action("REPLAYED" if result.replayed else "ACCEPTED")
+        return json_response(action_json(result),
+                             headers=verdict.headers() if verdict else None)
+
+    async def get_leaderboard(self, request: web.Request) -> web.Response:
+        self.gate.reader(request)
+        self.gate.limit(request, None)
+        ranking = self.board(request)
+        lb = self.settings.leaderboard
+        limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
+                            lb.max_limit)
+        version, body = self.views.leaderboard(ranking, limit)
+        etag = f'"{ranking.board}-{version}-{limit}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return json_response(body, headers=headers)
+
+    def _target(self, request: web.Request, raw: str) -> str:
+        if raw == "me":
+            return self.gate.caller(request).user_id
+        self.gate.reader(request)
+        return v.user_id(raw)
+
+    async def get_around(self, request: web.Request) -> web.Response:
+        user_id = self._target(request, request.match_info["userId"])
+        self.gate.limit(request, None)
+        ranking = self.board(request)
+        radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
+                             self.settings.leaderboard.max_radius)
+        data = self.views.around(ranking, user_id, radius)
+        if data is None:
+            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+        return json_response(orjson.dumps(data))
+
+    async def get_user_score(self, request: web.Request) -> web.Response:
+        user_id = self._target(request, request.match_info.get("userId", "me"))
+        self.gate.limit(request, None)
+        ranking = self.board(request)
+        data = self.views.user_score(ranking, user_id)
+        if data is None:
+            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+        return json_response(orjson.dumps(data))

@@ -1,0 +1,137 @@
+"""The package's shape, checked from its source: no import cycle (counting imports
+under TYPE_CHECKING and inside functions), the core free of the web, I/O and the
+clock, storage and the writer free of web frameworks, and modules of one concept."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "scoreboard"
+MAX_LINES = 450
+WEB = {"aiohttp", "websockets"}
+IO_AND_CLOCK = WEB | {"asyncio", "asyncpg", "aiosqlite", "socket", "time", "datetime",
+                      "os", "pathlib", "sqlite3", "scoreboard.storage"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(name: str) -> Iterator[str]:
+    """Every module `name` imports, wherever the import statement stands."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base
+            for alias in node.names:  # `from scoreboard.http import errors`
+                if f"{base}.{alias.name}" in MODULES:
+                    yield f"{base}.{alias.name}"
+
+
+def internal_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for name in MODULES:
+        targets = set()
+        for target in imports(name):
+            # importing a.b.c also runs a and a.b
+            parts = target.split(".")
+            for i in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:i])
+                if prefix in MODULES and prefix != name and not name.startswith(prefix + "."):
+                    targets.add(prefix)
+        graph[name] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    cycle = find_cycle(internal_graph())
+    assert cycle is None, " → ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_one() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_nothing_imports_the_wiring_back() -> None:
+    graph = internal_graph()
+    users = sorted(n for n, targets in graph.items()
+                   if "scoreboard.service" in targets and n != "scoreboard.cli")
+    assert users == []
+
+
+def _roots(name: str) -> set[str]:
+    found = set()
+    for target in imports(name):
+        found.add(target.split(".")[0])
+        found.add(".".join(target.split(".")[:2]))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("scoreboard.core")))
+def test_the_core_does_no_io_and_reads_no_clock(name: str) -> None:
+    assert not _roots(name) & IO_AND_CLOCK, name
+
+
+@pytest.mark.parametrize("name", sorted(
+    n for n in MODULES if n.startswith("scoreboard.storage") or n == "scoreboard.writer"
+))
+def test_storage_and_the_writer_know_no_web_framework(name: str) -> None:
+    assert not _roots(name) & WEB, name
+
+
+def test_the_core_speaks_no_http() -> None:
+    for name in MODULES:
+        if name.startswith("scoreboard.core"):
+            tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+            stored = {node.id for node in ast.walk(tree)
+                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+            assert "status" not in stored, name
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_stay_small(name: str) -> None:
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines"
