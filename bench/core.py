@@ -16,6 +16,7 @@ from scoreboard.core.commands import SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
 from scoreboard.core.records import ScoreRow, Snapshot, UserRow
+from scoreboard.core.recovery import restore
 from scoreboard.core.rules import RuleSet
 
 
@@ -77,7 +78,7 @@ def main() -> None:
 
     snap = snapshot()
     started = time.perf_counter()
-    Engine(rules).restore(snap)
+    restore(Engine(rules), snap)
     report.add(f"engine restore of {args.users:,} users with names",
                time.perf_counter() - started, "s")
     del snap
@@ -87,7 +88,7 @@ def main() -> None:
     tracemalloc.start()
     snap = snapshot()
     engine = Engine(rules)
-    engine.restore(snap)
+    restore(engine, snap)
     del snap
     gc.collect()
     live, _ = tracemalloc.get_traced_memory()

@@ -35,6 +35,7 @@ from scoreboard.auth import Authenticator, load_or_create_secret
 from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
+from scoreboard.core.recovery import Restore
 from scoreboard.demo import run_demo
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.nats import NatsPublisher
@@ -229,10 +230,9 @@ class Service:
             w.idempotency_retention_seconds, self.settings.rules.longest_window
         )
         with gc_paused():
-            snapshot = await self.store.load(since=horizon)
-            self.engine.restore(snapshot)
-            counts = len(snapshot.scores), len(snapshot.recent), snapshot.last_seq
-            del snapshot
+            restore = Restore(self.engine)
+            await self.store.load(since=horizon, into=restore)
+            counts = restore.score_rows, restore.recent_records, self.engine.last_seq
         # Millions of long-lived objects now exist; keep later collections from
         # rescanning them all (a full pass over 1M users would stall the loop).
         gc.freeze()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from scoreboard.core.engine import Engine
+from scoreboard.core.recovery import Restore
 from scoreboard.settings import Settings
 from scoreboard.storage import open_store
 from scoreboard.storage.base import StoreError
@@ -23,7 +24,7 @@ async def verify(settings: Settings) -> int:
         return 1
     try:
         stored = _engine(settings)
-        stored.restore(await store.load(since=float("inf")))
+        await store.load(since=float("inf"), into=Restore(stored))
         replayed = _engine(settings)
         count = 0
         async for chunk in store.scan():

@@ -29,6 +29,7 @@ from scoreboard.core.commands import (
     SubmitAction,
 )
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
+from scoreboard.core.names import Names
 from scoreboard.core.pending import Pending
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
@@ -38,7 +39,6 @@ from scoreboard.core.records import (
     Kind,
     LogRecord,
     ScoreRow,
-    Snapshot,
     UserRow,
 )
 from scoreboard.core.rules import AbuseLimits, RuleSet
@@ -74,7 +74,7 @@ class Engine:
         self.boards.setdefault("global", Ranking("global"))
         self.last_seq = 0
         self.last_at = 0.0
-        self.names: dict[str, str] = {}
+        self.names = Names(self.boards["global"])
         self.frozen: set[str] = set()
         self.anonymous: set[str] = set()  # users who asked to appear as ANONYMOUS
         self.flags: dict[str, str] = {}  # user → why the abuse monitor flagged them
@@ -144,7 +144,7 @@ class Engine:
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
         record = self._score_record(
-            pending, now, cmd.board, cmd.user_id, rule.points,
+            pending, now, cmd.board, user, rule.points,
             kind=Kind.ACTION,
             display_name=cmd.display_name or user.display_name,
             action_type=cmd.action_type,
@@ -196,7 +196,7 @@ class Engine:
             return replay
         user = self._user(cmd.user_id, pending)
         record = self._score_record(
-            pending, now, cmd.board, cmd.user_id, cmd.delta,
+            pending, now, cmd.board, user, cmd.delta,
             kind=Kind.ADJUST,
             display_name=user.display_name,
             client_action_id=cmd.client_action_id,
@@ -207,9 +207,11 @@ class Engine:
         return record
 
     def _score_record(
-        self, pending: Pending, now: float, board: str, user_id: str, delta: int,
+        self, pending: Pending, now: float, board: str, user: UserRow, delta: int,
         **fields: Any,
     ) -> LogRecord:
+        """`user` as `_user` gives it: the decision already looked it up."""
+        user_id = user.user_id
         prev = self._current(board, user_id, pending)
         new = prev + delta
         if not -MAX_SCORE <= new <= MAX_SCORE:
@@ -222,12 +224,11 @@ class Engine:
         pending.next_seq += 1
         pending.records.append(record)
         pending.scores[(board, user_id)] = (new, seq)
-        user = self._user(user_id, pending)
         name = fields.get("display_name")
         if name is not None and name != user.display_name:
             pending.users[user_id] = user._replace(display_name=name)
-        elif user_id not in self.names and user_id not in pending.users:
-            pending.users[user_id] = user
+        elif user_id not in pending.users and user.display_name is None:
+            pending.users[user_id] = user  # every scoring user has a row, named or not
         return record
 
     def _decide_user_flag(
@@ -301,7 +302,7 @@ class Engine:
             self.flags.pop(r.user_id, None)
         elif kind == Kind.REVOKE_TOKENS:
             self.revoked[r.user_id] = max(r.at, self.revoked.get(r.user_id, r.at))
-        if r.user_id not in self.names and r.display_name is not None:
+        if r.display_name is not None and r.user_id not in self.names:
             self.names[r.user_id] = r.display_name
         self.remember(r)
         self.last_seq = r.seq
@@ -324,52 +325,6 @@ class Engine:
         past minutes."""
         for memory in self._memories:
             memory.expire(now)
-
-    def restore(self, snapshot: Snapshot) -> None:
-        """Load the stored current rows and the recent records into an empty engine."""
-        names = self.names
-        # One string object per user id, shared by the names and the rankings: the
-        # score rows and user rows arrive as separate copies of every id.
-        canon: dict[str, str] = {}
-        for user_id, name, frozen, hidden, flag, revoked in snapshot.users:
-            canon[user_id] = user_id
-            if name is not None:
-                names[user_id] = name
-            if frozen:
-                self.frozen.add(user_id)
-            if hidden:
-                self.anonymous.add(user_id)
-            if flag is not None:
-                self.flags[user_id] = flag
-            if revoked is not None:
-                self.revoked[user_id] = revoked
-        boards = {row[0] for row in snapshot.scores}
-        if len(boards) == 1:  # the common case: one pass, no regrouping
-            self._load_board(
-                boards.pop(),
-                ((canon.get(r[1], r[1]), r[2], r[3]) for r in snapshot.scores),
-                snapshot.last_seq,
-            )
-        else:
-            by_board: dict[str, list[tuple[str, int, int]]] = {}
-            for b, user_id, score, seq in snapshot.scores:
-                by_board.setdefault(b, []).append((canon.get(user_id, user_id), score, seq))
-            for b, rows in by_board.items():
-                self._load_board(b, rows, snapshot.last_seq)
-        for r in snapshot.recent:
-            self.remember(r)
-            self.last_at = max(self.last_at, r.at)
-        self.last_seq = snapshot.last_seq
-        for ranking in self.boards.values():  # empty boards too: see Ranking.version
-            ranking.version = max(ranking.version, snapshot.last_seq)
-
-    def _load_board(self, board: str, rows: Iterable[tuple[str, int, int]],
-                    version: int) -> None:
-        ranking = self.boards.get(board)
-        if ranking is None:
-            ranking = self.boards[board] = Ranking(board)
-        ranking.frozen |= self.frozen
-        ranking.load(rows, version)
 
     # -- reading -------------------------------------------------------------------------
 

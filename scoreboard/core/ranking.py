@@ -2,12 +2,14 @@
 
 Each ranked user is one integer key in a `SortedList`, so ordering compares plain ints:
 
-    key = (SCORE_CEIL - score) << SEQ_BITS | reached_seq
+    key = ((SCORE_CEIL - score) << SEQ_BITS | reached_seq) << SLOT_BITS | slot
 
 A higher score gives a smaller key; for equal scores the smaller seq (reached first)
 sorts first. `reached_seq` is the seq of the log record that produced the score, which
-is unique per user, so keys never collide. Frozen users keep their key but leave the
-sorted order until they are unfrozen.
+is unique per user, so keys never collide. `slot` numbers the board's users in the
+order they joined it and finds the user of a key in a plain list: a million users cost
+one pointer each there, not a dict entry, and the key stays the same size of int.
+Frozen users keep their key but leave the sorted order until they are unfrozen.
 
 `version` is the seq of the last record that changed the board (after a restart: the
 last seq in the log). It therefore only ever grows, across restarts too, so an ETag or
@@ -24,43 +26,46 @@ from sortedcontainers import SortedList
 MAX_SCORE = 2**53 - 1  # browsers read integers exactly up to here
 SEQ_BITS = 48
 SEQ_MASK = (1 << SEQ_BITS) - 1
+SLOT_BITS = 32
+SLOT_MASK = (1 << SLOT_BITS) - 1
 SCORE_CEIL = MAX_SCORE
 
 
-def make_key(score: int, reached_seq: int) -> int:
-    return (SCORE_CEIL - score) << SEQ_BITS | reached_seq
+def make_key(score: int, reached_seq: int, slot: int = 0) -> int:
+    return ((SCORE_CEIL - score) << SEQ_BITS | reached_seq) << SLOT_BITS | slot
 
 
 def key_score(key: int) -> int:
-    return SCORE_CEIL - (key >> SEQ_BITS)
+    return SCORE_CEIL - (key >> (SEQ_BITS + SLOT_BITS))
 
 
 def key_seq(key: int) -> int:
-    return key & SEQ_MASK
+    return (key >> SLOT_BITS) & SEQ_MASK
 
 
 class Ranking:
-    __slots__ = ("_key_of", "_order", "_user_of", "board", "frozen", "version")
+    __slots__ = ("_key_of", "_order", "_users", "board", "frozen", "version")
 
     def __init__(self, board: str) -> None:
         self.board = board
         self.version = 0
         self._order: SortedList = SortedList()
         self._key_of: dict[str, int] = {}
-        self._user_of: dict[int, str] = {}
+        self._users: list[str] = []  # by slot
         self.frozen: set[str] = set()  # users kept out of the order until unfrozen
 
     # -- changes -------------------------------------------------------------------------
 
     def set(self, user_id: str, score: int, reached_seq: int) -> None:
-        key = make_key(score, reached_seq)
         old = self._key_of.get(user_id)
-        if old is not None:
-            del self._user_of[old]
+        if old is None:
+            key = make_key(score, reached_seq, len(self._users))
+            self._users.append(user_id)
+        else:
+            key = make_key(score, reached_seq, old & SLOT_MASK)
             if user_id not in self.frozen:
                 self._order.remove(old)
         self._key_of[user_id] = key
-        self._user_of[key] = user_id
         if user_id not in self.frozen:
             self._order.add(key)
         self.version = max(self.version, reached_seq)
@@ -86,13 +91,21 @@ class Ranking:
     def load(self, rows: Iterable[tuple[str, int, int]], version: int) -> None:
         """Bulk-load (user, score, reached_seq) into an empty ranking: one sort, not n adds."""
         assert not self._key_of, "load() is for an empty ranking"
+        self.load_unordered(rows)
+        self.sort_loaded(version)
+
+    def load_unordered(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        """The first part of a bulk load, any number of times: (user, score, reached_seq)
+        of users not on the board yet. Nothing is ranked until `sort_loaded`."""
+        key_of, users = self._key_of, self._users
         for user_id, score, seq in rows:
-            key = make_key(score, seq)
-            self._key_of[user_id] = key
-            self._user_of[key] = user_id
-        self._order = SortedList(
-            k for u, k in self._key_of.items() if u not in self.frozen
-        )
+            key_of[user_id] = make_key(score, seq, len(users))
+            users.append(user_id)
+
+    def sort_loaded(self, version: int) -> None:
+        """The end of a bulk load: rank everyone loaded (the frozen aside) in one sort."""
+        frozen = self.frozen
+        self._order = SortedList(k for u, k in self._key_of.items() if u not in frozen)
         self.version = max(self.version, version)
 
     # -- queries -------------------------------------------------------------------------
@@ -103,6 +116,20 @@ class Ranking:
     def __len__(self) -> int:
         """Users on the board (frozen users are not)."""
         return len(self._order)
+
+    def canonical_id(self, user_id: str) -> str | None:
+        """The string object this ranking holds for `user_id` (None when not on the
+        board): sharing it saves a copy of every id for a million users."""
+        key = self._key_of.get(user_id)
+        return None if key is None else self._users[key & SLOT_MASK]
+
+    def slot_of(self, user_id: str) -> int | None:
+        """The user's slot: the order in which they joined the board (from 0)."""
+        key = self._key_of.get(user_id)
+        return None if key is None else key & SLOT_MASK
+
+    def user_at(self, slot: int) -> str:
+        return self._users[slot]
 
     def score(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
@@ -121,15 +148,15 @@ class Ranking:
 
     def top(self, n: int) -> list[tuple[str, int]]:
         """[(user, score)] for ranks 1..n."""
-        user_of = self._user_of
-        return [(user_of[k], key_score(k)) for k in islice(self._order, n)]
+        users = self._users
+        return [(users[k & SLOT_MASK], key_score(k)) for k in islice(self._order, n)]
 
     def window(self, start: int, stop: int) -> list[tuple[int, str, int]]:
         """[(rank, user, score)] for 0-based positions start..stop-1."""
         start = max(start, 0)
-        user_of = self._user_of
+        users = self._users
         return [
-            (start + i + 1, user_of[k], key_score(k))
+            (start + i + 1, users[k & SLOT_MASK], key_score(k))
             for i, k in enumerate(self._order.islice(start, stop))
         ]
 

@@ -8,9 +8,10 @@ loads them directly instead of replaying millions of records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 
 class Kind(StrEnum):
@@ -82,12 +83,34 @@ class CommitBatch:
         return self.records[-1].seq
 
 
+class SnapshotSink(Protocol):
+    """Where recovery streams what it loads, a chunk at a time, in this order: every
+    score row, every user row, then the recent records whose memory matters
+    (idempotency keys, quota windows, unexpired proofs); last `end`, once, when all of
+    it came from one consistent snapshot of the log.
+
+    Rows are sequences in the field order of `ScoreRow` and `UserRow` (a database
+    driver's own rows will do: recovery handles millions, and converting each one
+    would cost time and memory for nothing)."""
+
+    def scores(self, rows: Sequence[Sequence[Any]]) -> None: ...
+    def users(self, rows: Sequence[Sequence[Any]]) -> None: ...
+    def recent(self, records: Sequence[LogRecord]) -> None: ...
+    def end(self, last_seq: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What recovery loads: current rows, plus the recent records whose memory matters
-    (idempotency keys, quota windows, unexpired proofs)."""
+    """A whole snapshot in memory, for tests and tools; recovery streams instead."""
 
     last_seq: int
     scores: list[ScoreRow]
     users: list[UserRow]
     recent: list[LogRecord]
+
+    def feed(self, sink: SnapshotSink) -> None:
+        """Give the snapshot to `sink` as one chunk of each."""
+        sink.scores(self.scores)
+        sink.users(self.users)
+        sink.recent(self.recent)
+        sink.end(self.last_seq)

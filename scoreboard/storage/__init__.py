@@ -17,9 +17,9 @@ from scoreboard.storage.base import (
     WriterFenced,
     WriterLockHeld,
 )
+from scoreboard.storage.bulk import gc_paused
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.storage.postgres import PostgresLog
-from scoreboard.storage.rows import gc_paused
 from scoreboard.storage.sqlite import SqliteLog
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 
-from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
+from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 
 
 class StoreError(Exception):
@@ -85,9 +85,15 @@ class ActionLog(abc.ABC):
         """The highest committed seq, 0 for an empty log."""
 
     @abc.abstractmethod
-    async def load(self, since: float) -> Snapshot:
-        """Current rows and the records with `at >= since` or an unexpired proof
-        (`proof_exp >= since`), in seq order."""
+    async def load(self, since: float, into: SnapshotSink, *, chunk: int = 10_000) -> None:
+        """Stream one consistent snapshot into `into`, at most `chunk` rows at a time:
+        every score row, every user row, then the records with `at >= since` or an
+        unexpired proof (`proof_exp >= since`) in seq order; last `into.end(last_seq)`.
+
+        Nothing is held beyond the chunk being handed over. Raises `StoreUnavailable`
+        when the database fails part-way: `into` may have had part of the snapshot and
+        `end` was not called, so start again with a fresh sink.
+        """
 
     @abc.abstractmethod
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import AsyncIterator, Sequence
 
-from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
 from scoreboard.storage.base import ActionLog, StoreUnavailable
 from scoreboard.storage.rows import (
     PreparedBatch,
     RecordRow,
     already_committed,
+    chunked,
     prepare,
     raise_conflicts,
     record_from_row,
@@ -85,19 +86,21 @@ class MemoryLog(ActionLog):
         self._require_open()
         return self._seqs[-1] if self._seqs else 0
 
-    async def load(self, since: float) -> Snapshot:
+    async def load(self, since: float, into: SnapshotSink, *, chunk: int = 10_000) -> None:
         self._require_open()
-        recent = [
-            record_from_row(row)
-            for row in (self._rows[seq] for seq in self._seqs)
+        # No await from here to the end: nothing can change in between, so every chunk
+        # comes from the same state.
+        for scores in chunked(self._scores.values(), chunk):
+            into.scores(scores)
+        for users in chunked(self._users.values(), chunk):
+            into.users(users)
+        recent = (
+            row for row in (self._rows[seq] for seq in self._seqs)
             if row[1] >= since or (row[15] is not None and row[15] >= since)
-        ]
-        return Snapshot(
-            last_seq=await self.last_seq(),
-            scores=list(self._scores.values()),
-            users=list(self._users.values()),
-            recent=recent,
         )
+        for rows in chunked(recent, chunk):
+            into.recent(records_from_rows(rows))
+        into.end(self._seqs[-1] if self._seqs else 0)
 
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
         self._require_open()

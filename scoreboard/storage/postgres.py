@@ -15,21 +15,19 @@ from typing import Any
 
 import asyncpg
 
-from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
+from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
+from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.postgres_sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
-    gc_paused,
     prepare,
     raise_conflicts,
     records_from_rows,
-    score_rows,
     unique,
-    user_rows,
 )
 
 
@@ -163,25 +161,34 @@ class PostgresLog(ActionLog):
 
         return await self._sessions.read(run)
 
-    async def load(self, since: float) -> Snapshot:
+    async def load(self, since: float, into: SnapshotSink, *, chunk: int = 10_000) -> None:
+        if chunk < 1:
+            raise ValueError("chunk must be >= 1")
         timeout = self._bulk_timeout
+        streams: tuple[tuple[str, tuple[Any, ...], Callable[[list[Any]], None]], ...] = (
+            (schema.SELECT_SCORES, (), into.scores),
+            (schema.SELECT_USERS, (), into.users),
+            (_LOAD_RECENT, (since,), lambda rows: into.recent(records_from_rows(rows))),
+        )
+        delivered = False
 
-        async def run(conn: asyncpg.Connection) -> Snapshot:
-            # One snapshot for all four answers.
+        async def run(conn: asyncpg.Connection) -> int:
+            nonlocal delivered
+            # One snapshot for every chunk; cursors need the transaction anyway.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                last = await conn.fetchval(schema.LAST_SEQ)
-                scores = await conn.fetch(schema.SELECT_SCORES, timeout=timeout)
-                users = await conn.fetch(schema.SELECT_USERS, timeout=timeout)
-                recent = await conn.fetch(_LOAD_RECENT, since, timeout=timeout)
-            return Snapshot(
-                last_seq=int(last),
-                scores=score_rows(scores),
-                users=user_rows(users),
-                recent=records_from_rows(recent),
-            )
+                last = int(await conn.fetchval(schema.LAST_SEQ))
+                for query, args, deliver in streams:
+                    cursor = await conn.cursor(query, *args)
+                    while rows := await cursor.fetch(chunk, timeout=timeout):
+                        delivered = True
+                        deliver(rows)
+            return last
 
         with gc_paused():
-            return await self._sessions.read(run)
+            # A session found dead is retried only before any row went to `into`.
+            last_seq = await self._sessions.read(run, may_retry=lambda: not delivered)
+        into.end(last_seq)
+        return_free_memory()
 
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
         if not keys:

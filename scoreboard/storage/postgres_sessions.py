@@ -15,6 +15,7 @@ PgBouncer between this and the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -187,11 +188,12 @@ class Sessions:
                         raise StoreUnavailable(f"append failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
-    async def read(self, run: Run[T]) -> T:
+    async def read(self, run: Run[T], *, may_retry: Callable[[], bool] = lambda: True) -> T:
         """Run a read on a pooled connection, retrying on connections found dead.
 
         After the server drops its sessions every idle pooled connection may be dead
-        without the client knowing yet, hence up to one attempt per connection.
+        without the client knowing yet, hence up to one attempt per connection, as long
+        as `may_retry()` says so (not once a stream has handed rows over).
         """
         for attempt in range(self._pool_size + 1):
             pool = self._pool
@@ -206,12 +208,15 @@ class Sessions:
                         # Checked before release: a released proxy answers nothing.
                         broken = is_broken(conn, exc)
                         if broken:
-                            conn.terminate()  # the pool replaces it; never reuse it
+                            # The pool replaces it; never reuse it. (Already detached
+                            # when the pool saw it die.)
+                            with contextlib.suppress(asyncpg.InterfaceError):
+                                conn.terminate()
                         raise
             except UNAVAILABLE as exc:
                 # Only a session that died under us is worth another try; when a new
                 # connection cannot be made, another attempt would just wait again.
-                if not broken or attempt == self._pool_size:
+                if not broken or attempt == self._pool_size or not may_retry():
                     raise StoreUnavailable(f"read failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
@@ -289,7 +294,12 @@ class Sessions:
 
 
 def is_broken(conn: asyncpg.Connection, exc: BaseException) -> bool:
-    return isinstance(exc, _BROKEN) or conn.is_closed()
+    if isinstance(exc, _BROKEN):
+        return True
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True  # the pool already took back a connection lost under the query
 
 
 def _describe_holder(holder: Any) -> str:

@@ -8,17 +8,15 @@ all three, and metadata comes back as a fresh decoded copy everywhere.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import starmap
+from itertools import islice
 from typing import Any, TypeVar
 
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, UserRow
+from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.storage.base import DuplicateAction, DuplicateProof, StoreUnavailable
 from scoreboard.storage.schema import RECORD_COLUMNS
 
@@ -233,30 +231,10 @@ def already_committed(batch: PreparedBatch, stored: Sequence[LogRecord]) -> bool
     return bool(batch.records) and list(stored) == batch.normalized_records()
 
 
-def score_rows(rows: Iterable[Iterable[Any]]) -> list[ScoreRow]:
-    """Rows of (board, user_id, score, reached_seq)."""
-    return list(starmap(ScoreRow, rows))
-
-
-def user_rows(rows: Iterable[Iterable[Any]]) -> list[UserRow]:
-    """Rows of (user_id, display_name, frozen, hidden, flag, tokens_revoked_at); SQLite
-    gives 0/1 for booleans."""
-    # 0/1 from SQLite compare equal to False/True; converting 1M rows costs a second.
-    return list(starmap(UserRow, rows))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of rows.
-
-    Every few hundred new tracked objects trigger a collection, and the older
-    generations get rescanned as the lists grow: loading 1M rows takes about twice as
-    long with the collector running. Only recovery uses this, before serving.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` items, in order."""
+    if size < 1:
+        raise ValueError("chunk must be >= 1")
+    it = iter(items)
+    while part := list(islice(it, size)):
+        yield part

@@ -14,26 +14,24 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, Snapshot
+from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
-    gc_paused,
     prepare,
     raise_conflicts,
     records_from_rows,
-    score_rows,
     unique,
-    user_rows,
 )
 
 
@@ -151,28 +149,29 @@ class SqliteLog(ActionLog):
         rows = await self._read(schema.LAST_SEQ)
         return int(rows[0][0])
 
-    async def load(self, since: float) -> Snapshot:
+    async def load(self, since: float, into: SnapshotSink, *, chunk: int = 10_000) -> None:
+        if chunk < 1:
+            raise ValueError("chunk must be >= 1")
         conn = self._require(self._reader)
         async with self._snapshot_lock:
             try:
-                # One read transaction: all four answers come from the same commit.
+                # One read transaction: every chunk comes from the same commit.
                 await conn.execute("BEGIN")
                 try:
                     with gc_paused():
                         last = await conn.execute_fetchall(schema.LAST_SEQ)
-                        scores = await conn.execute_fetchall(schema.SELECT_SCORES)
-                        users = await conn.execute_fetchall(schema.SELECT_USERS)
-                        recent = await conn.execute_fetchall(_LOAD_RECENT, (since, since))
-                        return Snapshot(
-                            last_seq=int(next(iter(last))[0]),
-                            scores=score_rows(scores),
-                            users=user_rows(users),
-                            recent=records_from_rows(recent),
+                        await _stream(conn, schema.SELECT_SCORES, (), chunk, into.scores)
+                        await _stream(conn, schema.SELECT_USERS, (), chunk, into.users)
+                        await _stream(
+                            conn, _LOAD_RECENT, (since, since), chunk,
+                            lambda rows: into.recent(records_from_rows(rows)),
                         )
                 finally:
                     await conn.execute("COMMIT")
             except (sqlite3.Error, OSError, ValueError) as exc:
                 raise StoreUnavailable(f"load failed: {exc}") from exc
+        into.end(int(next(iter(last))[0]))
+        return_free_memory()
 
     async def find_actions(self, keys: Sequence[tuple[str, str]]) -> list[LogRecord]:
         if not keys:
@@ -305,6 +304,22 @@ class SqliteLog(ActionLog):
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.close()
         self._reader = self._writer = None
+
+
+async def _stream(
+    conn: aiosqlite.Connection,
+    sql: str,
+    params: Sequence[object],
+    chunk: int,
+    deliver: Callable[[list[sqlite3.Row]], object],
+) -> None:
+    """Hand the rows of a query over `chunk` at a time."""
+    cursor = await conn.execute(sql, params)
+    try:
+        while rows := list(await cursor.fetchmany(chunk)):
+            deliver(rows)
+    finally:
+        await cursor.close()
 
 
 async def _rollback_quietly(conn: aiosqlite.Connection) -> None:

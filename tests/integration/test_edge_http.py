@@ -266,7 +266,7 @@ async def test_idle_flood_from_one_address_is_capped_and_dropped_others_still_se
         other = await Raw.open(service.http_port, "127.0.0.3")
         await other.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _headers, body = await other.answer()
-        assert status == 200 and body == {"status": "ok"}
+        assert status == 200 and body["status"] == "ok"
         other.close()
         # idle connections are dropped at the head deadline, with a 408, on both ports
         for client in flood:

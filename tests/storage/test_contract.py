@@ -4,9 +4,11 @@ PostgreSQL, with the same tests. No mocks; no sleeps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from scoreboard.core.commands import Command, SetFrozen, SetNameHidden, SubmitAction
+from scoreboard.core.engine import Engine
+from scoreboard.core.errors import Rejection
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.recovery import Restore
+from scoreboard.core.rules import RuleSet
 from scoreboard.storage import (
     ActionLog,
     DuplicateAction,
@@ -66,6 +73,44 @@ async def everything(store: ActionLog, chunk: int = 10_000) -> list[LogRecord]:
     return [r async for part in store.scan(chunk=chunk) for r in part]
 
 
+class Collected:
+    """A snapshot sink that keeps every chunk it is handed, in order."""
+
+    def __init__(self, on_chunk: Callable[[], None] = lambda: None) -> None:
+        self.chunks: list[tuple[str, list[Any]]] = []
+        self.ends: list[int] = []
+        self._on_chunk = on_chunk
+
+    def scores(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._keep("scores", [ScoreRow(*row) for row in rows])
+
+    def users(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._keep("users", [UserRow(*row) for row in rows])
+
+    def recent(self, records: Sequence[LogRecord]) -> None:
+        self._keep("recent", list(records))
+
+    def end(self, last_seq: int) -> None:
+        self.ends.append(last_seq)
+
+    def _keep(self, kind: str, rows: list[Any]) -> None:
+        self.chunks.append((kind, rows))
+        self._on_chunk()
+
+    def snapshot(self) -> Snapshot:
+        assert len(self.ends) == 1, "end() is called exactly once"
+        parts: dict[str, list[Any]] = {"scores": [], "users": [], "recent": []}
+        for kind, rows in self.chunks:
+            parts[kind].extend(rows)
+        return Snapshot(self.ends[0], parts["scores"], parts["users"], parts["recent"])
+
+
+async def load(store: ActionLog, since: float, chunk: int = 10_000) -> Snapshot:
+    sink = Collected()
+    await store.load(since, into=sink, chunk=chunk)
+    return sink.snapshot()
+
+
 @dataclass
 class Backend:
     name: str
@@ -111,7 +156,7 @@ FULL = rec(
 
 async def test_an_empty_log(store: ActionLog) -> None:
     assert await store.last_seq() == 0
-    assert await store.load(0.0) == Snapshot(last_seq=0, scores=[], users=[], recent=[])
+    assert await load(store, 0.0) == Snapshot(last_seq=0, scores=[], users=[], recent=[])
     assert await store.find_actions([("u1", "c1")]) == []
     assert await store.history("u1", before_seq=None, limit=10) == []
     assert await everything(store) == []
@@ -131,7 +176,7 @@ async def test_append_then_load_returns_the_same_records_and_rows(store: ActionL
     ]
     await store.append(batch(*records, scores=scores, users=users))
 
-    snapshot = await store.load(0.0)
+    snapshot = await load(store, 0.0)
     assert snapshot.last_seq == 3
     assert snapshot.recent == records
     assert by_key(snapshot.scores) == by_key(scores)
@@ -144,7 +189,7 @@ async def test_records_come_back_in_seq_order(store: ActionLog) -> None:
     await store.append(batch(rec(3)))
     await store.append(batch(rec(4, "u2"), rec(5), rec(6, "u3")))
     assert [r.seq for r in await everything(store)] == [1, 2, 3, 4, 5, 6]
-    assert [r.seq for r in (await store.load(0.0)).recent] == [1, 2, 3, 4, 5, 6]
+    assert [r.seq for r in (await load(store, 0.0)).recent] == [1, 2, 3, 4, 5, 6]
     assert await store.last_seq() == 6
 
 
@@ -167,7 +212,7 @@ async def test_a_batch_with_a_known_action_key_writes_nothing(store: ActionLog) 
             users=[UserRow("u1", "One", False, False)],
         )
     )
-    before = await store.load(0.0)
+    before = await load(store, 0.0)
 
     with pytest.raises(DuplicateAction) as caught:
         await store.append(
@@ -179,7 +224,7 @@ async def test_a_batch_with_a_known_action_key_writes_nothing(store: ActionLog) 
             )
         )
     assert caught.value.keys == [("u1", "a")]
-    assert await store.load(0.0) == before
+    assert await load(store, 0.0) == before
     assert await store.find_actions([("u2", "b")]) == []
     # The refused batch's other key is still free.
     await store.append(batch(rec(2, "u2", client_action_id="b")))
@@ -211,7 +256,7 @@ async def test_a_reused_proof_writes_nothing(store: ActionLog) -> None:
         )
     assert caught.value.jtis == ["j1"]
     assert await store.last_seq() == 1
-    assert (await store.load(0.0)).scores == []
+    assert (await load(store, 0.0)).scores == []
     await store.append(batch(rec(2, proof_jti="j2", proof_exp=2_000.0)))
 
 
@@ -239,7 +284,7 @@ async def test_a_different_record_at_a_used_seq_is_refused(store: ActionLog) -> 
         await store.append(
             batch(rec(1, client_action_id="other"), scores=[ScoreRow("main", "u1", 99, 1)])
         )
-    snapshot = await store.load(0.0)
+    snapshot = await load(store, 0.0)
     assert [r.client_action_id for r in snapshot.recent] == ["c1"]
     assert snapshot.scores == [ScoreRow("main", "u1", 10, 1)]
 
@@ -262,7 +307,7 @@ async def test_values_no_backend_can_store_are_refused_alike(
     with pytest.raises(StoreUnavailable):
         await store.append(batch(bad, scores=[ScoreRow("main", "u1", 5, 2)]))
     assert await store.last_seq() == 1
-    assert (await store.load(0.0)).scores == []
+    assert (await load(store, 0.0)).scores == []
 
 
 # -- reads --------------------------------------------------------------------------
@@ -280,12 +325,64 @@ async def test_load_since_keeps_recent_records_and_unexpired_proofs(store: Actio
             users=[UserRow("u1", None, False, False)],
         )
     )
-    snapshot = await store.load(250.0)
+    snapshot = await load(store, 250.0)
     assert [r.seq for r in snapshot.recent] == [1, 4, 5]
     assert snapshot.last_seq == 5
     assert snapshot.scores == [ScoreRow("main", "u1", 50, 5)]
     assert snapshot.users == [UserRow("u1", None, False, False)]
-    assert (await store.load(10_000.0)).recent == []
+    assert (await load(store, 10_000.0)).recent == []
+
+
+async def test_load_streams_one_snapshot_in_chunks(store: ActionLog) -> None:
+    names = [f"u{i}" for i in range(5)]
+    await store.append(batch(
+        *(rec(i + 1, u) for i, u in enumerate(names)),
+        scores=[ScoreRow(b, u, 10 * i, i + 1) for i, u in enumerate(names) for b in ("m", "s")],
+        users=[UserRow(u, u.upper(), i == 0, i == 1, "why" if i == 2 else None)
+               for i, u in enumerate(names)],
+    ))
+    whole = await load(store, 0.0)
+    sink = Collected()
+    await store.load(0.0, into=sink, chunk=2)
+    assert [kind for kind, _ in sink.chunks] == ["scores"] * 5 + ["users"] * 3 + ["recent"] * 3
+    assert all(1 <= len(rows) <= 2 for _, rows in sink.chunks)
+    chunked = sink.snapshot()
+    assert chunked.last_seq == whole.last_seq == 5
+    assert by_key(chunked.scores) == by_key(whole.scores) and len(whole.scores) == 10
+    assert by_user(chunked.users) == by_user(whole.users) and len(whole.users) == 5
+    assert chunked.recent == whole.recent == await everything(store)
+
+
+async def test_load_refuses_a_chunk_below_one(store: ActionLog) -> None:
+    await store.append(batch(rec(1), scores=[ScoreRow("main", "u1", 10, 1)]))
+    sink = Collected()
+    with pytest.raises(ValueError):
+        await store.load(0.0, into=sink, chunk=0)
+    assert sink.chunks == [] and sink.ends == []
+
+
+async def test_an_engine_restored_from_the_log_equals_the_live_one(store: ActionLog) -> None:
+    rules = RuleSet.from_config({"WIN": {"points": 7, "limit": 4, "window": "1h"}})
+    live = Engine(rules, ("global", "weekly"))
+    batches: list[list[Command]] = [
+        [SubmitAction(f"p{i % 5}", f"P{i % 5}", ("global", "weekly")[i % 2], "WIN", f"c{i}")
+         for i in range(12)],
+        [SetFrozen("p1", actor="adm", frozen=True, reason="r"), SetNameHidden("p2", hidden=True)],
+        [SubmitAction(f"p{i % 5}", None, "global", "WIN", f"d{i}") for i in range(12)],
+    ]
+    for i, commands in enumerate(batches):
+        pending = live.new_pending()
+        for command in commands:
+            with contextlib.suppress(Rejection):
+                live.decide(command, 1_700_000_000.0 + i, pending)
+        await store.append(live.batch(pending))
+        for r in pending.records:
+            live.apply(r)
+    restored = Engine(rules, ("global", "weekly"))
+    await store.load(0.0, into=Restore(restored), chunk=3)
+    assert restored.state_digest() == live.state_digest()
+    assert restored.memory_digest() == live.memory_digest()
+    assert restored.boards["global"].top(3) and "p1" in restored.frozen
 
 
 async def test_find_actions_returns_the_keys_records_in_seq_order(store: ActionLog) -> None:
@@ -339,7 +436,7 @@ async def test_metadata_round_trips(store: ActionLog) -> None:
     ]
     records = [rec(i + 1, metadata=m) for i, m in enumerate(metadata)]
     await store.append(batch(*records))
-    assert [r.metadata for r in (await store.load(0.0)).recent] == metadata
+    assert [r.metadata for r in (await load(store, 0.0)).recent] == metadata
     assert [r.metadata for r in await everything(store)] == metadata
     assert (await store.history("u1", before_seq=2, limit=1))[0].metadata == metadata[0]
 
@@ -351,7 +448,7 @@ async def test_large_integers_round_trip(store: ActionLog) -> None:
     ]
     scores = [ScoreRow("main", "u1", BIG, BIG), ScoreRow("main", "u2", -BIG, 1)]
     await store.append(batch(*records, scores=scores))
-    snapshot = await store.load(0.0)
+    snapshot = await load(store, 0.0)
     assert snapshot.recent == records
     assert by_key(snapshot.scores) == by_key(scores)
     assert await store.last_seq() == BIG
@@ -373,7 +470,7 @@ async def test_upserts_overwrite_rows(store: ActionLog) -> None:
             users=[UserRow("u1", None, True, True, "flagged"), UserRow("u2", "Two", False, False)],
         )
     )
-    snapshot = await store.load(0.0)
+    snapshot = await load(store, 0.0)
     assert by_key(snapshot.scores) == [
         ScoreRow("main", "u1", 25, 3),
         ScoreRow("weekly", "u2", 10, 2),
@@ -398,13 +495,13 @@ async def test_reopening_keeps_everything(backend: Backend) -> None:
             users=[UserRow("u1", "U", False, True)],
         )
     )
-    before = await first.load(0.0)
+    before = await load(first, 0.0)
     await first.close()
 
     again = backend.make()
     await again.open()
     try:
-        assert await again.load(0.0) == before
+        assert await load(again, 0.0) == before
         await again.append(batch(rec(3)))
         assert [r.seq for r in await everything(again)] == [1, 2, 3]
     finally:
@@ -461,9 +558,9 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     log = SqliteLog(path)
     await log.open()
     try:
-        assert (await log.load(0.0)).users == [UserRow("u1", "One", False, True, None)]
+        assert (await load(log, 0.0)).users == [UserRow("u1", "One", False, True, None)]
         await log.append(batch(rec(1), users=[UserRow("u1", "One", False, True, "why")]))
-        assert (await log.load(0.0)).users == [UserRow("u1", "One", False, True, "why")]
+        assert (await load(log, 0.0)).users == [UserRow("u1", "One", False, True, "why")]
     finally:
         await log.close()
 
@@ -499,9 +596,9 @@ async def test_postgres_migrates_a_version_1_database(fresh_pg_dsn: str) -> None
     log = PostgresLog(fresh_pg_dsn, pool_size=1)
     await log.open()
     try:
-        assert (await log.load(0.0)).users == [UserRow("u1", "One", False, True, None)]
+        assert (await load(log, 0.0)).users == [UserRow("u1", "One", False, True, None)]
         await log.append(batch(rec(1), users=[UserRow("u1", "One", False, True, "why")]))
-        assert (await log.load(0.0)).users == [UserRow("u1", "One", False, True, "why")]
+        assert (await load(log, 0.0)).users == [UserRow("u1", "One", False, True, "why")]
     finally:
         await log.close()
 
@@ -597,9 +694,42 @@ async def test_postgres_survives_terminated_backends(fresh_pg_dsn: str) -> None:
             assert await log.ping() is True
 
             assert await _terminate_backends(fresh_pg_dsn) >= 1
-            assert (await log.load(0.0)).scores == [ScoreRow("main", "u1", 20, 2)]
+            assert (await load(log, 0.0)).scores == [ScoreRow("main", "u1", 20, 2)]
             await _append_with_retries(log, batch(rec(4)))
             assert [r.seq for r in await everything(log)] == [1, 2, 3, 4]
+    finally:
+        await log.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_load_that_loses_its_session_part_way_hands_nothing_twice(
+    fresh_pg_dsn: str,
+) -> None:
+    log = PostgresLog(fresh_pg_dsn, pool_size=2)
+    await log.open()
+    try:
+        users = ("u1", "u2", "u3")
+        await log.append(batch(
+            *(rec(i, u) for i, u in enumerate(users, 1)),
+            scores=[ScoreRow("main", u, 10, i) for i, u in enumerate(users, 1)],
+        ))
+        ended: list[int] = []
+
+        def end_sessions_once() -> None:
+            # From inside the stream, before the next chunk is asked for: blocking on
+            # another thread's loop makes the order certain.
+            if not ended:
+                with ThreadPoolExecutor(1) as pool:
+                    coro = _terminate_backends(fresh_pg_dsn, wait_ms=5_000)
+                    ended.append(pool.submit(asyncio.run, coro).result(timeout=30))
+
+        sink = Collected(on_chunk=end_sessions_once)
+        with pytest.raises(StoreUnavailable):
+            await log.load(0.0, into=sink, chunk=1)
+        assert ended[0] >= 1
+        assert [kind for kind, _ in sink.chunks] == ["scores"] and sink.ends == []
+        async with asyncio.timeout(30):
+            assert len((await load(log, 0.0)).scores) == 3  # a fresh start works
     finally:
         await log.close()
 

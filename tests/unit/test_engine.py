@@ -20,7 +20,8 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.engine import ANONYMOUS, Engine, Replay
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.core.records import Kind, LogRecord, Snapshot
+from scoreboard.core.records import Kind, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.recovery import Restore, restore
 from scoreboard.core.rules import AbuseLimits, RuleSet
 
 RULES = RuleSet.from_config({
@@ -214,21 +215,60 @@ def test_key_memory_is_capped() -> None:
     assert len(e.keys) == 5
 
 
-def test_restore_from_rows_equals_live_state(engine: Engine) -> None:
-    from scoreboard.core.records import ScoreRow, UserRow
-
-    run(engine, [act("a", "1"), act("b", "2", "WIN_MATCH"), act("c", "3")])
-    run(engine, [SetFrozen("c", actor="x", frozen=True, reason="r")])
-    snap = Snapshot(
+def rows_of(engine: Engine, users: list[str]) -> Snapshot:
+    """What storage would hold for the engine: current rows, no recent records."""
+    return Snapshot(
         last_seq=engine.last_seq,
         scores=[ScoreRow(b, u, s, q) for b, rk in engine.boards.items() for u, s, q in rk.rows()],
         users=[UserRow(u, engine.names.get(u), u in engine.frozen, u in engine.anonymous)
-               for u in ("a", "b", "c")],
+               for u in users],
         recent=[],
     )
+
+
+def test_restore_from_rows_equals_live_state(engine: Engine) -> None:
+    run(engine, [act("a", "1"), act("b", "2", "WIN_MATCH"), act("c", "3")])
+    run(engine, [SetFrozen("c", actor="x", frozen=True, reason="r")])
     other = Engine(RULES, ("global", "weekly"))
-    other.restore(snap)
+    restore(other, rows_of(engine, ["a", "b", "c"]))
     assert other.state_digest() == engine.state_digest()
+
+
+def test_restore_in_chunks_equals_restore_at_once(engine: Engine) -> None:
+    run(engine, [act(u, b, board=b) for u in "abcdefg" for b in ("global", "weekly")])
+    run(engine, [SetFrozen("c", actor="x", frozen=True, reason="r"), SetNameHidden("d", True)])
+    snap = rows_of(engine, list("abcdefg"))
+    at_once, chunked = Engine(RULES, ("global", "weekly")), Engine(RULES, ("global", "weekly"))
+    restore(at_once, snap)
+    sink = Restore(chunked)
+    for i in range(0, len(snap.scores), 3):
+        sink.scores(snap.scores[i:i + 3])
+    for i in range(0, len(snap.users), 2):
+        sink.users(snap.users[i:i + 2])
+    sink.end(snap.last_seq)
+    assert chunked.state_digest() == at_once.state_digest() == engine.state_digest()
+    assert (sink.score_rows, sink.user_rows) == (14, 7)
+    # names and rankings share one string per user
+    global_ids = {id(u) for u, _, _ in chunked.boards["global"].rows()}
+    assert all(id(u) in global_ids for u in chunked.names)
+
+
+def test_a_frozen_user_stays_off_a_board_they_join_after_a_restore(engine: Engine) -> None:
+    run(engine, [act("a", "1"), act("b", "2")])
+    run(engine, [SetFrozen("a", actor="x", frozen=True, reason="r")])
+    other = Engine(RULES, ("global", "weekly"))
+    restore(other, rows_of(engine, ["a", "b"]))
+    for e in (engine, other):  # an administrator may still adjust a frozen user
+        run(e, [AdjustScore("a", actor="adm", board="weekly", delta=5, reason="r",
+                            client_action_id="adj")])
+    assert other.boards["weekly"].top(5) == engine.boards["weekly"].top(5) == []
+    assert other.state_digest() == engine.state_digest()
+
+
+def test_restore_needs_an_empty_engine(engine: Engine) -> None:
+    run(engine, [act("a", "1")])
+    with pytest.raises(ValueError):
+        Restore(engine)
 
 
 def test_abuse_flag_trips_at_its_threshold() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoreboard.core.ranking import MAX_SCORE, Ranking, key_score, key_seq, make_key
+from scoreboard.core.ranking import MAX_SCORE, SLOT_MASK, Ranking, key_score, key_seq, make_key
 
 
 def board(*rows: tuple[str, int, int]) -> Ranking:
@@ -31,10 +31,13 @@ def test_reaching_a_tied_score_later_ranks_below() -> None:
 
 
 @pytest.mark.parametrize("score", [-MAX_SCORE, -1, 0, 1, MAX_SCORE])
-def test_key_round_trips_extremes(score: int) -> None:
-    key = make_key(score, 2**40 + 7)
+@pytest.mark.parametrize("slot", [0, 2**32 - 1])
+def test_key_round_trips_extremes(score: int, slot: int) -> None:
+    key = make_key(score, 2**48 - 1, slot)
     assert key_score(key) == score
-    assert key_seq(key) == 2**40 + 7
+    assert key_seq(key) == 2**48 - 1
+    assert key & SLOT_MASK == slot
+    assert make_key(score, 2**48 - 1, slot) < make_key(score - 1, 1, 0) or score == -MAX_SCORE
 
 
 def test_negative_scores_rank_below_zero() -> None:

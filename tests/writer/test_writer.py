@@ -12,6 +12,7 @@ from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import CommitBatch, LogRecord
+from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.memory import MemoryLog
@@ -38,7 +39,7 @@ class Running:
 
     async def start(self) -> None:
         await self.store.open()
-        self.engine.restore(await self.store.load(0.0))
+        await self.store.load(0.0, into=Restore(self.engine))
         self.task = asyncio.create_task(self.writer.run())
 
     async def stop(self) -> None:

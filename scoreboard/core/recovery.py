@@ -1,0 +1,113 @@
+"""Recovery: an empty engine rebuilt from the stored current rows and recent records.
+
+`Restore` is the `SnapshotSink` that `ActionLog.load` streams into, a chunk at a time,
+so recovering a million users holds one chunk of rows beside the engine, never all of
+them: temporary rows spread among the engine's long-lived objects would keep the
+process's memory high long after they are gone.
+
+Score rows come first and go straight into the rankings, unordered; each ranking is
+sorted once at the end (one sort, not a million inserts). User rows come next: a name
+goes into the slot the global ranking gave its user, and the few sets (frozen,
+anonymous, flagged) take the rankings' own string for each id, not a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from scoreboard.core.engine import Engine
+from scoreboard.core.ranking import Ranking
+from scoreboard.core.records import LogRecord, Snapshot
+
+
+class Restore:
+    """Feeds an empty engine; counts what it was given (for the log line)."""
+
+    __slots__ = ("_engine", "recent_records", "score_rows", "user_rows")
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.last_seq:
+            raise ValueError("recovery needs an empty engine")
+        self._engine = engine
+        self.score_rows = self.user_rows = self.recent_records = 0
+
+    def scores(self, rows: Sequence[Sequence[Any]]) -> None:
+        """(board, user_id, score, reached_seq) rows."""
+        if not rows:
+            return
+        self.score_rows += len(rows)
+        board = rows[0][0]
+        if all(row[0] == board for row in rows):  # the common case: one board
+            self._ranking(board).load_unordered((r[1], r[2], r[3]) for r in rows)
+            return
+        by_board: dict[str, list[tuple[str, int, int]]] = {}
+        for board, user_id, score, seq in rows:
+            by_board.setdefault(board, []).append((user_id, score, seq))
+        for board, part in by_board.items():
+            self._ranking(board).load_unordered(part)
+
+    def users(self, rows: Sequence[Sequence[Any]]) -> None:
+        """(user_id, display_name, frozen, hidden, flag, tokens_revoked_at) rows."""
+        engine = self._engine
+        names, frozen, anonymous, flags, revoked = (
+            engine.names, engine.frozen, engine.anonymous, engine.flags, engine.revoked
+        )
+        on_global = engine.boards["global"]
+        slot_of, user_at = on_global.slot_of, on_global.user_at
+        elsewhere = [r.canonical_id for r in engine.boards.values() if r is not on_global]
+        self.user_rows += len(rows)
+        for user_id, name, is_frozen, is_anonymous, flag, revoked_at in rows:
+            slot = slot_of(user_id)
+            if slot is not None:  # nearly everyone
+                if name is not None:
+                    names.set_at(slot, name)
+                if not (is_frozen or is_anonymous or flag is not None
+                        or revoked_at is not None):
+                    continue
+                user_id = user_at(slot)
+            else:
+                for canonical_id in elsewhere:
+                    own = canonical_id(user_id)
+                    if own is not None:
+                        user_id = own
+                        break
+                if name is not None:
+                    names[user_id] = name
+            if is_frozen:
+                frozen.add(user_id)
+            if is_anonymous:
+                anonymous.add(user_id)
+            if flag is not None:
+                flags[user_id] = flag
+            if revoked_at is not None:
+                revoked[user_id] = float(revoked_at)
+
+    def recent(self, records: Sequence[LogRecord]) -> None:
+        """Recent records, in seq order: what decisions must remember of them."""
+        engine = self._engine
+        self.recent_records += len(records)
+        for r in records:
+            engine.remember(r)
+            engine.last_at = max(engine.last_at, r.at)
+
+    def end(self, last_seq: int) -> None:
+        engine = self._engine
+        for ranking in engine.boards.values():  # empty boards too: see Ranking.version
+            # Every board, as a freeze applies to every board: a frozen user who later
+            # scores on a board new to them must stay out of its order there too.
+            ranking.frozen |= engine.frozen
+            ranking.sort_loaded(last_seq)
+        engine.last_seq = last_seq
+
+    def _ranking(self, board: str) -> Ranking:
+        boards = self._engine.boards
+        ranking = boards.get(board)
+        if ranking is None:  # a board removed from the config keeps its history
+            ranking = boards[board] = Ranking(board)
+        return ranking
+
+
+def restore(engine: Engine, snapshot: Snapshot) -> None:
+    """Rebuild an empty engine from a snapshot held in memory (tests, tools)."""
+    snapshot.feed(Restore(engine))

@@ -1,0 +1,49 @@
+"""Names: a mapping of user id to display name, kept by the global ranking's slots."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoreboard.core.names import Names
+from scoreboard.core.ranking import Ranking
+
+
+@pytest.fixture
+def ranking() -> Ranking:
+    r = Ranking("global")
+    r.set("a", 10, 1)
+    r.set("b", 20, 2)
+    return r
+
+
+def test_behaves_like_a_dict(ranking: Ranking) -> None:
+    names, plain = Names(ranking), {}
+    for user, name in [("a", "Ann"), ("x", "Xavier"), ("b", "Bob"), ("a", "Anna")]:
+        names[user] = plain[user] = name
+    assert dict(names) == plain and len(names) == 3
+    assert names["a"] == "Anna" and names.get("x") == "Xavier"
+    assert names.get("nobody") is None and names.get("nobody", "?") == "?"
+    assert "b" in names and "nobody" not in names and 3 not in names
+    with pytest.raises(KeyError):
+        names["nobody"]
+    del names["x"], names["b"]
+    assert dict(names) == {"a": "Anna"} and len(names) == 1
+    with pytest.raises(KeyError):
+        del names["x"]
+
+
+def test_a_user_named_before_joining_the_board_keeps_one_name(ranking: Ranking) -> None:
+    names = Names(ranking)
+    names["c"] = "Cy"  # not ranked yet
+    ranking.set("c", 5, 3)
+    assert names["c"] == "Cy" and len(names) == 1
+    names["c"] = "Cyd"
+    assert dict(names) == {"c": "Cyd"} and len(names) == 1
+
+
+def test_slots_beyond_the_list_read_as_unnamed(ranking: Ranking) -> None:
+    names, slot = Names(ranking), ranking.slot_of("b")
+    assert slot == 1
+    names.set_at(slot, "Bob")
+    ranking.set("late", 1, 9)  # a slot the list has not reached
+    assert names.get("late") is None and names["b"] == "Bob" and list(names) == ["b"]
