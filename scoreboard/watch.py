@@ -16,6 +16,8 @@ from typing import Any
 
 log = logging.getLogger("scoreboard.tasks")
 
+RECANCEL_SECONDS = 1.0
+
 
 class TaskWatch:
     def __init__(self) -> None:
@@ -73,6 +75,9 @@ class TaskWatch:
         """Cancel a task and wait for it."""
         self._ending.add(name)
         task = self._tasks.get(name)
-        if task is not None and not task.done():
+        # Cancelled again until it ends: a library can swallow one cancellation (on
+        # Python 3.11 `wait_for` loses it when its inner future completes at the same
+        # moment), and a loop that never sees it would hold shutdown up for good.
+        while task is not None and not task.done():
             task.cancel()
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=RECANCEL_SECONDS)

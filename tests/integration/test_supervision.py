@@ -52,3 +52,23 @@ async def test_a_crashed_task_fails_readiness_and_the_exit_code(server: Running,
     assert await asyncio.wait_for(service.run_until(stop), 10) == 1
     assert service.draining
     server._stopped = True
+
+
+async def test_stopping_a_task_that_swallowed_its_cancellation_still_ends_it() -> None:
+    from scoreboard.watch import TaskWatch
+
+    swallowed = asyncio.Event()
+    forever = asyncio.Event()  # never set
+
+    async def stubborn() -> None:
+        try:
+            await forever.wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # as a library racing a timeout against the cancel may do
+        await forever.wait()  # ... and goes on waiting
+
+    watch = TaskWatch()
+    task = watch.start("stubborn", stubborn())
+    await asyncio.sleep(0)  # one step: it is waiting
+    await asyncio.wait_for(watch.stop("stubborn"), 5)
+    assert swallowed.is_set() and task.cancelled() and not watch.failed
