@@ -2,7 +2,11 @@
 
 One persistent internal WebSocket to wherever the writer published it can be reached
 (looked up again after every lost connection, so it follows a new writer after a
-takeover). Commands waiting when the sender wakes go out in one frame. A command sent
+takeover). Commands waiting when the sender wakes go out in one frame, and at most
+`frames_in_flight` frames wait for their answer at a time: what arrives meanwhile
+gathers into the next frame, so the writer decides and commits larger units (its cost
+is mostly per frame and per commit, not per command) at the price of at most one
+writer round trip of added wait. A command sent
 on a connection that broke before its answer came has an unknown fate: it is sent again
 on the next connection when it has an idempotency key (the writer then answers the
 original result, never applying it twice), and refused with 503 otherwise.
@@ -45,7 +49,7 @@ class _Waiting:
 class Forwarder:
     def __init__(self, locate: Locate, credential: str, progress: Progress, *,
                  timeout: float, batch: int, wait_applied: float,
-                 max_waiting: int = 10_000) -> None:
+                 max_waiting: int = 10_000, frames_in_flight: int = 2) -> None:
         self.locate = locate
         self.credential = credential
         self.progress = progress
@@ -53,6 +57,8 @@ class Forwarder:
         self.batch = batch
         self.wait_applied = wait_applied
         self.max_waiting = max_waiting
+        self.frames_in_flight = frames_in_flight
+        self._unanswered = 0  # frames sent on this connection and not yet answered
         self.writer_url: str | None = None  # while connected
         self.frames_sent = 0
         self._ids = itertools.count(1)
@@ -96,7 +102,7 @@ class Forwarder:
                 try:
                     async with connect(url, additional_headers={AUTH_HEADER: self.credential},
                                        open_timeout=2.0, close_timeout=1.0, ping_interval=5.0,
-                                       ping_timeout=10.0,
+                                       ping_timeout=10.0, compression=None,
                                        max_size=16 * 1024 * 1024) as ws:
                         delay = 0.05
                         self.writer_url = url
@@ -125,9 +131,12 @@ class Forwarder:
         self._wake.set()
 
     async def _session(self, ws: ClientConnection) -> None:
+        self._unanswered = 0
         sender = asyncio.ensure_future(self._send(ws))
         try:
             async for frame in ws:
+                self._unanswered -= 1  # the writer answers every frame with one frame
+                self._wake.set()
                 for i, answer in decode_results(frame):
                     w = self._waiting.get(i)
                     if w is not None and not w.fut.done():
@@ -140,7 +149,7 @@ class Forwarder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._unsent:
+            while self._unsent and self._unanswered < self.frames_in_flight:
                 items: list[tuple[int, Command]] = []
                 while self._unsent and len(items) < self.batch:
                     i = self._unsent.popleft()
@@ -149,5 +158,6 @@ class Forwarder:
                         w.sent = True
                         items.append((i, w.cmd))
                 if items:
+                    self._unanswered += 1
                     await ws.send(encode_commands(items))
                     self.frames_sent += 1

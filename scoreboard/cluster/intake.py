@@ -1,7 +1,8 @@
 """The writer's side of forwarding: one internal WebSocket server taking command frames.
 
-Each frame's commands are submitted to the writer together (so they share its group
-commit, like any other concurrent requests) and answered in one frame. A connection
+Each frame's commands are submitted to the writer as one unit (`submit_many`: one queue
+entry, decided in order within one batch and committed together, as one trusted batch
+is) and answered in one frame, each command with its own result or refusal. A connection
 without the internal credential is refused at the handshake.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -30,13 +31,13 @@ from scoreboard.writer import Result
 
 log = logging.getLogger("scoreboard.cluster")
 
-Submit = Callable[[Command], Awaitable[Result]]
+SubmitMany = Callable[[Sequence[Command]], Awaitable[list[Result | Refused]]]
 
 
 class Intake:
-    def __init__(self, submit: Submit, credential: str, host: str, port: int, *,
+    def __init__(self, submit_many: SubmitMany, credential: str, host: str, port: int, *,
                  frames_in_flight: int = 64, max_frame_bytes: int = 16 * 1024 * 1024) -> None:
-        self.submit = submit
+        self.submit_many = submit_many
         self.credential = credential
         self.host = host
         self.port = port
@@ -49,7 +50,7 @@ class Intake:
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._check,
             max_size=self.max_frame_bytes, close_timeout=1.0, ping_interval=5.0,
-            ping_timeout=10.0,
+            ping_timeout=10.0, compression=None,  # loopback or a LAN: deflate costs CPU
         )
         for sock in self._server.sockets:
             return int(sock.getsockname()[1])
@@ -87,18 +88,19 @@ class Intake:
             except WireError as exc:
                 await ws.close(1008, str(exc)[:100])
                 return
-            results = await asyncio.gather(*(self._one(cmd) for _, cmd in items))
-            await ws.send(encode_results([(i, r) for (i, _), r in zip(items, results,
-                                                                      strict=True)]))
+            await ws.send(encode_results(await self._decide(items)))
         except ConnectionClosed:
             pass
         finally:
             slots.release()
 
-    async def _one(self, cmd: Command | WireError) -> Result | Refused:
-        if isinstance(cmd, WireError):
-            return InvalidCommand(str(cmd))
+    async def _decide(self, items: list[tuple[int, Command | WireError]]
+                      ) -> list[tuple[int, Result | Refused]]:
+        """Every well-formed command of the frame in one unit; the others refused."""
+        cmds = [cmd for _, cmd in items if not isinstance(cmd, WireError)]
         try:
-            return await self.submit(cmd)
-        except Refused as exc:
-            return exc
+            answers = iter(await self.submit_many(cmds) if cmds else ())
+        except Refused as exc:  # the unit as a whole: overloaded, shutting down
+            answers = iter([exc] * len(cmds))
+        return [(i, InvalidCommand(str(cmd)) if isinstance(cmd, WireError) else next(answers))
+                for i, cmd in items]

@@ -64,7 +64,7 @@ class Node:
         self.forwarder = Forwarder(store.writer_address, credential, self.progress,
                                    timeout=c.forward_timeout, batch=c.forward_batch,
                                    wait_applied=c.max_wait_seconds)
-        self.intake = Intake(writer.submit, credential, c.internal_host, c.internal_port)
+        self.intake = Intake(writer.submit_many, credential, c.internal_host, c.internal_port)
         self.is_writer = self.role == "writer"
         progress.patience = 0.0 if self.is_writer else c.max_wait_seconds
         self.took_over_seconds: float | None = None

@@ -1,16 +1,25 @@
 """The frames between a follower and the writer: commands out, results back. Pure.
 
-A follower sends `{"commands": [[id, command], …]}`; the writer answers each frame with
-`{"results": [[id, {"ok": result} | {"error": {"code", "message", "retryAfter"}}], …]}`.
+Both directions are JSON arrays with positional fields, in each dataclass's field order,
+so neither side builds a dict per command (the writer pays for every one it decodes):
+
+- a follower sends `[id, type, field…, id, type, field…, …]`, a `SubmitAction`'s proof
+  as `[sub, act, jti, exp]` or null;
+- the writer answers each frame with one frame, `[id, outcome, …]`, where outcome is
+  `["a", field…]` (an `ActionResult`), `["u", field…]` (a `UserResult`) or
+  `["e", code, message, retryAfter]` (a refusal).
+
 Commands arrive already authenticated (the follower verified the token and the proof);
-the connection itself is authenticated with the cluster's internal credential.
+the connection itself is authenticated with the cluster's internal credential. Both
+ends run the same release: the field order is the protocol.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import asdict
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -44,6 +53,17 @@ REFUSALS: dict[str, type[Refused]] = {
 AUTH_HEADER = "X-Scoreboard-Internal"
 
 
+def _getter(cls: type) -> attrgetter[Any]:
+    return attrgetter(*(f.name for f in fields(cls)))
+
+
+# Every dataclass here has several fields, so each getter returns a tuple.
+_FIELDS: dict[type, attrgetter[Any]] = {cls: _getter(cls) for cls in COMMANDS.values()}
+_PROOF = _getter(ProofClaims)
+_ACTION = _getter(ActionResult)
+_USER = _getter(UserResult)
+
+
 class WireError(ValueError):
     """A frame that does not follow this protocol."""
 
@@ -54,69 +74,73 @@ def internal_credential(secret: bytes) -> str:
 
 
 def encode_commands(items: list[tuple[int, Command]]) -> bytes:
-    return orjson.dumps({"commands": [[i, _command(cmd)] for i, cmd in items]})
-
-
-def _command(cmd: Command) -> dict[str, Any]:
-    body = asdict(cmd)
-    body["type"] = type(cmd).__name__
-    return body
+    out: list[Any] = []
+    for i, cmd in items:
+        values = list(_FIELDS[type(cmd)](cmd))
+        if isinstance(cmd, SubmitAction) and cmd.proof is not None:
+            values[-1] = _PROOF(cmd.proof)
+        out.append(i)
+        out.append([type(cmd).__name__, *values])
+    return orjson.dumps(out)
 
 
 def decode_commands(frame: str | bytes) -> list[tuple[int, Command | WireError]]:
     try:
-        items = orjson.loads(frame)["commands"]
-        pairs = [(int(i), body) for i, body in items]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        flat = orjson.loads(frame)
+        if not isinstance(flat, list) or len(flat) % 2:
+            raise TypeError("not an [id, command, …] array")
+        pairs = [(int(flat[k]), flat[k + 1]) for k in range(0, len(flat), 2)]
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise WireError(f"not a command frame: {exc}") from None
     out: list[tuple[int, Command | WireError]] = []
     for i, body in pairs:
         try:
             out.append((i, _decode_command(body)))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
             out.append((i, WireError(f"not a command: {exc!r}")))
     return out
 
 
-def _decode_command(body: dict[str, Any]) -> Command:
-    body = dict(body)
-    cls = COMMANDS[body.pop("type")]
-    if cls is SubmitAction and body.get("proof") is not None:
-        body["proof"] = ProofClaims(**body["proof"])
-    return cls(**body)
+def _decode_command(body: list[Any]) -> Command:
+    cls = COMMANDS[body[0]]
+    if cls is SubmitAction and len(body) == 8 and body[7] is not None:
+        body[7] = ProofClaims(*body[7])
+    return cls(*body[1:])
 
 
 def encode_results(items: list[tuple[int, Result | Refused]]) -> bytes:
-    out: list[list[Any]] = []
+    out: list[Any] = []
     for i, result in items:
-        if isinstance(result, Refused):
-            out.append([i, {"error": {"code": result.code, "message": result.message,
-                                      "retryAfter": result.retry_after}}])
+        out.append(i)
+        if isinstance(result, ActionResult):
+            out.append(["a", *_ACTION(result)])
+        elif isinstance(result, UserResult):
+            out.append(["u", *_USER(result)])
         else:
-            body = asdict(result)
-            body["type"] = "action" if isinstance(result, ActionResult) else "user"
-            out.append([i, {"ok": body}])
-    return orjson.dumps({"results": out})
+            out.append(["e", result.code, result.message, result.retry_after])
+    return orjson.dumps(out)
 
 
 def decode_results(frame: str | bytes) -> list[tuple[int, Result | Refused]]:
     try:
-        items = orjson.loads(frame)["results"]
-        return [(int(i), _decode_result(body)) for i, body in items]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        flat = orjson.loads(frame)
+        return [(int(flat[k]), _decode_result(flat[k + 1])) for k in range(0, len(flat), 2)]
+    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise WireError(f"not a result frame: {exc!r}") from None
 
 
-def _decode_result(body: dict[str, Any]) -> Result | Refused:
-    if "error" in body:
-        err = body["error"]
-        cls = REFUSALS.get(err["code"], StoreDown)
-        retry = err.get("retryAfter")
-        if cls is errors.QuotaExceeded:
-            return errors.QuotaExceeded(err["message"], retry_after=float(retry or 1.0))
-        refusal = cls.__new__(cls)
-        Refused.__init__(refusal, err["message"], retry_after=retry)
-        return refusal
-    ok = dict(body["ok"])
-    kind = ok.pop("type")
-    return ActionResult(**ok) if kind == "action" else UserResult(**ok)
+def _decode_result(body: list[Any]) -> Result | Refused:
+    kind = body[0]
+    if kind == "a":
+        return ActionResult(*body[1:])
+    if kind == "u":
+        return UserResult(*body[1:])
+    if kind != "e":
+        raise ValueError(f"unknown outcome {kind!r}")
+    _, code, message, retry = body
+    cls = REFUSALS.get(code, StoreDown)
+    if cls is errors.QuotaExceeded:
+        return errors.QuotaExceeded(message, retry_after=float(retry or 1.0))
+    refusal = cls.__new__(cls)
+    Refused.__init__(refusal, message, retry_after=retry)
+    return refusal
