@@ -72,6 +72,8 @@ HUB_TASK = "live-hub"
 DEMO_TASK = "demo"
 NATS_TASK = "nats-publisher"
 KEYS_TASK = "provider-keys"
+LOCK_TASK = "writer-lock"
+LOCK_CHECK_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -258,8 +260,9 @@ class Service:
                 self.tasks.start(NATS_TASK, self.publisher.run())
                 stack.push_async_callback(self.tasks.stop, NATS_TASK)
             if self.node is None or self.node.is_writer:
-                self.tasks.start(WRITER_TASK, self.writer.run())
+                self._start_writing()
             stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
+            stack.push_async_callback(self.tasks.stop, LOCK_TASK)  # nothing if never run
             if self.node is not None:
                 await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = self.live.http_port = await self._listen(stack)
@@ -305,7 +308,15 @@ class Service:
 
     def _become_writer(self) -> None:
         """A standby that took the lock over starts deciding and appending."""
+        self._start_writing()
+
+    def _start_writing(self) -> None:
+        """The writer task; on PostgreSQL also a check of the lock every second, so a
+        writer whose lock session was ended fences and exits (non-zero, as after a
+        failed write) while idle, instead of on its next write."""
         self.tasks.start(WRITER_TASK, self.writer.run())
+        if isinstance(self.store, PostgresLog):
+            self.tasks.start(LOCK_TASK, self.store.watch_lock(LOCK_CHECK_SECONDS))
 
     async def _drain_writer(self) -> None:
         self.tasks.expect_end(WRITER_TASK)

@@ -10,6 +10,8 @@ data-modifying CTEs: one round trip, atomic on its own, and measured faster than
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -29,6 +31,8 @@ from scoreboard.storage.rows import (
     records_from_rows,
     unique,
 )
+
+log = logging.getLogger("scoreboard.storage")
 
 
 def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> str:
@@ -102,6 +106,19 @@ class PostgresLog(ActionLog):
         appends on that session, which is the fence like a writer's own."""
         await self._sessions.wait_for_lock(_migrate)
         self.follower = False
+
+    async def watch_lock(self, every: float = 1.0) -> None:
+        """(The writer) Check the lock's session every `every` seconds, so a writer whose
+        session was ended learns it without waiting for a write: the check runs on the
+        write session exactly as an append would, so it raises `WriterFenced` once
+        another process holds the lock, and re-takes it if nobody does."""
+        while True:
+            await asyncio.sleep(every)  # a timer: the check itself is the point
+            try:
+                # Shielded: a shutdown never cuts a statement short on the write session.
+                await asyncio.shield(self._sessions.write(_alive))
+            except StoreUnavailable as exc:  # no verdict; the fence still holds
+                log.warning("cannot check the writer lock: %s", exc)
 
     async def listen(self, on_seq: Callable[[int], None],
                      on_lost: Callable[[], None]) -> asyncpg.Connection:
@@ -240,6 +257,10 @@ class PostgresLog(ActionLog):
             return await self._sessions.read(run)
         except StoreError:
             return False
+
+
+async def _alive(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT 1")
 
 
 async def _has_schema(conn: asyncpg.Connection) -> bool:
