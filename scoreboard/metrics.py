@@ -103,11 +103,11 @@ class Metrics:
             self.broadcasts.labels(transport)
         self._action_children["ACCEPTED"] = self.actions.labels("ACCEPTED")
 
-    def action(self, result: str) -> None:
+    def action(self, result: str, count: int = 1) -> None:
         child = self._action_children.get(result)
         if child is None:  # labels() parses and locks each call; keep the children
             child = self._action_children[result] = self.actions.labels(result)
-        child.inc()
+        child.inc(count)
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()

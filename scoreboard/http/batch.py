@@ -18,7 +18,9 @@ it again is safe, since every action already committed comes back as a replay.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import orjson
 from aiohttp import web
@@ -29,17 +31,58 @@ from scoreboard.http import contract as c
 from scoreboard.http import validation as v
 from scoreboard.http.envelope import Routes, json_response
 from scoreboard.http.errors import BadRequest, describe
-from scoreboard.http.public import Gatekeeper, action_json
-from scoreboard.writer import Submitter, WriterError
+from scoreboard.http.public import Gatekeeper, action_fields
+from scoreboard.metrics import Metrics
+from scoreboard.views import iso
+from scoreboard.writer import Result, Submitter, WriterError
 
 
-def item_error(exc: Refused) -> bytes:
+def item_error(exc: Refused) -> dict[str, Any]:
     """One action's refusal: its code and message, and the status it would have had."""
     status, code, message, headers = describe(exc)
     out: dict[str, Any] = {"error": {"code": code, "message": message}, "status": status}
     if "Retry-After" in headers:
         out["retryAfter"] = int(headers["Retry-After"])
-    return orjson.dumps(out)
+    return out
+
+
+def _fine(value: Any, max_len: int) -> TypeGuard[str]:
+    """What `v.string` accepts with the printable pattern; anything else goes through
+    `v.string` itself, which refuses it with its own message."""
+    return value.__class__ is str and 0 < len(value) <= max_len \
+        and c.PRINTABLE_RE.match(value) is not None
+
+
+def _required(item: dict[str, Any], name: str, max_len: int = c.MAX_ID) -> str:
+    value = v.string(item, name, required=True, max_len=max_len)
+    assert value is not None
+    return value
+
+
+def results_body(outcomes: Sequence[Result | Refused], metrics: Metrics) -> bytes:
+    """`{"results": [...]}` in request order, one `orjson.dumps` for the whole reply;
+    counted per outcome in the action metrics, up to a `WriterError`, which is raised."""
+    counts: Counter[str] = Counter()
+    stamps: dict[float, str] = {}  # a batch's records share their time, mostly
+    results: list[dict[str, Any]] = []
+    try:
+        for out in outcomes:
+            if isinstance(out, WriterError):
+                raise out  # not taken or not committed: the whole batch may be sent again
+            if isinstance(out, Refused):
+                counts[out.code] += 1
+                results.append(item_error(out))
+            else:
+                assert isinstance(out, ActionResult)
+                counts["REPLAYED" if out.replayed else "ACCEPTED"] += 1
+                at = stamps.get(out.at)
+                if at is None:
+                    at = stamps[out.at] = iso(out.at)
+                results.append(action_fields(out, at))
+    finally:
+        for code, count in counts.items():
+            metrics.action(code, count)
+    return orjson.dumps({"results": results})
 
 
 class BatchApi:
@@ -52,18 +95,35 @@ class BatchApi:
     def add_routes(self, routes: Routes) -> None:
         routes.add_post(c.BATCH_PATH, self.post_batch)
 
-    def command(self, item: Any) -> SubmitAction:
+    def command(self, item: Any, types: set[str], boards: set[str]) -> SubmitAction:
+        """One action checked like a single one, in the same order, with the same
+        messages. `types` and `boards` hold the values already found good in this
+        batch: a batch tends to repeat them, and each is checked once."""
         if not isinstance(item, dict):
             raise BadRequest("each action must be a JSON object")
-        v.reject_unknown(item, c.BATCH_ITEM_FIELDS)
-        user_id = v.string(item, "userId", required=True)
-        action_type = v.string(item, "actionType", required=True, max_len=c.MAX_ACTION_TYPE)
-        client_action_id = v.string(item, "clientActionId", required=True)
-        board = v.board_name(v.string(item, "board", required=False, max_len=c.MAX_BOARD))
-        name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
+        if not item.keys() <= c.BATCH_ITEM_FIELDS:
+            v.reject_unknown(item, c.BATCH_ITEM_FIELDS)
+        get = item.get
+        user_id = get("userId")
+        if not _fine(user_id, c.MAX_ID):
+            user_id = _required(item, "userId")
+        action_type = get("actionType")
+        if action_type.__class__ is not str or action_type not in types:
+            action_type = _required(item, "actionType", c.MAX_ACTION_TYPE)
+            types.add(action_type)
+        client_action_id = get("clientActionId")
+        if not _fine(client_action_id, c.MAX_ID):
+            client_action_id = _required(item, "clientActionId")
+        board = get("board")
+        if board is None:
+            board = v.board_name(None)
+        elif board.__class__ is not str or board not in boards:
+            board = v.board_name(v.string(item, "board", required=False, max_len=c.MAX_BOARD))
+            boards.add(board)
+        name = get("displayName")
+        if name is not None and not _fine(name, c.MAX_NAME):
+            name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
         metadata = v.metadata(item, self.settings.limits.max_metadata_bytes)
-        assert user_id is not None and action_type is not None
-        assert client_action_id is not None
         return SubmitAction(user_id, name, board, action_type, client_action_id, metadata)
 
     async def post_batch(self, request: web.Request) -> web.Response:
@@ -79,21 +139,12 @@ class BatchApi:
         if not 1 <= len(items) <= limits.max_batch_actions:
             raise BadRequest(f"actions must hold 1 to {limits.max_batch_actions} actions")
         commands: list[SubmitAction] = []
+        types: set[str] = set()
+        boards: set[str] = set()
         for i, item in enumerate(items):
             try:
-                commands.append(self.command(item))
+                commands.append(self.command(item, types, boards))
             except BadRequest as exc:
                 raise BadRequest(f"actions[{i}]: {exc.message}") from None
-        parts: list[bytes] = []
-        for out in await self.writer.submit_many(commands):
-            if isinstance(out, WriterError):
-                raise out  # not taken or not committed: the whole batch may be sent again
-            if isinstance(out, Refused):
-                self.metrics.action(out.code)
-                parts.append(item_error(out))
-            else:
-                assert isinstance(out, ActionResult)
-                self.metrics.action("REPLAYED" if out.replayed else "ACCEPTED")
-                parts.append(action_json(out))
-        return json_response(b'{"results":[' + b",".join(parts) + b"]}",
-                             headers=verdict.headers() if verdict else None)
+        reply = results_body(await self.writer.submit_many(commands), self.metrics)
+        return json_response(reply, headers=verdict.headers() if verdict else None)

@@ -40,13 +40,18 @@ from scoreboard.views import Views, iso
 from scoreboard.writer import Submitter
 
 
-def action_json(r: ActionResult) -> bytes:
-    """The reply to an accepted or replayed score change (user action or adjustment)."""
-    return orjson.dumps({
+def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
+    """The reply to an accepted or replayed score change, its time given as `iso` text."""
+    return {
         "userId": r.user_id, "board": r.board, "actionType": r.action_type, "delta": r.delta,
         "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
-        "at": iso(r.at),
-    })
+        "at": at,
+    }
+
+
+def action_json(r: ActionResult) -> bytes:
+    """The reply to an accepted or replayed score change (user action or adjustment)."""
+    return orjson.dumps(action_fields(r, iso(r.at)))
 
 
 @dataclass

@@ -3,9 +3,12 @@
 The statements live here; the sessions they run on (the writer's, which holds the
 single-writer lock and is the fence, and the read pool) in `postgres_sessions`.
 
-Each append is a single `INSERT … SELECT FROM unnest(…)` statement with the upserts in
-data-modifying CTEs: one round trip, atomic on its own, and measured faster than
-`copy_records_to_table` or `executemany` in a transaction for batches of 1 to 500.
+Each append is a single `INSERT … SELECT FROM ROWS FROM (…)` statement with the upserts
+in data-modifying CTEs: one round trip, atomic on its own, and measured faster than
+`copy_records_to_table` or `executemany` in a transaction for batches of 1 to 500. Each
+column travels as one parameter: a JSON array (one `orjson.dumps` per column; binary
+arrays cost the driver a type check per element) except the doubles, which stay binary
+`float8[]` so that every value, NaN included, arrives exactly as given.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
@@ -35,12 +39,27 @@ from scoreboard.storage.rows import (
 log = logging.getLogger("scoreboard.storage")
 
 
+def _binary(column: schema.Column) -> bool:
+    """Whether a column travels as a binary array rather than as a JSON array."""
+    return column.type is schema.REAL
+
+
 def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> str:
-    """Insert rows given as one array per column, parameters numbered from `first`."""
+    """Insert rows given as one array per column, parameters numbered from `first`:
+    JSON arrays whose elements are cast from text, or `float8[]` (`_binary`)."""
     params = schema.POSTGRES.params(len(table.columns), first)
-    types = [schema.POSTGRES.types[c.type] for c in table.columns]
-    arrays = ", ".join(f"{p}::{t}[]" for p, t in zip(params, types, strict=True))
-    return schema.insert(table, f"SELECT * FROM unnest({arrays})", upsert=upsert)
+    sources, values = [], []
+    for i, (p, c) in enumerate(zip(params, table.columns, strict=True)):
+        kind = schema.POSTGRES.types[c.type]
+        if _binary(c):
+            sources.append(f"unnest({p}::{kind}[])")
+            values.append(f"c{i}")
+        else:
+            sources.append(f"json_array_elements_text({p}::json)")
+            values.append(f"c{i}" if c.type is schema.TEXT else f"c{i}::{kind}")
+    names = ", ".join(f"c{i}" for i in range(len(table.columns)))
+    rows = f"SELECT {', '.join(values)} FROM ROWS FROM ({', '.join(sources)}) AS t ({names})"
+    return schema.insert(table, rows, upsert=upsert)
 
 
 # Every append tells listeners (followers) the batch's last seq, in its own transaction:
@@ -55,7 +74,8 @@ _APPEND = f"""WITH
     records AS ({_insert_arrays(schema.ACTION_LOG, 1)}),
     scores AS ({_insert_arrays(schema.BOARD_SCORES, _SCORES_FIRST, upsert=True)}),
     users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)})
-SELECT pg_notify('{LOG_CHANNEL}', (SELECT max(s) FROM unnest($1::bigint[]) AS s)::text)"""
+SELECT pg_notify('{LOG_CHANNEL}',
+    (SELECT max(s::bigint) FROM json_array_elements_text($1::json) AS s)::text)"""
 _FIND_ACTIONS = f"""SELECT {", ".join(f"a.{c}" for c in schema.RECORD_COLUMNS)}
     FROM unnest($1::text[], $2::text[]) AS k (user_id, client_action_id)
     JOIN action_log AS a
@@ -317,19 +337,22 @@ async def _explain_conflict(
     raise StoreUnavailable(f"append refused: {exc!r}; nothing was written") from exc
 
 
-def _append_args(prepared: PreparedBatch) -> list[list[Any]]:
+def _append_args(prepared: PreparedBatch) -> list[Any]:
     return [
-        *_columns(prepared.records, len(schema.ACTION_LOG.columns)),
-        *_columns(prepared.scores, len(schema.BOARD_SCORES.columns)),
-        *_columns(prepared.users, len(schema.USERS.columns)),
+        *_columns(prepared.records, schema.ACTION_LOG),
+        *_columns(prepared.scores, schema.BOARD_SCORES),
+        *_columns(prepared.users, schema.USERS),
     ]
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows to one list per column, the shape `unnest` takes."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _columns(rows: Sequence[Sequence[Any]], table: schema.Table) -> list[Any]:
+    """Rows to one parameter per column, the shapes `_insert_arrays` takes. The rows
+    were checked by `prepare`: no NUL, valid UTF-8, integers within 64 bits."""
+    columns = zip(*rows, strict=True) if rows else (() for _ in table.columns)
+    return [
+        list(values) if _binary(c) else orjson.dumps(values).decode()
+        for c, values in zip(table.columns, columns, strict=True)
+    ]
 
 
 def _split_keys(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:

@@ -441,6 +441,24 @@ async def test_metadata_round_trips(store: ActionLog) -> None:
     assert (await store.history("u1", before_seq=2, limit=1))[0].metadata == metadata[0]
 
 
+async def test_text_and_doubles_round_trip_exactly(store: ActionLog) -> None:
+    odd = 'q"uote \\back\\slash\\ {brace},comma NULL\nnew\tline\x01 日本 🏆 \u2028'
+    records = [
+        rec(1, user=odd, board=odd, action_type=odd, client_action_id=odd, display_name=odd,
+            actor=odd, reason=odd, proof_jti=odd, at=0.1 + 0.2, proof_exp=1e-300),
+        rec(2, user="NULL", display_name="", at=1_750_000_000.123456789, proof_exp=-0.0),
+        rec(3, at=float("inf"), proof_exp=float("-inf")),
+    ]
+    scores = [ScoreRow(odd, odd, 1, 1), ScoreRow("main", "NULL", 2, 2)]
+    users = [UserRow(odd, odd, True, False, odd, 0.1 + 0.2), UserRow("NULL", None, False, True)]
+    await store.append(batch(*records, scores=scores, users=users))
+    snapshot = await load(store, float("-inf"))
+    assert snapshot.recent == records
+    assert await everything(store) == records
+    assert by_key(snapshot.scores) == by_key(scores)
+    assert by_user(snapshot.users) == by_user(users)
+
+
 async def test_large_integers_round_trip(store: ActionLog) -> None:
     records = [
         rec(1, delta=BIG, prev_score=-BIG, new_score=BIG),
