@@ -1,6 +1,6 @@
 """Run every SPEC §8 measurement and print one table.
 
-    python -m bench [--quick] [--only core,http_load,restart,live_fanout]
+    python -m bench [--quick] [--only core,http_load,restart,live_fanout,cluster]
 
 Each bench runs as its own process (so one cannot warm or starve another), writes
 bench/results/<name>.json, and the rows are gathered here into one table with the
@@ -30,6 +30,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "restart": ([], ["--users", "100000", "--records", "1000000"]),
     "live_fanout": ([], ["--viewers", "500", "--duration", "5", "--hold", "2000"]),
     "trusted": ([], ["--duration", "3", "--records", "100000", "--nats-seconds", "4"]),
+    "cluster": ([], ["--users", "100000", "--actions", "1000", "--viewers", "300",
+                     "--duration", "5"]),
 }
 
 

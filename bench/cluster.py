@@ -1,10 +1,22 @@
-"""A writer, a standby and a follower on one PostgreSQL database (SPEC §8).
+"""A writer, a standby and followers on one PostgreSQL database (SPEC §8).
 
-    python -m bench.cluster [--users 100000] [--records 1000000] [--actions 3000]
+    python -m bench.cluster [--only a,b,c] [--users 200000] [--records 1000000]
+                            [--actions 3000] [--viewers 600] [--followers 2]
+                            [--rate 300] [--duration 10]
 
-Prints (b) the writer's CPU per action arriving over HTTP against per action forwarded
-by the follower, measured in the same run from /proc, and (c) the time from SIGKILL of
-the writer until the standby answers /ready as the writer, with the log built first.
+Phases, each in its own database:
+
+a. viewers spread over 1 writer + `--followers` followers (a fresh database): `--viewers`
+   WebSocket viewers on each process while `--rate` actions/s are posted to the writer
+   for `--duration` s. Commit time is when the writer's HTTP reply acknowledged a seq;
+   receive time is when a viewer got the first LEADERBOARD_UPDATE whose version is at
+   least that seq (the board version is the last seq applied, checked at the end).
+   Prints commit→receive p50/p99, viewers held, RSS and CPU per process.
+b. the writer's CPU per action arriving over HTTP against per action forwarded by a
+   follower, measured in the same run from /proc (log of `--users`/`--records` first).
+c. after SIGKILL of the writer (same log as b): the time until the standby answers a
+   score action, necessarily as the new writer, and until its /ready says writer.
+
 All processes share this machine's cores, so the figures are per process: on more cores
 followers add their own CPU for reads, live viewers and token checks.
 """
@@ -13,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -24,12 +37,14 @@ from pathlib import Path
 import aiohttp
 import jwt
 
-from bench.common import Report
+from bench.common import Report, paced, percentile, rss_mb
 from bench.http_load import SECRET, free_port, fresh_pg_database
+from bench.live_fanout import ViewerProcess, receive_latencies
 from bench.restart import build
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
+PLAYERS = [f"player{i:02d}" for i in range(12)]  # every action moves the top 10
 
 
 def cpu_seconds(pid: int) -> float:
@@ -38,17 +53,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def start(role: str, url: str, data: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET, "SCOREBOARD_CLUSTER__ENABLED": "true",
-           "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0", "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--role", role, "--http-port", str(port),
-         "--ws-port", str(free_port()), "--data-dir", str(data / role), "--database-url", url,
-         "--log-level", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return proc, port
+class Node:
+    """One service process: its role and ports."""
+
+    def __init__(self, role: str, url: str, data: Path) -> None:
+        self.role = role
+        self.port = free_port()
+        self.ws_port = free_port()
+        env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
+               "SCOREBOARD_CLUSTER__ENABLED": "true",
+               "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0",
+               "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
+               "SCOREBOARD_ABUSE__ACTIONS_PER_MINUTE": "0",
+               "SCOREBOARD_ABUSE__POINTS_PER_MINUTE": "0",
+               "SCOREBOARD_EDGE__MAX_CONNECTIONS_PER_IP": "0",
+               "SCOREBOARD_LIVE__MAX_CONNECTIONS_PER_IP": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "--role", role, "--http-port",
+             str(self.port), "--ws-port", str(self.ws_port), "--data-dir",
+             str(data / f"{role}-{self.port}"), "--database-url", url,
+             "--log-level", "WARNING"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(60)
 
 
 async def ready(http: aiohttp.ClientSession, port: int, role: str | None = None,
@@ -66,70 +97,212 @@ async def ready(http: aiohttp.ClientSession, port: int, role: str | None = None,
     raise RuntimeError(f"port {port} not ready as {role} within {within} s")
 
 
+def token(user: str) -> str:
+    return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET)
+
+
+async def post_action(http: aiohttp.ClientSession, port: int, bearer: str,
+                      action_id: str) -> int:
+    """One score action; its seq."""
+    async with http.post(f"http://127.0.0.1:{port}/api/v1/scores/actions",
+                         json={"actionType": "COMPLETE_LEVEL", "clientActionId": action_id},
+                         headers={"Authorization": f"Bearer {bearer}"}) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{r.status}: {await r.text()}")
+        seq: int = (await r.json())["seq"]
+        return seq
+
+
 async def load(http: aiohttp.ClientSession, port: int, actions: int, tag: str) -> None:
-    tokens = [jwt.encode({"sub": f"b{i}", "exp": int(time.time()) + 3600}, SECRET)
-              for i in range(64)]
+    tokens = [token(f"b{i}") for i in range(64)]
     queue = iter(range(actions))
 
     async def worker(w: int) -> None:
-        headers = {"Authorization": f"Bearer {tokens[w]}"}
         for n in queue:
-            async with http.post(f"http://127.0.0.1:{port}/api/v1/scores/actions",
-                                 json={"actionType": "COMPLETE_LEVEL",
-                                       "clientActionId": f"{tag}-{n}"},
-                                 headers=headers) as r:
-                if r.status != 200:
-                    raise RuntimeError(f"{r.status}: {await r.text()}")
+            await post_action(http, port, tokens[w], f"{tag}-{n}")
 
     await asyncio.gather(*(worker(w) for w in range(64)))
 
 
+async def paced_actions(http: aiohttp.ClientSession, port: int, rate: float, seconds: float,
+                        tag: str) -> list[tuple[int, float]]:
+    """About `rate` actions/s for `seconds` from 32 submitters; (seq, time acknowledged)."""
+    tokens = [token(p) for p in PLAYERS]
+    acks: list[tuple[int, float]] = []
+
+    async def submit(k: int, n: int) -> None:
+        seq = await post_action(http, port, tokens[(k * 7 + n) % len(tokens)],
+                                f"{tag}-{k}-{n}")
+        acks.append((seq, time.monotonic()))  # the viewers note time.monotonic() too
+
+    await paced(submit, rate, seconds)
+    return acks
+
+
+async def board_version(http: aiohttp.ClientSession, port: int) -> tuple[int, int]:
+    """(board version from the leaderboard's ETag, lastSeq from /ready)."""
+    async with http.get(f"http://127.0.0.1:{port}/api/v1/leaderboard?limit=10") as r:
+        etag = r.headers["ETag"].strip('"')
+    async with http.get(f"http://127.0.0.1:{port}/ready") as r:
+        last_seq = (await r.json())["lastSeq"]
+    return int(etag.split("-")[-2]), last_seq
+
+
+async def phase_fanout(args: argparse.Namespace, report: Report, data: Path) -> None:
+    url = await fresh_pg_database("scoreboard_bench_cluster_fanout")
+    nodes = [Node("writer", url, data)]
+    viewers: list[ViewerProcess] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            await ready(http, nodes[0].port)
+            nodes += [Node("follower", url, data) for _ in range(args.followers)]
+            for n in nodes[1:]:
+                await ready(http, n.port)
+            started = time.monotonic()
+            for n in nodes:
+                viewers.append(await ViewerProcess.start("ws", n.ws_port, args.viewers))
+            await asyncio.gather(*(v.ready() for v in viewers))
+            print(f"(a) {sum(v.connected for v in viewers):,} viewers connected in "
+                  f"{time.monotonic() - started:.1f} s", flush=True)
+            writer = nodes[0]
+            await paced_actions(http, writer.port, args.rate, 2.0, "warm")
+            cpu = [cpu_seconds(n.proc.pid) for n in nodes]
+            since = time.monotonic()
+            acks = await paced_actions(http, writer.port, args.rate, args.duration, "run")
+            took = time.monotonic() - since
+            cpu = [cpu_seconds(n.proc.pid) - c for n, c in zip(nodes, cpu, strict=True)]
+            last = max(seq for seq, _ in acks)
+            seen = [int((await v.ask(f"WAIT {last}")).split()[1]) for v in viewers]
+            print(f"(a) {len(acks):,} actions acknowledged in {took:.1f} s "
+                  f"({len(acks) / took:,.0f}/s); viewers with the last seq {last}: "
+                  f"{', '.join(map(str, seen))}", flush=True)
+            for n in nodes:
+                version, last_seq = await board_version(http, n.port)
+                same = "equals" if version == last_seq == last else "DIFFERS FROM"
+                print(f"(a) {n.role} :{n.port}: board version {version} {same} last seq "
+                      f"applied {last_seq} (last acknowledged {last})", flush=True)
+            for i, (n, v) in enumerate(zip(nodes, viewers, strict=True)):
+                records = json.loads(await v.ask("REPORT"))["records"]
+                lat = receive_latencies(acks, records)
+                name = f"{n.role} {i}" if n.role == "follower" else n.role
+                report.add(f"(a) {name}: commit→receive p50", percentile(lat, 50) * 1000,
+                           "ms", "")
+                report.add(f"(a) {name}: commit→receive p99", percentile(lat, 99) * 1000,
+                           "ms", "<= 100")
+                report.add(f"(a) {name}: viewers held", v.connected, "viewers", "")
+                report.add(f"(a) {name}: RSS with them", rss_mb(n.proc.pid), "MB", "")
+                report.add(f"(a) {name}: CPU during the run", cpu[i] / took * 100,
+                           "% of a core", "")
+            print("(a) on more cores: each follower holds its own viewers with its own "
+                  "core, so viewers add up linearly with followers (N followers x the "
+                  "viewers one process holds); the writer's cost per follower is one "
+                  "tail (a LISTEN connection and each record read once per follower), "
+                  "not per viewer. Here every process, the viewer clients and PostgreSQL "
+                  "share 2 cores.", flush=True)
+    finally:
+        for v in viewers:
+            await v.quit()
+        for n in nodes:
+            n.stop()
+
+
+async def takeover(http: aiohttp.ClientSession, standby: Node, writer: Node,
+                   report: Report, label: str) -> None:
+    """SIGKILL the writer, then time until the standby commits a score action (the old
+    writer is gone, so whoever acknowledges it is the new writer) and /ready says so."""
+    bearer = token("takeover")
+    answered = asyncio.get_running_loop().create_future()
+
+    async def attempt(n: int) -> None:
+        try:
+            async with asyncio.timeout(30):
+                seq = await post_action(http, standby.port, bearer, f"takeover-{n}")
+        except (aiohttp.ClientError, RuntimeError, TimeoutError):
+            return
+        if not answered.done():
+            answered.set_result((time.perf_counter(), seq))
+
+    writer.proc.send_signal(signal.SIGKILL)
+    killed = time.perf_counter()
+    writer.proc.wait()
+    tasks = []
+    n = 0
+    while not answered.done() and time.perf_counter() - killed < 30:
+        tasks.append(asyncio.create_task(attempt(n)))
+        n += 1
+        await asyncio.sleep(0.02)  # a new attempt every 20 ms, each waiting for its reply
+    if not answered.done():
+        raise RuntimeError("the standby answered no score action within 30 s")
+    at, seq = answered.result()
+    as_writer = await ready(http, standby.port, "writer", within=30)
+    role_after = time.perf_counter() - killed
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(f"(c) {n} attempts posted to the standby; first answered with seq {seq}; "
+          f"/ready said writer {as_writer:.2f} s after that answer", flush=True)
+    report.add(f"(c) SIGKILL → standby answers a score action, {label}", at - killed, "s",
+               "<= 5 s")
+    report.add(f"(c) SIGKILL → standby /ready as writer, {label}", role_after, "s",
+               "<= 5 s")
+
+
+async def phase_writer_cost(args: argparse.Namespace, report: Report, data: Path) -> None:
+    url = await fresh_pg_database("scoreboard_bench_cluster")
+    built = await build(url, data, args.users, args.records)
+    label = f"{args.users // 1000}k users / {args.records // 1000}k records"
+    print(f"built {label} in {built:.0f} s", flush=True)
+    writer = Node("writer", url, data)
+    nodes = [writer]
+    try:
+        async with aiohttp.ClientSession() as http:
+            await ready(http, writer.port)
+            standby = Node("standby", url, data)
+            follower = Node("follower", url, data)
+            nodes += [standby, follower]
+            await ready(http, standby.port)
+            await ready(http, follower.port)
+            if "b" in args.only:
+                await load(http, writer.port, 300, "warm")
+                before = cpu_seconds(writer.proc.pid)
+                await load(http, writer.port, args.actions, "direct")
+                direct = (cpu_seconds(writer.proc.pid) - before) / args.actions
+                before = cpu_seconds(writer.proc.pid)
+                await load(http, follower.port, args.actions, "forwarded")
+                forwarded = (cpu_seconds(writer.proc.pid) - before) / args.actions
+                report.add("(b) writer CPU per direct HTTP action", direct * 1e6, "µs")
+                report.add("(b) writer CPU per action forwarded by a follower",
+                           forwarded * 1e6, "µs", "<= 1/3 direct", direct * 1e6, "direct")
+            if "c" in args.only:
+                await takeover(http, standby, writer, report, label)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 async def run(args: argparse.Namespace, report: Report) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        url = await fresh_pg_database("scoreboard_bench_cluster")
-        await build(url, data, args.users, args.records)
-        writer, wport = start("writer", url, data)
-        procs = [writer]
-        try:
-            async with aiohttp.ClientSession() as http:
-                await ready(http, wport)
-                standby, sport = start("standby", url, data)
-                follower, fport = start("follower", url, data)
-                procs += [standby, follower]
-                await ready(http, sport)
-                await ready(http, fport)
-                await load(http, wport, 300, "warm")
-                before = cpu_seconds(writer.pid)
-                await load(http, wport, args.actions, "direct")
-                direct = (cpu_seconds(writer.pid) - before) / args.actions
-                before = cpu_seconds(writer.pid)
-                await load(http, fport, args.actions, "forwarded")
-                forwarded = (cpu_seconds(writer.pid) - before) / args.actions
-                report.add("writer CPU per direct HTTP action", direct * 1e6, "µs")
-                report.add("writer CPU per action forwarded by a follower", forwarded * 1e6,
-                           "µs", "<= 1/3 direct", direct * 1e6, "direct")
-                writer.send_signal(signal.SIGKILL)
-                killed = time.perf_counter()
-                writer.wait()
-                await ready(http, sport, "writer", within=30)
-                took = time.perf_counter() - killed
-                label = f"{args.users // 1000}k users / {args.records // 1000}k records"
-                report.add(f"standby takeover after SIGKILL, {label}", took, "s", "<= 5 s")
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.terminate()
-                p.wait(60)
+        if "a" in args.only:
+            await phase_fanout(args, report, Path(tmp))
+        if "b" in args.only or "c" in args.only:
+            await phase_writer_cost(args, report, Path(tmp))
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--only", default="a,b,c", help="comma-separated phases: a, b, c")
+    p.add_argument("--users", type=int, default=200_000)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--actions", type=int, default=3000)
+    p.add_argument("--viewers", type=int, default=600, help="per process, phase a")
+    p.add_argument("--followers", type=int, default=2)
+    p.add_argument("--rate", type=float, default=300.0, help="actions/s, phase a")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds, phase a")
     args = p.parse_args()
-    report = Report("cluster")
+    args.only = set(args.only.split(","))
+    # a subset saves beside the full run instead of over it: cluster_a.json, cluster_c.json
+    report = Report("cluster" if args.only >= {"a", "b", "c"}
+                    else "cluster_" + "".join(sorted(args.only)))
     asyncio.run(run(args, report))
     print(f"saved {report.save()}")
     return 0

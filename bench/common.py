@@ -1,12 +1,14 @@
-"""Shared bits for bench scripts: RSS, percentiles, and the one-line result format."""
+"""Shared bits for bench scripts: RSS, percentiles, pacing, and the one-line result format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,29 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+async def paced(call: Callable[[int, int], Awaitable[None]], rate: float, seconds: float,
+                submitters: int = 32) -> None:
+    """Call `call(submitter, n)` about `rate` times a second for `seconds`, from
+    `submitters` tasks that each wait for their own call before taking the next slot."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    slot = loop.time()
+
+    async def submitter(k: int) -> None:
+        nonlocal slot
+        n = 0
+        while True:
+            mine = slot
+            slot += 1 / rate
+            if mine >= end:
+                return
+            await asyncio.sleep(max(0.0, mine - loop.time()))  # pacing
+            n += 1
+            await call(k, n)
+
+    await asyncio.gather(*(submitter(k) for k in range(submitters)))
 
 
 class Report:

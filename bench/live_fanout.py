@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/live_fanout.py` as well as `-m bench.…`
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Report, percentile, rss_mb  # noqa: E402
+from bench.common import Report, paced, percentile, rss_mb  # noqa: E402
 from scoreboard.core.commands import SubmitAction  # noqa: E402
 from scoreboard.core.records import LogRecord  # noqa: E402
 from scoreboard.live.hub import Group  # noqa: E402
@@ -143,43 +143,35 @@ class CommitLog:
 
 async def drive_actions(service: Service, rate: float, seconds: float, tag: str) -> int:
     """Submit about `rate` actions/s for `seconds`, from 32 paced submitters."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    end = start + seconds
-    slot = start
     done = 0
 
-    async def submitter(k: int) -> None:
-        nonlocal slot, done
-        n = 0
-        while True:
-            mine = slot
-            slot += 1 / rate
-            if mine >= end:
-                return
-            await asyncio.sleep(max(0.0, mine - loop.time()))  # pacing
-            n += 1
-            player = PLAYERS[(k * 7 + n) % len(PLAYERS)]
-            await service.writer.submit(SubmitAction(
-                user_id=player, display_name=player.title(), board="global",
-                action_type="COMPLETE_LEVEL", client_action_id=f"{tag}-{k}-{n}",
-            ))
-            done += 1
+    async def submit(k: int, n: int) -> None:
+        nonlocal done
+        player = PLAYERS[(k * 7 + n) % len(PLAYERS)]
+        await service.writer.submit(SubmitAction(
+            user_id=player, display_name=player.title(), board="global",
+            action_type="COMPLETE_LEVEL", client_action_id=f"{tag}-{k}-{n}",
+        ))
+        done += 1
 
-    async with asyncio.TaskGroup() as tg:
-        for k in range(32):
-            tg.create_task(submitter(k))
+    await paced(submit, rate, seconds)
     return done
 
 
 def commit_latencies(log: CommitLog, records: list[list[list[float]]], since: float,
                      until: float) -> list[float]:
-    """For sampled commits in [since, until] and every viewer: commit → the arrival of
-    the first update that carries it (an update with at least that version)."""
-    batches = [(v, t) for v, t in zip(log.versions, log.times, strict=True)
-               if since <= t <= until]
-    step = max(1, len(batches) // SAMPLED_COMMITS)
-    sample = batches[::step]
+    """For sampled commits in [since, until] and every viewer: from the commit to the
+    arrival of the first update that carries it."""
+    return receive_latencies([(v, t) for v, t in zip(log.versions, log.times, strict=True)
+                              if since <= t <= until], records)
+
+
+def receive_latencies(commits: list[tuple[int, float]],
+                      records: list[list[list[float]]]) -> list[float]:
+    """For a sample of (version, time committed) and every viewer: that time → the
+    arrival of the first update with at least that version."""
+    ordered = sorted(commits)
+    sample = ordered[::max(1, len(ordered) // SAMPLED_COMMITS)]
     out = []
     for viewer in records:
         versions = [int(v) for v, _ in viewer]
