@@ -330,6 +330,8 @@ async def main(args: argparse.Namespace) -> int:
             "limits.user_per_minute": 0, "limits.ip_per_minute": 0,
             "abuse.actions_per_minute": 0, "abuse.points_per_minute": 0,
             "live.max_connections": 0, "live.max_connections_per_user": 0,
+            # every viewer process connects from 127.0.0.1: no per-address caps here
+            "live.max_connections_per_ip": 0, "edge.max_connections_per_ip": 0,
             "writer.queue_size": 100_000,
         }, environ={})
         service = Service.build(settings)
