@@ -384,9 +384,6 @@ class Service:
             cluster_ok, details["cluster"] = self.node.readiness()
         return started and tasks_ok and store_ok and cluster_ok, details
 
-    async def is_ready(self) -> bool:
-        return (await self.readiness())[0]
-
 
 async def serve(settings: Settings, *, demo: bool = False) -> int:
     """Serve until SIGTERM/SIGINT (exit 0) or until a watched task dies (exit 1)."""

@@ -60,7 +60,6 @@ class Forwarder:
         self.frames_in_flight = frames_in_flight
         self._unanswered = 0  # frames sent on this connection and not yet answered
         self.writer_url: str | None = None  # while connected
-        self.frames_sent = 0
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiting] = {}
         self._unsent: deque[int] = deque()
@@ -160,4 +159,3 @@ class Forwarder:
                 if items:
                     self._unanswered += 1
                     await ws.send(encode_commands(items))
-                    self.frames_sent += 1

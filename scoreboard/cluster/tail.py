@@ -67,10 +67,6 @@ class Tail:
         """Tail until cancelled (owned by the service's task watch)."""
         try:
             while True:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # a cancellation a library swallowed: end as asked
-                    raise asyncio.CancelledError
                 await self._ensure_listening()
                 try:
                     self.heard(await self.store.last_seq())

@@ -76,6 +76,22 @@ def integer(lo: int | None = None, hi: int | None = None, **extra: Any) -> Schem
 # -- responses ---------------------------------------------------------------------------
 
 
+def sse_event(event: Schema, id_doc: str, data: str) -> Schema:
+    """One Server-Sent Event, its fields parsed as EventSource does; `data` names the
+    component its JSON payload follows."""
+    return obj(
+        {
+            "event": event,
+            "id": {"type": "string", "pattern": "^[0-9]+$", "description": id_doc},
+            "retry": integer(0),
+            "data": {"type": "string", "contentMediaType": JSON,
+                     "contentSchema": schema(data)},
+        },
+        ["event", "id", "data"],
+        description="One Server-Sent Event, its fields parsed as EventSource does.",
+    )
+
+
 def headers(*names: str, required: tuple[str, ...] = ()) -> dict[str, Schema]:
     """Response headers by component name; X-Request-ID is on every answer."""
     out: dict[str, Schema] = {"X-Request-ID": ref("headers", "XRequestID")}
@@ -289,18 +305,8 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                 "board": board_out, "version": count,
                 "top": {"type": "array", "items": schema("Entry")}, "timestamp": at,
             }),
-            "LiveEvent": obj(
-                {
-                    "event": {"const": "leaderboard"},
-                    "id": {"type": "string", "pattern": "^[0-9]+$",
-                           "description": "The board version, for Last-Event-ID."},
-                    "retry": integer(0),
-                    "data": {"type": "string", "contentMediaType": JSON,
-                             "contentSchema": schema("LiveUpdate")},
-                },
-                ["event", "id", "data"],
-                description="One Server-Sent Event, its fields parsed as EventSource does.",
-            ),
+            "LiveEvent": sse_event({"const": "leaderboard"},
+                                   "The board version, for Last-Event-ID.", "LiveUpdate"),
             "LiveConfig": obj(
                 {
                     "wsUrl": {"type": "string"}, "wsPort": integer(0, 65535),

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from scoreboard.core.records import Kind
 from scoreboard.http.contract import BOARD, MAX_ACTION_TYPE, MAX_DEPTH, MAX_NAME, MAX_SEQ, ecma
-from scoreboard.http.errors import JSON
-from scoreboard.http.schemas import Schema, integer, nullable, obj, printable, schema
+from scoreboard.http.schemas import (
+    Schema,
+    integer,
+    nullable,
+    obj,
+    printable,
+    schema,
+    sse_event,
+)
 from scoreboard.settings import Settings
 
 
@@ -51,17 +58,7 @@ def event_schemas(settings: Settings) -> dict[str, Schema]:
             "events": {"type": "array", "items": schema("LogRecord")},
             "next": integer(0, MAX_SEQ, description="Send as `after` for the next page."),
         }),
-        "FeedEvent": obj(
-            {
-                "event": {"enum": [k.value for k in Kind]},
-                "id": {"type": "string", "pattern": "^[0-9]+$",
-                       "description": "The record's seq, for Last-Event-ID."},
-                "retry": integer(0),
-                "data": {"type": "string", "contentMediaType": JSON,
-                         "contentSchema": schema("LogRecord")},
-            },
-            ["event", "id", "data"],
-            description="One Server-Sent Event, its fields parsed as EventSource does.",
-        ),
+        "FeedEvent": sse_event({"enum": [k.value for k in Kind]},
+                               "The record's seq, for Last-Event-ID.", "LogRecord"),
     }
 

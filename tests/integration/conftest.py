@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from scoreboard.service import Service
 from scoreboard.settings import Settings, load_settings
 
 SECRET = "integration-test-secret-0123456789abcdef"
+POLL_LIMIT = 10.0
 PROOF_SECRET = "integration-proof-secret-0123456789abcdef"
 
 
@@ -109,3 +113,18 @@ async def start_server(
 @pytest.fixture
 async def server(start_server: ServerFactory) -> Running:
     return await start_server()
+
+
+async def wait_for(condition: Callable[[], bool], within: float = POLL_LIMIT) -> float:
+    """Poll a condition the service offers no event for (descriptors, counts), with a
+    deadline; returns the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not reached in time"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def open_fds() -> int:
+    """File descriptors this process holds (the in-process service's included)."""
+    return len(os.listdir("/proc/self/fd"))

@@ -6,7 +6,6 @@ refused. In-process services on 127.0.0.1, each test bounded in time."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import orjson
 import pytest
 
 from scoreboard.service import Service
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import make_settings, open_fds, wait_for
 
 WAIT = 10.0
 ACTIONS = "/api/v1/scores/actions"
@@ -94,8 +93,6 @@ def assert_error(answer: tuple[int, dict[str, str], Any], status: int, code: str
     assert body["error"]["message"]
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 LIVE = "/api/v1/leaderboard/live"
@@ -171,12 +168,6 @@ async def test_slowloris_heads_get_408_within_the_deadline_on_both_ports(
     await wait_for(lambda: open_fds() <= fds)
 
 
-async def wait_for(condition: Callable[[], bool], within: float = WAIT) -> None:
-    """Poll a condition the service offers no event for (descriptors, counts)."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def action_head(service: Service, length: str) -> bytes:

@@ -5,7 +5,6 @@ really closed and their place given back, a hung-up SSE client noticed at once."
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from scoreboard.service import Service
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import make_settings, open_fds, wait_for
 
 WAIT = 10.0
 LIVE = "/api/v1/leaderboard/live"
@@ -41,17 +40,8 @@ async def edge(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Service]
         await service.stop()
 
 
-async def wait_for(condition: Callable[[], bool], within: float = WAIT) -> float:
-    """Poll a condition the service offers no event for; returns the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < within, "condition not reached in time"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def raw_socket(port: int, request: bytes, source: str = "127.0.0.1") -> socket.socket:
