@@ -30,8 +30,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "restart": ([], ["--users", "100000", "--records", "1000000"]),
     "live_fanout": ([], ["--viewers", "500", "--duration", "5", "--hold", "2000"]),
     "trusted": ([], ["--duration", "3", "--records", "100000", "--nats-seconds", "4"]),
-    "cluster": ([], ["--users", "100000", "--actions", "1000", "--viewers", "300",
-                     "--duration", "5"]),
+    "cluster": ([], ["--users", "100000", "--records", "1000000", "--actions", "1000",
+                     "--viewers", "300", "--duration", "5"]),
 }
 
 

@@ -1,6 +1,6 @@
 """A writer, a standby and followers on one PostgreSQL database (SPEC §8).
 
-    python -m bench.cluster [--only a,b,c] [--users 200000] [--records 1000000]
+    python -m bench.cluster [--only a,b,c,d] [--users 1000000] [--records 10000000]
                             [--actions 3000] [--viewers 600] [--followers 2]
                             [--rate 300] [--duration 10]
 
@@ -16,6 +16,9 @@ b. the writer's CPU per action arriving over HTTP against per action forwarded b
    follower, measured in the same run from /proc (log of `--users`/`--records` first).
 c. after SIGKILL of the writer (same log as b): the time until the standby answers a
    score action, necessarily as the new writer, and until its /ready says writer.
+d. (same log as b) each process's RSS once it has recovered `--users` users from the
+   log: the writer by recovery, the standby and the follower by the same rebuild before
+   they tail it; and how long each took to be ready.
 
 All processes share this machine's cores, so the figures are per process: on more cores
 followers add their own CPU for reads, live viewers and token checks.
@@ -58,6 +61,7 @@ class Node:
 
     def __init__(self, role: str, url: str, data: Path) -> None:
         self.role = role
+        self.spawned = time.perf_counter()
         self.port = free_port()
         self.ws_port = free_port()
         env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
@@ -95,6 +99,12 @@ async def ready(http: aiohttp.ClientSession, port: int, role: str | None = None,
             pass
         await asyncio.sleep(0.01)  # polling another process
     raise RuntimeError(f"port {port} not ready as {role} within {within} s")
+
+
+async def up(http: aiohttp.ClientSession, node: Node) -> float:
+    """Seconds from spawning `node` until its /ready answers 200."""
+    await ready(http, node.port)
+    return time.perf_counter() - node.spawned
 
 
 def token(user: str) -> str:
@@ -256,12 +266,17 @@ async def phase_writer_cost(args: argparse.Namespace, report: Report, data: Path
     nodes = [writer]
     try:
         async with aiohttp.ClientSession() as http:
-            await ready(http, writer.port)
+            took = [await up(http, writer)]
             standby = Node("standby", url, data)
             follower = Node("follower", url, data)
             nodes += [standby, follower]
-            await ready(http, standby.port)
-            await ready(http, follower.port)
+            took += [await up(http, standby), await up(http, follower)]
+            if "d" in args.only:
+                for n, t in zip(nodes, took, strict=True):
+                    report.add(f"(d) {n.role}: RSS after recovering {label}",
+                               rss_mb(n.proc.pid), "MB", "<= 300 MB")
+                    report.add(f"(d) {n.role}: spawn to ready", t, "s",
+                               "" if n is writer else "(with the other one starting)")
             if "b" in args.only:
                 await load(http, writer.port, 300, "warm")
                 before = cpu_seconds(writer.proc.pid)
@@ -284,15 +299,15 @@ async def run(args: argparse.Namespace, report: Report) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if "a" in args.only:
             await phase_fanout(args, report, Path(tmp))
-        if "b" in args.only or "c" in args.only:
+        if args.only & {"b", "c", "d"}:
             await phase_writer_cost(args, report, Path(tmp))
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--only", default="a,b,c", help="comma-separated phases: a, b, c")
-    p.add_argument("--users", type=int, default=200_000)
-    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--only", default="a,b,c,d", help="comma-separated phases: a, b, c, d")
+    p.add_argument("--users", type=int, default=1_000_000)
+    p.add_argument("--records", type=int, default=10_000_000)
     p.add_argument("--actions", type=int, default=3000)
     p.add_argument("--viewers", type=int, default=600, help="per process, phase a")
     p.add_argument("--followers", type=int, default=2)
@@ -300,8 +315,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds, phase a")
     args = p.parse_args()
     args.only = set(args.only.split(","))
-    # a subset saves beside the full run instead of over it: cluster_a.json, cluster_c.json
-    report = Report("cluster" if args.only >= {"a", "b", "c"}
+    # a subset saves beside the full run instead of over it: cluster_a.json, cluster_cd.json
+    report = Report("cluster" if args.only >= {"a", "b", "c", "d"}
                     else "cluster_" + "".join(sorted(args.only)))
     asyncio.run(run(args, report))
     print(f"saved {report.save()}")

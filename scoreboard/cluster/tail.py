@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from scoreboard.core.engine import Engine
@@ -66,11 +67,15 @@ class Tail:
     async def run(self) -> None:
         """Tail until cancelled (owned by the service's task watch)."""
         try:
+            ask_the_log = True  # at first, and whenever the safety-net timer fires
             while True:
-                await self._ensure_listening()
+                if await self._ensure_listening():
+                    ask_the_log = True  # notifications may have been missed meanwhile
                 try:
-                    self.heard(await self.store.last_seq())
-                    await self.catch_up()
+                    if ask_the_log:
+                        self.heard(await self.store.last_seq())
+                    if self.writer_seq > self.engine.last_seq:
+                        await self.catch_up()
                     self.store_ok = True
                 except StoreUnavailable as exc:
                     if self.store_ok:
@@ -78,23 +83,31 @@ class Tail:
                     self.store_ok = False
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    # Woken by a notification, which names the seq: one read, no lookup.
+                    ask_the_log = not self.store_ok
                 except TimeoutError:
-                    pass  # the safety-net timer: read anyway
+                    ask_the_log = True
                 self._wake.clear()
         finally:
             await self._stop_listening()
 
     async def catch_up(self) -> int:
-        """Apply every record after the engine's last seq; returns how many."""
+        """Apply every record after the engine's last seq; returns how many. A chunk
+        shorter than asked for is the end of the log as it stood: what is committed
+        after it comes with its own notification (or the next timer)."""
         engine = self.engine
         applied = 0
-        async for chunk in self.store.scan(after=engine.last_seq, chunk=self.chunk):
-            for r in chunk:
-                if r.seq != engine.last_seq + 1:
-                    raise RuntimeError(f"the log skips from seq {engine.last_seq} to {r.seq}")
-                engine.apply(r)  # never fails; if it did, the task dies and we restart
-            applied += len(chunk)
-            self._tell(chunk)
+        async with aclosing(self.store.scan(after=engine.last_seq, chunk=self.chunk)) as chunks:
+            async for chunk in chunks:
+                for r in chunk:
+                    if r.seq != engine.last_seq + 1:
+                        raise RuntimeError(
+                            f"the log skips from seq {engine.last_seq} to {r.seq}")
+                    engine.apply(r)  # never fails; if it did, the task dies and we restart
+                applied += len(chunk)
+                self._tell(chunk)
+                if len(chunk) < self.chunk:
+                    break
         if engine.last_seq >= self.writer_seq:
             self.writer_seq = engine.last_seq
             self._behind_since = None
@@ -109,15 +122,18 @@ class Tail:
             except Exception:  # the state stands; a listener is not the log
                 log.exception("a tail listener failed")
 
-    async def _ensure_listening(self) -> None:
+    async def _ensure_listening(self) -> bool:
+        """Listen if not listening; True when a new session began listening now."""
         conn = self._listening
         if conn is not None and not conn.is_closed():
-            return
+            return False
         self._listening = None
         try:
             self._listening = await self.store.listen(self.heard, self._wake.set)
         except StoreUnavailable as exc:
             log.warning("cannot LISTEN for new records (polling meanwhile): %s", exc)
+            return False
+        return True
 
     async def _stop_listening(self) -> None:
         conn, self._listening = self._listening, None

@@ -7,7 +7,7 @@ Implementations: `memory` (tests), `sqlite` (the embedded default), `postgres`
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 
@@ -108,9 +108,10 @@ class ActionLog(abc.ABC):
     @abc.abstractmethod
     def scan(
         self, *, after: int | None = None, chunk: int = 10_000
-    ) -> AsyncIterator[list[LogRecord]]:
+    ) -> AsyncGenerator[list[LogRecord], None]:
         """Every record in seq order, in chunks (for `verify` and full replays); with
-        `after`, only those with seq > after (catching up after an unclear failure)."""
+        `after`, only those with seq > after (catching up after an unclear failure). A
+        caller that stops early closes it (`contextlib.aclosing`)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -10,7 +10,7 @@ way a database outlives its connections. `fail_next()` makes appends fail on dem
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
 from scoreboard.storage.base import ActionLog, StoreUnavailable
@@ -121,7 +121,7 @@ class MemoryLog(ActionLog):
 
     async def scan(
         self, *, after: int | None = None, chunk: int = 10_000
-    ) -> AsyncIterator[list[LogRecord]]:
+    ) -> AsyncGenerator[list[LogRecord], None]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
         self._require_open()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -252,7 +252,7 @@ class PostgresLog(ActionLog):
 
     async def scan(
         self, *, after: int | None = None, chunk: int = 10_000
-    ) -> AsyncIterator[list[LogRecord]]:
+    ) -> AsyncGenerator[list[LogRecord], None]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
         start = INT64_MIN if after is None else after + 1

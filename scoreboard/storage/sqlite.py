@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -189,7 +189,7 @@ class SqliteLog(ActionLog):
 
     async def scan(
         self, *, after: int | None = None, chunk: int = 10_000
-    ) -> AsyncIterator[list[LogRecord]]:
+    ) -> AsyncGenerator[list[LogRecord], None]:
         if chunk < 1:
             raise ValueError("chunk must be >= 1")
         start = INT64_MIN if after is None else after + 1
