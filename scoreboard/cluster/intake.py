@@ -72,13 +72,15 @@ class Intake:
 
     async def _handle(self, ws: ServerConnection) -> None:
         slots = asyncio.Semaphore(self.frames_in_flight)
-        try:
-            async with asyncio.TaskGroup() as group:
+        async with asyncio.TaskGroup() as group:
+            # Inside the group: a TaskGroup wraps what its body raises in an
+            # ExceptionGroup, which an `except ConnectionClosed` around it never matches.
+            try:
                 async for frame in ws:
                     await slots.acquire()
                     group.create_task(self._answer(ws, frame, slots))
-        except ConnectionClosed:
-            pass  # the follower retries what it did not hear back about
+            except ConnectionClosed:
+                pass  # the follower retries what it did not hear back about
 
     async def _answer(self, ws: ServerConnection, frame: str | bytes,
                       slots: asyncio.Semaphore) -> None:

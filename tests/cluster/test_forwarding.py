@@ -1,0 +1,214 @@
+"""Forwarding end to end in one process: a `Forwarder` sends commands over a loopback
+WebSocket to an `Intake` in front of a real writer, and hears each command's answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+
+from scoreboard.cluster.progress import Progress
+from scoreboard.cluster.tail import Tail
+from scoreboard.core import errors
+from scoreboard.core.commands import ActionResult, SetFrozen, SubmitAction, UserResult
+from scoreboard.core.engine import Engine
+from scoreboard.storage.base import StoreUnavailable
+from scoreboard.storage.postgres import PostgresLog
+from scoreboard.writer import Overloaded, StoreDown
+from tests.cluster.conftest import LIMIT, Cluster, Heard
+from tests.writer.test_writer import RULES, _all, act
+
+
+async def test_concurrent_submits_are_answered_in_fewer_frames(cluster: Cluster) -> None:
+    """Each caller gets its own result; what waits together goes out together."""
+    _, units = await cluster.intake()
+    fwd = cluster.forwarder()
+    n = 200
+    results = await asyncio.wait_for(
+        asyncio.gather(*(fwd.submit(act(f"u{i}", "c1")) for i in range(n))), LIMIT
+    )
+    for i, r in enumerate(results):
+        assert isinstance(r, ActionResult) and not r.replayed
+        assert (r.user_id, r.delta, r.new_score) == (f"u{i}", 10, 10)
+        assert cluster.engine.last_seq >= r.seq  # read-your-writes: applied here
+    assert sorted(r.seq for r in results) == list(range(1, n + 1))
+    assert sum(units.sizes) == n and len(units.sizes) < n
+    records = {r.seq: r.user_id for r in await _all(cluster.store)}
+    assert all(records[r.seq] == r.user_id for r in results)
+    assert fwd.writer_url == cluster.url
+
+
+async def test_a_refusal_comes_back_as_the_same_class(cluster: Cluster) -> None:
+    """The writer's refusal is raised to the caller as its class, code and message."""
+    await cluster.intake()
+    fwd = cluster.forwarder()
+    with pytest.raises(errors.UnknownAction) as unknown:
+        await fwd.submit(act("amy", "c1", "NOPE"))
+    assert unknown.value.code == "UNKNOWN_ACTION" and "NOPE" in unknown.value.message
+    with pytest.raises(errors.NotFound):
+        await fwd.submit(SetFrozen("bob", "admin", True, "cheating"))
+    assert isinstance(await fwd.submit(act("bob", "c1")), ActionResult)
+    frozen = await fwd.submit(SetFrozen("bob", "admin", True, "cheating"))
+    assert isinstance(frozen, UserResult) and frozen.frozen and frozen.seq == 2
+    with pytest.raises(errors.UserFrozen) as refused:
+        await fwd.submit(act("bob", "c2"))
+    assert refused.value.code == "USER_FROZEN"
+    other = SubmitAction("bob", "Bob", "global", "COMPLETE_LEVEL", "c1", metadata={"x": 1})
+    with pytest.raises(errors.IdempotencyConflict):
+        await fwd.submit(other)
+    assert [r.seq for r in await _all(cluster.store)] == [1, 2]
+
+
+async def test_a_wrong_credential_never_gets_through(cluster: Cluster) -> None:
+    """Refused at the handshake, again on every retry; the command times out as 503."""
+    await cluster.intake()
+    with Heard("scoreboard.cluster", "without the credential") as refused, \
+            Heard("scoreboard.cluster", "the connection to the writer") as ended:
+        fwd = cluster.forwarder(credential="not the credential", timeout=0.3)
+        pending = asyncio.create_task(fwd.submit(act("amy", "c1")))
+        await refused.times(2)  # a first attempt and at least one retry
+        await ended.times(2)
+        with pytest.raises(StoreDown):
+            await pending
+    assert fwd.writer_url is None and cluster.engine.last_seq == 0
+
+
+async def test_too_many_waiting_is_overloaded_at_once(cluster: Cluster) -> None:
+    """Past `max_waiting` a command is refused without being sent."""
+    _, units = await cluster.intake()
+    units.hold()
+    fwd = cluster.forwarder(max_waiting=2)
+    first = [asyncio.create_task(fwd.submit(act(f"u{i}", "c"))) for i in range(2)]
+    await units.arrived(1)
+    with pytest.raises(Overloaded) as info:
+        await fwd.submit(act("late", "c"))
+    assert info.value.retry_after >= 1
+    units.release()
+    done = await asyncio.wait_for(asyncio.gather(*first), LIMIT)
+    assert [r.seq for r in done] == [1, 2] and sum(units.sizes) == 2
+    assert isinstance(await fwd.submit(act("late", "c")), ActionResult)  # room again
+
+
+async def test_no_answer_in_time_is_store_down(cluster: Cluster) -> None:
+    """A writer that takes the frame and never answers: 503 after `timeout`; its late
+    answer is dropped and the connection goes on."""
+    _, units = await cluster.intake()
+    units.hold()
+    fwd = cluster.forwarder(timeout=0.2)
+    with pytest.raises(StoreDown) as info:
+        await fwd.submit(act("amy", "c1"))
+    assert info.value.code == "STORE_UNAVAILABLE" and info.value.retry_after >= 1
+    assert units.sizes == [1]
+    units.release()
+    later = await asyncio.wait_for(fwd.submit(act("bob", "c1")), LIMIT)
+    assert isinstance(later, ActionResult) and later.seq == 2  # amy's was decided, late
+
+
+async def test_no_writer_to_be_found_is_store_down(cluster: Cluster) -> None:
+    """Nobody published a writer: the command waits for one, then 503."""
+    fwd = cluster.forwarder(timeout=0.2)
+    assert cluster.url is None
+    with pytest.raises(StoreDown):
+        await fwd.submit(act("amy", "c1"))
+    assert cluster.engine.last_seq == 0
+
+
+async def test_a_failed_lookup_is_retried(cluster: Cluster) -> None:
+    """The writer's address cannot be read for a while: logged, looked up again."""
+    await cluster.intake()
+    url, lookups = cluster.url, 0
+
+    async def flaky() -> str | None:
+        nonlocal lookups
+        lookups += 1
+        if lookups < 3:
+            raise StoreUnavailable("the log is down")
+        return url
+
+    cluster.locate = flaky  # type: ignore[method-assign]
+    with Heard("scoreboard.cluster", "cannot look up the writer") as heard:
+        fwd = cluster.forwarder()
+        result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert isinstance(result, ActionResult) and heard.count == 2 and lookups == 3
+
+
+async def test_a_lost_writer_resends_keyed_commands_and_refuses_the_rest(
+        cluster: Cluster) -> None:
+    """The connection breaks before the answers: a command with a client action id is
+    sent again to the next writer and applied once; one without a key gets 503."""
+    first, held = await cluster.intake()
+    fwd = cluster.forwarder()
+    assert isinstance(await fwd.submit(act("bob", "c1")), ActionResult)
+    held.hold()
+    keyed = asyncio.create_task(fwd.submit(act("amy", "k1")))
+    unkeyed = asyncio.create_task(fwd.submit(SetFrozen("bob", "admin", True, "why")))
+    await held.arrived(2)
+    assert held.sizes == [1, 2]  # both in one frame, its answer held back
+    _, units = await cluster.intake()  # where `locate` points from now on
+    stopping = asyncio.create_task(first.stop())  # closes the follower's connection
+    with pytest.raises(StoreDown) as info:
+        await asyncio.wait_for(unkeyed, LIMIT)
+    assert "may or may not" in info.value.message
+    held.release()  # the old writer side decides the frame; its answer has no one to go to
+    result = await asyncio.wait_for(keyed, LIMIT)
+    await asyncio.wait_for(stopping, LIMIT)
+    assert units.sizes == [1]  # only the keyed command went out again
+    assert isinstance(result, ActionResult) and result.replayed  # the first copy won
+    amy = [r for r in await _all(cluster.store) if r.client_action_id == "k1"]
+    assert [r.seq for r in amy] == [result.seq]
+    assert cluster.engine.boards["global"].score("amy") == 10  # applied exactly once
+    assert "bob" in cluster.engine.frozen  # it landed all the same
+    assert fwd.writer_url == cluster.url
+
+
+async def test_frames_in_flight_bound_what_waits_for_an_answer(cluster: Cluster) -> None:
+    """At most `frames_in_flight` frames await their answer; commands arriving
+    meanwhile gather into one frame, sent when an answer frees a place."""
+    _, units = await cluster.intake()
+    units.hold()
+    fwd = cluster.forwarder(frames_in_flight=2)
+    tasks = [asyncio.create_task(fwd.submit(act("a", "c")))]
+    await units.arrived(1)
+    tasks.append(asyncio.create_task(fwd.submit(act("b", "c"))))
+    await units.arrived(2)
+    for i in range(10):
+        tasks.append(asyncio.create_task(fwd.submit(act(f"u{i}", "c"))))
+        await asyncio.sleep(0)  # one loop step each: a sender free to send would send
+    units.release()
+    done = await asyncio.wait_for(asyncio.gather(*tasks), LIMIT)
+    assert units.sizes == [1, 1, 10]
+    assert sorted(r.seq for r in done) == list(range(1, 13))
+
+
+async def test_the_answer_waits_until_this_process_applied_it(cluster: Cluster) -> None:
+    """A follower's caller is answered once its own engine has the seq (read your
+    writes), here when the follower's tail catches up with the writer's log."""
+    await cluster.intake()
+    follower = Engine(RULES)
+    asked = asyncio.Event()
+
+    def applied() -> int:
+        asked.set()  # read when the answer is in: the waiter registers right after
+        return follower.last_seq
+
+    progress = Progress(applied)
+    # The tail reads only `scan`, which the memory log has like PostgreSQL's.
+    tail = Tail(cast(PostgresLog, cluster.store), follower, [progress.on_commit],
+                poll_interval=LIMIT)
+    fwd = cluster.forwarder(progress=progress)
+    task = asyncio.create_task(fwd.submit(act("amy", "c1")))
+    await asyncio.wait_for(asked.wait(), LIMIT)
+    assert not task.done() and cluster.engine.last_seq == 1 and follower.last_seq == 0
+    assert await tail.catch_up() == 1
+    result = await asyncio.wait_for(task, LIMIT)
+    assert isinstance(result, ActionResult) and result.seq == follower.last_seq == 1
+    assert follower.boards["global"].score("amy") == 10
+
+
+async def test_the_wait_for_applying_is_bounded(cluster: Cluster) -> None:
+    """A follower that does not catch up still answers after `wait_applied`."""
+    await cluster.intake()
+    fwd = cluster.forwarder(progress=Progress(lambda: 0), wait_applied=0.05)
+    result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert isinstance(result, ActionResult) and result.seq == 1
