@@ -22,10 +22,16 @@ class Progress:
         self.patience = 0.0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()  # ties between equal seqs, never comparing futures
+        self._dropped = 0  # waiters that gave up and are still in the heap
 
     @property
     def applied(self) -> int:
         return self._applied()
+
+    @property
+    def queued(self) -> int:
+        """Entries in the waiters' heap, those that gave up and are not yet dropped too."""
+        return len(self._waiters)
 
     def on_commit(self, records: Sequence[LogRecord]) -> None:
         """Commit listener: wake everyone waiting for a seq now applied."""
@@ -33,7 +39,9 @@ class Progress:
         waiters = self._waiters
         while waiters and waiters[0][0] <= applied:
             fut = heapq.heappop(waiters)[2]
-            if not fut.done():
+            if fut.done():
+                self._dropped -= 1
+            else:
                 fut.set_result(None)
 
     async def wait(self, seq: int, within: float) -> bool:
@@ -49,5 +57,15 @@ class Progress:
         except TimeoutError:
             return seq <= self._applied()
         finally:
-            fut.cancel()  # a timed-out waiter is dropped when its turn comes
+            if fut.cancel():  # gave up: dropped when its turn comes, or sooner
+                self._gave_up()
         return True
+
+    def _gave_up(self) -> None:
+        """Waiters for seqs never reached (a `minSeq` far ahead) must not pile up: once
+        most of the heap has given up, keep only those still waiting."""
+        self._dropped += 1
+        if self._dropped > 64 and 2 * self._dropped > len(self._waiters):
+            self._waiters = [w for w in self._waiters if not w[2].done()]
+            heapq.heapify(self._waiters)
+            self._dropped = 0

@@ -156,3 +156,20 @@ async def test_a_timed_out_or_cancelled_waiter_does_not_break_later_ones() -> No
     assert await asyncio.wait_for(later, LIMIT) is True
     assert woken == [3]
     assert await p.wait(3, 0.0) is True
+
+
+async def test_waiters_for_a_seq_never_reached_do_not_pile_up() -> None:
+    """A `minSeq` far ahead, asked again and again: each wait times out, and the heap
+    keeps at most about as many given-up entries as live ones (plus a small slack)."""
+    applied = Applied()
+    p = Progress(applied)
+    woken: list[int] = []
+    alive = waiting(p, 5, LIMIT, woken)
+    await applied.read_by(1)
+    for _ in range(500):
+        assert await p.wait(2**53 - 1, 0.0001) is False
+    assert p.queued <= 66
+    applied.seq = 5
+    p.on_commit([])
+    assert await asyncio.wait_for(alive, LIMIT) is True
+    assert woken == [5]

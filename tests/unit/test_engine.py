@@ -42,8 +42,10 @@ def act(user: str, cid: str, action: str = "COMPLETE_LEVEL", **kw: Any) -> Submi
 Outcome = LogRecord | Replay | Exception
 
 
-def run(engine: Engine, cmds: list[Command], now: float = T0) -> list[Outcome]:
-    """Decide a batch, then apply what it produced, as the writer does after a commit."""
+def run(engine: Engine, cmds: list[Command], now: float = T0,
+        log: list[LogRecord] | None = None) -> list[Outcome]:
+    """Decide a batch, then apply what it produced, as the writer does after a commit;
+    `log` gets every record the batch appends (the monitor's flags and freezes too)."""
     pending = engine.new_pending()
     out: list[Outcome] = []
     for c in cmds:
@@ -53,6 +55,8 @@ def run(engine: Engine, cmds: list[Command], now: float = T0) -> list[Outcome]:
             out.append(exc)
     for r in pending.records:
         engine.apply(r)
+    if log is not None:
+        log.extend(pending.records)
     return out
 
 
@@ -345,7 +349,7 @@ def test_replaying_the_log_rebuilds_the_live_state(
     now = T0
     for batch, gap in zip(batches, gaps, strict=False):
         now += gap
-        log.extend(records(run(live, batch, now)))
+        run(live, batch, now, log)
     replayed = Engine(RULES, ("global", "weekly"), abuse=ABUSE)
     for r in log:
         replayed.apply(r)
