@@ -8,7 +8,7 @@ each); a user not on the global board has theirs in a dict until they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 
 from scoreboard.core.ranking import Ranking
 
@@ -59,6 +59,21 @@ class Names(MutableMapping[str, str]):
         if by_slot[slot] is None:
             self._count += 1
         by_slot[slot] = name
+
+    def load_at(self, slots: Sequence[int | None], names: Sequence[str | None]) -> None:
+        """Recovery: `set_at` for many users at once; pairs with no slot or no name are
+        skipped (the caller keeps those)."""
+        by_slot = self._by_slot
+        top = max((slot for slot in slots if slot is not None), default=-1)
+        if top >= len(by_slot):
+            by_slot.extend([None] * (top + 1 - len(by_slot)))
+        added = 0
+        for slot, name in zip(slots, names, strict=True):
+            if slot is not None and name is not None:
+                if by_slot[slot] is None:
+                    added += 1
+                by_slot[slot] = name
+        self._count += added
 
     def __delitem__(self, user_id: str) -> None:
         slot = self._slot_of(user_id)

@@ -18,8 +18,9 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import islice
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -97,10 +98,18 @@ class Ranking:
     def load_unordered(self, rows: Iterable[tuple[str, int, int]]) -> None:
         """The first part of a bulk load, any number of times: (user, score, reached_seq)
         of users not on the board yet. Nothing is ranked until `sort_loaded`."""
+        self.load_stored((self.board, *row) for row in rows)
+
+    def load_stored(self, rows: Iterable[Sequence[Any]]) -> None:
+        """`load_unordered` for rows as the store holds them, (board, user, score,
+        reached_seq), all of this board: recovery's million rows go in without a tuple
+        or a call per row (`make_key` written out)."""
         key_of, users = self._key_of, self._users
-        for user_id, score, seq in rows:
-            key_of[user_id] = make_key(score, seq, len(users))
+        slot = len(users)
+        for _, user_id, score, seq in rows:
+            key_of[user_id] = ((SCORE_CEIL - score) << SEQ_BITS | seq) << SLOT_BITS | slot
             users.append(user_id)
+            slot += 1
 
     def sort_loaded(self, version: int) -> None:
         """The end of a bulk load: rank everyone loaded (the frozen aside) in one sort."""
@@ -127,6 +136,11 @@ class Ranking:
         """The user's slot: the order in which they joined the board (from 0)."""
         key = self._key_of.get(user_id)
         return None if key is None else key & SLOT_MASK
+
+    def slots_of(self, user_ids: Iterable[str]) -> list[int | None]:
+        """`slot_of` for many users at once (recovery)."""
+        get = self._key_of.get
+        return [None if (key := get(u)) is None else key & SLOT_MASK for u in user_ids]
 
     def user_at(self, slot: int) -> str:
         return self._users[slot]

@@ -14,6 +14,7 @@ anonymous, flagged) take the rankings' own string for each id, not a second copy
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from scoreboard.core.engine import Engine
@@ -37,9 +38,9 @@ class Restore:
         if not rows:
             return
         self.score_rows += len(rows)
-        board = rows[0][0]
-        if all(row[0] == board for row in rows):  # the common case: one board
-            self._ranking(board).load_unordered((r[1], r[2], r[3]) for r in rows)
+        boards = set(map(itemgetter(0), rows))
+        if len(boards) == 1:  # the common case: one board
+            self._ranking(boards.pop()).load_stored(rows)
             return
         by_board: dict[str, list[tuple[str, int, int]]] = {}
         for board, user_id, score, seq in rows:
@@ -54,14 +55,16 @@ class Restore:
             engine.names, engine.frozen, engine.anonymous, engine.flags, engine.revoked
         )
         on_global = engine.boards["global"]
-        slot_of, user_at = on_global.slot_of, on_global.user_at
+        user_at = on_global.user_at
         elsewhere = [r.canonical_id for r in engine.boards.values() if r is not on_global]
         self.user_rows += len(rows)
-        for user_id, name, is_frozen, is_anonymous, flag, revoked_at in rows:
-            slot = slot_of(user_id)
-            if slot is not None:  # nearly everyone
-                if name is not None:
-                    names.set_at(slot, name)
+        # Nearly everyone is on the global board with only a name: named in bulk by slot.
+        slots = on_global.slots_of([row[0] for row in rows])
+        names.load_at(slots, [row[1] for row in rows])
+        for (user_id, name, is_frozen, is_anonymous, flag, revoked_at), slot in zip(
+            rows, slots, strict=True
+        ):
+            if slot is not None:
                 if not (is_frozen or is_anonymous or flag is not None
                         or revoked_at is not None):
                     continue

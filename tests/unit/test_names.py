@@ -47,3 +47,22 @@ def test_slots_beyond_the_list_read_as_unnamed(ranking: Ranking) -> None:
     names.set_at(slot, "Bob")
     ranking.set("late", 1, 9)  # a slot the list has not reached
     assert names.get("late") is None and names["b"] == "Bob" and list(names) == ["b"]
+
+
+def test_names_in_bulk_by_slot_match_one_at_a_time(ranking: Ranking) -> None:
+    """Recovery's bulk path: the same names and count as setting them one by one, and
+    users without a slot or without a name are left to the caller."""
+    ranking.set("c", 1, 3)
+    ids = ["b", "nobody", "c", "a"]
+    given = ["Bob", "Ghost", None, "Ann"]
+    bulk, single = Names(ranking), Names(ranking)
+    bulk.load_at(ranking.slots_of(ids), given)
+    for user, name in zip(ids, given, strict=True):
+        slot = ranking.slot_of(user)
+        if slot is not None and name is not None:
+            single.set_at(slot, name)
+    assert ranking.slots_of(ids) == [1, None, 2, 0]
+    assert dict(bulk) == dict(single) == {"a": "Ann", "b": "Bob"}
+    assert len(bulk) == len(single) == 2
+    bulk.load_at([1], ["Bobby"])  # renaming does not count twice
+    assert len(bulk) == 2 and bulk["b"] == "Bobby"

@@ -79,6 +79,9 @@ def test_bulk_load_equals_one_by_one() -> None:
     b.load(rows, 200)
     assert a.top(200) == b.top(200)
     assert all(a.rank(u) == b.rank(u) for u, _, _ in rows)
+    users = [u for u, _, _ in rows]
+    assert a.slots_of(users) == b.slots_of(users) == list(range(200))
+    assert all(a.reached_seq(u) == b.reached_seq(u) for u in users)
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(-1000, 1000)), max_size=60))
