@@ -2,7 +2,7 @@
 
     python -m bench.cluster [--only a,b,c,d] [--users 1000000] [--records 10000000]
                             [--actions 3000] [--viewers 600] [--followers 2]
-                            [--rate 300] [--duration 10]
+                            [--rate 1000] [--duration 10]
 
 Phases, each in its own database:
 
@@ -136,7 +136,7 @@ async def load(http: aiohttp.ClientSession, port: int, actions: int, tag: str) -
 
 async def paced_actions(http: aiohttp.ClientSession, port: int, rate: float, seconds: float,
                         tag: str) -> list[tuple[int, float]]:
-    """About `rate` actions/s for `seconds` from 32 submitters; (seq, time acknowledged)."""
+    """About `rate` actions/s for `seconds` from 96 submitters; (seq, time acknowledged)."""
     tokens = [token(p) for p in PLAYERS]
     acks: list[tuple[int, float]] = []
 
@@ -145,7 +145,7 @@ async def paced_actions(http: aiohttp.ClientSession, port: int, rate: float, sec
                                 f"{tag}-{k}-{n}")
         acks.append((seq, time.monotonic()))  # the viewers note time.monotonic() too
 
-    await paced(submit, rate, seconds)
+    await paced(submit, rate, seconds, submitters=96)  # enough in flight for 1,000/s
     return acks
 
 
@@ -311,7 +311,7 @@ def main() -> int:
     p.add_argument("--actions", type=int, default=3000)
     p.add_argument("--viewers", type=int, default=600, help="per process, phase a")
     p.add_argument("--followers", type=int, default=2)
-    p.add_argument("--rate", type=float, default=300.0, help="actions/s, phase a")
+    p.add_argument("--rate", type=float, default=1000.0, help="actions/s, phase a")
     p.add_argument("--duration", type=float, default=10.0, help="seconds, phase a")
     args = p.parse_args()
     args.only = set(args.only.split(","))
