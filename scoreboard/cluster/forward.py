@@ -8,7 +8,7 @@ meanwhile gathers into the next frame, so frames grow with the load by themselve
 the writer decides and commits larger units. Its cost is mostly per frame and per
 commit (a commit is one round trip to PostgreSQL), not per command: with two frames in
 flight the writer's commits carried about 12 commands and cost 0.37 of a direct HTTP
-action per command; with one, about 18 and 0.31 (`bench.cluster`, phase b). The price
+action per command; with one, about 18 and 0.32 (`bench.cluster`, phase b). The price
 is at most one writer round trip of added wait.
 
 A command sent on a connection that broke before its answer came has an unknown fate:
