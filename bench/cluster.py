@@ -1,7 +1,7 @@
 """A writer, a standby and followers on one PostgreSQL database (SPEC §8).
 
     python -m bench.cluster [--only a,b,c,d] [--users 1000000] [--records 10000000]
-                            [--actions 3000] [--viewers 600] [--followers 2]
+                            [--actions 10000] [--viewers 600] [--followers 2]
                             [--rate 1000] [--duration 10]
 
 Phases, each in its own database:
@@ -308,7 +308,7 @@ def main() -> int:
     p.add_argument("--only", default="a,b,c,d", help="comma-separated phases: a, b, c, d")
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--records", type=int, default=10_000_000)
-    p.add_argument("--actions", type=int, default=3000)
+    p.add_argument("--actions", type=int, default=10_000, help="per kind, phase b")
     p.add_argument("--viewers", type=int, default=600, help="per process, phase a")
     p.add_argument("--followers", type=int, default=2)
     p.add_argument("--rate", type=float, default=1000.0, help="actions/s, phase a")
