@@ -93,6 +93,8 @@ class Writer:
         self._queue_size = queue_size
         self._queued = 0
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
+        # Futures of units whose callers rank the results themselves (`ranked=False`).
+        self._unranked: set[asyncio.Future[Result]] = set()
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
         self._batch: list[_Item] = []  # the batch being processed, failed if run() dies
@@ -156,11 +158,14 @@ class Writer:
         # skips answering it (the change itself still commits if it was decided).
         return await fut
 
-    async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]:
+    async def submit_many(self, cmds: Sequence[Command], *, ranked: bool = True
+                          ) -> list[Result | Refused]:
         """Decide, commit and apply `cmds` as one unit, in order, in one transaction
         (with whatever else the batch holds). Each command gets its own answer: its
         result, or the refusal `submit` would have raised for it. The unit is refused
-        whole (`Overloaded`) when the queue has no room for all of it.
+        whole (`Overloaded`) when the queue has no room for all of it. With `ranked`
+        false, results carry no rank: the caller finds it itself (a follower, once it
+        has applied the seq), which spares the writer a ranking lookup per command.
 
         Copies of a key inside the unit, or of a key already in flight, need no waiting
         here: the unit is decided after everything queued before it, so the engine sees
@@ -170,6 +175,8 @@ class Writer:
         self._admit(len(cmds))
         create = asyncio.get_running_loop().create_future
         unit: _Unit = [(cmd, create()) for cmd in cmds]
+        if not ranked:
+            self._unranked.update(fut for _, fut in unit)
         self._queue.put_nowait(unit)
         self._queued += len(unit)
         answers: list[Result | Refused] = []
@@ -187,6 +194,9 @@ class Writer:
                 elif not fut.cancelled():
                     fut.exception()  # retrieved: never logged as unhandled
             raise
+        finally:
+            if not ranked:
+                self._unranked.difference_update(fut for _, fut in unit)
         return answers
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
@@ -350,6 +360,7 @@ class Writer:
                 old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
+        unranked = self._unranked
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
@@ -360,13 +371,13 @@ class Writer:
                 if rec is None:
                     fut.set_exception(lookup_error or StoreDown("original action not found"))
                 else:
-                    fut.set_result(self._result(rec, replayed=True))
+                    fut.set_result(self._result(rec, True, fut not in unranked))
             else:
-                fut.set_result(self._result(out, replayed=False))
+                fut.set_result(self._result(out, False, fut not in unranked))
 
-    def _result(self, r: LogRecord, *, replayed: bool) -> Result:
+    def _result(self, r: LogRecord, replayed: bool, ranked: bool = True) -> Result:
         if r.kind in SCORE_KINDS:
-            ranking = self.engine.boards.get(r.board)
+            ranking = self.engine.boards.get(r.board) if ranked else None
             return ActionResult(
                 user_id=r.user_id, board=r.board, action_type=r.action_type, delta=r.delta,
                 new_score=r.new_score, rank=ranking.rank(r.user_id) if ranking else None,

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 from prometheus_client import Gauge
@@ -62,9 +63,11 @@ class Node:
                          poll_interval=c.poll_interval)
         credential = internal_credential(secret)
         self.forwarder = Forwarder(store.writer_address, credential, self.progress,
-                                   timeout=c.forward_timeout, batch=c.forward_batch,
-                                   wait_applied=c.max_wait_seconds)
-        self.intake = Intake(writer.submit_many, credential, c.internal_host, c.internal_port)
+                                   self._rank_of, timeout=c.forward_timeout,
+                                   batch=c.forward_batch, wait_applied=c.max_wait_seconds)
+        # Forwarded results go back unranked: the follower ranks them once applied.
+        self.intake = Intake(partial(writer.submit_many, ranked=False), credential,
+                             c.internal_host, c.internal_port)
         self.is_writer = self.role == "writer"
         progress.patience = 0.0 if self.is_writer else c.max_wait_seconds
         self.took_over_seconds: float | None = None
@@ -74,6 +77,10 @@ class Node:
         lag_s = Gauge("scoreboard_lag_seconds", "Seconds behind the writer (0 on the writer)",
                       registry=metrics.registry)
         lag_s.set_function(lambda: self.lag()[1])
+
+    def _rank_of(self, board: str, user_id: str) -> int | None:
+        ranking = self.engine.boards.get(board)
+        return None if ranking is None else ranking.rank(user_id)
 
     async def submit(self, cmd: Command) -> Result:
         """Decide here when this process is the writer, else forward to the writer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 import pytest
 
@@ -76,9 +77,13 @@ class Cluster:
     async def locate(self) -> str | None:
         return self.url
 
+    def rank_of(self, board: str, user_id: str) -> int | None:
+        """The rank a follower reads here (it shares the writer's engine)."""
+        return self.engine.boards[board].rank(user_id)
+
     async def intake(self, credential: str = CREDENTIAL) -> tuple[Intake, Units]:
         """A started intake on an OS-chosen port, from now on the one `locate` names."""
-        units = Units(self.writer.writer.submit_many)
+        units = Units(partial(self.writer.writer.submit_many, ranked=False))  # as a writer
         intake = Intake(units, credential, HOST, 0)
         port = await intake.start()
         self.intakes.append((intake, units))
@@ -89,9 +94,9 @@ class Cluster:
                   timeout: float = LIMIT, batch: int = 256, wait_applied: float = LIMIT,
                   max_waiting: int = 10_000, frames_in_flight: int = 2) -> Forwarder:
         """A forwarder with its connection task running (ended at teardown)."""
-        fwd = Forwarder(self.locate, credential, progress or self.progress, timeout=timeout,
-                        batch=batch, wait_applied=wait_applied, max_waiting=max_waiting,
-                        frames_in_flight=frames_in_flight)
+        fwd = Forwarder(self.locate, credential, progress or self.progress, self.rank_of,
+                        timeout=timeout, batch=batch, wait_applied=wait_applied,
+                        max_waiting=max_waiting, frames_in_flight=frames_in_flight)
         self._tasks.append(asyncio.create_task(fwd.run()))
         return fwd
 

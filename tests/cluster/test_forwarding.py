@@ -212,3 +212,22 @@ async def test_the_wait_for_applying_is_bounded(cluster: Cluster) -> None:
     fwd = cluster.forwarder(progress=Progress(lambda: 0), wait_applied=0.05)
     result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
     assert isinstance(result, ActionResult) and result.seq == 1
+    assert result.rank is None  # not applied here: no rank this process could vouch for
+
+
+async def test_the_follower_ranks_what_the_writer_sent_unranked(cluster: Cluster) -> None:
+    """The writer answers forwarded units without a rank; the follower fills it in from
+    its own engine once the seq is applied, exactly as a direct submit would rank it."""
+    await cluster.intake()
+    fwd = cluster.forwarder()
+    ranks = []
+    for user, cid in [("amy", "c1"), ("bob", "c2"), ("bob", "c3")]:
+        result = await asyncio.wait_for(fwd.submit(act(user, cid)), LIMIT)
+        assert isinstance(result, ActionResult)
+        ranks.append(result.rank)
+    assert ranks == [1, 2, 1]  # each as ranked when it was applied: bob tied, then led
+    assert cluster.engine.boards["global"].rank("amy") == 2
+    direct = await cluster.writer.writer.submit(act("amy", "c4"))
+    assert isinstance(direct, ActionResult) and direct.rank == 2  # 20 too, reached later
+    (unranked,) = await cluster.writer.writer.submit_many([act("cy", "c4")], ranked=False)
+    assert isinstance(unranked, ActionResult) and unranked.rank is None
