@@ -153,7 +153,7 @@ class Writer:
         self._queued_at[fut] = time.monotonic()
         if key is not None:
             self._inflight[key] = (cmd, fut)
-            fut.add_done_callback(self._forget(key))
+            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
         # Not shielded: if this caller is cancelled the future is too, and the actor
         # skips answering it (the change itself still commits if it was decided).
         return await fut
@@ -164,8 +164,7 @@ class Writer:
         (with whatever else the batch holds). Each command gets its own answer: its
         result, or the refusal `submit` would have raised for it. The unit is refused
         whole (`Overloaded`) when the queue has no room for all of it. With `ranked`
-        false, results carry no rank: the caller finds it itself (a follower, once it
-        has applied the seq), which spares the writer a ranking lookup per command.
+        false results carry no rank: a follower ranks them itself once applied.
 
         Copies of a key inside the unit, or of a key already in flight, need no waiting
         here: the unit is decided after everything queued before it, so the engine sees
@@ -198,12 +197,6 @@ class Writer:
             if not ranked:
                 self._unranked.difference_update(fut for _, fut in unit)
         return answers
-
-    def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Future[Result]], None]:
-        def done(_: asyncio.Future[Result]) -> None:
-            self._inflight.pop(key, None)
-
-        return done
 
     def stop(self) -> None:
         """Refuse new commands; `run` returns once everything queued is answered."""
@@ -360,7 +353,6 @@ class Writer:
                 old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
-        unranked = self._unranked
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
@@ -371,9 +363,9 @@ class Writer:
                 if rec is None:
                     fut.set_exception(lookup_error or StoreDown("original action not found"))
                 else:
-                    fut.set_result(self._result(rec, True, fut not in unranked))
+                    fut.set_result(self._result(rec, True, fut not in self._unranked))
             else:
-                fut.set_result(self._result(out, False, fut not in unranked))
+                fut.set_result(self._result(out, False, fut not in self._unranked))
 
     def _result(self, r: LogRecord, replayed: bool, ranked: bool = True) -> Result:
         if r.kind in SCORE_KINDS:
