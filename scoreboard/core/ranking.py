@@ -114,7 +114,9 @@ class Ranking:
     def sort_loaded(self, version: int) -> None:
         """The end of a bulk load: rank everyone loaded (the frozen aside) in one sort."""
         frozen = self.frozen
-        self._order = SortedList(k for u, k in self._key_of.items() if u not in frozen)
+        self._order = SortedList(
+            k for u, k in self._key_of.items() if u not in frozen
+        ) if frozen else SortedList(self._key_of.values())  # nearly always: nobody frozen
         self.version = max(self.version, version)
 
     # -- queries -------------------------------------------------------------------------
