@@ -92,18 +92,14 @@ class Ranking:
     def load(self, rows: Iterable[tuple[str, int, int]], version: int) -> None:
         """Bulk-load (user, score, reached_seq) into an empty ranking: one sort, not n adds."""
         assert not self._key_of, "load() is for an empty ranking"
-        self.load_unordered(rows)
+        self.load_stored((self.board, *row) for row in rows)
         self.sort_loaded(version)
 
-    def load_unordered(self, rows: Iterable[tuple[str, int, int]]) -> None:
-        """The first part of a bulk load, any number of times: (user, score, reached_seq)
-        of users not on the board yet. Nothing is ranked until `sort_loaded`."""
-        self.load_stored((self.board, *row) for row in rows)
-
     def load_stored(self, rows: Iterable[Sequence[Any]]) -> None:
-        """`load_unordered` for rows as the store holds them, (board, user, score,
-        reached_seq), all of this board: recovery's million rows go in without a tuple
-        or a call per row (`make_key` written out)."""
+        """The first part of a bulk load, any number of times: rows as the store holds
+        them, (board, user, score, reached_seq), all of this board and of users not on
+        it yet. Nothing is ranked until `sort_loaded`. Recovery's million rows go in
+        without a tuple or a call per row (`make_key` written out)."""
         key_of, users = self._key_of, self._users
         slot = len(users)
         for _, user_id, score, seq in rows:

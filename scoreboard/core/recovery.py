@@ -42,11 +42,11 @@ class Restore:
         if len(boards) == 1:  # the common case: one board
             self._ranking(boards.pop()).load_stored(rows)
             return
-        by_board: dict[str, list[tuple[str, int, int]]] = {}
-        for board, user_id, score, seq in rows:
-            by_board.setdefault(board, []).append((user_id, score, seq))
+        by_board: dict[str, list[Sequence[Any]]] = {}
+        for row in rows:
+            by_board.setdefault(row[0], []).append(row)
         for board, part in by_board.items():
-            self._ranking(board).load_unordered(part)
+            self._ranking(board).load_stored(part)
 
     def users(self, rows: Sequence[Sequence[Any]]) -> None:
         """(user_id, display_name, frozen, hidden, flag, tokens_revoked_at) rows."""
