@@ -49,12 +49,12 @@ if str(ROOT) not in sys.path:  # `python bench/live_fanout.py` as well as `-m be
     sys.path.insert(0, str(ROOT))
 
 from bench.common import Report, paced, percentile, rss_mb  # noqa: E402
+from scoreboard.app import Service  # noqa: E402
 from scoreboard.core.commands import SubmitAction  # noqa: E402
 from scoreboard.core.records import LogRecord  # noqa: E402
 from scoreboard.live.hub import Group  # noqa: E402
 from scoreboard.live.messages import TopView  # noqa: E402
-from scoreboard.service import Service  # noqa: E402
-from scoreboard.settings import load_settings  # noqa: E402
+from scoreboard.settings.model import load_settings  # noqa: E402
 
 VIEWERS = ROOT / "bench" / "live_viewers.py"
 PLAYERS = [f"player{i:02d}" for i in range(12)]  # every action moves the top 10

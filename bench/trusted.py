@@ -69,7 +69,7 @@ def engine_rate(size: int, batches: int) -> float:
     """The ceiling: the engine deciding and applying the same batches, no I/O."""
     from scoreboard.core.commands import SubmitAction
     from scoreboard.core.engine import Engine
-    from scoreboard.settings import load_settings
+    from scoreboard.settings.model import load_settings
 
     settings = load_settings({}, environ={})
     engine = Engine(settings.rules, abuse=settings.abuse)

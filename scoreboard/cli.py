@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scoreboard import __version__, logs
-from scoreboard.settings import Settings, SettingsError, load_settings
+from scoreboard import __version__
+from scoreboard.runtime import logs
+from scoreboard.settings.model import Settings, SettingsError, load_settings
 
 log = logging.getLogger("scoreboard")
 
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if command == "proof":
         return _proof(settings, args)
     if command == "verify":
-        from scoreboard.verify import verify
+        from scoreboard.storage.verify import verify
 
         return asyncio.run(verify(settings))
     return _serve(settings, demo=bool(args.demo))
@@ -118,7 +119,7 @@ def _existing_secret(what: str, configured: str, data_dir: Path, file_name: str,
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from scoreboard.auth import SECRET_FILE, Authenticator
+    from scoreboard.auth.tokens import SECRET_FILE, Authenticator
 
     aliases = {"admin": settings.auth.admin_scope, "service": settings.auth.service_scope}
     scopes = tuple(aliases.get(s, s) for s in args.scope)
@@ -132,8 +133,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _proof(settings: Settings, args: argparse.Namespace) -> int:
-    from scoreboard.proofs import ProofAuthority
-    from scoreboard.service import PROOF_SECRET_FILE
+    from scoreboard.app import PROOF_SECRET_FILE
+    from scoreboard.auth.proofs import ProofAuthority
 
     if args.action not in settings.rules:
         print(f"unknown action type {args.action!r}", file=sys.stderr)
@@ -160,6 +161,6 @@ def _serve(settings: Settings, *, demo: bool) -> int:
 
 
 async def _serve_async(settings: Settings, *, demo: bool) -> int:
-    from scoreboard.service import serve
+    from scoreboard.app import serve
 
     return await serve(settings, demo=demo)

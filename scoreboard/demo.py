@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.errors import Rejection
 from scoreboard.core.rules import RuleSet
-from scoreboard.writer import ShuttingDown, Writer, WriterError, WriterStopped
+from scoreboard.writer.actor import ShuttingDown, Writer, WriterError, WriterStopped
 
 log = logging.getLogger("scoreboard.demo")
 

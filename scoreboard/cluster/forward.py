@@ -39,7 +39,7 @@ from scoreboard.cluster.wire import AUTH_HEADER, WireError, decode_results, enco
 from scoreboard.core.commands import ActionResult, Command
 from scoreboard.core.errors import Refused
 from scoreboard.storage.base import StoreUnavailable
-from scoreboard.writer import Overloaded, Result, StoreDown
+from scoreboard.writer.actor import Overloaded, Result, StoreDown
 
 log = logging.getLogger("scoreboard.cluster")
 

@@ -27,7 +27,7 @@ from scoreboard.cluster.wire import (
 )
 from scoreboard.core.commands import Command
 from scoreboard.core.errors import InvalidCommand, Refused
-from scoreboard.writer import Result
+from scoreboard.writer.actor import Result
 
 log = logging.getLogger("scoreboard.cluster")
 

@@ -29,12 +29,12 @@ from scoreboard.cluster.wire import internal_credential
 from scoreboard.core.commands import Command
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Refused
-from scoreboard.metrics import Metrics
-from scoreboard.settings import Settings
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.watch import TaskWatch
+from scoreboard.settings.model import Settings
 from scoreboard.storage.base import StoreUnavailable
-from scoreboard.storage.postgres import PostgresLog
-from scoreboard.watch import TaskWatch
-from scoreboard.writer import Result, Writer, WriterError
+from scoreboard.storage.postgres.log import PostgresLog
+from scoreboard.writer.actor import Result, Writer, WriterError
 
 log = logging.getLogger("scoreboard.cluster")
 

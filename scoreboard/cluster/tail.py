@@ -23,7 +23,7 @@ from typing import Any
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import LogRecord
 from scoreboard.storage.base import StoreUnavailable
-from scoreboard.storage.postgres import PostgresLog
+from scoreboard.storage.postgres.log import PostgresLog
 
 log = logging.getLogger("scoreboard.cluster")
 

@@ -37,7 +37,7 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.errors import Refused
-from scoreboard.writer import Overloaded, Result, StoreDown
+from scoreboard.writer.actor import Overloaded, Result, StoreDown
 
 COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls for cls in (SubmitAction, AdjustScore, SetFrozen, SetNameHidden, ClearFlag)

@@ -2,7 +2,7 @@
 
 Each is a specific class with a stable error code and what a client needs to act on
 it (`retry_after` for a quota). How a rejection is spoken on a given transport (an
-HTTP status, headers) is decided at the edge, in one table (`scoreboard.http.errors`).
+HTTP status, headers) is decided at the edge, in one table (`scoreboard.edge.errors`).
 """
 
 from __future__ import annotations

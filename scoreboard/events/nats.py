@@ -30,9 +30,9 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scoreboard.core.records import LogRecord
-from scoreboard.events.config import NatsSettings
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.wire import record_bytes
+from scoreboard.settings.events import NatsSettings
 
 log = logging.getLogger("scoreboard.events.nats")
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from scoreboard.core.records import LogRecord
-from scoreboard.views import iso
+from scoreboard.read.views import iso
 
 
 def record_json(r: LogRecord) -> dict[str, Any]:

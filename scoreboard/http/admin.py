@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from scoreboard.auth import Principal
+from scoreboard.auth.proofs import ProofAuthority
+from scoreboard.auth.tokens import Principal
 from scoreboard.core.commands import (
     ActionResult,
     AdjustScore,
@@ -26,16 +27,15 @@ from scoreboard.core.commands import (
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import UnknownAction
 from scoreboard.core.ranking import MAX_SCORE
+from scoreboard.edge import contract as c
+from scoreboard.edge import validation as v
+from scoreboard.edge.envelope import Routes, json_response
+from scoreboard.edge.errors import BadRequest
 from scoreboard.events.wire import record_json
-from scoreboard.http import contract as c
-from scoreboard.http import validation as v
-from scoreboard.http.envelope import Routes, json_response
-from scoreboard.http.errors import BadRequest
 from scoreboard.http.public import Gatekeeper, action_json
-from scoreboard.proofs import ProofAuthority
+from scoreboard.read.views import iso
 from scoreboard.storage.base import ActionLog
-from scoreboard.views import iso
-from scoreboard.writer import Submitter
+from scoreboard.writer.actor import Submitter
 
 
 def user_json(r: UserResult) -> bytes:

@@ -27,14 +27,14 @@ from aiohttp import web
 
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
-from scoreboard.http import contract as c
-from scoreboard.http import validation as v
-from scoreboard.http.envelope import Routes, json_response
-from scoreboard.http.errors import BadRequest, describe
+from scoreboard.edge import contract as c
+from scoreboard.edge import validation as v
+from scoreboard.edge.envelope import Routes, json_response
+from scoreboard.edge.errors import BadRequest, describe
 from scoreboard.http.public import Gatekeeper, action_fields
-from scoreboard.metrics import Metrics
-from scoreboard.views import iso
-from scoreboard.writer import Result, Submitter, WriterError
+from scoreboard.read.views import iso
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.writer.actor import Result, Submitter, WriterError
 
 
 def item_error(exc: Refused) -> dict[str, Any]:

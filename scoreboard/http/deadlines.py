@@ -13,8 +13,8 @@ import asyncio
 
 from aiohttp import web
 
-from scoreboard.http.errors import PayloadTooLarge, RequestTimeout
-from scoreboard.settings_edge import EdgeSettings
+from scoreboard.edge.errors import PayloadTooLarge, RequestTimeout
+from scoreboard.settings.edge import EdgeSettings
 
 
 async def read_body(request: web.Request, cap: int, deadlines: EdgeSettings) -> bytes:

@@ -20,15 +20,15 @@ import logging
 import orjson
 from aiohttp import web
 
+from scoreboard.edge import contract as c
+from scoreboard.edge import validation as v
+from scoreboard.edge.envelope import Routes, json_response
+from scoreboard.edge.errors import Unavailable
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.wire import record_json, sse_events
-from scoreboard.http import contract as c
-from scoreboard.http import validation as v
-from scoreboard.http.envelope import Routes, json_response
-from scoreboard.http.errors import Unavailable
 from scoreboard.http.public import Gatekeeper
+from scoreboard.http.sse import GONE, RETRY_MS, send
 from scoreboard.live import messages
-from scoreboard.live.sse import GONE, RETRY_MS, send
 
 log = logging.getLogger("scoreboard.events")
 

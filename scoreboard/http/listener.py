@@ -40,22 +40,22 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from scoreboard.http.connections import (
+from scoreboard.edge.connections import (
     RETRY_AFTER,
     ConnectionBudget,
     answer_and_linger,
     peer_ip,
 )
-from scoreboard.http.contract import MAX_HEADER_FIELD, MAX_HEADERS, MAX_REQUEST_LINE
-from scoreboard.http.envelope import RequestIds
-from scoreboard.http.errors import (
+from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_HEADERS, MAX_REQUEST_LINE
+from scoreboard.edge.envelope import RequestIds
+from scoreboard.edge.errors import (
     RequestTimeout,
     Unavailable,
     error_response,
 )
 from scoreboard.http.refusals import parser_refusal, raw_response
-from scoreboard.metrics import Metrics
-from scoreboard.settings_edge import EdgeSettings
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.edge import EdgeSettings
 
 log = logging.getLogger("scoreboard.edge")
 

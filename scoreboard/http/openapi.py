@@ -2,7 +2,7 @@
 
 Built once from the running settings (action types from the rules, boards, limits,
 scopes, whether reads are public), encoded once, served as bytes. Paths, limits and
-patterns come from `scoreboard.http.contract`, the error codes from the error table,
+patterns come from `scoreboard.edge.contract`, the error codes from the error table,
 so a request the document calls invalid is refused, and one it calls valid is not
 refused as malformed — except where JSON Schema cannot say it: metadata size and
 depth, a delta pushing a score out of range. `tests/integration/test_openapi.py` keeps
@@ -17,9 +17,9 @@ import orjson
 from aiohttp import web
 
 from scoreboard import __version__
-from scoreboard.http import contract as c
-from scoreboard.http.envelope import Routes
-from scoreboard.http.errors import JSON
+from scoreboard.edge import contract as c
+from scoreboard.edge.envelope import Routes
+from scoreboard.edge.errors import JSON
 from scoreboard.http.schemas import (
     BAD,
     BUSY,
@@ -43,7 +43,7 @@ from scoreboard.http.schemas import (
     user_path,
 )
 from scoreboard.http.schemas_events import event_schemas
-from scoreboard.settings import Settings
+from scoreboard.settings.model import Settings
 
 # -- the document ------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ import orjson
 from aiohttp import web
 
 from scoreboard import __version__
-from scoreboard.http import contract as c
-from scoreboard.http.envelope import Routes, json_response
-from scoreboard.metrics import CONTENT_TYPE_LATEST, Metrics
+from scoreboard.edge import contract as c
+from scoreboard.edge.envelope import Routes, json_response
+from scoreboard.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 
 # (ready, details): details are shown on /ready either way.
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]

@@ -2,7 +2,7 @@
 
 Handlers only translate: HTTP in, commands to the writer and queries to the views,
 HTTP out. They receive the few parts they use; errors leave through the request
-envelope, which maps them to HTTP in one table (`scoreboard.http.errors`).
+envelope, which maps them to HTTP in one table (`scoreboard.edge.errors`).
 """
 
 from __future__ import annotations
@@ -14,30 +14,30 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from scoreboard.auth import Principal
+from scoreboard.auth.proofs import ProofAuthority
+from scoreboard.auth.tokens import Principal
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import Ranking
-from scoreboard.http import contract as c
-from scoreboard.http import validation as v
-from scoreboard.http.bearer import Bearer
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.deadlines import read_body
-from scoreboard.http.envelope import ACTION, USER, Routes, json_response
-from scoreboard.http.errors import (
+from scoreboard.edge import contract as c
+from scoreboard.edge import validation as v
+from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
+from scoreboard.edge.errors import (
     JSON,
     RateLimited,
     Unavailable,
     UnknownResource,
     UnsupportedMediaType,
 )
-from scoreboard.metrics import Metrics
-from scoreboard.proofs import ProofAuthority
-from scoreboard.ratelimit import RateLimiter, Verdict
-from scoreboard.settings import Settings
-from scoreboard.views import Views, iso
-from scoreboard.writer import Submitter
+from scoreboard.edge.ratelimit import RateLimiter, Verdict
+from scoreboard.http.deadlines import read_body
+from scoreboard.read.views import Views, iso
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import Settings
+from scoreboard.writer.actor import Submitter
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from http import HTTPStatus
 from aiohttp import http_exceptions as hx
 
 from scoreboard.core.errors import Refused
-from scoreboard.http.contract import MAX_HEADER_FIELD, MAX_HEADERS, MAX_REQUEST_LINE
-from scoreboard.http.errors import (
+from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_HEADERS, MAX_REQUEST_LINE
+from scoreboard.edge.errors import (
     JSON,
     BadRequest,
     EdgeRefusal,

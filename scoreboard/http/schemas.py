@@ -1,8 +1,8 @@
 """Building blocks of the OpenAPI document: schema helpers, headers, error answers
 and the components (request and response bodies).
 
-Limits and patterns come from `scoreboard.http.contract`, the error codes each
-status can carry from the error table in `scoreboard.http.errors`, so the document
+Limits and patterns come from `scoreboard.edge.contract`, the error codes each
+status can carry from the error table in `scoreboard.edge.errors`, so the document
 says what the handlers enforce.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.core.records import Kind
-from scoreboard.http.contract import (
+from scoreboard.edge.contract import (
     BOARD,
     HISTORY_LIMIT,
     JWS,
@@ -25,8 +25,8 @@ from scoreboard.http.contract import (
     REQUEST_ID,
     ecma,
 )
-from scoreboard.http.errors import JSON, codes_by_status
-from scoreboard.settings import Settings
+from scoreboard.edge.errors import JSON, codes_by_status
+from scoreboard.settings.model import Settings
 
 Schema = dict[str, Any]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scoreboard.core.records import Kind
-from scoreboard.http.contract import BOARD, MAX_ACTION_TYPE, MAX_DEPTH, MAX_NAME, MAX_SEQ, ecma
+from scoreboard.edge.contract import BOARD, MAX_ACTION_TYPE, MAX_DEPTH, MAX_NAME, MAX_SEQ, ecma
 from scoreboard.http.schemas import (
     Schema,
     integer,
@@ -13,7 +13,7 @@ from scoreboard.http.schemas import (
     schema,
     sse_event,
 )
-from scoreboard.settings import Settings
+from scoreboard.settings.model import Settings
 
 
 def event_schemas(settings: Settings) -> dict[str, Schema]:

@@ -1,5 +1,3 @@
-"""Live updates: WebSocket and SSE fan-out of the leaderboard, and the page at `/`."""
-
-from scoreboard.live.server import LiveServer
-
-__all__ = ["LiveServer"]
+"""The fan-out: one hub that encodes each leaderboard change once and hands it to every
+viewer, the messages it speaks, and the sessions it ends.
+"""

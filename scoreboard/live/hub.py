@@ -32,9 +32,9 @@ from typing import Any
 from scoreboard.core.records import LogRecord
 from scoreboard.live.messages import TopView, top_changed
 from scoreboard.live.sink import OVER, READY, Sink, buffer_state
-from scoreboard.metrics import Metrics
-from scoreboard.settings import LiveSettings
-from scoreboard.views import Views
+from scoreboard.read.views import Views
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import LiveSettings
 
 log = logging.getLogger("scoreboard.live")
 

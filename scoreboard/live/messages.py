@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from websockets.frames import Frame, Opcode
 
-from scoreboard.views import iso
+from scoreboard.read.views import iso
 
 SSE_HEARTBEAT = b": heartbeat\n\n"
 MAX_EVENT_ID = 2**63 - 1

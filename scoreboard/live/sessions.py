@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from scoreboard.auth import Principal
+from scoreboard.auth.tokens import Principal
 from scoreboard.core.records import Kind, LogRecord
 
 log = logging.getLogger("scoreboard.live")

@@ -19,7 +19,7 @@ from scoreboard.storage.base import (
 )
 from scoreboard.storage.bulk import gc_paused
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.storage.postgres import PostgresLog
+from scoreboard.storage.postgres.log import PostgresLog
 from scoreboard.storage.sqlite import SqliteLog
 
 __all__ = [

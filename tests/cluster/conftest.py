@@ -21,7 +21,7 @@ from scoreboard.cluster.wire import internal_credential
 from scoreboard.core.commands import Command
 from scoreboard.core.errors import Refused
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.writer import Result
+from scoreboard.writer.actor import Result
 from tests.writer.test_writer import Running
 
 HOST = "127.0.0.1"

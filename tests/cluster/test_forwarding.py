@@ -14,8 +14,8 @@ from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SetFrozen, SubmitAction, UserResult
 from scoreboard.core.engine import Engine
 from scoreboard.storage.base import StoreUnavailable
-from scoreboard.storage.postgres import PostgresLog
-from scoreboard.writer import Overloaded, StoreDown
+from scoreboard.storage.postgres.log import PostgresLog
+from scoreboard.writer.actor import Overloaded, StoreDown
 from tests.cluster.conftest import LIMIT, Cluster, Heard
 from tests.writer.test_writer import RULES, _all, act
 

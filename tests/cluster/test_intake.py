@@ -15,7 +15,7 @@ from scoreboard.cluster.wire import AUTH_HEADER, decode_results, encode_commands
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SetFrozen
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.writer import Overloaded
+from scoreboard.writer.actor import Overloaded
 from tests.cluster.conftest import CREDENTIAL, LIMIT, Cluster
 from tests.writer.test_writer import Running, _all, act
 

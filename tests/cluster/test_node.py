@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
-from scoreboard.cluster.config import ClusterSettings
 from scoreboard.cluster.node import Node, NotTheWriter
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult
-from scoreboard.metrics import Metrics
-from scoreboard.settings import SettingsError, load_settings
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.cluster import ClusterSettings
+from scoreboard.settings.model import SettingsError, load_settings
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.storage.postgres import PostgresLog
-from scoreboard.writer import StoreDown
+from scoreboard.storage.postgres.log import PostgresLog
+from scoreboard.writer.actor import StoreDown
 from tests.writer.test_writer import Running, act
 
 UNUSED_DSN = "postgresql://127.0.0.1:9/never_connected"

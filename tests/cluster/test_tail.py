@@ -17,7 +17,7 @@ from scoreboard.cluster.tail import Listener, Tail
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.storage.postgres import PostgresLog
+from scoreboard.storage.postgres.log import PostgresLog
 from tests.writer.test_writer import RULES, Running, act
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from scoreboard.service import Service
-from scoreboard.settings import Settings, load_settings
+from scoreboard.app import Service
+from scoreboard.settings.model import Settings, load_settings
 
 SECRET = "integration-test-secret-0123456789abcdef"
 POLL_LIMIT = 10.0

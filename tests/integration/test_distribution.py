@@ -83,7 +83,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 def test_the_wheel_holds_the_defaults_and_the_page(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    for name in ("scoreboard/defaults.toml", "scoreboard/__main__.py",
+    for name in ("scoreboard/settings/defaults.toml", "scoreboard/__main__.py",
                  "scoreboard/static/index.html", "scoreboard/static/app.js",
                  "scoreboard/static/style.css"):
         assert name in names, f"{name} is missing from {installed.wheel.name}"

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from scoreboard.service import Service
+from scoreboard.app import Service
 from tests.integration.conftest import make_settings, open_fds, wait_for
 
 WAIT = 10.0

@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from scoreboard.service import Service
+from scoreboard.app import Service
 from tests.integration.conftest import make_settings, open_fds, wait_for
 
 WAIT = 10.0

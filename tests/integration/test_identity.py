@@ -14,7 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from scoreboard.service import Service, StartupError
+from scoreboard.app import Service, StartupError
 from tests.integration.conftest import Running, ServerFactory, make_settings
 from tests.integration.idp import EVERY_ALG, Provider, new_key, serve_provider
 

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from scoreboard.service import Service
+from scoreboard.app import Service
 from scoreboard.storage import MemoryLog
 from tests.integration.conftest import Running, ServerFactory, make_settings
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from scoreboard.logs import JsonFormatter
+from scoreboard.runtime.logs import JsonFormatter
 from tests.integration.conftest import Running
 
 

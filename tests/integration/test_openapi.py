@@ -24,10 +24,10 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, settings
 
-from scoreboard.http.contract import EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
+from scoreboard.app import Service
+from scoreboard.edge.contract import EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
 from scoreboard.http.openapi import build_openapi
-from scoreboard.service import Service
-from scoreboard.settings import Settings
+from scoreboard.settings.model import Settings
 from tests.integration.conftest import Running, make_settings
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ import jwt
 import orjson
 import pytest
 
-from scoreboard.verify import verify
+from scoreboard.storage.verify import verify
 from tests.conftest import run_isolated
 from tests.integration.conftest import SECRET, Running, ServerFactory
 

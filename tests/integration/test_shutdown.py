@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
-from scoreboard.verify import verify
+from scoreboard.storage.verify import verify
 from tests.integration.conftest import make_settings
 from tests.integration.test_outage import ACTIONS, POINTS, ServerProcess, run_py, token
 

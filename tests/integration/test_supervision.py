@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from scoreboard.app import HUB_TASK, LOCK_TASK, WRITER_TASK
 from scoreboard.core.records import LogRecord
-from scoreboard.service import HUB_TASK, LOCK_TASK, WRITER_TASK
 from scoreboard.storage import PostgresLog
 from tests.integration.conftest import Running
 
@@ -59,7 +59,7 @@ async def test_a_crashed_task_fails_readiness_and_the_exit_code(server: Running,
 
 
 async def test_stopping_a_task_that_swallowed_its_cancellation_still_ends_it() -> None:
-    from scoreboard.watch import TaskWatch
+    from scoreboard.runtime.watch import TaskWatch
 
     swallowed = asyncio.Event()
     forever = asyncio.Event()  # never set

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scoreboard.auth import Authenticator, AuthError, load_or_create_secret
-from scoreboard.settings import AuthSettings, PublicKey, load_settings
+from scoreboard.auth.tokens import Authenticator, AuthError, load_or_create_secret
+from scoreboard.settings.model import AuthSettings, PublicKey, load_settings
 
 SECRET = b"unit-test-secret-0123456789abcdef-xyz"
 

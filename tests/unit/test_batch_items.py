@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from scoreboard.core.commands import SubmitAction
-from scoreboard.http import contract as c
-from scoreboard.http import validation as v
+from scoreboard.edge import contract as c
+from scoreboard.edge import validation as v
+from scoreboard.edge.errors import BadRequest
 from scoreboard.http.batch import BatchApi
-from scoreboard.http.errors import BadRequest
-from scoreboard.settings import load_settings
+from scoreboard.settings.model import load_settings
 
 SETTINGS = load_settings({}, environ={})
 MISSING = object()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import scoreboard
-from scoreboard.settings import DEFAULTS
+from scoreboard.settings.model import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,10 +14,10 @@ def test_config_default_toml_is_the_packaged_defaults() -> None:
     packaged = DEFAULTS.read_bytes()
     copy = (ROOT / "config" / "default.toml").read_bytes()
     assert copy == packaged, (
-        "config/default.toml differs from scoreboard/defaults.toml (the source); "
-        "edit the packaged file and run: cp scoreboard/defaults.toml config/default.toml"
+        "config/default.toml differs from scoreboard/settings/defaults.toml (the source); "
+        "edit the packaged file and run: cp scoreboard/settings/defaults.toml config/default.toml"
     )
 
 
 def test_defaults_are_read_from_the_package() -> None:
-    assert Path(str(DEFAULTS)).parent == Path(scoreboard.__file__).parent
+    assert Path(str(DEFAULTS)).parent == Path(scoreboard.__file__).parent / "settings"

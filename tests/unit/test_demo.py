@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from scoreboard.demo import ACTIONS, NAMES, make_players, next_action
-from scoreboard.settings import load_settings
+from scoreboard.settings.model import load_settings
 
 
 def test_simulated_actions_are_real_commands_for_configured_rules() -> None:

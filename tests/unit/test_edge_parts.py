@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from aiohttp import http_exceptions as hx
 
-from scoreboard.http import strict_json
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.connections import BUDGET, HEALTH_BAND, PER_IP, ConnectionBudget
-from scoreboard.http.contract import MAX_HEADER_FIELD, MAX_REQUEST_LINE
-from scoreboard.http.errors import BadRequest
+from scoreboard.edge import strict_json
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.connections import BUDGET, HEALTH_BAND, PER_IP, ConnectionBudget
+from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_REQUEST_LINE
+from scoreboard.edge.errors import BadRequest
 from scoreboard.http.refusals import parser_refusal, raw_response
 
 

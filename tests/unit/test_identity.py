@@ -10,9 +10,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from scoreboard.auth import Authenticator, AuthError
-from scoreboard.identity.claims import claim_at, display_name, scopes
-from scoreboard.identity.keyring import (
+from scoreboard.auth.claims import claim_at, display_name, scopes
+from scoreboard.auth.keyring import (
     KeyRing,
     KeySetError,
     key_from_jwk,
@@ -20,7 +19,8 @@ from scoreboard.identity.keyring import (
     ring_from_jwks,
     ring_from_pems,
 )
-from scoreboard.settings import AuthSettings, PublicKey, SettingsError, load_settings
+from scoreboard.auth.tokens import Authenticator, AuthError
+from scoreboard.settings.model import AuthSettings, PublicKey, SettingsError, load_settings
 from tests.integration.idp import EVERY_ALG, RSA_ALGS, SigningKey, new_key
 
 SECRET = b"unit-test-secret-0123456789abcdef-xyz"

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from scoreboard.auth import Authenticator
+from scoreboard.auth.tokens import Authenticator
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Refused
-from scoreboard.http.bearer import Bearer
-from scoreboard.http.errors import describe
-from scoreboard.live.admission import Gate, LiveRequest
-from scoreboard.metrics import Metrics
-from scoreboard.settings import load_settings
-from scoreboard.views import Views
+from scoreboard.edge.admission import Gate, LiveRequest
+from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.errors import describe
+from scoreboard.read.views import Views
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import load_settings
 
 SECRET = b"unit-test-secret-0123456789abcdef-0123"
 

@@ -14,9 +14,9 @@ from websockets.streams import StreamReader
 from scoreboard.core.engine import Engine
 from scoreboard.core.rules import RuleSet
 from scoreboard.live.hub import Hub
-from scoreboard.metrics import Metrics
-from scoreboard.settings import load_settings
-from scoreboard.views import Views
+from scoreboard.read.views import Views
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import load_settings
 
 CAP = 4096
 STALL = 5.0

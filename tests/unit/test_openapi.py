@@ -1,5 +1,5 @@
 """The OpenAPI document follows the settings, and its constraints say exactly what
-`scoreboard.http.validation` accepts (checked value by value on the awkward cases)."""
+`scoreboard.edge.validation` accepts (checked value by value on the awkward cases)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.http import validation as v
-from scoreboard.http.contract import (
+from scoreboard.edge import validation as v
+from scoreboard.edge.contract import (
     ACTION_FIELDS,
     ADJUST_FIELDS,
     JWS_RE,
@@ -21,9 +21,9 @@ from scoreboard.http.contract import (
     PROOF_FIELDS,
     REASON_FIELDS,
 )
-from scoreboard.http.errors import codes_by_status
+from scoreboard.edge.errors import codes_by_status
 from scoreboard.http.openapi import build_openapi
-from scoreboard.settings import load_settings
+from scoreboard.settings.model import load_settings
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Any:

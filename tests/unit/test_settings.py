@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scoreboard.settings import SettingsError, load_settings
+from scoreboard.settings.model import SettingsError, load_settings
 
 
 def test_defaults() -> None:

@@ -21,7 +21,7 @@ from scoreboard.core.commands import (
     SubmitAction,
     UserResult,
 )
-from scoreboard.writer import StoreDown
+from scoreboard.writer.actor import StoreDown
 
 
 def test_commands_round_trip() -> None:

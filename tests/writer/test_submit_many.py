@@ -9,7 +9,7 @@ import pytest
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.writer import Overloaded, StoreDown
+from scoreboard.writer.actor import Overloaded, StoreDown
 from tests.writer.test_writer import Running, _all, act
 
 

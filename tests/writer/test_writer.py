@@ -16,7 +16,7 @@ from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.memory import MemoryLog
-from scoreboard.writer import Overloaded, ShuttingDown, StoreDown, Writer, WriterStopped
+from scoreboard.writer.actor import Overloaded, ShuttingDown, StoreDown, Writer, WriterStopped
 
 RULES = RuleSet.from_config({"COMPLETE_LEVEL": {"points": 10}})
 

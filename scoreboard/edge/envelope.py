@@ -27,9 +27,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from scoreboard.http.contract import REQUEST_ID_RE
-from scoreboard.http.errors import JSON, MethodNotAllowed, UnknownResource, error_response
-from scoreboard.metrics import Metrics
+from scoreboard.edge.contract import REQUEST_ID_RE
+from scoreboard.edge.errors import JSON, MethodNotAllowed, UnknownResource, error_response
+from scoreboard.runtime.metrics import Metrics
 
 access_log = logging.getLogger("scoreboard.access")
 

@@ -1,6 +1,6 @@
 """Settings of a process among several on one PostgreSQL database (`[cluster]`).
 
-Read by `scoreboard.settings` like every other section; kept here, next to the parts
+Read by `scoreboard.settings.model` like every other section; kept here, next to the parts
 that use them.
 """
 
@@ -11,7 +11,7 @@ from typing import Protocol
 
 
 class Section(Protocol):
-    """Typed reads from one TOML table (`scoreboard.settings` provides it)."""
+    """Typed reads from one TOML table (`scoreboard.settings.model` provides it)."""
 
     def text(self, key: str, *, allow_empty: bool = True) -> str: ...
     def integer(self, key: str, lo: int, hi: int) -> int: ...

@@ -26,26 +26,26 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from scoreboard.core.errors import Refused
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.connections import ConnectionBudget
-from scoreboard.http.contract import LIVE_PATH, MAX_QUERY
-from scoreboard.http.cors import Cors, same_origin
-from scoreboard.http.envelope import RequestIds
-from scoreboard.http.errors import BadRequest, OriginForbidden, UnknownResource
+from scoreboard.edge.admission import Gate, LiveRequest, Ticket
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.connections import ConnectionBudget
+from scoreboard.edge.contract import LIVE_PATH, MAX_QUERY
+from scoreboard.edge.cors import Cors, same_origin
+from scoreboard.edge.envelope import RequestIds
+from scoreboard.edge.errors import BadRequest, OriginForbidden, UnknownResource
+from scoreboard.edge.sinks import WebSocketSink, when_gone
 from scoreboard.live import messages
-from scoreboard.live.admission import Gate, LiveRequest, Ticket
-from scoreboard.live.handshake import Guard, GuardedConnection, bind, refusal_response
 from scoreboard.live.hub import Hub
 from scoreboard.live.sessions import LiveSessions
-from scoreboard.live.sink import WebSocketSink, when_gone
-from scoreboard.metrics import Metrics
-from scoreboard.settings import LiveSettings
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import LiveSettings
+from scoreboard.ws.handshake import Guard, GuardedConnection, bind, refusal_response
 
-log = logging.getLogger("scoreboard.live.ws")
+log = logging.getLogger("scoreboard.ws.stream")
 # websockets' own per-connection logger. At DEBUG it would write each handshake's request
 # line, query string (and so `?token=`) included; above INFO it skips a line per
 # connection opened and closed. Errors still get through.
-PROTOCOL_LOGGER = "scoreboard.live.ws.protocol"
+PROTOCOL_LOGGER = "scoreboard.ws.stream.protocol"
 
 class LiveConnection(GuardedConnection):
     """A server connection that carries what its handshake admitted."""

@@ -1,6 +1,6 @@
 """Strict parsing of request bodies and query values. Anything off → `BadRequest`.
 
-Limits and patterns come from `scoreboard.http.contract`, which the OpenAPI
+Limits and patterns come from `scoreboard.edge.contract`, which the OpenAPI
 document is built from too.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from scoreboard.core.errors import ProofInvalid
-from scoreboard.http import strict_json
-from scoreboard.http.contract import BOARD_RE, JWS_RE, MAX_DEPTH, MAX_ID, PRINTABLE_RE
-from scoreboard.http.errors import BadRequest
+from scoreboard.edge import strict_json
+from scoreboard.edge.contract import BOARD_RE, JWS_RE, MAX_DEPTH, MAX_ID, PRINTABLE_RE
+from scoreboard.edge.errors import BadRequest
 
 __all__ = ["BadRequest"]
 

@@ -4,7 +4,7 @@ The checks WebSocket and SSE share, made before anything is upgraded or streamed
 query parameters, the token, and the connection caps: total, per user for
 authenticated viewers, and per client address (resolved through trusted proxies), so
 no single address can hold the places everyone else needs. Refusals are the edge's
-errors (`scoreboard.http.errors`); each transport answers them through the same table.
+errors (`scoreboard.edge.errors`); each transport answers them through the same table.
 Admitted connections hold a `Ticket` until they close; the counts are per `Gate`,
 which the live server owns (no process-global state).
 """
@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from scoreboard.auth import Principal
-from scoreboard.http import validation as v
-from scoreboard.http.bearer import Bearer
-from scoreboard.http.errors import Unavailable, UnknownResource
-from scoreboard.settings import LeaderboardSettings, LiveSettings
-from scoreboard.views import Views
+from scoreboard.auth.tokens import Principal
+from scoreboard.edge import validation as v
+from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.errors import Unavailable, UnknownResource
+from scoreboard.read.views import Views
+from scoreboard.settings.model import LeaderboardSettings, LiveSettings
 
 SHUTDOWN_RETRY = 2.0
 BUSY_RETRY = 5.0

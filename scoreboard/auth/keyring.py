@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import get_default_algorithms
 
-from scoreboard.settings import PublicKey
+from scoreboard.settings.model import PublicKey
 
 RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}

@@ -1,9 +1,9 @@
 """Token verification and minting (JWT with pyjwt).
 
 The algorithm is taken from an allow-list and tied to the key it belongs to (see
-`scoreboard.identity.keyring`), so an HS256 token signed with a public key, or
+`scoreboard.auth.keyring`), so an HS256 token signed with a public key, or
 `alg: none`, never verifies. Keys are configured PEMs and, with an identity provider,
-the provider's published key set (`scoreboard.identity.provider`); with either, the
+the provider's published key set (`scoreboard.auth.provider`); with either, the
 local HS256 secret verifies nothing unless `auth.local_tokens` is set.
 
 Verified claims are cached until they expire so a busy client costs one signature
@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import jwt
 
-from scoreboard.identity.claims import CONTROL, display_name, scopes
-from scoreboard.identity.keyring import ASYMMETRIC, KeyRing, ring_from_pems
-from scoreboard.settings import AuthSettings
+from scoreboard.auth.claims import CONTROL, display_name, scopes
+from scoreboard.auth.keyring import ASYMMETRIC, KeyRing, ring_from_pems
+from scoreboard.settings.model import AuthSettings
 
 SECRET_FILE = "jwt-secret"
 MAX_SUB = 128
@@ -43,7 +43,7 @@ class Principal:
 
 
 class KeySource(Protocol):
-    """A provider's published keys (`scoreboard.identity.provider.KeySource`)."""
+    """A provider's published keys (`scoreboard.auth.provider.KeySource`)."""
 
     ring: KeyRing
     issuer: str | None

@@ -36,7 +36,7 @@ from scoreboard.storage.base import (
     StoreUnavailable,
     WriterFenced,
 )
-from scoreboard.writer_errors import (
+from scoreboard.writer.errors import (
     Overloaded,
     Result,
     ShuttingDown,
@@ -52,7 +52,7 @@ __all__ = [
     "Writer", "WriterError", "WriterStopped",
 ]
 
-log = logging.getLogger("scoreboard.writer")
+log = logging.getLogger("scoreboard.writer.actor")
 
 CommitListener = Callable[[Sequence[LogRecord]], None]
 

@@ -30,7 +30,7 @@ from scoreboard.core.errors import (
     UserFrozen,
 )
 from scoreboard.storage.base import StoreError
-from scoreboard.writer import WriterError
+from scoreboard.writer.actor import WriterError
 
 log = logging.getLogger("scoreboard.http")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from scoreboard.http.errors import BadRequest
+from scoreboard.edge.errors import BadRequest
 
 
 def loads(body: bytes) -> Any:

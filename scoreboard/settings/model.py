@@ -1,4 +1,4 @@
-"""Settings: the packaged defaults (`scoreboard/defaults.toml`), then the file named by
+"""Settings: the packaged defaults (`scoreboard/settings/defaults.toml`), then the file named by
 SCOREBOARD_CONFIG, then SCOREBOARD_* variables, then command-line overrides. Loaded once
 into a frozen object; every bad value stops start-up with a message naming its key."""
 
@@ -13,10 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scoreboard.cluster.config import ClusterSettings, read_cluster
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
-from scoreboard.events.config import EventSettings, read_events
-from scoreboard.settings_edge import (
+from scoreboard.settings.cluster import ClusterSettings, read_cluster
+from scoreboard.settings.edge import (
     CorsSettings,
     EdgeSettings,
     PublicKey,
@@ -25,8 +24,9 @@ from scoreboard.settings_edge import (
     read_provider,
     read_public_keys,
 )
-from scoreboard.settings_section import Section as _Section
-from scoreboard.settings_section import SettingsError
+from scoreboard.settings.events import EventSettings, read_events
+from scoreboard.settings.section import Section as _Section
+from scoreboard.settings.section import SettingsError
 
 __all__ = [
     "CorsSettings", "EdgeSettings", "PublicKey", "Settings", "SettingsError", "load_settings",
@@ -34,7 +34,7 @@ __all__ = [
 
 # Read from the installed package, so a wheel starts from any folder; config/default.toml
 # is a copy for people to read (a test keeps the two identical).
-DEFAULTS = resources.files("scoreboard") / "defaults.toml"
+DEFAULTS = resources.files("scoreboard.settings") / "defaults.toml"
 
 # The variables SPEC §7 names; any other key is SCOREBOARD_<SECTION>__<KEY> (a nested
 # table adds a level: SCOREBOARD_EVENTS__NATS__URL).

@@ -28,20 +28,21 @@ from functools import partial
 
 from aiohttp import web
 
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.contract import STREAM_PATH
-from scoreboard.http.envelope import InFlight, Routes
-from scoreboard.http.errors import Unavailable
+from scoreboard.edge.admission import SHUTDOWN_RETRY, Gate
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.contract import STREAM_PATH
+from scoreboard.edge.envelope import InFlight, Routes
+from scoreboard.edge.errors import Unavailable
+from scoreboard.edge.sinks import TransportSink, shrink_send_buffer
 from scoreboard.http.listener import when_gone
 from scoreboard.live import messages
-from scoreboard.live.admission import SHUTDOWN_RETRY, Gate
 from scoreboard.live.hub import Hub, SseClient
 from scoreboard.live.messages import TopView
 from scoreboard.live.sessions import LiveSessions
-from scoreboard.live.sink import OVER, TransportSink, buffer_state, shrink_send_buffer
-from scoreboard.settings import LiveSettings
+from scoreboard.live.sink import OVER, buffer_state
+from scoreboard.settings.model import LiveSettings
 
-log = logging.getLogger("scoreboard.live.sse")
+log = logging.getLogger("scoreboard.http.sse")
 
 RETRY_MS = 2000
 

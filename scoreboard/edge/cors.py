@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from scoreboard.http.errors import OriginForbidden
-from scoreboard.settings_edge import CorsSettings
+from scoreboard.edge.errors import OriginForbidden
+from scoreboard.settings.edge import CorsSettings
 
 ALLOW_HEADERS = ("Authorization", "Content-Type", "If-None-Match", "Last-Event-ID",
                  "X-Request-ID")

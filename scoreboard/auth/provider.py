@@ -29,9 +29,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from scoreboard.identity.keyring import EMPTY, KeyRing, KeySetError, max_age, ring_from_jwks
-from scoreboard.metrics import Metrics
-from scoreboard.settings import AuthSettings
+from scoreboard.auth.keyring import EMPTY, KeyRing, KeySetError, max_age, ring_from_jwks
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import AuthSettings
 
 log = logging.getLogger("scoreboard.identity")
 

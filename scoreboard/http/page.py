@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from scoreboard.http.contract import (
+from scoreboard.edge.contract import (
     LEADERBOARD_PATH,
     LIVE_CONFIG_PATH,
     LIVE_PATH,
@@ -29,8 +29,8 @@ from scoreboard.http.contract import (
     STATIC_PREFIX,
     STREAM_PATH,
 )
-from scoreboard.http.envelope import Routes
-from scoreboard.settings import Settings
+from scoreboard.edge.envelope import Routes
+from scoreboard.settings.model import Settings
 
 STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
 

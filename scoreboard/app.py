@@ -31,40 +31,40 @@ from typing import Any
 
 from aiohttp import web
 
-from scoreboard.auth import Authenticator, load_or_create_secret
+from scoreboard.auth.keyring import KeySetError
+from scoreboard.auth.proofs import ProofAuthority
+from scoreboard.auth.provider import FetchError, KeySource
+from scoreboard.auth.tokens import Authenticator, load_or_create_secret
 from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
 from scoreboard.demo import run_demo
+from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.connections import ConnectionBudget, client_budget, descriptor_limit
+from scoreboard.edge.cors import Cors
+from scoreboard.edge.envelope import RequestIds, Routes
+from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.nats import NatsPublisher
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
-from scoreboard.http.bearer import Bearer
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.connections import ConnectionBudget, client_budget, descriptor_limit
-from scoreboard.http.cors import Cors
-from scoreboard.http.envelope import RequestIds, Routes
 from scoreboard.http.events import EventsApi
 from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import Gatekeeper, PublicApi
-from scoreboard.identity.keyring import KeySetError
-from scoreboard.identity.provider import FetchError, KeySource
-from scoreboard.live import LiveServer
-from scoreboard.metrics import Metrics
-from scoreboard.proofs import ProofAuthority
-from scoreboard.ratelimit import RateLimiter
-from scoreboard.settings import Settings
+from scoreboard.read.views import Views
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.watch import TaskWatch
+from scoreboard.settings.model import Settings
 from scoreboard.storage import PostgresLog, gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
-from scoreboard.views import Views
-from scoreboard.watch import TaskWatch
-from scoreboard.writer import Submitter, Writer
+from scoreboard.writer.actor import Submitter, Writer
+from scoreboard.ws.server import LiveServer
 
-log = logging.getLogger("scoreboard.service")
+log = logging.getLogger("scoreboard.app")
 
 PROOF_SECRET_FILE = "proof-secret"
 WRITER_TASK = "writer"

@@ -6,7 +6,7 @@ import sys
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
-from scoreboard.settings import Settings
+from scoreboard.settings.model import Settings
 from scoreboard.storage import open_store
 from scoreboard.storage.base import StoreError
 

@@ -25,7 +25,7 @@ from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.storage.bulk import gc_paused, return_free_memory
-from scoreboard.storage.postgres_sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
+from scoreboard.storage.postgres.sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
 from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,

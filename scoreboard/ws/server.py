@@ -11,20 +11,20 @@ so they too end on the last committed top.
 
 from __future__ import annotations
 
-from scoreboard.http.bearer import Bearer
-from scoreboard.http.clients import ClientAddress
-from scoreboard.http.connections import ConnectionBudget, client_budget, descriptor_limit
-from scoreboard.http.cors import Cors
-from scoreboard.http.envelope import RequestIds, Routes
-from scoreboard.live.admission import Gate
+from scoreboard.edge.admission import Gate
+from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.clients import ClientAddress
+from scoreboard.edge.connections import ConnectionBudget, client_budget, descriptor_limit
+from scoreboard.edge.cors import Cors
+from scoreboard.edge.envelope import RequestIds, Routes
+from scoreboard.http.page import Page
+from scoreboard.http.sse import SseEndpoint
 from scoreboard.live.hub import Hub
-from scoreboard.live.page import Page
 from scoreboard.live.sessions import LiveSessions
-from scoreboard.live.sse import SseEndpoint
-from scoreboard.live.ws import WebSocketEndpoint
-from scoreboard.metrics import Metrics
-from scoreboard.settings import Settings
-from scoreboard.views import Views
+from scoreboard.read.views import Views
+from scoreboard.runtime.metrics import Metrics
+from scoreboard.settings.model import Settings
+from scoreboard.ws.stream import WebSocketEndpoint
 
 
 class LiveServer:

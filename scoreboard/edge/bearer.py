@@ -7,9 +7,9 @@ cannot set headers on a WebSocket; that port logs no query strings). Every refus
 
 from __future__ import annotations
 
-from scoreboard.auth import Authenticator, AuthError, Principal
-from scoreboard.http.errors import Forbidden, Unauthorized
-from scoreboard.metrics import Metrics
+from scoreboard.auth.tokens import Authenticator, AuthError, Principal
+from scoreboard.edge.errors import Forbidden, Unauthorized
+from scoreboard.runtime.metrics import Metrics
 
 
 class Bearer:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoreboard.settings_section import Section, SettingsError
+from scoreboard.settings.section import Section, SettingsError
 
 
 @dataclass(frozen=True, slots=True)

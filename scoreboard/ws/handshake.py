@@ -39,9 +39,9 @@ from websockets.protocol import CONNECTING, Protocol
 from websockets.server import ServerProtocol
 
 from scoreboard.core.errors import Refused
-from scoreboard.http.connections import LINGER, RETRY_AFTER, ConnectionBudget, drop, peer_ip
-from scoreboard.http.envelope import RequestIds
-from scoreboard.http.errors import (
+from scoreboard.edge.connections import LINGER, RETRY_AFTER, ConnectionBudget, drop, peer_ip
+from scoreboard.edge.envelope import RequestIds
+from scoreboard.edge.errors import (
     BadRequest,
     EdgeRefusal,
     HeadersTooLarge,
@@ -51,9 +51,9 @@ from scoreboard.http.errors import (
     describe,
     error_body,
 )
-from scoreboard.metrics import Metrics
+from scoreboard.runtime.metrics import Metrics
 
-log = logging.getLogger("scoreboard.live.ws")
+log = logging.getLogger("scoreboard.ws.stream")
 
 _PREFIX = "Failed to open a WebSocket connection: "
 

@@ -16,7 +16,7 @@ import jwt
 
 from scoreboard.core.commands import ProofClaims
 from scoreboard.core.errors import ProofInvalid
-from scoreboard.settings import ProofSettings
+from scoreboard.settings.model import ProofSettings
 
 PROOF_TYP = "scoreboard-proof"
 

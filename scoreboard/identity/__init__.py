@@ -1,1 +1,0 @@
-"""Identity providers: their keys and what their tokens claim."""

@@ -1,0 +1,1 @@
+"""Read models: what GET, live views and events read from the committed state."""

@@ -1,0 +1,1 @@
+"""Runtime helpers every layer may use: owned tasks, structured logs, metrics."""
