@@ -24,6 +24,13 @@ def test_quick_start_is_two_commands_one_serving_one_testing() -> None:
     assert test.endswith(f" && {TEST_COMMAND}")
 
 
+def test_quick_start_trusts_the_system_certificate_store() -> None:
+    """Behind a TLS-intercepting proxy whose CA is only in the system store pip works,
+    and uv must read the same store (it ships its own roots by default)."""
+    for command in quick_start():
+        assert "uv sync -q --system-certs " in command, command
+
+
 def test_ci_runs_the_readme_set_up_and_test_command() -> None:
     _, test = quick_start()
     set_up = test.removesuffix(f" && {TEST_COMMAND}")
