@@ -20,7 +20,16 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.engine import ANONYMOUS, Engine, Replay
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.core.records import Kind, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.records import (
+    ActionRecord,
+    AdjustRecord,
+    FlagRecord,
+    FreezeRecord,
+    LogRecord,
+    ScoreRow,
+    Snapshot,
+    UserRow,
+)
 from scoreboard.core.recovery import Restore, restore
 from scoreboard.core.rules import AbuseLimits, RuleSet
 
@@ -71,8 +80,8 @@ def engine() -> Engine:
 
 def test_points_come_from_the_rule(engine: Engine) -> None:
     (r,) = run(engine, [act("alice", "1")])
-    assert isinstance(r, LogRecord)
-    assert (r.seq, r.delta, r.prev_score, r.new_score, r.kind) == (1, 10, 0, 10, Kind.ACTION)
+    assert isinstance(r, ActionRecord)
+    assert (r.seq, r.delta, r.prev_score, r.new_score) == (1, 10, 0, 10)
     (r2,) = run(engine, [act("alice", "2", "WIN_MATCH")])
     assert isinstance(r2, LogRecord) and (r2.seq, r2.prev_score, r2.new_score) == (2, 10, 30)
     assert engine.boards["global"].score("alice") == 30
@@ -119,7 +128,7 @@ def test_keys_are_per_user(engine: Engine) -> None:
 
 def test_quota_over_a_rolling_window(engine: Engine) -> None:
     out = run(engine, [act("a", str(i), "WIN_MATCH") for i in range(4)])
-    assert [type(o).__name__ for o in out] == ["LogRecord"] * 3 + ["QuotaExceeded"]
+    assert [type(o).__name__ for o in out] == ["ActionRecord"] * 3 + ["QuotaExceeded"]
     exc = out[3]
     assert isinstance(exc, errors.QuotaExceeded) and 3599 <= exc.retry_after <= 3600
     (later,) = run(engine, [act("a", "x", "WIN_MATCH")], now=T0 + 1800)
@@ -161,7 +170,7 @@ def test_proof_required(engine: Engine, claims: ProofClaims | None, error: type)
 def test_a_proof_is_spent_once(engine: Engine) -> None:
     out = run(engine, [act("a", "1", "BOSS_DEFEAT", proof=proof()),
                        act("a", "2", "BOSS_DEFEAT", proof=proof())])
-    assert isinstance(out[0], LogRecord) and out[0].proof_jti == "n1"
+    assert isinstance(out[0], ActionRecord) and out[0].proof_jti == "n1"
     assert isinstance(out[1], errors.ProofReused)
     (later,) = run(engine, [act("a", "3", "BOSS_DEFEAT", proof=proof())])
     assert isinstance(later, errors.ProofReused)
@@ -182,7 +191,7 @@ def test_adjustments(engine: Engine) -> None:
     run(engine, [act("a", "1")])
     (r,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=-4,
                                     reason="refund", client_action_id="adj-1")])
-    assert isinstance(r, LogRecord) and (r.kind, r.new_score, r.actor) == (Kind.ADJUST, 6, "admin")
+    assert isinstance(r, AdjustRecord) and (r.new_score, r.actor) == (6, "admin")
     (zero,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=0,
                                        reason="x", client_action_id="adj-2")])
     assert isinstance(zero, errors.InvalidCommand)
@@ -278,11 +287,11 @@ def test_restore_needs_an_empty_engine(engine: Engine) -> None:
 def test_abuse_flag_trips_at_its_threshold() -> None:
     e = Engine(RULES, abuse=AbuseLimits(actions_per_minute=3))
     out = run(e, [act("a", str(i)) for i in range(3)], now=T0)
-    assert all(isinstance(o, LogRecord) and o.kind == Kind.ACTION for o in out)
+    assert all(type(o) is ActionRecord for o in out)
     assert "a" not in e.flags
     out = run(e, [act("a", "3")], now=T0 + 1)
     assert isinstance(out[0], LogRecord)
-    assert [r.kind for r in e_records(e, out)] == [Kind.ACTION]
+    assert [type(r) for r in e_records(e, out)] == [ActionRecord]
     assert e.flags["a"].startswith("4 actions within a minute")
     assert "a" not in e.frozen  # flag only: auto_freeze is off
     run(e, [act("a", "4")], now=T0 + 2)  # already flagged: no second flag record
@@ -298,8 +307,8 @@ def test_abuse_auto_freeze_and_clear() -> None:
     pending = e.new_pending()
     for i in range(3):
         e.decide(act("a", str(i)), T0, pending)
-    kinds = [r.kind for r in pending.records]
-    assert kinds == [Kind.ACTION, Kind.ACTION, Kind.ACTION, Kind.FLAG, Kind.FREEZE]
+    kinds = [type(r) for r in pending.records]
+    assert kinds == [ActionRecord, ActionRecord, ActionRecord, FlagRecord, FreezeRecord]
     for r in pending.records:
         e.apply(r)
     assert "a" in e.frozen and "30 points" in e.flags["a"]
