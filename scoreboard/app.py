@@ -193,7 +193,7 @@ class Service:
                         client=addresses.of)
         PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
-        EventsApi(gate, feed).add_routes(routes)
+        EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
