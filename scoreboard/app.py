@@ -55,6 +55,7 @@ from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import Gatekeeper, PublicApi
+from scoreboard.read.privacy import pseudonym_key
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.runtime.watch import TaskWatch
@@ -137,7 +138,8 @@ class Service:
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
         )
-        views = Views(engine, top_size=settings.leaderboard.default_limit)
+        views = Views(engine, top_size=settings.leaderboard.default_limit,
+                      pseudonym_key=pseudonym_key(jwt_secret))
         bearer = Bearer(auth, metrics)
         ids = RequestIds()
         addresses = ClientAddress(settings.server.trusted_proxies)
@@ -193,7 +195,7 @@ class Service:
                         client=addresses.of)
         PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
-        EventsApi(gate, feed).add_routes(routes)
+        EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
