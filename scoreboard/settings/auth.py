@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
 from scoreboard.settings.section import Section, key, refuse
 
 # Every algorithm a token may be signed with; `none` is never one of them.
-AUTH_ALGORITHMS = ("HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                   "ES256", "ES384", "ES512", "EdDSA")
-PROOF_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 AuthAlgorithm = Literal["HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                         "ES256", "ES384", "ES512", "EdDSA"]
 ProofAlgorithm = Literal["HS256", "ES256", "EdDSA"]
+AUTH_ALGORITHMS: tuple[str, ...] = get_args(AuthAlgorithm)
+PROOF_ALGORITHMS: tuple[str, ...] = get_args(ProofAlgorithm)
 URL = r"^(https?://|$)"
 URL_WORDS = "an https:// (or http://) URL or empty"
 
