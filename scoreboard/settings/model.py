@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,7 @@ from scoreboard.settings.cluster import ClusterSettings
 from scoreboard.settings.edge import CorsSettings, EdgeSettings
 from scoreboard.settings.events import EventSettings
 from scoreboard.settings.keys import Key, expectation, tables
-from scoreboard.settings.layers import RULES, Layers, read_toml
+from scoreboard.settings.layers import RULES, Layers
 from scoreboard.settings.live import LiveSettings
 from scoreboard.settings.section import Section, SettingsError, key
 from scoreboard.settings.server import LimitSettings, ServerSettings, WriterSettings
@@ -100,7 +101,8 @@ def load_settings(
 ) -> Settings:
     """Build the settings. `overrides` maps dotted keys to values (flags, tests)."""
     env = os.environ if environ is None else environ
-    layers = Layers(TABLES, read_toml(Path(str(RULES_FILE)), "rules.toml")[RULES])
+    shipped = tomllib.loads(RULES_FILE.read_text(encoding="utf-8"))[RULES]  # fresh: layers edit it
+    layers = Layers(TABLES, shipped)
     layer_path = config_file or env.get("SCOREBOARD_CONFIG")
     if layer_path:
         layers.file(Path(layer_path))
