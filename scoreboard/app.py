@@ -120,7 +120,7 @@ class Service:
             settings.leaderboard.boards,
             retention=w.idempotency_retention_seconds,
             max_keys=w.idempotency_max_keys,
-            abuse=settings.abuse,
+            abuse=settings.abuse.limits(),
         )
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,

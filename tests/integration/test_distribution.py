@@ -81,9 +81,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(wheel, venv / "bin", empty)
 
 
-def test_the_wheel_holds_the_defaults_and_the_page(installed: Installed) -> None:
+def test_the_wheel_holds_the_rules_and_the_page(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    for name in ("scoreboard/settings/defaults.toml", "scoreboard/__main__.py",
+    for name in ("scoreboard/settings/rules.toml", "scoreboard/__main__.py",
                  "scoreboard/static/index.html", "scoreboard/static/app.js",
                  "scoreboard/static/style.css"):
         assert name in names, f"{name} is missing from {installed.wheel.name}"

@@ -34,7 +34,7 @@ from tests.integration.conftest import SECRET, Running, ServerFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = "/api/v1/scores/actions"
-POINTS = 10  # COMPLETE_LEVEL in config/default.toml
+POINTS = 10  # COMPLETE_LEVEL in scoreboard/settings/rules.toml
 RETRY_SECONDS = 1.0
 WAIT_LIMIT = 20.0  # the safety net of every wait; tests assert their own tighter bounds
 POSTGRES_ONLY = pytest.mark.parametrize(
