@@ -114,8 +114,8 @@ def settings_of(overrides: Mapping[str, object] | None = None,
     return load_settings(overrides, environ=environ or {}).cluster
 
 
-def test_cluster_defaults_match_the_defaults_file() -> None:
-    """The dataclass's defaults and `defaults.toml` say the same."""
+def test_cluster_defaults_load_without_overrides() -> None:
+    """Loading with nothing layered on top gives the model's own defaults."""
     assert settings_of() == ClusterSettings()
 
 
