@@ -1,7 +1,7 @@
 """One process's part in a cluster on PostgreSQL: its role and what the role runs.
 
-- writer: decides and appends (the service's `Writer`); with `cluster.enabled` it also
-  takes forwarded commands (`Intake`) and publishes where.
+- writer: decides and appends (the service's `Writer`); unless `cluster.enabled` is
+  false it also takes forwarded commands (`Intake`) and publishes where.
 - follower: rebuilt from the log like recovery, then tails it (`Tail`); every read, live
   view and the page are served from its own engine; writes go to the writer
   (`Forwarder`). It never takes the writer lock and never appends.
@@ -22,10 +22,10 @@ from typing import Any
 from prometheus_client import Gauge
 
 from scoreboard.cluster.forward import Forwarder
+from scoreboard.cluster.handshake import cluster_key
 from scoreboard.cluster.intake import Intake
 from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.tail import Listener, Tail
-from scoreboard.cluster.wire import internal_credential
 from scoreboard.core.commands import Command
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Refused
@@ -61,12 +61,12 @@ class Node:
         self.progress = progress  # already told of the writer's commits
         self.tail = Tail(store, engine, [*listeners, self.progress.on_commit],
                          poll_interval=c.poll_interval)
-        credential = internal_credential(secret)
-        self.forwarder = Forwarder(store.writer_address, credential, self.progress,
+        key = cluster_key(secret)
+        self.forwarder = Forwarder(store.writer_address, key, self.progress,
                                    self._rank_of, timeout=c.forward_timeout,
                                    batch=c.forward_batch, wait_applied=c.max_wait_seconds)
         # Forwarded results go back unranked: the follower ranks them once applied.
-        self.intake = Intake(partial(writer.submit_many, ranked=False), credential,
+        self.intake = Intake(partial(writer.submit_many, ranked=False), key,
                              c.internal_host, c.internal_port)
         self.is_writer = self.role == "writer"
         progress.patience = 0.0 if self.is_writer else c.max_wait_seconds
@@ -148,13 +148,17 @@ class Node:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         seqs, seconds = self.lag()
         c = self.settings
+        forwarder = self.forwarder
         ok = self.is_writer or (
             self.tail.store_ok and seqs <= c.max_lag_seqs and seconds <= c.max_lag_seconds
+            and forwarder.unreachable is None
         )
         details: dict[str, Any] = {
             "role": "writer" if self.is_writer else self.role,
             "lagSeqs": seqs, "lagSeconds": round(seconds, 3),
         }
-        if not self.is_writer:
-            details["writer"] = self.forwarder.writer_url
+        if not self.is_writer:  # the state only: /ready is public, the address is not
+            details["writer"] = forwarder.state
+            if forwarder.unreachable is not None:
+                details["writerProblem"] = forwarder.unreachable
         return ok, details

@@ -23,7 +23,7 @@ class Section(Protocol):
 class ClusterSettings:
     """Several processes on one PostgreSQL database (`[cluster]`, SPEC §8)."""
 
-    enabled: bool = False
+    enabled: bool = True  # a writer on PostgreSQL takes its followers' writes
     internal_host: str = "127.0.0.1"
     internal_port: int = 0
     advertise_host: str = ""

@@ -84,7 +84,7 @@ async def test_a_follower_is_ready_only_within_its_lag_limits(running: Running) 
     n.tail.clock = lambda: now[0]
     ok, details = n.readiness()
     assert ok and details == {"role": "standby", "lagSeqs": 0, "lagSeconds": 0.0,
-                              "writer": None}
+                              "writer": "connecting"}
     n.tail.heard(10)
     now[0] += 1.5
     assert n.readiness()[0] and lag_gauges(metrics) == (10.0, 1.5)
