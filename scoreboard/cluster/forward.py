@@ -93,6 +93,7 @@ class Forwarder:
         # Why the last attempt to reach a writer failed; None while connected, and
         # before the first attempt or the next one after a connection ended.
         self.unreachable: str | None = None
+        self.settled = asyncio.Event()  # set by the first verdict: connected, or why not
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiting] = {}
         self._unsent: deque[int] = deque()
@@ -158,6 +159,7 @@ class Forwarder:
                         await self._authenticate(ws)
                         delay = 0.05
                         self.writer_url, self.unreachable = url, None
+                        self.settled.set()
                         log.info("forwarding writes to %s", url)
                         await self._session(ws)
                 except HandshakeRefused:
@@ -193,6 +195,7 @@ class Forwarder:
             cause = "" if exc is None else f": {exc!r}"
             log.warning("cannot forward writes: %s%s%s", reason, where, cause)
         self.unreachable = reason
+        self.settled.set()
 
     async def _authenticate(self, ws: ClientConnection) -> None:
         """Answer the writer's challenge; returns once welcomed."""

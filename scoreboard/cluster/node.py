@@ -41,6 +41,9 @@ log = logging.getLogger("scoreboard.cluster")
 TAIL_TASK = "log-tail"
 FORWARD_TASK = "forwarder"
 TAKEOVER_TASK = "takeover"
+# How long a follower waits at start-up to know whether it can reach a writer, so that
+# its first writes are either forwarded or refused at once, never left to time out.
+FIRST_VERDICT_SECONDS = 5.0
 
 
 class NotTheWriter(WriterError):
@@ -105,6 +108,10 @@ class Node:
         stack.push_async_callback(tasks.stop, TAIL_TASK)
         tasks.start(FORWARD_TASK, self.forwarder.run())
         stack.push_async_callback(tasks.stop, FORWARD_TASK)
+        try:
+            await asyncio.wait_for(self.forwarder.settled.wait(), FIRST_VERDICT_SECONDS)
+        except TimeoutError:
+            log.warning("no word yet on whether a writer can be reached; serving anyway")
         if self.role == "standby":
             tasks.start(TAKEOVER_TASK, self._take_over(tasks, stack, become_writer))
             stack.push_async_callback(tasks.stop, TAKEOVER_TASK)

@@ -10,14 +10,15 @@ from typing import cast
 import orjson
 import pytest
 
-from scoreboard.cluster import handshake
-from scoreboard.cluster.forward import LOOKUP_FAILED, NONE_PUBLISHED, REFUSED
+from scoreboard.cluster import forward, handshake
+from scoreboard.cluster.forward import LOOKUP_FAILED, NONE_PUBLISHED, REFUSED, Forwarder
 from scoreboard.cluster.handshake import cluster_key
 from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.tail import Tail
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SetFrozen, SubmitAction, UserResult
 from scoreboard.core.engine import Engine
+from scoreboard.runtime.watch import TaskWatch
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.postgres.log import PostgresLog
 from scoreboard.writer.actor import Overloaded, StoreDown
@@ -99,6 +100,33 @@ async def test_the_handshake_logs_neither_the_key_nor_the_answer(
     for secret in (SECRET.decode(), KEY.hex(), reply):
         for piece in (secret, secret[:12], secret[-12:]):  # frames are logged elided
             assert piece not in logged
+
+
+async def test_a_sender_that_fails_is_a_crash_and_leaves_nobody_waiting(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of the forwarder that is not its connection's (here a bug in encoding)
+    ends its task, which the task watch reports as a crash (`/ready`, the exit code);
+    the caller is answered at once, and so is every later one."""
+    await cluster.intake()
+    fwd = Forwarder(cluster.locate, KEY, cluster.progress, cluster.rank_of,
+                    timeout=600.0, batch=256, wait_applied=LIMIT)
+    watch = TaskWatch()
+    watch.start("forwarder", fwd.run())
+    await asyncio.wait_for(fwd.settled.wait(), LIMIT)
+    assert fwd.state == "connected"
+
+    def broken(items: object) -> tuple[bytes, list[object]]:
+        raise RuntimeError("a bug in encoding")
+
+    monkeypatch.setattr(forward, "encode_commands", broken)
+    with pytest.raises(StoreDown) as info:
+        await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert info.value.message == forward.STOPPED
+    await asyncio.wait_for(watch.crashed.wait(), LIMIT)
+    assert watch.failed == ["forwarder"] and watch.states() == {"forwarder": "failed"}
+    with pytest.raises(StoreDown):
+        await asyncio.wait_for(fwd.submit(act("bob", "c1")), LIMIT)
+    assert fwd.state == "unreachable" and cluster.engine.last_seq == 0
 
 
 async def test_too_many_waiting_is_overloaded_at_once(cluster: Cluster) -> None:
