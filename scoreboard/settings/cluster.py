@@ -11,8 +11,12 @@ class ClusterSettings(Section, frozen=True):
     """Followers and standbys forward score actions to the writer over one internal
     WebSocket on internal_host:internal_port. PostgreSQL only."""
 
-    enabled: Annotated[bool, key("A writer listens on the internal port only when true; "
-                                 "standby and follower always do.")] = False
+    enabled: Annotated[bool, key("A writer on PostgreSQL takes its followers' forwarded "
+                                 "writes on the internal port (internal_host, loopback by "
+                                 "default) unless false; a standby that takes over always "
+                                 "does. Frames after the handshake are not encrypted: keep "
+                                 "the port on a private network or behind a TLS tunnel.")
+                       ] = True
     internal_host: Annotated[str, key("Address of the internal port.",
                                       min_length=1)] = "127.0.0.1"
     internal_port: Annotated[int, key("Internal port (0: chosen by the OS).",
