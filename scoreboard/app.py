@@ -57,6 +57,7 @@ from scoreboard.http.probes import Probes
 from scoreboard.http.public import Gatekeeper, PublicApi
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage import PostgresLog, gc_paused, open_store
@@ -208,7 +209,7 @@ class Service:
     async def _open_store(self) -> None:
         timeout = self.settings.server.connect_timeout
         deadline = time.monotonic() + timeout
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             try:
                 await self.store.open()
@@ -219,10 +220,9 @@ class Service:
                         f"the database is unreachable after {timeout:g} s: {exc}"
                     ) from None
                 log.warning("database unreachable, retrying: %s", exc)
-            # Backoff between attempts; the last one falls on the deadline, so a database
-            # that comes back within connect_timeout is always found.
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 2.0)
+            # The last attempt falls on the deadline, so a database that comes back
+            # within connect_timeout is always found.
+            await backoff.wait(until=deadline)
 
     async def recover(self) -> float:
         """Rebuild the engine from the log; returns the seconds it took."""

@@ -38,6 +38,7 @@ from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.wire import AUTH_HEADER, WireError, decode_results, encode_commands
 from scoreboard.core.commands import ActionResult, Command
 from scoreboard.core.errors import Refused
+from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.writer.actor import Overloaded, Result, StoreDown
 
@@ -45,6 +46,7 @@ log = logging.getLogger("scoreboard.cluster")
 
 Locate = Callable[[], Awaitable[str | None]]
 RankOf = Callable[[str, str], int | None]  # (board, user) → rank here, None if unranked
+RETRY_BASE, RETRY_CAP = 0.05, 0.5  # seconds between looking the writer up again
 
 
 @dataclass(slots=True)
@@ -101,7 +103,7 @@ class Forwarder:
 
     async def run(self) -> None:
         """Keep one connection to the current writer; owned by the service."""
-        delay = 0.05
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             url = None
             try:
@@ -114,7 +116,7 @@ class Forwarder:
                                        open_timeout=2.0, close_timeout=1.0, ping_interval=5.0,
                                        ping_timeout=10.0, compression=None,
                                        max_size=16 * 1024 * 1024) as ws:
-                        delay = 0.05
+                        backoff.reset()
                         self.writer_url = url
                         log.info("forwarding writes to %s", url)
                         await self._session(ws)
@@ -124,8 +126,7 @@ class Forwarder:
                 finally:
                     self.writer_url = None
                     self._requeue()
-            await asyncio.sleep(delay)  # backoff before looking the writer up again
-            delay = min(delay * 2, 0.5)
+            await backoff.wait()  # before looking the writer up again
 
     def _requeue(self) -> None:
         """The connection is gone: resend what can be resent safely, refuse the rest."""
