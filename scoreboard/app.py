@@ -302,9 +302,9 @@ class Service:
         budget = self.edge.budget
         log.info("file descriptor limit %d: up to %d client connections, %s per address",
                  descriptor_limit(), budget.total, budget.per_ip or "no limit")
-        for address in runner.addresses:
-            return int(address[1])
-        raise StartupError("the HTTP listener has no address")
+        if not site.port:
+            raise StartupError("the HTTP listener has no address")
+        return site.port
 
     def _become_writer(self) -> None:
         """A standby that took the lock over starts deciding and appending."""
