@@ -58,6 +58,7 @@ from scoreboard.http.public import Gatekeeper, PublicApi
 from scoreboard.read.privacy import pseudonym_key
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage import PostgresLog, gc_paused, open_store
@@ -210,7 +211,7 @@ class Service:
     async def _open_store(self) -> None:
         timeout = self.settings.server.connect_timeout
         deadline = time.monotonic() + timeout
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             try:
                 await self.store.open()
@@ -221,10 +222,9 @@ class Service:
                         f"the database is unreachable after {timeout:g} s: {exc}"
                     ) from None
                 log.warning("database unreachable, retrying: %s", exc)
-            # Backoff between attempts; the last one falls on the deadline, so a database
-            # that comes back within connect_timeout is always found.
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 2.0)
+            # The last attempt falls on the deadline, so a database that comes back
+            # within connect_timeout is always found.
+            await backoff.wait(until=deadline)
 
     async def recover(self) -> float:
         """Rebuild the engine from the log; returns the seconds it took."""
@@ -304,9 +304,9 @@ class Service:
         budget = self.edge.budget
         log.info("file descriptor limit %d: up to %d client connections, %s per address",
                  descriptor_limit(), budget.total, budget.per_ip or "no limit")
-        for address in runner.addresses:
-            return int(address[1])
-        raise StartupError("the HTTP listener has no address")
+        if not site.port:
+            raise StartupError("the HTTP listener has no address")
+        return site.port
 
     def _become_writer(self) -> None:
         """A standby that took the lock over starts deciding and appending."""

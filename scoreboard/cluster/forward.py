@@ -45,6 +45,7 @@ from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.wire import WireError, decode_results, encode_commands
 from scoreboard.core.commands import ActionResult, Command
 from scoreboard.core.errors import InvalidCommand, Refused
+from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.writer.actor import Overloaded, Result, StoreDown
 
@@ -52,6 +53,7 @@ log = logging.getLogger("scoreboard.cluster")
 
 Locate = Callable[[], Awaitable[str | None]]
 RankOf = Callable[[str, str], int | None]  # (board, user) → rank here, None if unranked
+RETRY_BASE, RETRY_CAP = 0.05, 0.5  # seconds between looking the writer up again
 
 # Why no writer can be reached, as callers and `/ready` are told: never an address.
 NONE_PUBLISHED = "no writer has published where it takes forwarded writes"
@@ -147,7 +149,7 @@ class Forwarder:
             self._answer_all(StoreDown(STOPPED, retry_after=2.0))
 
     async def _keep_connected(self) -> None:
-        delay = 0.05
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             url = await self._locate()
             if url is not None:
@@ -157,7 +159,7 @@ class Forwarder:
                                        max_size=16 * 1024 * 1024,
                                        logger=handshake.SOCKET_LOG) as ws:
                         await self._authenticate(ws)
-                        delay = 0.05
+                        backoff.reset()
                         self.writer_url, self.unreachable = url, None
                         self.settled.set()
                         log.info("forwarding writes to %s", url)
@@ -173,8 +175,7 @@ class Forwarder:
                 finally:
                     self.writer_url = None
                     self._requeue()
-            await asyncio.sleep(delay)  # backoff before looking the writer up again
-            delay = min(delay * 2, 0.5)
+            await backoff.wait()  # before looking the writer up again
 
     async def _locate(self) -> str | None:
         try:

@@ -30,6 +30,7 @@ from scoreboard.core.commands import Command
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Refused
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage.base import StoreUnavailable
@@ -129,15 +130,14 @@ class Node:
         started = time.perf_counter()
         log.warning("holding the writer lock: taking over as the writer")
         await tasks.stop(TAIL_TASK)
-        delay = 0.05
+        backoff = Backoff(0.05, 0.5)
         while True:  # nobody else can append now: this catch-up is the last one needed
             try:
                 await self.tail.catch_up()
                 break
             except StoreUnavailable as exc:
                 log.warning("catching up before taking over: %s", exc)
-            await asyncio.sleep(delay)  # backoff
-            delay = min(delay * 2, 0.5)
+            await backoff.wait()
         self.is_writer = True
         self.progress.patience = 0.0
         become_writer()

@@ -26,7 +26,7 @@ from scoreboard import __version__
 from tests.integration.test_outage import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 STEP_LIMIT = 180  # seconds any one build or install step may take
 
 

@@ -251,6 +251,7 @@ async def run_py(data_dir: Path, database_url: str, *args: str
 # -- 1. outage while serving -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long outage: seconds of refused writes, then recovery
 @POSTGRES_ONLY
 async def test_outage_refuses_writes_serves_reads_and_recovers_by_itself(
     start_server: ServerFactory, pg: Database
@@ -323,6 +324,7 @@ async def test_outage_refuses_writes_serves_reads_and_recovers_by_itself(
     assert board_restarted["entries"] == board_after["entries"]
 
 
+@pytest.mark.slow  # a long outage under load
 @POSTGRES_ONLY
 async def test_outage_under_concurrent_writes_loses_and_doubles_nothing(
     start_server: ServerFactory, pg: Database
