@@ -172,12 +172,15 @@ export class Subscription {
         else if (msg.type === "ERROR") lastError = msg.data;
       };
       ws.onclose = (event) => {
-        ws = null;
         hooks.failed(`closed (${event.code})`, {
           unauthorized: event.code === 1008 || lastError?.code === "UNAUTHORIZED",
         });
       };
-      ws.onerror = () => {}; // onclose follows with the code
+      // Browsers follow an error with a close (and its code); some implementations (Node
+      // 20's) fire only the error when the connection cannot be made.
+      ws.onerror = () => hooks.failed("WebSocket error", {
+        unauthorized: lastError?.code === "UNAUTHORIZED",
+      });
     }).catch((err) => hooks.failed(String(err)));
     return () => {
       stopped = true;
