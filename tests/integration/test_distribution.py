@@ -60,8 +60,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "scoreboard", src / "scoreboard",
+    # Symlinks kept as they are in the work tree: static/sdk links to clients/js/src, and
+    # the wheel must hold the SDK's files themselves.
+    shutil.copytree(ROOT / "scoreboard", src / "scoreboard", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "clients" / "js" / "src", src / "clients" / "js" / "src")
+    assert (src / "scoreboard" / "static" / "sdk").is_symlink()
     _step(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
           "--no-index", "--wheel-dir", base / "dist", src)
     (wheel,) = (base / "dist").glob("scoreboard-*.whl")
@@ -85,7 +89,8 @@ def test_the_wheel_holds_the_rules_and_the_page(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     for name in ("scoreboard/settings/rules.toml", "scoreboard/__main__.py",
                  "scoreboard/static/index.html", "scoreboard/static/app.js",
-                 "scoreboard/static/style.css"):
+                 "scoreboard/static/style.css", "scoreboard/static/sdk/index.js",
+                 "scoreboard/static/sdk/subscription.js"):
         assert name in names, f"{name} is missing from {installed.wheel.name}"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
@@ -124,8 +129,9 @@ async def test_it_serves_the_page_the_api_and_the_document_from_an_empty_folder(
             await assert_serving(child, http)
             async with http.get(f"{child.url}/") as r:
                 assert r.status == 200 and "<html" in await r.text()
-            async with http.get(f"{child.url}/static/app.js") as r:
-                assert r.status == 200 and "javascript" in r.content_type
+            for path in ("/static/app.js", "/static/sdk/index.js"):
+                async with http.get(f"{child.url}{path}") as r:
+                    assert r.status == 200 and "javascript" in r.content_type, path
             async with http.get(f"{child.url}/openapi.json") as r:
                 assert r.status == 200
                 assert (await r.json())["info"]["version"] == __version__
