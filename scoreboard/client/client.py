@@ -48,7 +48,6 @@ from scoreboard.client.models import (
     UserScore,
 )
 from scoreboard.client.retry import OnRetry, RetryNote, RetryPolicy, Sleep
-from scoreboard.runtime.retry import Backoff
 
 API = "/api/v1"
 TokenProvider = Callable[[bool], Awaitable[str]]
@@ -178,8 +177,7 @@ class ScoreboardClient:
         """The answer's JSON, after as many tries as the policy allows; every try sends
         the same body (one encoding), so a retried action keeps its id."""
         body = None if json is None else orjson.dumps(json)
-        backoff = Backoff(self.policy.backoff_base, self.policy.backoff_cap,
-                          random=self._random)
+        backoff = self.policy.backoff(self._random)
         renewed = False
         tries = 0
         while True:

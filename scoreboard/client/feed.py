@@ -26,7 +26,6 @@ from scoreboard.client.errors import ScoreboardConnectionError, ScoreboardError
 from scoreboard.client.models import Event
 from scoreboard.client.retry import OnRetry, RetryNote, RetryPolicy, Sleep
 from scoreboard.client.sse import SseParser, SseProtocolError
-from scoreboard.runtime.retry import Backoff
 
 Mode = Literal["sse", "poll"]
 
@@ -77,7 +76,7 @@ async def follow(source: FeedSource, after: int, *, mode: Mode = "sse",
                  on_retry: OnRetry | None = None) -> AsyncIterator[Event]:
     """Every event after `after`, in seq order, each once, resuming after failures."""
     policy = policy or RetryPolicy(max_tries=None)
-    backoff = Backoff(policy.backoff_base, policy.backoff_cap, random=random)
+    backoff = policy.backoff(random)
     last = after
     tries = 0
     renewed = False

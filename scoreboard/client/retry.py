@@ -59,6 +59,12 @@ class RetryPolicy:
         if self.max_retry_after < 0:
             raise ValueError(f"max_retry_after must be >= 0 (got {self.max_retry_after!r})")
 
+    def backoff(self, random: Callable[[], float] | None = None) -> Backoff:
+        """A fresh schedule for one request (or one feed) under this policy."""
+        if random is None:
+            return Backoff(self.backoff_base, self.backoff_cap)
+        return Backoff(self.backoff_base, self.backoff_cap, random=random)
+
     def retryable(self, error: ScoreboardError) -> bool:
         """Whether this failure may be tried again at all, whatever the count."""
         return isinstance(error, ScoreboardConnectionError) or error.status in RETRY_STATUSES
