@@ -192,16 +192,25 @@ async def test_refusals_are_typed_errors_and_replies_typed_objects(server: Runni
             "Cat", 30, 2, True)
 
 
-async def test_a_token_provider_is_asked_again_after_a_401(server: Running) -> None:
+async def test_a_token_provider_is_asked_again_after_a_401_and_sessions_have_owners(
+    server: Running,
+) -> None:
     asked: list[bool] = []
 
     async def provider(refresh: bool) -> str:
         asked.append(refresh)
         return server.token("backend", scopes=SERVICE) if refresh else "expired"
 
-    async with ScoreboardClient(server.url, token_provider=provider) as client:
+    async with ScoreboardClient(server.url, token_provider=provider,
+                                session=server.http) as client:
         results = await client.submit_batch([BatchAction("eve", "COMPLETE_LEVEL")])
         assert isinstance(results[0], ActionResult) and asked == [False, True]
+    assert not server.http.closed  # a session passed in is the caller's to close
+    own = ScoreboardClient(server.url)
+    async with own:
+        assert (await own.leaderboard()).total_users == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        await own.leaderboard()
 
 
 @asynccontextmanager
