@@ -26,7 +26,7 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 README_MAX_BYTES = 16 * 1024
 MANUAL = ["index.md", "getting-started.md", "api.md", "live.md", "configuration.md",
-          "operations.md", "scaling-out.md", "security.md", "benchmarks.md"]
+          "operations.md", "scaling-out.md", "security.md", "clients.md", "benchmarks.md"]
 # Generated from the settings model by its own change; may be absent until that lands.
 GENERATED: set[Path] = set()
 
