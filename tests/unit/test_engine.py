@@ -25,6 +25,7 @@ from scoreboard.core.records import (
     AdjustRecord,
     FlagRecord,
     FreezeRecord,
+    HideNameRecord,
     LogRecord,
     ScoreRow,
     Snapshot,
@@ -378,7 +379,7 @@ def test_replaying_the_log_rebuilds_the_live_state(
 def test_privacy_set_before_the_first_score_applies_from_it(engine: Engine) -> None:
     log: list[LogRecord] = []
     (hide,) = run(engine, [SetNameHidden("zed", hidden=True)], log=log)
-    assert isinstance(hide, LogRecord) and hide.kind == Kind.HIDE_NAME
+    assert isinstance(hide, HideNameRecord)
     assert "zed" in engine.anonymous and "zed" not in engine.boards["global"]
     (first,) = run(engine, [act("zed", "1", name="Zed")], log=log)
     assert isinstance(first, LogRecord) and first.display_name == "Zed"  # the log keeps it
