@@ -1,15 +1,20 @@
-"""One board's ranking: score descending, ties to whoever reached the score first.
+"""One board's ranking: score descending (or ascending: lower is better, a lap time),
+ties to whoever reached the score first.
 
 Each ranked user is one integer key in a `SortedList`, so ordering compares plain ints:
 
     key = ((SCORE_CEIL - score) << SEQ_BITS | reached_seq) << SLOT_BITS | slot
 
-A higher score gives a smaller key; for equal scores the smaller seq (reached first)
-sorts first. `reached_seq` is the seq of the log record that produced the score, which
-is unique per user, so keys never collide. `slot` numbers the board's users in the
+A higher score gives a smaller key (on an ascending board the key holds
+`score + SCORE_CEIL` instead, so a lower score does); for equal scores the smaller seq
+(reached first) sorts first. `reached_seq` is the seq of the log record that produced
+the score, which is unique per user, so keys never collide. `slot` numbers the board's users in the
 order they joined it and finds the user of a key in a plain list: a million users cost
 one pointer each there, not a dict entry, and the key stays the same size of int.
 Frozen users keep their key but leave the sorted order until they are unfrozen.
+
+Ranks are ordinal (1, 2, 3, 4: the tie order decides) or, on a board whose `ranks` is
+competition, shared by equal scores (1, 2, 2, 4): one more than the users strictly better.
 
 `version` is the seq of the last record that changed the board (after a restart: the
 last seq in the log). It therefore only ever grows, across restarts too, so an ETag or
@@ -45,10 +50,14 @@ def key_seq(key: int) -> int:
 
 
 class Ranking:
-    __slots__ = ("_key_of", "_order", "_users", "board", "frozen", "version")
+    __slots__ = ("_key_of", "_order", "_users", "ascending", "board", "competition", "frozen",
+                 "version")
 
-    def __init__(self, board: str) -> None:
+    def __init__(self, board: str, *, ascending: bool = False, competition: bool = False
+                 ) -> None:
         self.board = board
+        self.ascending = ascending
+        self.competition = competition
         self.version = 0
         self._order: SortedList = SortedList()
         self._key_of: dict[str, int] = {}
@@ -60,10 +69,10 @@ class Ranking:
     def set(self, user_id: str, score: int, reached_seq: int) -> None:
         old = self._key_of.get(user_id)
         if old is None:
-            key = make_key(score, reached_seq, len(self._users))
+            key = self._key(score, reached_seq, len(self._users))
             self._users.append(user_id)
         else:
-            key = make_key(score, reached_seq, old & SLOT_MASK)
+            key = self._key(score, reached_seq, old & SLOT_MASK)
             if user_id not in self.frozen:
                 self._order.remove(old)
         self._key_of[user_id] = key
@@ -102,6 +111,12 @@ class Ranking:
         without a tuple or a call per row (`make_key` written out)."""
         key_of, users = self._key_of, self._users
         slot = len(users)
+        if self.ascending:
+            for _, user_id, score, seq in rows:
+                key_of[user_id] = ((score + SCORE_CEIL) << SEQ_BITS | seq) << SLOT_BITS | slot
+                users.append(user_id)
+                slot += 1
+            return
         for _, user_id, score, seq in rows:
             key_of[user_id] = ((SCORE_CEIL - score) << SEQ_BITS | seq) << SLOT_BITS | slot
             users.append(user_id)
@@ -114,6 +129,28 @@ class Ranking:
             k for u, k in self._key_of.items() if u not in frozen
         ) if frozen else SortedList(self._key_of.values())  # nearly always: nobody frozen
         self.version = max(self.version, version)
+
+    def _key(self, score: int, reached_seq: int, slot: int) -> int:
+        if self.ascending:
+            return ((score + SCORE_CEIL) << SEQ_BITS | reached_seq) << SLOT_BITS | slot
+        return make_key(score, reached_seq, slot)
+
+    def _score(self, key: int) -> int:
+        if self.ascending:
+            return (key >> (SEQ_BITS + SLOT_BITS)) - SCORE_CEIL
+        return key_score(key)
+
+    def fresh(self) -> Ranking:
+        """An empty ranking of the same board and order (a new period), keeping who is
+        frozen and the version, which only ever grows."""
+        ranking = Ranking(self.board, ascending=self.ascending, competition=self.competition)
+        ranking.frozen = set(self.frozen)
+        ranking.version = self.version
+        return ranking
+
+    def better(self, a: int, b: int) -> int:
+        """The better of two scores in this board's order."""
+        return min(a, b) if self.ascending else max(a, b)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -145,7 +182,7 @@ class Ranking:
 
     def score(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
-        return None if key is None else key_score(key)
+        return None if key is None else self._score(key)
 
     def reached_seq(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
@@ -156,21 +193,46 @@ class Ranking:
         key = self._key_of.get(user_id)
         if key is None or user_id in self.frozen:
             return None
+        if self.competition:
+            return self.rank_of_score(self._score(key))
         return int(self._order.bisect_left(key)) + 1
+
+    def rank_of_score(self, score: int) -> int:
+        """The competition rank of `score`: one more than the users strictly better."""
+        return int(self._order.bisect_left(self._key(score, 0, 0))) + 1
 
     def top(self, n: int) -> list[tuple[str, int]]:
         """[(user, score)] for ranks 1..n."""
-        users = self._users
-        return [(users[k & SLOT_MASK], key_score(k)) for k in islice(self._order, n)]
+        users, score = self._users, self._score
+        return [(users[k & SLOT_MASK], score(k)) for k in islice(self._order, n)]
 
     def window(self, start: int, stop: int) -> list[tuple[int, str, int]]:
         """[(rank, user, score)] for 0-based positions start..stop-1."""
         start = max(start, 0)
-        users = self._users
-        return [
-            (start + i + 1, users[k & SLOT_MASK], key_score(k))
+        users, score = self._users, self._score
+        rows = [
+            (start + i + 1, users[k & SLOT_MASK], score(k))
             for i, k in enumerate(self._order.islice(start, stop))
         ]
+        if self.competition and rows:
+            rank, last = rows[0][0], None
+            for i, (position, user, s) in enumerate(rows):
+                if s != last:
+                    rank = position if last is not None else self.rank_of_score(s)
+                    last = s
+                rows[i] = (rank, user, s)
+        return rows
+
+    def ranks(self) -> Iterable[tuple[str, int, int]]:
+        """(user, score, rank) for everyone ranked, best first: a closed period's
+        standings as they stood (ties in this board's own rank style)."""
+        users, score, competition = self._users, self._score, self.competition
+        rank, last = 0, None
+        for position, k in enumerate(self._order, 1):
+            s = score(k)
+            if not competition or s != last:
+                rank, last = position, s
+            yield users[k & SLOT_MASK], s, rank
 
     def around(self, user_id: str, radius: int) -> list[tuple[int, str, int]]:
         rank = self.rank(user_id)
@@ -180,5 +242,6 @@ class Ranking:
 
     def rows(self) -> Iterable[tuple[str, int, int]]:
         """(user, score, reached_seq) for every user, frozen ones included."""
+        score = self._score
         for user_id, key in self._key_of.items():
-            yield user_id, key_score(key), key_seq(key)
+            yield user_id, score(key), key_seq(key)

@@ -52,6 +52,8 @@ def _walk(info: mi.Type, prefix: str) -> Iterator[Table]:
         t, meta = _unwrap(f.type)
         if isinstance(t, mi.StructType):
             nested.append((t, name))
+        elif isinstance(t, mi.DictType) and isinstance(t.value_type, mi.StructType):
+            nested.append((t.value_type, f"{name}.<id>"))  # [boards.<id>]: one per board
         elif not isinstance(t, mi.CustomType) or t.cls.__module__ == "pathlib":
             default = f.default if f.default_factory is msgspec.NODEFAULT else f.default_factory()
             extra = (meta.extra or {}) if meta else {}

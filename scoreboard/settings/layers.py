@@ -12,11 +12,13 @@ from typing import Any
 
 from msgspec import inspect as mi
 
+from scoreboard.settings.boards import BOARD_KEYS
 from scoreboard.settings.keys import LISTS, PREFIX, Key, Table
 from scoreboard.settings.section import SettingsError
 
 CONFIG_VARIABLE = "SCOREBOARD_CONFIG"
 RULES = "rules"
+BOARDS = "boards"
 RULE_INTEGERS = ("points", "limit")
 RULE_KEYS = ("points", "limit", "window", "proof")
 
@@ -44,11 +46,11 @@ class Layers:
     def merge(self, node: dict[str, Any], layer: Mapping[str, Any], prefix: str) -> None:
         for key, value in layer.items():
             name = f"{prefix}{key}"
-            if name in self.tables or name == RULES:
+            if name in self.tables or name in (RULES, BOARDS):
                 if not isinstance(value, Mapping):
                     raise SettingsError(f"{name}: expected a table")
-                if name == RULES:
-                    node[RULES].update(value)  # a layer adds new rules or replaces one whole
+                if name in (RULES, BOARDS):  # a layer adds new ones or replaces one whole
+                    node.setdefault(name, {}).update(value)
                 else:
                     self.merge(node.setdefault(key, {}), value, f"{name}.")
             elif name in self.keys:
@@ -75,6 +77,9 @@ class Layers:
         elif len(parts) == 3 and parts[0] == RULES and parts[2] in RULE_KEYS:
             integer = parts[2] in RULE_INTEGERS and isinstance(raw, str)
             value = int(raw) if integer and raw.strip().isdigit() else raw
+        elif len(parts) == 3 and parts[0] == BOARDS and parts[2] in BOARD_KEYS:
+            listed = parts[2] == "follows" and isinstance(raw, str) and "," in raw
+            value = [p.strip() for p in raw.split(",") if p.strip()] if listed else raw
         else:
             raise SettingsError(f"{dotted}: unknown setting")
         node = self.tree

@@ -18,13 +18,15 @@ import msgspec
 from msgspec import inspect as mi
 from msgspec.structs import force_setattr, replace
 
+from scoreboard.core.boards import BoardDef
 from scoreboard.core.rules import AbuseLimits, RuleError, RuleSet
 from scoreboard.settings.auth import AuthSettings, ProofSettings, PublicKey
+from scoreboard.settings.boards import BoardSettings, board_definitions
 from scoreboard.settings.cluster import ClusterSettings
 from scoreboard.settings.edge import CorsSettings, EdgeSettings
 from scoreboard.settings.events import EventSettings
 from scoreboard.settings.keys import Key, expectation, tables
-from scoreboard.settings.layers import RULES, Layers
+from scoreboard.settings.layers import BOARDS, RULES, Layers
 from scoreboard.settings.live import LiveSettings
 from scoreboard.settings.section import Section, SettingsError, key
 from scoreboard.settings.server import LimitSettings, ServerSettings, WriterSettings
@@ -40,8 +42,9 @@ RULES_FILE = resources.files("scoreboard.settings") / "rules.toml"
 
 class LeaderboardSettings(Section, frozen=True):
     public: Annotated[bool, key("Anyone may read the boards; false: a token is needed.")] = True
-    boards: Annotated[tuple[str, ...], key("The boards; global is always one of them.")] = (
-        "global",)
+    boards: Annotated[tuple[str, ...], key(
+        "Boards by name, each a default board (sum, descending, never reset); global is "
+        "always one. [boards.<id>] tables define boards with more keys.")] = ("global",)
     default_limit: Annotated[int, key("Entries of a top list when none is asked for.",
                                       ge=1, le=100)] = 10
     max_limit: Annotated[int, key("The longest top list one may ask for.", ge=1, le=100)] = 100
@@ -87,7 +90,12 @@ class Settings(Section, frozen=True, kw_only=True):
     cluster: ClusterSettings = _section(ClusterSettings)
     abuse: AbuseSettings = _section(AbuseSettings)
     events: EventSettings = _section(EventSettings)
+    boards: dict[str, BoardSettings] = msgspec.field(default_factory=dict)  # [boards.<id>]
     rules: RuleSet  # [rules.NAME] tables, checked by the core (`RuleSet.from_config`)
+
+    def board_definitions(self) -> dict[str, BoardDef]:
+        """Every board by id, `global` first; a bad definition raises `SettingsError`."""
+        return board_definitions(self.leaderboard.boards, self.boards)
 
 
 TABLES = list(tables(Settings))
@@ -110,9 +118,17 @@ def load_settings(
     for dotted, value in (overrides or {}).items():
         layers.set(dotted, value)
     try:
+        for board_id, table in dict(layers.tree.get(BOARDS) or {}).items():
+            try:  # one by one: a table's error then names its board, not `boards[...]`
+                msgspec.convert(table, BoardSettings, strict=True)
+            except msgspec.ValidationError as exc:
+                at, text = f"`$.{BOARDS}.{board_id}", str(exc)
+                text = text.replace("`$", at, 1) if " - at `$" in text else f"{text} - at {at}`"
+                raise msgspec.ValidationError(text) from None
         settings = msgspec.convert(layers.tree, Settings, strict=True, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise SettingsError(explain(str(exc), layers.tree, layers.keys)) from None
+    settings.board_definitions()  # refuses an unknown or circular follows, a bad schedule
     return _read_key_files(settings, layers.base_dir)
 
 
@@ -135,6 +151,7 @@ def _decode(cls: type, value: Any) -> Any:
 AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$", re.S)
 OWN = re.compile(r"^[a-z_][\w.\[\]]*: ")  # already names its key ("server.role: …")
 INDEX = re.compile(r"\[(\d+)\]")
+BOARD = re.compile(r"^boards\.[^.]+\.")  # a key of one board, declared as boards.<id>.KEY
 
 
 def explain(message: str, tree: Mapping[str, Any], keys: Mapping[str, Key]) -> str:
@@ -145,10 +162,10 @@ def explain(message: str, tree: Mapping[str, Any], keys: Mapping[str, Key]) -> s
     what, dotted = m["what"], m["path"].lstrip(".")
     if OWN.match(what):
         return what
-    declared = keys.get(INDEX.sub("", dotted))
+    declared = keys.get(BOARD.sub("boards.<id>.", INDEX.sub("", dotted), count=1))
     if declared is not None:
         t, expected = declared.type, declared.expected
-        if dotted != declared.name:  # an item of a list
+        if INDEX.search(dotted):  # an item of a list
             t, expected = getattr(t, "item_type", t), None
         if not isinstance(t, mi.StructType):  # a table's own words say more: unknown field…
             return f"{dotted}: expected {expectation(t, expected)}, got {_at(tree, dotted)!r}"

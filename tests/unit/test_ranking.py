@@ -96,3 +96,30 @@ def test_order_always_matches_a_sort_of_scores(changes: list[tuple[str, int]]) -
     for i, user in enumerate(expected, 1):
         assert r.rank(user) == i
         assert r.score(user) == reached[user][0]
+
+
+def test_an_ascending_board_ranks_the_lowest_first_and_loads_the_same() -> None:
+    laps = Ranking("laps", ascending=True)
+    for seq, (user, time) in enumerate([("a", 61_000), ("b", 59_500), ("c", -5), ("d", 59_500)], 1):
+        laps.set(user, time, seq)
+    assert laps.top(4) == [("c", -5), ("b", 59_500), ("d", 59_500), ("a", 61_000)]
+    assert laps.score("c") == -5 and laps.rank("a") == 4 and laps.better(3, 7) == 3
+    loaded = Ranking("laps", ascending=True)
+    loaded.load(laps.rows(), laps.version)
+    assert loaded.top(4) == laps.top(4)
+
+
+def test_competition_ranks_share_equal_scores() -> None:
+    board = Ranking("c", competition=True)
+    for seq, (user, score) in enumerate([("a", 10), ("b", 7), ("c", 7), ("d", 5), ("e", 7)], 1):
+        board.set(user, score, seq)
+    assert [board.rank(u) for u in "abcde"] == [1, 2, 2, 5, 2]
+    assert board.window(0, 5) == [(1, "a", 10), (2, "b", 7), (2, "c", 7), (2, "e", 7), (5, "d", 5)]
+    assert board.window(2, 4) == [(2, "c", 7), (2, "e", 7)]  # a page starting inside a tie
+    assert list(board.ranks()) == [("a", 10, 1), ("b", 7, 2), ("c", 7, 2), ("e", 7, 2), ("d", 5, 5)]
+    ordinal = Ranking("o")
+    for seq, (user, score) in enumerate([("a", 10), ("b", 7), ("c", 7)], 1):
+        ordinal.set(user, score, seq)
+    assert [r for _, _, r in ordinal.ranks()] == [1, 2, 3]
+    fresh = board.fresh()
+    assert len(fresh) == 0 and fresh.competition and fresh.version == board.version
