@@ -118,7 +118,7 @@ class Service:
         w = settings.writer
         engine = Engine(
             settings.rules,
-            settings.leaderboard.boards,
+            settings.board_definitions().values(),
             retention=w.idempotency_retention_seconds,
             max_keys=w.idempotency_max_keys,
             abuse=settings.abuse.limits(),

@@ -18,6 +18,7 @@ class ProofClaims:
     act: str
     jti: str
     exp: float
+    val: int | None = None  # the value a `value = "proof"` rule scores (best/latest boards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class SubmitAction(Command):
     client_action_id: str
     metadata: dict[str, Any] | None = None
     proof: ProofClaims | None = None
+    value: int | None = None  # from a trusted batch item only, never a user's body
 
     @property
     def idempotency_key(self) -> tuple[str, str] | None:
@@ -81,6 +83,15 @@ class RevokeTokens(Command):
     """Refuse every token of the user issued up to now ("log out everywhere")."""
 
     actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBoard(Command):
+    """An administrator closes the board's current period now (`user_id` is empty)."""
+
+    actor: str
+    board: str
     reason: str
 
 

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 from scoreboard.core import errors
 from scoreboard.core.abuse import MONITOR, AbuseMonitor
+from scoreboard.core.boards import BoardDef, check_boards
 from scoreboard.core.commands import (
     ActionResult,
     AdjustScore,
     ClearFlag,
     Command,
+    ResetBoard,
     RevokeTokens,
     SetFrozen,
     SetNameHidden,
@@ -33,17 +35,20 @@ from scoreboard.core.commands import (
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
 from scoreboard.core.names import Names
 from scoreboard.core.pending import Pending
+from scoreboard.core.periods import Period, next_id
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
+    BoardScore,
     CommitBatch,
     FlagRecord,
     FreezeRecord,
     HideNameRecord,
     LogRecord,
     ModerationRecord,
+    PeriodClosedRecord,
     RevokeTokensRecord,
     ScoreRecord,
     ScoreRow,
@@ -74,15 +79,27 @@ class Engine:
     def __init__(
         self,
         rules: RuleSet,
-        boards: Iterable[str] = ("global",),
+        boards: Iterable[str | BoardDef] = ("global",),
         *,
         retention: float = 3600.0,
         max_keys: int = 200_000,
         abuse: AbuseLimits | None = None,
     ) -> None:
         self.rules = rules
-        self.boards: dict[str, Ranking] = {b: Ranking(b) for b in boards}
-        self.boards.setdefault("global", Ranking("global"))
+        defs = [b if isinstance(b, BoardDef) else BoardDef(b) for b in boards]
+        self.defs: dict[str, BoardDef] = {"global": BoardDef("global")} | {d.id: d for d in defs}
+        self.followers = check_boards(self.defs)  # board → the boards an action also scores on
+        self.boards: dict[str, Ranking] = {
+            d.id: Ranking(d.id, ascending=d.ascending, competition=d.competition)
+            for d in self.defs.values()
+        }
+        # The current period of each board that has periods: None until its first score
+        # (then the schedule's period of that moment) and after its season ended.
+        self.periods: dict[str, Period | None] = {
+            d.id: None for d in self.defs.values() if d.has_periods}
+        self.ended: set[str] = set()  # boards whose season is over
+        # Closed periods' rankings, oldest first, until the archiver takes them.
+        self.closed: list[tuple[PeriodClosedRecord, Ranking]] = []
         self.last_seq = 0
         self.last_at = 0.0
         self.names = Names(self.boards["global"])
@@ -113,6 +130,8 @@ class Engine:
             return self._decide_user_flag(cmd, now, pending)
         if isinstance(cmd, RevokeTokens):
             return self._decide_revoke(cmd, now, pending)
+        if isinstance(cmd, ResetBoard):
+            return self._decide_reset(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
     def _board(self, board: str) -> Ranking:
@@ -121,11 +140,14 @@ class Engine:
             raise errors.InvalidCommand(f"unknown board {board!r}")
         return ranking
 
-    def _current(self, board: str, user_id: str, pending: Pending) -> int:
+    def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
+        """The user's score on the board's current period, None when they have none."""
         hit = pending.scores.get((board, user_id))
         if hit is not None:
             return hit[0]
-        return self.boards[board].score(user_id) or 0
+        if board in pending.rolled:  # the period closed in this batch: a fresh board
+            return None
+        return self.boards[board].score(user_id)
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
         row = pending.users.get(user_id)
@@ -148,14 +170,31 @@ class Engine:
         replay = self.keys.check(cmd, pending)
         if replay is not None:
             return replay
+        self._check_open(cmd.board, now)
         user = self._user(cmd.user_id, pending)
         if user.frozen:
             raise errors.UserFrozen("this user is frozen and cannot score")
-        proof = self.spent.check(cmd, now, pending) if rule.proof_required else None
+        spends = rule.proof_required or (rule.valued and cmd.proof is not None)
+        proof = self.spent.check(cmd, now, pending) if spends else None
+        amount = rule.points
+        if rule.valued:
+            value = cmd.value if cmd.value is not None else None if proof is None else proof.val
+            if value is None:
+                raise errors.InvalidCommand(
+                    f"{cmd.action_type} scores a value: it needs a proof claiming `val`")
+            if not rule.min <= value <= rule.max:
+                raise errors.InvalidCommand(
+                    f"{cmd.action_type}: the value must be from {rule.min} to {rule.max}")
+            amount = value
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
+        also = tuple(
+            BoardScore(b, *self._scored(b, cmd.user_id, amount, pending))
+            for b in self.followers[cmd.board]
+            if self.defs[b].open_at(now) and b not in self.ended
+        )
         record = self._score_record(
-            pending, now, cmd.board, user, rule.points, ActionRecord,
+            pending, now, cmd.board, user, amount, ActionRecord, also=also,
             display_name=cmd.display_name or user.display_name,
             client_action_id=cmd.client_action_id,
             action_type=cmd.action_type,
@@ -203,6 +242,7 @@ class Engine:
         self._board(cmd.board)
         if cmd.delta == 0:
             raise errors.InvalidCommand("delta must not be 0")
+        self._check_open(cmd.board, now)
         replay = self.keys.check(cmd, pending)
         if replay is not None:
             return replay
@@ -217,24 +257,52 @@ class Engine:
         self.keys.hold(cmd, pending)
         return record
 
-    def _score_record(
-        self, pending: Pending, now: float, board: str, user: UserRow, delta: int,
-        cls: type[ScoreRecord], *, display_name: str | None, **fields: Any,
-    ) -> ScoreRecord:
-        """`user` as `_user` gives it: the decision already looked it up."""
-        user_id = user.user_id
+    def _check_open(self, board: str, now: float) -> None:
+        d = self.defs[board]
+        if board in self.ended or not d.open_at(now):
+            raise errors.BoardClosed(f"the board {board!r} counts no actions now")
+
+    def _scored(self, board: str, user_id: str, amount: int, pending: Pending
+                ) -> tuple[int, int]:
+        """(prev, new) of the user's score on `board` after an action worth `amount`,
+        by the board's operator; prev is 0 when they had none."""
         prev = self._current(board, user_id, pending)
-        new = prev + delta
+        operator = self.defs[board].operator
+        if operator == "sum" or (prev is None and operator == "best"):
+            new = (prev or 0) + amount if operator == "sum" else amount
+        elif operator == "best":
+            new = self.boards[board].better(prev or 0, amount)
+        else:
+            new = amount
         if not -MAX_SCORE <= new <= MAX_SCORE:
             raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
+        return prev or 0, new
+
+    def _score_record(
+        self, pending: Pending, now: float, board: str, user: UserRow, amount: int,
+        cls: type[ScoreRecord], *, display_name: str | None, **fields: Any,
+    ) -> ScoreRecord:
+        """`user` as `_user` gives it: the decision already looked it up. `amount`: the
+        points (or value) of an action, or an adjustment's delta (added whatever the
+        operator)."""
+        user_id = user.user_id
+        if cls is ActionRecord:
+            prev, new = self._scored(board, user_id, amount, pending)
+        else:
+            prev = self._current(board, user_id, pending) or 0
+            new = prev + amount
+            if not -MAX_SCORE <= new <= MAX_SCORE:
+                raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
         seq = pending.next_seq
         record = cls(
             seq=seq, at=now, board=board, user_id=user_id, display_name=display_name,
-            delta=delta, prev_score=prev, new_score=new, **fields,
+            delta=new - prev, prev_score=prev, new_score=new, **fields,
         )
         pending.next_seq += 1
         pending.records.append(record)
-        pending.scores[(board, user_id)] = (new, seq)
+        for b, old, score in [(board, prev, new), *fields.get("also", ())]:
+            if score != old or self._current(b, user_id, pending) is None:
+                pending.scores[(b, user_id)] = (score, seq)  # an unchanged best keeps its seq
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
         elif user_id not in pending.users and user.display_name is None:
@@ -269,6 +337,56 @@ class Engine:
         return self._user_record(pending, at, user._replace(tokens_revoked_at=at),
                                  RevokeTokensRecord, actor=cmd.actor, reason=cmd.reason)
 
+    # -- periods -------------------------------------------------------------------------
+
+    def roll(self, now: float, pending: Pending) -> list[PeriodClosedRecord]:
+        """Close every period that the writer's clock `now` has passed: called first for
+        each batch, so the batch's actions belong to the period current at its commit."""
+        closed = []
+        for board, period in self.periods.items():
+            if period is not None and now >= period.ends_at and board not in pending.rolled:
+                closed.append(self._close(board, period, self.defs[board].period_at(now),
+                                          now, pending))
+        return closed
+
+    def _close(self, board: str, period: Period, following: Period | None, now: float,
+               pending: Pending, **fields: str) -> PeriodClosedRecord:
+        if following is not None and not following.holds(now):
+            following = None  # past the season's end
+        record = PeriodClosedRecord(
+            seq=pending.next_seq, at=now, board=board, user_id="", display_name=None,
+            period=period.id, starts_at=period.starts_at, ends_at=period.ends_at,
+            next_period=None if following is None else following.id,
+            next_starts_at=None if following is None else following.starts_at,
+            next_ends_at=None if following is None else following.ends_at, **fields,
+        )
+        pending.next_seq += 1
+        pending.records.append(record)
+        pending.rolled.add(board)
+        return record
+
+    def _decide_reset(self, cmd: ResetBoard, now: float, pending: Pending) -> LogRecord:
+        """Close the current period now; the next one takes the schedule's id with a
+        suffix and ends when the scheduled period would have."""
+        d = self.defs.get(cmd.board)
+        if d is None:
+            raise errors.NotFound(f"no board {cmd.board!r}")
+        if cmd.board in pending.rolled or cmd.board in self.ended:
+            raise errors.BoardClosed(f"the board {cmd.board!r} has no open period to reset")
+        period = self.periods.get(cmd.board) or d.period_at(now) or Period("all", 0.0, now)
+        scheduled = d.period_at(now)
+        following = None if scheduled is None else Period(
+            next_id(scheduled.id, period.id), now, scheduled.ends_at)
+        if following is None:  # a board without periods restarts as one that never ends
+            following = Period(next_id("all", period.id), now, float("inf"))
+        return self._close(cmd.board, Period(period.id, period.starts_at, now), following,
+                           now, pending, actor=cmd.actor, reason=cmd.reason)
+
+    def take_closed(self) -> list[tuple[PeriodClosedRecord, Ranking]]:
+        """The closed periods' final rankings, for the archiver, oldest first."""
+        closed, self.closed = self.closed, []
+        return closed
+
     def new_pending(self) -> Pending:
         return Pending(next_seq=self.last_seq + 1)
 
@@ -287,14 +405,25 @@ class Engine:
         kind the log knows (`RECORD_TYPES`)."""
         match r:
             case ScoreRecord():
-                ranking = self.boards.get(r.board)
-                if ranking is None:  # a board removed from the config keeps its history
-                    ranking = self.boards[r.board] = Ranking(r.board)
-                    ranking.frozen |= self.frozen
-                ranking.set(r.user_id, r.new_score, r.seq)
+                ranking = self._score(r.board, r.user_id, r.prev_score, r.new_score, r.seq,
+                                      r.at)
+                if isinstance(r, ActionRecord):
+                    for follower, prev, new in r.also:
+                        self._score(follower, r.user_id, prev, new, r.seq, r.at)
                 if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
                     self.names[r.user_id] = r.display_name
                     self._touch(r.user_id, r.seq, skip=ranking)
+            case PeriodClosedRecord():
+                old = self.boards[r.board]
+                self.closed.append((r, old))
+                self.boards[r.board] = fresh = old.fresh()
+                fresh.version = max(fresh.version, r.seq)
+                if r.next_period is None or r.next_starts_at is None or r.next_ends_at is None:
+                    self.periods[r.board] = None
+                    self.ended.add(r.board)
+                else:
+                    self.periods[r.board] = Period(r.next_period, r.next_starts_at,
+                                                   r.next_ends_at)
             case FreezeRecord():
                 self.frozen.add(r.user_id)
                 for b in self.boards.values():
@@ -322,6 +451,18 @@ class Engine:
         self.remember(r)
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
+
+    def _score(self, board: str, user_id: str, prev: int, new: int, seq: int, at: float
+               ) -> Ranking:
+        ranking = self.boards.get(board)
+        if ranking is None:  # a board removed from the config keeps its history
+            ranking = self.boards[board] = Ranking(board)
+            ranking.frozen |= self.frozen
+        if new != prev or user_id not in ranking:  # an unchanged best keeps its tie order
+            ranking.set(user_id, new, seq)
+        if board in self.periods and self.periods[board] is None and board not in self.ended:
+            self.periods[board] = self.defs[board].period_at(at)  # its first score opens it
+        return ranking
 
     def _touch(self, user_id: str, seq: int, skip: Ranking | None = None) -> None:
         """A user's displayed name changed: boards showing them have a new version."""
@@ -387,6 +528,9 @@ class Engine:
             "anonymous": sorted(self.anonymous),
             "flags": dict(sorted(self.flags.items())),
             "revoked": dict(sorted(self.revoked.items())),
+            "periods": dict(self.periods),
+            "ended": sorted(self.ended),
+            "closed": [(r.board, r.period, list(b.ranks())) for r, b in self.closed],
             "last_seq": self.last_seq,
         }
 

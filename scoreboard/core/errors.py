@@ -56,6 +56,12 @@ class IdempotencyConflict(Rejection):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class BoardClosed(Rejection):
+    """The board counts no actions now: before its `start`, or after its `end`."""
+
+    code = "BOARD_CLOSED"
+
+
 class QuotaExceeded(Rejection):
     code = "QUOTA_EXCEEDED"
 

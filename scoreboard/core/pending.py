@@ -23,6 +23,7 @@ class Pending:
     quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
     jtis: set[str] = field(default_factory=set)
     activity: dict[str, tuple[int, int]] = field(default_factory=dict)  # user → (n, points)
+    rolled: set[str] = field(default_factory=set)  # boards whose period closed in this batch
 
     def __len__(self) -> int:
         return len(self.records)

@@ -27,6 +27,7 @@ class Kind(StrEnum):
     FLAG = "flag"  # the abuse monitor marked the user, with the reason
     UNFLAG = "unflag"  # an administrator cleared the flag
     REVOKE_TOKENS = "revoke_tokens"  # every token of the user issued up to `at` is refused
+    PERIOD_CLOSED = "period_closed"  # a board's period ended (by the clock or an admin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +51,24 @@ class ScoreRecord(LogRecord):
     client_action_id: str
 
 
+class BoardScore(NamedTuple):
+    """What one action did on a board that follows the action's board."""
+
+    board: str
+    prev_score: int
+    new_score: int
+
+
 @dataclass(frozen=True, slots=True)
 class ActionRecord(ScoreRecord):
-    """A user reported an action; `delta` is the rule's points."""
+    """A user reported an action; `delta` is the change on `board` (the rule's points on
+    a sum board). `also`: the same action on the boards that follow `board`."""
 
     action_type: str
     metadata: dict[str, Any] | None = None
     proof_jti: str | None = None  # the one-time proof it spent, kept until it expires
     proof_exp: float | None = None
+    also: tuple[BoardScore, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,23 @@ class RevokeTokensRecord(ModerationRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodClosedRecord(LogRecord):
+    """The board's current period ended: its standings are final (archived from the
+    log) and the next period, if any, starts empty. Written by the writer when its clock
+    passes `ends_at`, or by an administrator's reset (`actor`, `reason`); `user_id` is
+    empty. No next period: the board's season is over and it is closed."""
+
+    period: str
+    starts_at: float
+    ends_at: float
+    next_period: str | None
+    next_starts_at: float | None
+    next_ends_at: float | None
+    actor: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HideNameRecord(LogRecord):
     """The user asked to appear as anonymous."""
 
@@ -123,6 +151,7 @@ RECORD_TYPES: dict[Kind, type[LogRecord]] = {
     Kind.FLAG: FlagRecord,
     Kind.UNFLAG: UnflagRecord,
     Kind.REVOKE_TOKENS: RevokeTokensRecord,
+    Kind.PERIOD_CLOSED: PeriodClosedRecord,
 }
 _KIND_OF: dict[type[LogRecord], Kind] = {cls: kind for kind, cls in RECORD_TYPES.items()}
 

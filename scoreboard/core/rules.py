@@ -12,6 +12,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_POINTS = 1_000_000
+MAX_VALUE = 2**53 - 1
 
 
 class RuleError(ValueError):
@@ -45,6 +46,11 @@ class Rule:
     points: int
     quota: Quota | None = None
     proof_required: bool = False
+    # value = "proof": the action scores the integer `val` its proof claims (or a trusted
+    # batch item's `value`), within [min, max], instead of `points`
+    valued: bool = False
+    min: int = -MAX_VALUE
+    max: int = MAX_VALUE
 
 
 class RuleSet(Mapping[str, Rule]):
@@ -77,10 +83,19 @@ class RuleSet(Mapping[str, Rule]):
                 raise RuleError(f"{key}: action types are UPPER_SNAKE_CASE, 1-64 characters")
             if not isinstance(spec, Mapping):
                 raise RuleError(f"{key}: expected a table")
-            unknown = set(spec) - {"points", "limit", "window", "proof"}
+            unknown = set(spec) - {"points", "limit", "window", "proof", "value", "min", "max"}
             if unknown:
                 raise RuleError(f"{key}: unknown setting(s) {sorted(unknown)}")
-            points = spec.get("points")
+            valued = spec.get("value", "points")
+            if valued not in ("points", "proof"):
+                raise RuleError(f"{key}.value: expected 'points' or 'proof', got {valued!r}")
+            bounds = {b: spec.get(b, (-1 if b == "min" else 1) * MAX_VALUE) for b in ("min", "max")}
+            for b, v in bounds.items():
+                if isinstance(v, bool) or not isinstance(v, int) or abs(v) > MAX_VALUE:
+                    raise RuleError(f"{key}.{b}: expected an integer within ±(2^53-1)")
+            if bounds["min"] > bounds["max"]:
+                raise RuleError(f"{key}.max: must be at least min")
+            points = spec.get("points", 1 if valued == "proof" else None)
             if isinstance(points, bool) or not isinstance(points, int):
                 raise RuleError(f"{key}.points: expected an integer")
             if not 0 < points <= MAX_POINTS:
@@ -96,7 +111,8 @@ class RuleSet(Mapping[str, Rule]):
             proof = spec.get("proof", "none")
             if proof not in ("none", "required"):
                 raise RuleError(f"{key}.proof: expected 'none' or 'required'")
-            rules[name] = Rule(name, points, quota, proof == "required")
+            rules[name] = Rule(name, points, quota, proof == "required", valued == "proof",
+                               bounds["min"], bounds["max"])
         if not rules:
             raise RuleError("rules: at least one action rule is needed")
         return cls(rules)

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard.core.errors import (
+    BoardClosed,
     IdempotencyConflict,
     InvalidCommand,
     NotFound,
@@ -111,6 +112,7 @@ STATUS: dict[type[BaseException], int] = {
     ProofInvalid: 403,
     NotFound: 404,
     ProofReused: 409,
+    BoardClosed: 409,
     IdempotencyConflict: 422,
     QuotaExceeded: 429,
     # the writer: overloaded, shutting down, the log unavailable

@@ -22,6 +22,7 @@ from scoreboard.core.records import (
     HideNameRecord,
     LogRecord,
     ModerationRecord,
+    PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     UnflagRecord,
@@ -44,8 +45,24 @@ def _json(
 
 
 def _action(r: ActionRecord, kind: str) -> dict[str, Any]:
-    return _json(r, kind, r.action_type, r.client_action_id, r.delta, r.prev_score,
+    body = _json(r, kind, r.action_type, r.client_action_id, r.delta, r.prev_score,
                  r.new_score, r.metadata, None, None, r.proof_jti)
+    if r.also:
+        body["also"] = [{"board": b, "prevScore": p, "newScore": n} for b, p, n in r.also]
+    return body
+
+
+def _when(t: float | None) -> str | None:
+    return None if t is None or t in (float("inf"), float("-inf")) else iso(t)
+
+
+def _period(r: PeriodClosedRecord, kind: str) -> dict[str, Any]:
+    body = _json(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None)
+    body["period"] = {"id": r.period, "startsAt": _when(r.starts_at), "endsAt": _when(r.ends_at)}
+    body["next"] = None if r.next_period is None else {
+        "id": r.next_period, "startsAt": _when(r.next_starts_at),
+        "endsAt": _when(r.next_ends_at)}
+    return body
 
 
 def _adjust(r: AdjustRecord, kind: str) -> dict[str, Any]:
@@ -73,6 +90,7 @@ ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
     RevokeTokensRecord: _moderation,
     HideNameRecord: _plain,
     ShowNameRecord: _plain,
+    PeriodClosedRecord: _period,
 }
 _BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}
 

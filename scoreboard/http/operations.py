@@ -122,7 +122,7 @@ def operations(settings: Settings) -> list[Operation]:
                     400: ("INVALID_REQUEST", "UNKNOWN_ACTION"),
                     401: UNAUTH,
                     403: ("USER_FROZEN", "PROOF_INVALID"),
-                    409: ("PROOF_REUSED",),
+                    409: ("PROOF_REUSED", "BOARD_CLOSED"),
                     422: ("IDEMPOTENCY_CONFLICT",),
                     429: ("RATE_LIMITED", "QUOTA_EXCEEDED"),
                     503: BUSY,

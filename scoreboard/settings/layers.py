@@ -19,8 +19,8 @@ from scoreboard.settings.section import SettingsError
 CONFIG_VARIABLE = "SCOREBOARD_CONFIG"
 RULES = "rules"
 BOARDS = "boards"
-RULE_INTEGERS = ("points", "limit")
-RULE_KEYS = ("points", "limit", "window", "proof")
+RULE_INTEGERS = ("points", "limit", "min", "max")
+RULE_KEYS = ("points", "limit", "window", "proof", "value", "min", "max")
 
 
 class Layers:

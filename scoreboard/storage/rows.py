@@ -26,6 +26,7 @@ from scoreboard.core.records import (
     HideNameRecord,
     LogRecord,
     ModerationRecord,
+    PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     UnflagRecord,
@@ -122,6 +123,8 @@ def _row(
 
 
 def _action_row(r: ActionRecord, kind: str) -> RecordRow:
+    if r.also:  # followed boards need a column of their own, which the log has not yet
+        raise _refuse("an action on followed boards cannot be stored yet")
     return _row(r, kind, r.action_type, r.client_action_id, r.delta, r.prev_score,
                 r.new_score, r.metadata, None, None, r.proof_jti, r.proof_exp)
 
@@ -158,6 +161,32 @@ def _moderation(cls: type[ModerationRecord], row: Sequence[Any]) -> ModerationRe
                actor=row[12], reason=row[13])
 
 
+def _finite(t: float | None) -> float | None:
+    return None if t is None or t == float("inf") else t
+
+
+def _period_row(r: PeriodClosedRecord, kind: str) -> RecordRow:
+    """The period's id and bounds (and the next one's) in the metadata column."""
+    period = {"period": r.period, "startsAt": _finite(r.starts_at), "endsAt": _finite(r.ends_at),
+              "next": r.next_period, "nextStartsAt": _finite(r.next_starts_at),
+              "nextEndsAt": _finite(r.next_ends_at)}
+    return _row(r, kind, None, None, 0, 0, 0, period, r.actor, r.reason, None, None)
+
+
+def _period(cls: type[PeriodClosedRecord], row: Sequence[Any]) -> PeriodClosedRecord:
+    p = orjson.loads(row[11])
+    inf = float("inf")
+    return cls(
+        seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
+        period=p["period"], starts_at=-inf if p["startsAt"] is None else p["startsAt"],
+        ends_at=inf if p["endsAt"] is None else p["endsAt"], next_period=p["next"],
+        next_starts_at=p["nextStartsAt"],
+        next_ends_at=inf if p["next"] is not None and p["nextEndsAt"] is None
+        else p["nextEndsAt"],
+        actor=row[12], reason=row[13],
+    )
+
+
 def _plain_row(r: LogRecord, kind: str) -> RecordRow:
     return _row(r, kind, None, None, 0, 0, 0, None, None, None, None, None)
 
@@ -180,6 +209,7 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     RevokeTokensRecord: (_moderation_row, _moderation),
     HideNameRecord: (_plain_row, _plain),
     ShowNameRecord: (_plain_row, _plain),
+    PeriodClosedRecord: (_period_row, _period),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}
 _DECODERS = {kind.value: (cls, CODECS[cls][1]) for kind, cls in RECORD_TYPES.items()}

@@ -12,7 +12,7 @@ from scoreboard.storage.base import StoreError
 
 
 def _engine(settings: Settings) -> Engine:
-    return Engine(settings.rules, settings.leaderboard.boards)
+    return Engine(settings.rules, settings.board_definitions().values())
 
 
 async def verify(settings: Settings) -> int:

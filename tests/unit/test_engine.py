@@ -55,8 +55,10 @@ Outcome = LogRecord | Replay | Exception
 def run(engine: Engine, cmds: list[Command], now: float = T0,
         log: list[LogRecord] | None = None) -> list[Outcome]:
     """Decide a batch, then apply what it produced, as the writer does after a commit;
-    `log` gets every record the batch appends (the monitor's flags and freezes too)."""
+    `log` gets every record the batch appends (the monitor's flags and freezes too, and
+    first the periods the clock `now` closed)."""
     pending = engine.new_pending()
+    engine.roll(now, pending)
     out: list[Outcome] = []
     for c in cmds:
         try:

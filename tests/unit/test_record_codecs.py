@@ -20,6 +20,7 @@ from scoreboard.core.records import (
     HideNameRecord,
     Kind,
     LogRecord,
+    PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     UnflagRecord,
@@ -56,6 +57,12 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
     *[(cls(seq=4, board="global", **HEAD),
        (4, AT, "global", "amy", kind, None, None, 0, 0, 0, "Amy", None, None, None, None, None))
       for cls, kind in [(HideNameRecord, "hide_name"), (ShowNameRecord, "show_name")]],
+    (PeriodClosedRecord(seq=5, at=AT, board="weekly", user_id="", display_name=None,
+                        period="2023-W46", starts_at=AT - 60, ends_at=AT, next_period="2023-W47",
+                        next_starts_at=AT, next_ends_at=AT + 60, actor="admin-1", reason="r"),
+     (5, AT, "weekly", "", "period_closed", None, None, 0, 0, 0, None,
+      f'{{"period":"2023-W46","startsAt":{AT - 60},"endsAt":{AT},"next":"2023-W47",'
+      f'"nextStartsAt":{AT},"nextEndsAt":{AT + 60}}}', "admin-1", "r", None, None)),
 ]
 IDS = [type(r).__name__ for r, _ in SAMPLES]
 
@@ -95,6 +102,12 @@ def test_the_event_json_is_that_of_the_flat_record(record: LogRecord,
         "newScore": new, "displayName": name, "metadata": meta and orjson.loads(meta),
         "actor": who[0], "reason": who[1], "proofJti": jti,
     }
+    if isinstance(record, PeriodClosedRecord):  # the period as times, not in metadata
+        expected["metadata"] = None
+        expected["period"] = {"id": "2023-W46", "startsAt": "2023-11-14T22:12:20.250Z",
+                              "endsAt": ISO}
+        expected["next"] = {"id": "2023-W47", "startsAt": ISO,
+                            "endsAt": "2023-11-14T22:14:20.250Z"}
     assert wire.record_bytes(record) == orjson.dumps(expected)  # keys in the same order
     assert wire.sse_events([record]) == (
         f"id: {seq}\nevent: {kind}\ndata: ".encode() + orjson.dumps(expected) + b"\n\n")
@@ -114,6 +127,7 @@ def test_the_engine_applies_every_kind_and_refuses_an_unknown_class() -> None:
     engine = Engine(RuleSet.from_config({"WIN": {"points": 10}}), ("global", "weekly"))
     for record, _ in SAMPLES:
         engine.apply(record)
-    assert engine.last_seq == 4 and engine.boards["global"].score("amy") == 10
+    assert engine.last_seq == 5 and engine.boards["global"].score("amy") == 10
+    assert "amy" not in engine.boards["weekly"]  # its period closed: a fresh board
     with pytest.raises(TypeError, match="no way to apply a LogRecord"):
-        engine.apply(LogRecord(seq=5, at=AT, board="global", user_id="amy", display_name=None))
+        engine.apply(LogRecord(seq=6, at=AT, board="global", user_id="amy", display_name=None))
