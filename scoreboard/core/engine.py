@@ -349,6 +349,11 @@ class Engine:
                                           now, pending))
         return closed
 
+    def next_rollover(self) -> float | None:
+        """When the earliest current period ends (the writer wakes then), None when no
+        board has a period open."""
+        return min((p.ends_at for p in self.periods.values() if p is not None), default=None)
+
     def _close(self, board: str, period: Period, following: Period | None, now: float,
                pending: Pending, **fields: str) -> PeriodClosedRecord:
         if following is not None and not following.holds(now):

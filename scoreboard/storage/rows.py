@@ -20,6 +20,7 @@ from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardScore,
     CommitBatch,
     FlagRecord,
     FreezeRecord,
@@ -99,6 +100,7 @@ def _row(
     r: LogRecord, kind: str, action_type: str | None, client_action_id: str | None,
     delta: int, prev_score: int, new_score: int, metadata: dict[str, Any] | None,
     actor: str | None, reason: str | None, proof_jti: str | None, proof_exp: float | None,
+    also: Sequence[BoardScore] = (),
 ) -> RecordRow:
     """The checked row, in `RECORD_COLUMNS` order; a kind without a column stores its
     empty value there (NULL, or 0 for the score columns)."""
@@ -119,23 +121,32 @@ def _row(
         _text(reason, "reason"),
         _text(proof_jti, "proof_jti"),
         None if proof_exp is None else float(proof_exp),
+        _also_json(also),
     )
 
 
+def _also_json(also: Sequence[BoardScore]) -> str | None:
+    if not also:
+        return None
+    return orjson.dumps([
+        [_required_text(b, "also.board"), _int(prev, "also.prev_score"),
+         _int(new, "also.new_score")] for b, prev, new in also
+    ]).decode()
+
+
 def _action_row(r: ActionRecord, kind: str) -> RecordRow:
-    if r.also:  # followed boards need a column of their own, which the log has not yet
-        raise _refuse("an action on followed boards cannot be stored yet")
     return _row(r, kind, r.action_type, r.client_action_id, r.delta, r.prev_score,
-                r.new_score, r.metadata, None, None, r.proof_jti, r.proof_exp)
+                r.new_score, r.metadata, None, None, r.proof_jti, r.proof_exp, r.also)
 
 
 def _action(cls: type[ActionRecord], row: Sequence[Any]) -> ActionRecord:
-    metadata = row[11]
+    metadata, also = row[11], row[16]
     return cls(
         seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
         delta=row[7], prev_score=row[8], new_score=row[9], client_action_id=row[6],
         action_type=row[5], metadata=None if metadata is None else orjson.loads(metadata),
         proof_jti=row[14], proof_exp=row[15],
+        also=() if also is None else tuple(BoardScore(*a) for a in orjson.loads(also)),
     )
 
 

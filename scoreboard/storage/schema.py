@@ -15,7 +15,7 @@ from enum import Enum
 
 from scoreboard.storage.base import StoreUnavailable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ColumnType(Enum):
@@ -86,6 +86,8 @@ ACTION_LOG = Table("action_log", (
     Column("display_name", TEXT), Column("metadata", JSON),
     Column("actor", TEXT), Column("reason", TEXT),
     Column("proof_jti", TEXT), Column("proof_exp", REAL),
+    # ActionRecord.also: [[board, prev_score, new_score], …] on the boards that follow
+    Column("also", JSON, since=4),
 ), primary_key=("seq",))
 BOARD_SCORES = Table("board_scores", (
     Column("board", TEXT, required=True), Column("user_id", TEXT, required=True),

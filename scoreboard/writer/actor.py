@@ -214,14 +214,14 @@ class Writer:
         queue = self._queue
         while True:
             items: list[_Item] = []
-            self._take(await queue.get(), items)
+            self._take(await self._next(), items)
             while len(items) < self.max_batch and not queue.empty():
                 self._take(queue.get_nowait(), items)
-            if items:
+            if items or self._rollover_due():
                 self._batch = items
                 queued_at = self._queued_at
                 now = time.monotonic()
-                oldest = min([queued_at.pop(fut, now) for _, fut in items])
+                oldest = min([queued_at.pop(fut, now) for _, fut in items], default=now)
                 self._deadline = oldest + self.retry_seconds
                 try:
                     await self._process(items)
@@ -235,6 +235,22 @@ class Writer:
                 self._batch = []
             if self._closing and queue.empty():
                 return
+
+    async def _next(self) -> _Item | _Unit | None:
+        """The next queued entry, or None when a period ends first (a group of no
+        commands then closes it: periods close live, not at the next request)."""
+        ends = self.engine.next_rollover()
+        if ends is None:
+            return await self._queue.get()
+        try:
+            # Capped, so a clock set forward is noticed within a minute.
+            return await asyncio.wait_for(self._queue.get(), min(ends - self.clock(), 60.0))
+        except TimeoutError:
+            return None
+
+    def _rollover_due(self) -> bool:
+        ends = self.engine.next_rollover()
+        return ends is not None and self.clock() >= ends
 
     def _take(self, entry: _Item | _Unit | None, items: list[_Item]) -> None:
         if entry is None:
@@ -284,6 +300,7 @@ class Writer:
             engine.expire(now)
             self._last_expire = now
         pending = engine.new_pending()
+        engine.roll(now, pending)  # periods the clock passed close before anything counts
         outcomes: list[LogRecord | Replay | Exception] = []
         for cmd, _ in items:
             try:

@@ -228,7 +228,8 @@ def _engine_attributes(name: str) -> list[str]:
 # What the writer may use of the engine: decide, commit, apply, answer. Replies are the
 # engine's `result`, never built from its rankings or user sets.
 WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "remember",
-                         "remember_proof", "expire", "result", "last_seq", "last_at"}
+                         "remember_proof", "expire", "result", "last_seq", "last_at",
+                         "roll", "next_rollover"}
 
 
 def test_the_writer_uses_only_the_engines_public_interface() -> None:

@@ -15,6 +15,7 @@ from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardScore,
     FlagRecord,
     FreezeRecord,
     HideNameRecord,
@@ -87,9 +88,26 @@ def test_every_codec_encodes_every_record_class(table: dict[type, Any]) -> None:
 
 @pytest.mark.parametrize(("record", "row"), SAMPLES, ids=IDS)
 def test_rows_are_those_of_the_flat_record(record: LogRecord, row: tuple[Any, ...]) -> None:
-    assert rows.record_row(record) == row
-    assert rows.record_from_row(row) == record
+    """The earlier row plus the `also` column (schema 4), empty for these records."""
+    assert rows.record_row(record) == (*row, None)
+    assert rows.record_from_row((*row, None)) == record
     assert kind_of(record) == row[4]
+
+
+def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
+    record = ActionRecord(seq=7, board="daily", **HEAD, delta=3, prev_score=0, new_score=3,
+                          client_action_id="c7", action_type="WIN",
+                          also=(BoardScore("weekly", 5, 8), BoardScore("season", 0, 3)))
+    row = rows.record_row(record)
+    assert row[16] == '[["weekly",5,8],["season",0,3]]'
+    assert rows.record_from_row(row) == record
+    with pytest.raises(StoreUnavailable, match=r"also\.board contains a NUL"):
+        rows.record_row(ActionRecord(**{**vars_of(record),
+                                        "also": (BoardScore("a\x00", 0, 1),)}))
+
+
+def vars_of(record: ActionRecord) -> dict[str, Any]:
+    return {f: getattr(record, f) for f in record.__dataclass_fields__}
 
 
 @pytest.mark.parametrize(("record", "row"), SAMPLES, ids=IDS)
