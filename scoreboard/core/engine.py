@@ -107,7 +107,7 @@ class Engine:
     def _board(self, board: str) -> Ranking:
         ranking = self.boards.get(board)
         if ranking is None:
-            raise errors.InvalidCommand(f"unknown board {board!r}")
+            raise errors.NotFound(f"no board {board!r}")
         return ranking
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int:
@@ -132,7 +132,7 @@ class Engine:
     def _decide_action(self, cmd: SubmitAction, now: float, pending: Pending) -> LogRecord | Replay:
         rule = self.rules.get(cmd.action_type)
         if rule is None:
-            raise errors.UnknownAction(f"unknown actionType {cmd.action_type!r}")
+            raise self.rules.unknown(cmd.action_type)
         self._board(cmd.board)
         replay = self.keys.check(cmd, pending)
         if replay is not None:
@@ -176,11 +176,19 @@ class Engine:
             self._user_record(pending, now, user, Kind.FREEZE, actor=MONITOR,
                               reason=f"automatic: {reason}")
 
+    def _known(self, user_id: str, pending: Pending) -> bool:
+        return user_id in self.names or user_id in pending.users or any(
+            user_id in b for b in self.boards.values()
+        )
+
     def _user_record(self, pending: Pending, now: float, row: UserRow, kind: Kind, *,
                      actor: str | None, reason: str | None) -> LogRecord:
+        # The score is unchanged: the record shows it as it stood (history, events).
+        score = self._current("global", row.user_id, pending)
         record = LogRecord(
             seq=pending.next_seq, at=now, board="global", user_id=row.user_id, kind=kind,
             actor=actor, reason=reason, display_name=row.display_name,
+            prev_score=score, new_score=score,
         )
         pending.next_seq += 1
         pending.records.append(record)
@@ -195,6 +203,8 @@ class Engine:
         if replay is not None:
             return replay
         user = self._user(cmd.user_id, pending)
+        if not cmd.create and not self._known(cmd.user_id, pending):
+            raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
         record = self._score_record(
             pending, now, cmd.board, user, cmd.delta,
             kind=Kind.ADJUST,
@@ -235,10 +245,7 @@ class Engine:
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
     ) -> LogRecord:
         user = self._user(cmd.user_id, pending)
-        known = user.user_id in self.names or user.user_id in pending.users or any(
-            user.user_id in b for b in self.boards.values()
-        )
-        if not known:
+        if not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             kind = Kind.FREEZE if cmd.frozen else Kind.UNFREEZE

@@ -86,9 +86,9 @@ REQUEST_ID_RE = compiled(REQUEST_ID)
 # -- request bodies: the fields each accepts (anything else is refused) -----------------
 
 ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
-ADJUST_FIELDS = frozenset({"delta", "reason", "clientActionId", "board"})
+ADJUST_FIELDS = frozenset({"delta", "reason", "clientActionId", "board", "create"})
 REASON_FIELDS = frozenset({"reason"})
-PROOF_FIELDS = frozenset({"userId", "actionType", "ttlSeconds"})
+PROOF_FIELDS = frozenset({"userId", "actionType", "ttlSeconds", "board"})
 PRIVACY_FIELDS = frozenset({"hideName"})
 BATCH_FIELDS = frozenset({"actions"})
 BATCH_ITEM_FIELDS = frozenset(

@@ -113,6 +113,14 @@ def integer(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
     return value
 
 
+def flag(body: dict[str, Any], name: str) -> bool:
+    """An optional true/false field; absent is false."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
 def user_id(value: str) -> str:
     if len(value) > MAX_ID or not PRINTABLE_RE.match(value):
         raise BadRequest("userId must be 1-128 printable characters")

@@ -25,12 +25,11 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.engine import Engine
-from scoreboard.core.errors import UnknownAction
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.envelope import Routes, json_response
-from scoreboard.edge.errors import BadRequest
+from scoreboard.edge.errors import BadRequest, UnknownResource
 from scoreboard.events.wire import record_json
 from scoreboard.http.public import Gatekeeper, action_json
 from scoreboard.read.views import iso
@@ -89,6 +88,7 @@ class AdminApi:
             board=v.board_name(v.string(body, "board", required=False, max_len=c.MAX_BOARD)),
             delta=v.integer(body, "delta", -MAX_SCORE, MAX_SCORE),
             reason=self.reason(body), client_action_id=cid,
+            create=v.flag(body, "create"),
         )
         result = await self.writer.submit(cmd)
         assert isinstance(result, ActionResult)
@@ -160,17 +160,21 @@ class AdminApi:
         user_id = v.user_id(v.string(body, "userId", required=True) or "")
         action = v.string(body, "actionType", required=True, max_len=c.MAX_ACTION_TYPE) or ""
         if action not in self.settings.rules:
-            raise UnknownAction(f"unknown actionType {action!r}")
+            raise self.settings.rules.unknown(action)
         proofs = self.settings.proofs
         ttl = proofs.ttl_seconds
         if "ttlSeconds" in body:
             ttl = v.integer(body, "ttlSeconds", 1, proofs.max_ttl_seconds)
+        board = v.string(body, "board", required=False, max_len=c.MAX_BOARD)
+        if board is not None and v.board_name(board) not in self.engine.boards:
+            raise UnknownResource(f"no board {board!r}")
         now = time.time()
-        token = self.proofs.mint(user_id, action, ttl=ttl, now=now)
-        return json_response(orjson.dumps({
-            "proof": token, "userId": user_id, "actionType": action,
-            "expiresAt": iso(int(now + ttl)),
-        }))
+        token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board)
+        reply = {"proof": token, "userId": user_id, "actionType": action,
+                 "expiresAt": iso(int(now + ttl))}
+        if board is not None:
+            reply["board"] = board
+        return json_response(orjson.dumps(reply))
 
     async def privacy(self, request: web.Request) -> web.Response:
         principal = self.gate.caller(request)

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
+from scoreboard.core.names import INVISIBLE, visible
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.envelope import Routes, json_response
@@ -123,6 +124,8 @@ class BatchApi:
         name = get("displayName")
         if name is not None and not _fine(name, c.MAX_NAME):
             name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
+        if name is not None and INVISIBLE.search(name):
+            name = visible(name) or None  # as a token's name claim: bidi and zero-width go
         metadata = v.metadata(item, self.settings.limits.max_metadata_bytes)
         return SubmitAction(user_id, name, board, action_type, client_action_id, metadata)
 

@@ -114,6 +114,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     400: ("INVALID_REQUEST", "UNKNOWN_ACTION"),
                     401: UNAUTH,
                     403: ("USER_FROZEN", "PROOF_INVALID"),
+                    404: MISSING,
                     409: ("PROOF_REUSED",),
                     422: ("IDEMPOTENCY_CONFLICT",),
                     429: ("RATE_LIMITED", "QUOTA_EXCEEDED"),
@@ -260,7 +261,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             {
                 "200": json_answer("A proof for one action of one user", schema("Proof")),
                 **errors({**body_errors, 400: ("INVALID_REQUEST", "UNKNOWN_ACTION"),
-                           401: UNAUTH, 403: FORBID}),
+                           401: UNAUTH, 403: FORBID, 404: MISSING}),
             },
             security=service, request="ProofRequest",
             description=f"Needs the `{auth.service_scope}` scope.",
@@ -278,11 +279,12 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             "adjustScore", "Change a user's score by a delta, with a reason", "admin",
             {
                 "200": json_answer("The adjustment as logged", schema("ActionResult")),
-                **errors({**body_errors, **admin_errors, 422: ("IDEMPOTENCY_CONFLICT",),
-                           503: BUSY}),
+                **errors({**body_errors, **admin_errors, 404: MISSING,
+                           422: ("IDEMPOTENCY_CONFLICT",), 503: BUSY}),
             },
             security=admin, parameters=[user_only], request="AdjustRequest",
-            description="Idempotent per (userId, clientActionId) like score actions.",
+            description="Idempotent per (userId, clientActionId) like score actions. A user "
+                        "the service has never seen is 404 unless `create` is true.",
         )},
         **{
             f"{c.ADMIN_USER_PATH}/{verb}": {"post": op(

@@ -165,7 +165,7 @@ class PublicApi:
                                max_len=self.settings.auth.max_token_bytes, pattern=c.JWS_RE)
         metadata = v.metadata(body, self.settings.limits.max_metadata_bytes)
         assert action_type is not None and client_action_id is not None
-        proof = self.proofs.verify(proof_token) if proof_token is not None else None
+        proof = None if proof_token is None else self.proofs.verify(proof_token, board=board)
         request[ACTION] = (action_type, client_action_id)
         cmd = SubmitAction(
             user_id=principal.user_id,

@@ -323,13 +323,15 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                     "actionType": {"type": "string", "enum": actions},
                     "ttlSeconds": integer(1, settings.proofs.max_ttl_seconds,
                                        default=settings.proofs.ttl_seconds),
+                    "board": optional_board,
                 },
                 ["userId", "actionType"],
             ),
             "Proof": obj({
                 "proof": {"type": "string", "pattern": ecma(JWS)}, "userId": user_id,
                 "actionType": {"type": "string", "enum": actions}, "expiresAt": at,
-            }),
+                "board": board_out,
+            }, ["proof", "userId", "actionType", "expiresAt"]),
             "PrivacyRequest": obj({"hideName": {"type": "boolean"}}),
             "ReasonRequest": obj({"reason": reason}),
             "AdjustRequest": obj(
@@ -338,6 +340,9 @@ def components(settings: Settings, actions: list[str]) -> dict[str, Any]:
                     "reason": reason,
                     "clientActionId": client_action_id,
                     "board": optional_board,
+                    "create": {"type": "boolean", "default": False,
+                               "description": "Add a user the service has never seen "
+                                              "(otherwise 404)."},
                 },
                 ["delta", "reason", "clientActionId"],
             ),

@@ -50,6 +50,14 @@ def test_preferred_username_and_name_cleanup(auth: Authenticator) -> None:
     assert p.display_name == "Bob"
 
 
+def test_bidi_and_zero_width_characters_leave_the_name_claim(auth: Authenticator) -> None:
+    claims = {"sub": "u", "exp": int(now()) + 60, "name": "\u202eni\u200bmda\u2066"}
+    assert auth.verify(sign(claims)).display_name == "nimda"
+    only_invisible = {"sub": "u", "exp": int(now()) + 60, "name": "\u200b\u202e",
+                      "preferred_username": "bo"}
+    assert auth.verify(sign(only_invisible)).display_name == "bo"
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from scoreboard.core.commands import SubmitAction
+from scoreboard.core.names import visible
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.errors import BadRequest
@@ -30,6 +31,7 @@ def reference(item: Any) -> SubmitAction:
     client_action_id = v.string(item, "clientActionId", required=True)
     board = v.board_name(v.string(item, "board", required=False, max_len=c.MAX_BOARD))
     name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
+    name = visible(name) or None if name is not None else None
     metadata = v.metadata(item, SETTINGS.limits.max_metadata_bytes)
     assert user_id is not None and action_type is not None and client_action_id is not None
     return SubmitAction(user_id, name, board, action_type, client_action_id, metadata)
@@ -43,7 +45,8 @@ def outcome(check: Any, item: Any) -> Any:
 
 
 ODD: list[Any] = [MISSING, None, 5, True, 1.5, "", "x" * 65, "x" * 129, "nul\x00", "tab\tx",
-                  "ok", "Ünï 🏆", "has space", ["ok"], {"a": 1}]
+                  "ok", "Ünï 🏆", "has space", ["ok"], {"a": 1},
+                  "\u202eevil", "\u200b", " a\u2066b "]
 FIELDS = ("userId", "actionType", "clientActionId", "board", "displayName")
 GOOD = {"userId": "amy", "actionType": "COMPLETE_LEVEL", "clientActionId": "c1"}
 
