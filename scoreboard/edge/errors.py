@@ -169,6 +169,10 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         headers = dict(exc.headers) if isinstance(exc, EdgeRefusal) else {}
         if exc.retry_after is not None:
             headers["Retry-After"] = retry_after_header(exc.retry_after)
+        if isinstance(exc, QuotaExceeded) and exc.limit is not None:
+            # the quota window as a rate limit: none left until a slot frees
+            headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": headers["Retry-After"]})
         return status, exc.code, exc.message, headers
     if isinstance(exc, StoreError):
         return (503, STORE_CODE, f"the action log is unavailable: {exc}",

@@ -102,6 +102,10 @@ async def test_quota_exceeded_with_retry_after(server: Running) -> None:
         body = await r.json()
         assert r.status == 429 and body["error"]["code"] == "QUOTA_EXCEEDED"
         assert int(r.headers["Retry-After"]) > 86000
+        # the quota window, in the RateLimit-* headers the README promises
+        assert r.headers["RateLimit-Limit"] == "1"
+        assert r.headers["RateLimit-Remaining"] == "0"
+        assert r.headers["RateLimit-Reset"] == r.headers["Retry-After"]
 
 
 async def test_restart_keeps_everything(start_server: ServerFactory) -> None:
