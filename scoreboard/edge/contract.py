@@ -40,6 +40,8 @@ METRICS_PATH = "/metrics"
 OPENAPI_PATH = "/openapi.json"
 PAGE_PATH = "/"
 STATIC_PREFIX = "/static/"
+STATIC_PATH = f"{STATIC_PREFIX}{{name}}"  # one file of the page's folder, no subfolders
+FAVICON_PATH = "/favicon.ico"  # browsers ask for it whatever the page links
 
 # -- limits --------------------------------------------------------------------------------
 

@@ -363,6 +363,21 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                      "headers": headers("Cache-Control"),
                      "content": {"text/html": {"schema": {"type": "string"}}}}},
         )},
+        c.STATIC_PATH: {"get": op(
+            "pageFile", "A file of the live page (scripts, style, icon)", "live",
+            {"200": {"description": "The file, typed by its extension",
+                     "headers": headers("Cache-Control"),
+                     "content": {"*/*": {"schema": {"type": "string"}}}},
+             **errors({404: MISSING})},
+            parameters=[{"name": "name", "in": "path", "required": True,
+                         "schema": {"type": "string"}, "description": "The file's name."}],
+        )},
+        c.FAVICON_PATH: {"get": op(
+            "favicon", "The page's icon", "live",
+            {"200": {"description": "The SVG icon (as `/static/favicon.svg`)",
+                     "headers": headers("Cache-Control"),
+                     "content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+        )},
     }
 
     parts = components(settings, actions)

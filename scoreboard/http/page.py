@@ -1,6 +1,8 @@
 """The live leaderboard page: `/`, its static files, and `/api/v1/live-config`.
 
-Plain files from `scoreboard/static/`, no build step. `index.html` gets the live
+Plain files from `scoreboard/static/`, no build step, served inside the request
+envelope so a missing file is the usual JSON 404; `/favicon.ico` answers the SVG icon
+(browsers take its content type over the name). `index.html` gets the live
 settings rendered into data attributes on `<html>` (so the page needs no extra round
 trip), and `/api/v1/live-config` serves the same as JSON for other clients:
 
@@ -12,6 +14,7 @@ trip), and `/api/v1/live-config` serves the same as JSON for other clients:
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -21,18 +24,28 @@ import orjson
 from aiohttp import web
 
 from scoreboard.edge.contract import (
+    FAVICON_PATH,
     LEADERBOARD_PATH,
     LIVE_CONFIG_PATH,
     LIVE_PATH,
     MY_SCORE_PATH,
     PAGE_PATH,
+    STATIC_PATH,
     STATIC_PREFIX,
     STREAM_PATH,
 )
 from scoreboard.edge.envelope import Routes
+from scoreboard.edge.errors import UnknownResource
 from scoreboard.settings.model import Settings
 
 STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[a-z]{2,4}$")  # no dot files, no paths
+ICON = "favicon.svg"
+
+
+def _file(path: Path) -> web.FileResponse:
+    return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
+                                           "Cache-Control": "no-cache"})
 
 # The page talks to this origin and to the WebSocket port; nothing else.
 CSP = (
@@ -51,7 +64,8 @@ class Page:
     def add_routes(self, routes: Routes) -> None:
         routes.add_get(PAGE_PATH, self.index)
         routes.add_get(LIVE_CONFIG_PATH, self.config)
-        routes.add_static(STATIC_PREFIX, STATIC_DIR)
+        routes.add_get(STATIC_PATH, self.static)
+        routes.add_get(FAVICON_PATH, self.favicon)
 
     def live_config(self) -> dict[str, Any]:
         lb = self.settings.leaderboard
@@ -95,6 +109,16 @@ class Page:
             headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP,
                      "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"},
         )
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = STATIC_DIR / name
+        if not FILE_NAME.match(name) or name == "index.html" or not path.is_file():
+            raise UnknownResource(f"no file {STATIC_PREFIX}{name[:64]}")
+        return _file(path)
+
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        return _file(STATIC_DIR / ICON)
 
     async def config(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.live_config()), content_type="application/json",
