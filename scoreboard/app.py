@@ -34,7 +34,7 @@ from aiohttp import web
 from scoreboard.auth.keyring import KeySetError
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.provider import FetchError, KeySource
-from scoreboard.auth.tokens import Authenticator, load_or_create_secret
+from scoreboard.auth.tokens import Authenticator, SecretFileError, load_or_create_secret
 from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
@@ -128,15 +128,18 @@ class Service:
         metrics = Metrics()
         a = settings.auth
         keys = KeySource(a, metrics) if a.jwks_url or a.oidc_issuer else None
-        jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
+        log.info("data folder %s", data_dir.resolve())
+        try:
+            jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
+            proof_secret = load_or_create_secret(settings.proofs.secret, data_dir,
+                                                 PROOF_SECRET_FILE)
+        except SecretFileError as exc:
+            raise StartupError(str(exc)) from None
         try:
             auth = Authenticator(a, jwt_secret, source=keys, revoked=engine.revoked)
         except KeySetError as exc:
             raise StartupError(f"auth.public_keys: {exc}") from None
-        proofs = ProofAuthority(
-            settings.proofs,
-            load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
-        )
+        proofs = ProofAuthority(settings.proofs, proof_secret)
         views = Views(engine, top_size=settings.leaderboard.default_limit)
         bearer = Bearer(auth, metrics)
         ids = RequestIds()

@@ -99,12 +99,17 @@ def _existing_secret(what: str, configured: str, data_dir: Path, file_name: str,
     Never creates one: a token signed with a new secret would only be refused with 401 by
     the server, which has its own.
     """
+    from scoreboard.auth.tokens import SecretFileError, read_secret_file
+
     if configured:
         print(f"{what} secret: {setting} (from {variable} or a config file)", file=sys.stderr)
         return configured.encode()
     path = data_dir / file_name
     try:
-        secret = path.read_bytes().strip()
+        secret = read_secret_file(path)
+    except SecretFileError as exc:
+        print(f"no {what} secret: {exc}", file=sys.stderr)
+        return None
     except OSError as exc:
         print(
             f"no {what} secret: cannot read {path.resolve()} ({exc.strerror or exc}).\n"

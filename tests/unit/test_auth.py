@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,7 +14,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scoreboard.auth.tokens import Authenticator, AuthError, load_or_create_secret
+from scoreboard.auth.tokens import (
+    Authenticator,
+    AuthError,
+    SecretFileError,
+    load_or_create_secret,
+)
 from scoreboard.settings.model import AuthSettings, PublicKey, load_settings
 
 SECRET = b"unit-test-secret-0123456789abcdef-xyz"
@@ -172,3 +179,17 @@ def test_generated_secret_is_kept_private(tmp_path: Any) -> None:
     assert s1 == s2 and len(s1) >= 32
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
     assert load_or_create_secret("configured-value", tmp_path) == b"configured-value"
+
+
+def test_a_generated_secret_makes_an_owner_only_folder(tmp_path: Path) -> None:
+    load_or_create_secret("", tmp_path / "data")
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n", b"x" * 31])
+def test_an_empty_or_short_secret_file_is_refused_naming_it(tmp_path: Path,
+                                                            content: bytes) -> None:
+    (tmp_path / "jwt-secret").write_bytes(content)
+    with pytest.raises(SecretFileError, match=re.escape(str(tmp_path / "jwt-secret"))):
+        load_or_create_secret("", tmp_path)
+    assert (tmp_path / "jwt-secret").read_bytes() == content  # left for the operator
