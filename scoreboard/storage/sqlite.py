@@ -116,8 +116,11 @@ class _LockFile:
 
 
 class SqliteLog(ActionLog):
-    def __init__(self, path: Path | str, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout: float = 5.0,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
+        # read_only: no lock file, no writer, no migration; reads beside a running writer
+        self.read_only = read_only
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._lock = _LockFile(Path(f"{self.path}.lock"))
         self._writer: aiosqlite.Connection | None = None
@@ -126,7 +129,10 @@ class SqliteLog(ActionLog):
         self._snapshot_lock = asyncio.Lock()  # one read transaction at a time on the reader
 
     async def open(self) -> None:
-        if self._writer is not None:
+        if self._writer is not None or self._reader is not None:
+            return
+        if self.read_only:
+            await self._open_read_only()
             return
         try:
             self.path.parent.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
@@ -228,10 +234,21 @@ class SqliteLog(ActionLog):
 
     # -- internals --------------------------------------------------------------------
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StoreUnavailable(f"cannot open {self.path}: no such database file")
+        try:
+            self._reader = await self._connect(f"{self.path.resolve().as_uri()}?mode=ro")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path} read-only: {exc}") from exc
+
+    async def _connect(self, uri: str | None = None) -> aiosqlite.Connection:
         # isolation_level=None: the sqlite3 module must not open transactions on its
         # own; every transaction here is explicit.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        if uri is None:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        else:
+            conn = await aiosqlite.connect(uri, isolation_level=None, uri=True)
         try:
             await self._pragma(conn, f"busy_timeout = {self._busy_timeout_ms}")
         except BaseException:

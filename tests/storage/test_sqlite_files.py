@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from scoreboard.core.records import CommitBatch, Kind, LogRecord, ScoreRow, UserRow
+from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.sqlite import SqliteLog
 
 
@@ -54,3 +57,24 @@ async def test_files_left_readable_by_an_older_version_are_tightened(tmp_path: P
         assert mode(tmp_path / "scoreboard.db") == mode(tmp_path / "scoreboard.db.lock") == 0o600
     finally:
         await again.close()
+
+
+async def test_read_only_opens_beside_the_writer_and_creates_nothing(tmp_path: Path) -> None:
+    missing = SqliteLog(tmp_path / "none" / "scoreboard.db", read_only=True)
+    with pytest.raises(StoreUnavailable, match="no such database file"):
+        await missing.open()
+    assert not (tmp_path / "none").exists()
+    writer = SqliteLog(tmp_path / "scoreboard.db")
+    await writer.open()
+    try:
+        await writer.append(one_action())
+        reader = SqliteLog(tmp_path / "scoreboard.db", read_only=True)
+        await reader.open()
+        try:
+            assert await reader.last_seq() == 1
+            assert [r.seq for chunk in [c async for c in reader.scan()] for r in chunk] == [1]
+        finally:
+            await reader.close()
+        assert await writer.last_seq() == 1  # the writer kept its lock and connection
+    finally:
+        await writer.close()
