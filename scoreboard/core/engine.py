@@ -244,8 +244,10 @@ class Engine:
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
     ) -> LogRecord:
+        """Privacy may be set before the first score (the user's own choice, recorded
+        and so applied from their first score on); the others need a known user."""
         user = self._user(cmd.user_id, pending)
-        if not self._known(cmd.user_id, pending):
+        if not isinstance(cmd, SetNameHidden) and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             kind = Kind.FREEZE if cmd.frozen else Kind.UNFREEZE

@@ -29,6 +29,7 @@ from scoreboard.core.commands import (
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
 from scoreboard.core.errors import Refused
 from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
+from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import (
     ActionLog,
     DuplicateAction,
@@ -55,6 +56,7 @@ __all__ = [
 log = logging.getLogger("scoreboard.writer.actor")
 
 CommitListener = Callable[[Sequence[LogRecord]], None]
+RETRY_BASE, RETRY_CAP = 0.02, 0.5  # seconds between attempts at a commit
 
 
 _Item = tuple[Command, "asyncio.Future[Result]"]
@@ -385,7 +387,7 @@ class Writer:
         """Append, retrying with backoff until the batch's deadline (its oldest request
         queued `retry_seconds` ago); at least one attempt is always made."""
         deadline = self._deadline
-        delay = 0.02
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:
                 await self.store.append(batch)
@@ -395,10 +397,9 @@ class Writer:
                 self.store_ok = False
                 if time.monotonic() >= deadline:
                     raise
-            # Backoff between attempts (not a wait for an event); the last attempt falls
-            # on the deadline, so a blip shorter than retry_seconds is ridden out.
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+            # The last attempt falls on the deadline, so a blip shorter than
+            # retry_seconds is ridden out.
+            await backoff.wait(until=deadline)
             try:
                 landed = await self.store.last_seq()
             except StoreUnavailable:
@@ -422,7 +423,7 @@ class Writer:
         write waits longer than `retry_seconds` plus the attempt under way.
         """
         deadline = self._deadline
-        delay = 0.02
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:
                 await self._apply_landed()
@@ -430,8 +431,7 @@ class Writer:
             except StoreUnavailable:
                 if time.monotonic() >= deadline:
                     raise
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # backoff
-            delay = min(delay * 2, 0.5)
+            await backoff.wait(until=deadline)
 
     async def _apply_landed(self) -> None:
         engine = self.engine

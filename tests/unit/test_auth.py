@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from msgspec.structs import replace
 
 from scoreboard.auth.tokens import (
     Authenticator,
