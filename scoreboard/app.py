@@ -48,6 +48,8 @@ from scoreboard.edge.envelope import RequestIds, Routes
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.nats import NatsPublisher
+from scoreboard.graphql.context import Parts
+from scoreboard.graphql.endpoint import Endpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.events import EventsApi
@@ -197,10 +199,13 @@ class Service:
         )
         routes = Routes(app, lambda: service.draining, ids, metrics=metrics,
                         client=addresses.of)
-        PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
+        public = PublicApi(gate, submitter, views, proofs, progress)
+        public.add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
+        if settings.graphql.enabled:
+            Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)

@@ -23,6 +23,7 @@ from scoreboard.settings.auth import AuthSettings, ProofSettings, PublicKey
 from scoreboard.settings.cluster import ClusterSettings
 from scoreboard.settings.edge import CorsSettings, EdgeSettings
 from scoreboard.settings.events import EventSettings
+from scoreboard.settings.graphql import GraphqlSettings
 from scoreboard.settings.keys import Key, expectation, tables
 from scoreboard.settings.layers import RULES, Layers
 from scoreboard.settings.live import LiveSettings
@@ -87,6 +88,7 @@ class Settings(Section, frozen=True, kw_only=True):
     cluster: ClusterSettings = _section(ClusterSettings)
     abuse: AbuseSettings = _section(AbuseSettings)
     events: EventSettings = _section(EventSettings)
+    graphql: GraphqlSettings = _section(GraphqlSettings)
     rules: RuleSet  # [rules.NAME] tables, checked by the core (`RuleSet.from_config`)
 
 
