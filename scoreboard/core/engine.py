@@ -43,11 +43,11 @@ from scoreboard.core.records import (
     FreezeRecord,
     HideNameRecord,
     LogRecord,
-    ModerationRecord,
     RevokeTokensRecord,
     ScoreRecord,
     ScoreRow,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
     UserRow,
@@ -118,7 +118,7 @@ class Engine:
     def _board(self, board: str) -> Ranking:
         ranking = self.boards.get(board)
         if ranking is None:
-            raise errors.InvalidCommand(f"unknown board {board!r}")
+            raise errors.NotFound(f"no board {board!r}")
         return ranking
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int:
@@ -143,7 +143,7 @@ class Engine:
     def _decide_action(self, cmd: SubmitAction, now: float, pending: Pending) -> LogRecord | Replay:
         rule = self.rules.get(cmd.action_type)
         if rule is None:
-            raise errors.UnknownAction(f"unknown actionType {cmd.action_type!r}")
+            raise self.rules.unknown(cmd.action_type)
         self._board(cmd.board)
         replay = self.keys.check(cmd, pending)
         if replay is not None:
@@ -185,13 +185,19 @@ class Engine:
             self._user_record(pending, now, user, FreezeRecord, actor=MONITOR,
                               reason=f"automatic: {reason}")
 
+    def _known(self, user_id: str, pending: Pending) -> bool:
+        return user_id in self.names or user_id in pending.users or any(
+            user_id in b for b in self.boards.values()
+        )
+
     def _user_record(self, pending: Pending, now: float, row: UserRow,
-                     cls: type[ModerationRecord | HideNameRecord | ShowNameRecord],
-                     **fields: str) -> LogRecord:
+                     cls: type[StandingRecord], **fields: str) -> LogRecord:
         """`fields`: the actor and reason of a `ModerationRecord`."""
+        # The score is unchanged: the record shows it as it stood (history, events).
+        score = self._current("global", row.user_id, pending)
         record = cls(
             seq=pending.next_seq, at=now, board="global", user_id=row.user_id,
-            display_name=row.display_name, **fields,
+            display_name=row.display_name, prev_score=score, new_score=score, **fields,
         )
         pending.next_seq += 1
         pending.records.append(record)
@@ -206,6 +212,8 @@ class Engine:
         if replay is not None:
             return replay
         user = self._user(cmd.user_id, pending)
+        if not cmd.create and not self._known(cmd.user_id, pending):
+            raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
         prev = self._current(cmd.board, cmd.user_id, pending)
         record = AdjustRecord(
             seq=pending.next_seq, at=now, board=cmd.board, user_id=cmd.user_id,
@@ -239,11 +247,10 @@ class Engine:
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
     ) -> LogRecord:
+        """Privacy may be set before the first score (the user's own choice, recorded
+        and so applied from their first score on); the others need a known user."""
         user = self._user(cmd.user_id, pending)
-        known = user.user_id in self.names or user.user_id in pending.users or any(
-            user.user_id in b for b in self.boards.values()
-        )
-        if not known:
+        if not isinstance(cmd, SetNameHidden) and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             cls = FreezeRecord if cmd.frozen else UnfreezeRecord

@@ -1,7 +1,8 @@
 """The API's contract, defined once: paths, limits, patterns and body fields.
 
 Handlers and validation enforce these, the live page announces the paths, and the
-OpenAPI document is built from them, so the three cannot drift apart. Patterns are
+OpenAPI document is built from them, so the three cannot drift apart. The bodies
+themselves are declared in `scoreboard.edge.bodies` and `scoreboard.edge.replies`. Patterns are
 written once in a spelling both Python's `re` and ECMA-262 (JSON Schema) read the same
 way; Python gets `\\Z` at the end instead of `$`, which would also match before a
 trailing newline.
@@ -39,7 +40,14 @@ READY_PATH = "/ready"
 METRICS_PATH = "/metrics"
 OPENAPI_PATH = "/openapi.json"
 PAGE_PATH = "/"
+DOCS_PATH = "/docs"  # the browsable API reference
 STATIC_PREFIX = "/static/"
+STATIC_PATH = f"{STATIC_PREFIX}{{name}}"  # one file of the page's folder, no subfolders
+SDK_PREFIX = f"{STATIC_PREFIX}sdk/"
+SDK_PATH = f"{SDK_PREFIX}{{name}}"  # one file of the JavaScript SDK the page runs on
+FAVICON_PATH = "/favicon.ico"  # browsers ask for it whatever the page links
+
+DEFAULT_BOARD = "global"  # a body or query naming no board
 
 # -- limits --------------------------------------------------------------------------------
 
@@ -74,23 +82,17 @@ def ecma(pattern: str) -> str:
     return f"^{pattern}$"
 
 
+def anchored(pattern: str) -> str:
+    """The Python spelling: `\\Z`, since `$` also matches before a trailing newline. The
+    OpenAPI components turn it back into `$` (`ecma`)."""
+    return f"^{pattern}\\Z"
+
+
 def compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(f"^{pattern}\\Z")
+    return re.compile(anchored(pattern))
 
 
 PRINTABLE_RE = compiled(PRINTABLE)
 BOARD_RE = compiled(BOARD)
 JWS_RE = compiled(JWS)
 REQUEST_ID_RE = compiled(REQUEST_ID)
-
-# -- request bodies: the fields each accepts (anything else is refused) -----------------
-
-ACTION_FIELDS = frozenset({"actionType", "clientActionId", "board", "proof", "metadata"})
-ADJUST_FIELDS = frozenset({"delta", "reason", "clientActionId", "board"})
-REASON_FIELDS = frozenset({"reason"})
-PROOF_FIELDS = frozenset({"userId", "actionType", "ttlSeconds"})
-PRIVACY_FIELDS = frozenset({"hideName"})
-BATCH_FIELDS = frozenset({"actions"})
-BATCH_ITEM_FIELDS = frozenset(
-    {"userId", "actionType", "clientActionId", "board", "displayName", "metadata"}
-)

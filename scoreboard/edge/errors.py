@@ -133,6 +133,9 @@ STATUS: dict[type[BaseException], int] = {
 }
 STORE_CODE = "STORE_UNAVAILABLE"
 STORE_RETRY_AFTER = 2.0
+# What a client is told when the store is down; the driver's words (hosts, errno) are
+# logged with the request id instead.
+STORE_MESSAGE = "the score store is unavailable; retry later"
 
 # aiohttp's own refusals (a body over `client_max_size`, a static file that is absent).
 _AIOHTTP_CODES = {
@@ -169,9 +172,15 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         headers = dict(exc.headers) if isinstance(exc, EdgeRefusal) else {}
         if exc.retry_after is not None:
             headers["Retry-After"] = retry_after_header(exc.retry_after)
+        if exc.code == STORE_CODE:
+            return status, exc.code, STORE_MESSAGE, headers
+        if isinstance(exc, QuotaExceeded) and exc.limit is not None:
+            # the quota window as a rate limit: none left until a slot frees
+            headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": headers["Retry-After"]})
         return status, exc.code, exc.message, headers
     if isinstance(exc, StoreError):
-        return (503, STORE_CODE, f"the action log is unavailable: {exc}",
+        return (503, STORE_CODE, STORE_MESSAGE,
                 {"Retry-After": retry_after_header(STORE_RETRY_AFTER)})
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
@@ -189,6 +198,8 @@ def error_response(exc: BaseException, request_id: str) -> web.Response:
     status, code, message, headers = describe(exc)
     if status == 500:
         log.error("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+    elif code == STORE_CODE:
+        log.warning("answered %s: %s", code, exc, extra={"request_id": request_id})
     return web.Response(body=error_body(code, message, request_id), status=status,
                         content_type=JSON, headers=headers)
 

@@ -1,6 +1,7 @@
 """JSON bodies without repeated keys (SPEC §4: refused, never "last one wins").
 
-orjson parses and validates, and keeps the last of repeated keys without saying so.
+orjson and msgspec parse and validate, and keep the last of repeated keys without
+saying so.
 Telling whether a key repeats needs the text. In a body without a backslash no string
 can hold a quote, so the quotes alone split the text into strings and what lies
 between them; outside strings every ':' ends exactly one key. If the text has as many
@@ -26,26 +27,29 @@ def loads(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("body is not valid JSON (UTF-8)") from None
-    if _may_repeat(body, value):
-        try:
+    if type(value) in _CONTAINERS:
+        check_unique(body, _count_keys(value))
+    return value
+
+
+def check_unique(body: bytes, keys: int) -> None:
+    """BadRequest if an object of `body` repeats a key; `keys` is how many keys its
+    parsed value holds (fewer than the text spells only when some key repeats, or when
+    the decoder dropped some, e.g. null fields)."""
+    if b"\\" in body or _keys_in_text(body) != keys:  # a backslash: escapes can spell
+        try:                                          # one key in two ways
             json.loads(body, object_pairs_hook=_unique)
         except RecursionError:
             raise BadRequest("body nests too deeply") from None
-    return value
 
 
 _CONTAINERS = (dict, list)
 
 
-def _may_repeat(body: bytes, value: Any) -> bool:
-    if type(value) not in _CONTAINERS:
-        return False
-    if b"\\" in body:
-        return True  # escapes can spell one key in two ways
+def _keys_in_text(body: bytes) -> int:
     # With no backslash, quotes alone delimit strings: the text between them, taken
     # alternately, is everything outside strings, and there each ':' ends one key.
-    keys_in_text = b"".join(body.split(b'"')[::2]).count(b":")
-    return keys_in_text != _count_keys(value)
+    return b"".join(body.split(b'"')[::2]).count(b":")
 
 
 def _count_keys(value: Any) -> int:

@@ -1,29 +1,178 @@
-"""Strict parsing of request bodies and query values. Anything off → `BadRequest`.
+"""Strict reading of request bodies and query values. Anything off → `BadRequest`
+(or the refusal a field's declaration names), with a message that names the field.
 
-Limits and patterns come from `scoreboard.edge.contract`, which the OpenAPI
-document is built from too.
+A body is decoded straight into its Struct (`scoreboard.edge.bodies`) by msgspec, which
+checks types, lengths, patterns, bounds and unknown fields in one pass. Only a refused
+body is looked at again: `explain` walks the same declaration over the parsed JSON and
+says, field by field in declared order, what is wrong. Repeated keys are refused by
+`strict_json` from the text and the decoded value's key count.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import msgspec
 import orjson
+from msgspec import UNSET
+from msgspec import inspect as mi
+from msgspec.structs import astuple
 
-from scoreboard.core.errors import ProofInvalid
+from scoreboard.core.errors import Refused
 from scoreboard.edge import strict_json
-from scoreboard.edge.contract import BOARD_RE, JWS_RE, MAX_DEPTH, MAX_ID, PRINTABLE_RE
+from scoreboard.edge.contract import BOARD_RE, DEFAULT_BOARD, MAX_DEPTH, MAX_ID, PRINTABLE_RE
 from scoreboard.edge.errors import BadRequest
 
-__all__ = ["BadRequest"]
+__all__ = ["BadRequest", "BodyReader"]
+
+B = TypeVar("B", bound=msgspec.Struct)
+Problem = tuple[str, type[Refused]]
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    value = strict_json.loads(body)  # 400 for invalid JSON and for repeated keys
+class BodyReader(Generic[B]):
+    """Reads one kind of request body: JSON bytes in, its Struct out, or a refusal."""
+
+    def __init__(self, body_type: type[B]) -> None:
+        self.decoder = msgspec.json.Decoder(body_type)
+        self.info = mi.type_info(body_type)
+
+    def read(self, body: bytes) -> B:
+        try:
+            value = self.decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            raise self.refusal(body, str(exc)) from None
+        except msgspec.DecodeError:
+            strict_json.loads(body)  # says why: invalid UTF-8 or JSON, too deep
+            raise BadRequest("body is not valid JSON (UTF-8)") from None
+        strict_json.check_unique(body, count_keys(value))
+        return value
+
+    def refusal(self, body: bytes, fallback: str) -> Refused:
+        raw = strict_json.loads(body)  # not JSON, or a repeated key: said first
+        message, refusal = explain(self.info, raw, "") or (fallback, BadRequest)
+        return refusal(message)
+
+
+def count_keys(value: Any) -> int:
+    """The keys a decoded body holds, fields left at None (or unset) not counted."""
+    keys = 0
+    if isinstance(value, msgspec.Struct):
+        for item in astuple(value):
+            if item is not None and item is not UNSET:
+                keys += 1
+                if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
+                    keys += count_keys(item)
+    elif value.__class__ is dict:
+        keys = len(value)
+        for item in value.values():
+            if item.__class__ in _CONTAINERS:
+                keys += count_keys(item)
+    else:
+        for item in value:
+            if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
+                keys += count_keys(item)
+    return keys
+
+
+_CONTAINERS = (dict, list)
+
+
+# -- explaining a refusal from the declaration ----------------------------------------------
+
+
+def explain(t: mi.Type, value: Any, path: str) -> Problem | None:
+    """The first thing wrong with `value` as type `t`, or None if nothing is."""
+    extra: dict[str, Any] = {}
+    if isinstance(t, mi.Metadata):
+        extra = t.extra or {}
+        t = t.type
+    if isinstance(t, mi.UnionType):  # optional fields: T | None
+        if value is None and any(isinstance(x, mi.NoneType) for x in t.types):
+            return None
+        return explain(next(x for x in t.types if not isinstance(x, mi.NoneType)), value, path)
+    refusal: type[Refused] = extra.get("refusal", BadRequest)
+    if isinstance(t, mi.StructType):
+        return _explain_object(t, value, path)
+    if isinstance(t, mi.StrType):
+        return _explain_text(t, value, path, extra.get("means", "characters"), refusal)
+    if isinstance(t, mi.BoolType):
+        return None if value is True or value is False else (
+            f"{path}: must be true or false", refusal)
+    if isinstance(t, mi.IntType):
+        return _explain_integer(t, value, path, refusal)
+    if isinstance(t, mi.DictType):
+        return None if isinstance(value, dict) else (f"{path}: must be a JSON object", refusal)
+    if isinstance(t, mi.ListType):
+        return _explain_list(t, value, path, refusal)
+    return None
+
+
+def _explain_object(t: mi.StructType, value: Any, path: str) -> Problem | None:
     if not isinstance(value, dict):
-        raise BadRequest("body must be a JSON object")
-    return value
+        return f"{path or 'body'}: must be a JSON object", BadRequest
+    prefix = f"{path}." if path else ""
+    unknown = set(value) - {f.encode_name for f in t.fields}
+    if unknown:
+        names = ", ".join(sorted(name[:64] for name in unknown))
+        return f"{path or 'body'}: unknown field(s): {names}", BadRequest
+    for f in t.fields:
+        if f.encode_name not in value:
+            if f.required:
+                return f"{prefix}{f.encode_name}: is required", BadRequest
+            continue
+        problem = explain(f.type, value[f.encode_name], prefix + f.encode_name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _explain_text(t: mi.StrType, value: Any, path: str, means: str,
+                  refusal: type[Refused]) -> Problem | None:
+    if not isinstance(value, str):
+        return f"{path}: must be a string", BadRequest
+    lo, hi = t.min_length or 0, t.max_length
+    if len(value) < lo or (hi is not None and len(value) > hi) or (
+        t.pattern is not None and not _pattern(t.pattern).search(value)
+    ):
+        size = f"{max(lo, 1)}-{hi} " if hi is not None else ""
+        return f"{path}: must be {size}{means}", refusal
+    return None
+
+
+def _explain_integer(t: mi.IntType, value: Any, path: str,
+                     refusal: type[Refused]) -> Problem | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{path}: must be an integer", BadRequest
+    if (t.ge is not None and value < t.ge) or (t.le is not None and value > t.le):
+        lo = "" if t.ge is None else f" from {t.ge}"
+        hi = "" if t.le is None else f" to {t.le}"
+        return f"{path}: must be an integer{lo}{hi}", refusal
+    return None
+
+
+def _explain_list(t: mi.ListType, value: Any, path: str,
+                  refusal: type[Refused]) -> Problem | None:
+    if not isinstance(value, list):
+        return f"{path}: must be a list", BadRequest
+    if len(value) < (t.min_length or 0) or (t.max_length is not None
+                                            and len(value) > t.max_length):
+        most = "" if t.max_length is None else f" and at most {t.max_length}"
+        return f"{path}: must hold at least {t.min_length or 0}{most} items", refusal
+    for i, item in enumerate(value):
+        problem = explain(t.item_type, item, f"{path}[{i}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+@functools.cache
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+# -- what a declaration cannot say ----------------------------------------------------------
 
 
 def _has_nul(value: Any) -> bool:
@@ -47,48 +196,32 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def string(body: dict[str, Any], name: str, *, required: bool, max_len: int = MAX_ID,
-           pattern: re.Pattern[str] = PRINTABLE_RE) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"{name} is required")
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    if not 0 < len(value) <= max_len or not pattern.match(value):
-        if pattern is JWS_RE:
-            raise ProofInvalid(f"{name} is not a compact JWS")
-        raise BadRequest(f"{name} must be 1-{max_len} printable characters")
-    return value
-
-
-def reject_unknown(body: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
-
-
-def metadata(body: dict[str, Any], max_bytes: int) -> dict[str, Any] | None:
-    value = body.get("metadata")
+def metadata(value: dict[str, Any] | None, max_bytes: int, path: str = "metadata"
+             ) -> dict[str, Any] | None:
+    """Metadata's depth, NUL characters and size as JSON (the declaration says object)."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise BadRequest("metadata must be a JSON object")
     if _depth(value) > MAX_DEPTH:
-        raise BadRequest(f"metadata may nest at most {MAX_DEPTH} levels")
+        raise BadRequest(f"{path}: may nest at most {MAX_DEPTH} levels")
     if _has_nul(value):
-        raise BadRequest("metadata must not contain NUL characters")
-    if len(orjson.dumps(value)) > max_bytes:
-        raise BadRequest(f"metadata must be at most {max_bytes} bytes")
+        raise BadRequest(f"{path}: must not contain NUL characters")
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        raise BadRequest(f"{path}: numbers must fit in 64 bits") from None
+    if size > max_bytes:
+        raise BadRequest(f"{path}: must be at most {max_bytes} bytes as JSON")
     return value
 
 
-def board_name(value: str | None, default: str = "global") -> str:
+# -- query values and path parts ------------------------------------------------------------
+
+
+def board_name(value: str | None, default: str = DEFAULT_BOARD) -> str:
     if value is None:
         return default
     if not BOARD_RE.match(value):
-        raise BadRequest("board must be 1-64 characters of a-z, 0-9, '_' and '-'")
+        raise BadRequest("board: must be 1-64 characters of a-z, 0-9, '_' and '-'")
     return value
 
 
@@ -97,23 +230,14 @@ def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int
         return default
     # ASCII only: str.isdigit() also takes '²', which int() then refuses (a 500).
     if not (raw.isascii() and raw.isdigit()) or len(raw) > max(6, len(str(hi))):
-        raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
+        raise BadRequest(f"{name}: must be an integer from {lo} to {hi}")
     value = int(raw)
     if not lo <= value <= hi:
-        raise BadRequest(f"{name} must be an integer from {lo} to {hi}")
-    return value
-
-
-def integer(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{name} must be an integer")
-    if not lo <= value <= hi:
-        raise BadRequest(f"{name} must be from {lo} to {hi}")
+        raise BadRequest(f"{name}: must be an integer from {lo} to {hi}")
     return value
 
 
 def user_id(value: str) -> str:
     if len(value) > MAX_ID or not PRINTABLE_RE.match(value):
-        raise BadRequest("userId must be 1-128 printable characters")
+        raise BadRequest(f"userId: must be 1-{MAX_ID} printable characters")
     return value

@@ -24,6 +24,7 @@ from scoreboard.core.records import (
     ModerationRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -54,11 +55,12 @@ def _adjust(r: AdjustRecord, kind: str) -> dict[str, Any]:
 
 
 def _moderation(r: ModerationRecord, kind: str) -> dict[str, Any]:
-    return _json(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None)
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, r.actor, r.reason,
+                 None)
 
 
-def _plain(r: LogRecord, kind: str) -> dict[str, Any]:
-    return _json(r, kind, None, None, 0, 0, 0, None, None, None, None)
+def _standing(r: StandingRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None)
 
 
 # How each record class is written; every class of `RECORD_TYPES` must have an entry
@@ -71,8 +73,8 @@ ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
     FlagRecord: _moderation,
     UnflagRecord: _moderation,
     RevokeTokensRecord: _moderation,
-    HideNameRecord: _plain,
-    ShowNameRecord: _plain,
+    HideNameRecord: _standing,
+    ShowNameRecord: _standing,
 }
 _BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}
 

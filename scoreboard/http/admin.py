@@ -8,10 +8,12 @@ who made it, survives restarts and reaches live viewers like any score change.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TypeVar
 
+import msgspec
 import orjson
 from aiohttp import web
+from msgspec import UNSET
 
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.tokens import Principal
@@ -25,17 +27,22 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.engine import Engine
-from scoreboard.core.errors import UnknownAction
-from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
+from scoreboard.edge.bodies import AdjustRequest, PrivacyRequest, ProofRequest, ReasonRequest
 from scoreboard.edge.envelope import Routes, json_response
-from scoreboard.edge.errors import BadRequest
+from scoreboard.edge.errors import BadRequest, UnknownResource
 from scoreboard.events.wire import record_json
 from scoreboard.http.public import Gatekeeper, action_json
 from scoreboard.read.views import iso
 from scoreboard.storage.base import ActionLog
 from scoreboard.writer.actor import Submitter
+
+B = TypeVar("B", bound=msgspec.Struct)
+ADJUST_BODY = v.BodyReader(AdjustRequest)
+REASON_BODY = v.BodyReader(ReasonRequest)
+PROOF_BODY = v.BodyReader(ProofRequest)
+PRIVACY_BODY = v.BodyReader(PrivacyRequest)
 
 
 def user_json(r: UserResult) -> bytes:
@@ -67,28 +74,17 @@ class AdminApi:
     def admin(self, request: web.Request) -> Principal:
         return self.gate.scoped(request, self.settings.auth.admin_scope)
 
-    async def body(self, request: web.Request, allowed: frozenset[str]) -> dict[str, Any]:
-        body = await self.gate.json_body(request)
-        v.reject_unknown(body, allowed)
-        return body
-
-    @staticmethod
-    def reason(body: dict[str, Any]) -> str:
-        reason = v.string(body, "reason", required=True, max_len=c.MAX_REASON)
-        assert reason is not None
-        return reason
+    async def body(self, request: web.Request, reader: v.BodyReader[B]) -> B:
+        return reader.read(await self.gate.json_body(request))
 
     async def adjust(self, request: web.Request) -> web.Response:
         admin = self.admin(request)
         user_id = v.user_id(request.match_info["userId"])
-        body = await self.body(request, c.ADJUST_FIELDS)
-        cid = v.string(body, "clientActionId", required=True)
-        assert cid is not None
+        body = await self.body(request, ADJUST_BODY)
         cmd = AdjustScore(
-            user_id=user_id, actor=admin.user_id,
-            board=v.board_name(v.string(body, "board", required=False, max_len=c.MAX_BOARD)),
-            delta=v.integer(body, "delta", -MAX_SCORE, MAX_SCORE),
-            reason=self.reason(body), client_action_id=cid,
+            user_id=user_id, actor=admin.user_id, board=body.board or c.DEFAULT_BOARD,
+            delta=body.delta, reason=body.reason, client_action_id=body.client_action_id,
+            create=body.create,
         )
         result = await self.writer.submit(cmd)
         assert isinstance(result, ActionResult)
@@ -97,8 +93,7 @@ class AdminApi:
     async def _user_change(self, request: web.Request, frozen: bool | None) -> web.Response:
         admin = self.admin(request)
         user_id = v.user_id(request.match_info["userId"])
-        body = await self.body(request, c.REASON_FIELDS)
-        reason = self.reason(body)
+        reason = (await self.body(request, REASON_BODY)).reason
         cmd: SetFrozen | ClearFlag
         if frozen is None:
             cmd = ClearFlag(user_id=user_id, actor=admin.user_id, reason=reason)
@@ -121,8 +116,8 @@ class AdminApi:
         """Log out everywhere: a logged record; live connections close on its commit."""
         admin = self.admin(request)
         user_id = v.user_id(request.match_info["userId"])
-        body = await self.body(request, c.REASON_FIELDS)
-        cmd = RevokeTokens(user_id=user_id, actor=admin.user_id, reason=self.reason(body))
+        body = await self.body(request, REASON_BODY)
+        cmd = RevokeTokens(user_id=user_id, actor=admin.user_id, reason=body.reason)
         result = await self.writer.submit(cmd)
         assert isinstance(result, UserResult)
         at = iso(result.at)
@@ -156,28 +151,29 @@ class AdminApi:
 
     async def mint_proof(self, request: web.Request) -> web.Response:
         self.gate.scoped(request, self.settings.auth.service_scope)
-        body = await self.body(request, c.PROOF_FIELDS)
-        user_id = v.user_id(v.string(body, "userId", required=True) or "")
-        action = v.string(body, "actionType", required=True, max_len=c.MAX_ACTION_TYPE) or ""
+        body = await self.body(request, PROOF_BODY)
+        user_id, action = body.user_id, body.action_type
         if action not in self.settings.rules:
-            raise UnknownAction(f"unknown actionType {action!r}")
+            raise self.settings.rules.unknown(action)
         proofs = self.settings.proofs
-        ttl = proofs.ttl_seconds
-        if "ttlSeconds" in body:
-            ttl = v.integer(body, "ttlSeconds", 1, proofs.max_ttl_seconds)
+        ttl = proofs.ttl_seconds if body.ttl_seconds is UNSET else body.ttl_seconds
+        if ttl > proofs.max_ttl_seconds:
+            raise BadRequest(f"ttlSeconds: must be an integer from 1 to {proofs.max_ttl_seconds}")
+        board = body.board
+        if board is not None and board not in self.engine.boards:
+            raise UnknownResource(f"no board {board!r}")
         now = time.time()
-        token = self.proofs.mint(user_id, action, ttl=ttl, now=now)
-        return json_response(orjson.dumps({
-            "proof": token, "userId": user_id, "actionType": action,
-            "expiresAt": iso(int(now + ttl)),
-        }))
+        token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board)
+        reply = {"proof": token, "userId": user_id, "actionType": action,
+                 "expiresAt": iso(int(now + ttl))}
+        if board is not None:
+            reply["board"] = board
+        return json_response(orjson.dumps(reply))
 
     async def privacy(self, request: web.Request) -> web.Response:
         principal = self.gate.caller(request)
-        body = await self.body(request, c.PRIVACY_FIELDS)
-        hide = body.get("hideName")
-        if not isinstance(hide, bool):
-            raise BadRequest("hideName must be true or false")
-        result = await self.writer.submit(SetNameHidden(user_id=principal.user_id, hidden=hide))
+        body = await self.body(request, PRIVACY_BODY)
+        result = await self.writer.submit(SetNameHidden(user_id=principal.user_id,
+                                                        hidden=body.hide_name))
         assert isinstance(result, UserResult)
         return json_response(user_json(result))

@@ -20,21 +20,25 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
+from scoreboard.core.names import INVISIBLE, visible
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
+from scoreboard.edge.bodies import BatchAction, BatchRequest
 from scoreboard.edge.envelope import Routes, json_response
 from scoreboard.edge.errors import BadRequest, describe
 from scoreboard.http.public import Gatekeeper, action_fields
 from scoreboard.read.views import iso
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.writer.actor import Result, Submitter, WriterError
+
+BATCH_BODY = v.BodyReader(BatchRequest)
 
 
 def item_error(exc: Refused) -> dict[str, Any]:
@@ -44,19 +48,6 @@ def item_error(exc: Refused) -> dict[str, Any]:
     if "Retry-After" in headers:
         out["retryAfter"] = int(headers["Retry-After"])
     return out
-
-
-def _fine(value: Any, max_len: int) -> TypeGuard[str]:
-    """What `v.string` accepts with the printable pattern; anything else goes through
-    `v.string` itself, which refuses it with its own message."""
-    return value.__class__ is str and 0 < len(value) <= max_len \
-        and c.PRINTABLE_RE.match(value) is not None
-
-
-def _required(item: dict[str, Any], name: str, max_len: int = c.MAX_ID) -> str:
-    value = v.string(item, name, required=True, max_len=max_len)
-    assert value is not None
-    return value
 
 
 def results_body(outcomes: Sequence[Result | Refused], metrics: Metrics) -> bytes:
@@ -95,56 +86,25 @@ class BatchApi:
     def add_routes(self, routes: Routes) -> None:
         routes.add_post(c.BATCH_PATH, self.post_batch)
 
-    def command(self, item: Any, types: set[str], boards: set[str]) -> SubmitAction:
-        """One action checked like a single one, in the same order, with the same
-        messages. `types` and `boards` hold the values already found good in this
-        batch: a batch tends to repeat them, and each is checked once."""
-        if not isinstance(item, dict):
-            raise BadRequest("each action must be a JSON object")
-        if not item.keys() <= c.BATCH_ITEM_FIELDS:
-            v.reject_unknown(item, c.BATCH_ITEM_FIELDS)
-        get = item.get
-        user_id = get("userId")
-        if not _fine(user_id, c.MAX_ID):
-            user_id = _required(item, "userId")
-        action_type = get("actionType")
-        if action_type.__class__ is not str or action_type not in types:
-            action_type = _required(item, "actionType", c.MAX_ACTION_TYPE)
-            types.add(action_type)
-        client_action_id = get("clientActionId")
-        if not _fine(client_action_id, c.MAX_ID):
-            client_action_id = _required(item, "clientActionId")
-        board = get("board")
-        if board is None:
-            board = v.board_name(None)
-        elif board.__class__ is not str or board not in boards:
-            board = v.board_name(v.string(item, "board", required=False, max_len=c.MAX_BOARD))
-            boards.add(board)
-        name = get("displayName")
-        if name is not None and not _fine(name, c.MAX_NAME):
-            name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
-        metadata = v.metadata(item, self.settings.limits.max_metadata_bytes)
-        return SubmitAction(user_id, name, board, action_type, client_action_id, metadata)
+    def command(self, item: BatchAction, i: int) -> SubmitAction:
+        """One decoded action as the command a single action would become."""
+        metadata = v.metadata(item.metadata, self.settings.limits.max_metadata_bytes,
+                              f"actions[{i}].metadata")
+        name = item.display_name
+        if name is not None and INVISIBLE.search(name):
+            name = visible(name) or None  # as a token's name claim: bidi and zero-width go
+        return SubmitAction(item.user_id, name, item.board or c.DEFAULT_BOARD,
+                            item.action_type, item.client_action_id, metadata)
 
     async def post_batch(self, request: web.Request) -> web.Response:
         gate = self.gate
         limits = self.settings.limits
         principal = gate.scoped(request, self.settings.auth.service_scope)
         verdict = gate.limit(request, principal.user_id)
-        body = await gate.json_body(request, cap=limits.max_batch_body_bytes)
-        v.reject_unknown(body, c.BATCH_FIELDS)
-        items = body.get("actions")
-        if not isinstance(items, list):
-            raise BadRequest("actions must be a list")
-        if not 1 <= len(items) <= limits.max_batch_actions:
-            raise BadRequest(f"actions must hold 1 to {limits.max_batch_actions} actions")
-        commands: list[SubmitAction] = []
-        types: set[str] = set()
-        boards: set[str] = set()
-        for i, item in enumerate(items):
-            try:
-                commands.append(self.command(item, types, boards))
-            except BadRequest as exc:
-                raise BadRequest(f"actions[{i}]: {exc.message}") from None
+        body = BATCH_BODY.read(await gate.json_body(request, cap=limits.max_batch_body_bytes))
+        if len(body.actions) > limits.max_batch_actions:
+            raise BadRequest(f"actions: must hold at least 1 and at most "
+                             f"{limits.max_batch_actions} items")
+        commands = [self.command(item, i) for i, item in enumerate(body.actions)]
         reply = results_body(await self.writer.submit_many(commands), self.metrics)
         return json_response(reply, headers=verdict.headers() if verdict else None)

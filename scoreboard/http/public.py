@@ -18,11 +18,12 @@ from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.tokens import Principal
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult, SubmitAction
-from scoreboard.core.errors import Refused
+from scoreboard.core.errors import ProofInvalid, Refused
 from scoreboard.core.ranking import Ranking
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.bearer import Bearer
+from scoreboard.edge.bodies import ActionRequest
 from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
 from scoreboard.edge.errors import (
@@ -38,6 +39,8 @@ from scoreboard.read.views import Views, iso
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.settings.model import Settings
 from scoreboard.writer.actor import Submitter
+
+ACTION_BODY = v.BodyReader(ActionRequest)
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
@@ -100,17 +103,16 @@ class Gatekeeper:
                               headers=verdict.headers())
         return verdict
 
-    async def json_body(self, request: web.Request, cap: int | None = None
-                        ) -> dict[str, Any]:
-        """The body as a JSON object, at most `cap` bytes (`limits.max_body_bytes`)."""
+    async def json_body(self, request: web.Request, cap: int | None = None) -> bytes:
+        """The JSON body's bytes, at most `cap` (`limits.max_body_bytes`); its reader
+        (`scoreboard.edge.validation.BodyReader`) decodes and checks it."""
         ctype = request.headers.get("Content-Type", "")
         mime, _, params = ctype.partition(";")
         charset = params.strip().lower()
         if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
             raise UnsupportedMediaType("send application/json (UTF-8)")
         cap = cap or self.settings.limits.max_body_bytes
-        body = await read_body(request, cap, self.settings.edge)
-        return v.parse_json_object(body)
+        return await read_body(request, cap, self.settings.edge)
 
 
 class PublicApi:
@@ -156,23 +158,22 @@ class PublicApi:
         gate = self.gate
         principal = gate.caller(request)
         verdict = gate.limit(request, principal.user_id)
-        body = await gate.json_body(request)
-        v.reject_unknown(body, c.ACTION_FIELDS)
-        action_type = v.string(body, "actionType", required=True, max_len=c.MAX_ACTION_TYPE)
-        client_action_id = v.string(body, "clientActionId", required=True)
-        board = v.board_name(v.string(body, "board", required=False, max_len=c.MAX_BOARD))
-        proof_token = v.string(body, "proof", required=False,
-                               max_len=self.settings.auth.max_token_bytes, pattern=c.JWS_RE)
-        metadata = v.metadata(body, self.settings.limits.max_metadata_bytes)
-        assert action_type is not None and client_action_id is not None
-        proof = self.proofs.verify(proof_token) if proof_token is not None else None
-        request[ACTION] = (action_type, client_action_id)
+        body = ACTION_BODY.read(await gate.json_body(request))
+        board = body.board or c.DEFAULT_BOARD
+        metadata = v.metadata(body.metadata, self.settings.limits.max_metadata_bytes)
+        proof = None
+        if body.proof is not None:
+            if len(body.proof) > self.settings.auth.max_token_bytes:
+                raise ProofInvalid("proof: must be a compact JWS of at most "
+                                   f"{self.settings.auth.max_token_bytes} bytes")
+            proof = self.proofs.verify(body.proof, board=board)
+        request[ACTION] = (body.action_type, body.client_action_id)
         cmd = SubmitAction(
             user_id=principal.user_id,
             display_name=principal.display_name,
             board=board,
-            action_type=action_type,
-            client_action_id=client_action_id,
+            action_type=body.action_type,
+            client_action_id=body.client_action_id,
             metadata=metadata,
             proof=proof,
         )
@@ -201,30 +202,59 @@ class PublicApi:
             return web.Response(status=304, headers=headers)
         return json_response(body, headers=headers)
 
-    def _target(self, request: web.Request, raw: str) -> str:
+    def _target(self, request: web.Request, raw: str) -> Target:
+        """Whom a read is about: `me`, an id a public view shows (a hidden user's
+        pseudonym), or a real id. A hidden user's real id is known only to that user and
+        to administrators; to anyone else it is a user who is not there. `me` answers as
+        the boards show the caller (so a page can find its own row)."""
         if raw == "me":
-            return self.gate.caller(request).user_id
-        self.gate.reader(request)
-        return v.user_id(raw)
+            user_id = self.gate.caller(request).user_id
+            return Target(user_id, user_id, private=False, shown=True)
+        principal = self.gate.reader(request)
+        asked = v.user_id(raw)
+        pseudonyms = self.views.pseudonyms
+        user_id = pseudonyms.resolve(asked)
+        if user_id != asked:
+            return Target(asked, user_id, private=False, shown=True)
+        private = principal is not None and (
+            principal.user_id == asked or self.settings.auth.admin_scope in principal.scopes)
+        return Target(asked, asked, private, shown=private or not pseudonyms.is_hidden(asked))
 
     async def get_around(self, request: web.Request) -> web.Response:
-        user_id = self._target(request, request.match_info["userId"])
+        target = self._target(request, request.match_info["userId"])
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
         radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
                              self.settings.leaderboard.max_radius)
-        data = self.views.around(ranking, user_id, radius)
+        data = self.views.around(ranking, target.user_id, radius) if target.shown else None
         if data is None:
-            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+            raise target.missing(ranking)
         return json_response(orjson.dumps(data))
 
     async def get_user_score(self, request: web.Request) -> web.Response:
-        user_id = self._target(request, request.match_info.get("userId", "me"))
+        target = self._target(request, request.match_info.get("userId", "me"))
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
-        data = self.views.user_score(ranking, user_id)
+        data = None
+        if target.shown:
+            data = self.views.user_score(ranking, target.user_id, private=target.private)
         if data is None:
-            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+            raise target.missing(ranking)
         return json_response(orjson.dumps(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The user a read asks about: as asked (`asked`, what a refusal may repeat) and as
+    they are (`user_id`); `private` when the caller may see the real id, `shown` when
+    the caller may see the user at all."""
+
+    asked: str
+    user_id: str
+    private: bool
+    shown: bool
+
+    def missing(self, ranking: Ranking) -> UnknownResource:
+        return UnknownResource(f"user {self.asked!r} is not on board {ranking.board!r}")

@@ -28,6 +28,7 @@ from scoreboard.core.records import (
     ModerationRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -145,19 +146,21 @@ def _adjust(cls: type[AdjustRecord], row: Sequence[Any]) -> AdjustRecord:
 
 
 def _moderation_row(r: ModerationRecord, kind: str) -> RecordRow:
-    return _row(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None, None)
+    return _row(r, kind, None, None, 0, r.prev_score, r.new_score, None, r.actor, r.reason,
+                None, None)
 
 
 def _moderation(cls: type[ModerationRecord], row: Sequence[Any]) -> ModerationRecord:
-    return cls(row[0], row[1], row[2], row[3], row[10], row[12], row[13])
+    return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9], row[12], row[13])
 
 
-def _plain_row(r: LogRecord, kind: str) -> RecordRow:
-    return _row(r, kind, None, None, 0, 0, 0, None, None, None, None, None)
+def _standing_row(r: StandingRecord, kind: str) -> RecordRow:
+    return _row(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None,
+                None)
 
 
-def _plain(cls: type[LogRecord], row: Sequence[Any]) -> LogRecord:
-    return cls(row[0], row[1], row[2], row[3], row[10])
+def _standing(cls: type[StandingRecord], row: Sequence[Any]) -> StandingRecord:
+    return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9])
 
 
 # How each record class is stored: its row and back. Every class of `RECORD_TYPES`
@@ -172,8 +175,8 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     FlagRecord: (_moderation_row, _moderation),
     UnflagRecord: (_moderation_row, _moderation),
     RevokeTokensRecord: (_moderation_row, _moderation),
-    HideNameRecord: (_plain_row, _plain),
-    ShowNameRecord: (_plain_row, _plain),
+    HideNameRecord: (_standing_row, _standing),
+    ShowNameRecord: (_standing_row, _standing),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}
 _DECODERS = {kind.value: (cls, CODECS[cls][1]) for kind, cls in RECORD_TYPES.items()}

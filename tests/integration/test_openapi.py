@@ -10,6 +10,8 @@ checked against the documented event schema."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, settings
 
 from scoreboard.app import Service
-from scoreboard.edge.contract import EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
+from scoreboard.edge.contract import DOCS_PATH, EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
 from scoreboard.http.openapi import build_openapi
 from scoreboard.settings.model import Settings
 from tests.integration.conftest import Running, make_settings
@@ -129,10 +131,29 @@ async def test_stream_is_documented_as_event_stream(server: Running) -> None:
     ok = doc["paths"][STREAM_PATH]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
     event = doc["components"]["schemas"]["LiveEvent"]
-    assert event["properties"]["event"] == {"const": "leaderboard"}
+    assert event["properties"]["event"] == {"enum": ["leaderboard"]}
     assert event["properties"]["data"]["contentSchema"] == {
         "$ref": "#/components/schemas/LiveUpdate"
     }
+
+
+async def test_docs_page_names_every_operation(server: Running) -> None:
+    async with server.http.get(f"{server.url}{DOCS_PATH}") as r:
+        assert r.status == 200 and r.content_type == "text/html"
+        assert "script-src" not in r.headers["Content-Security-Policy"]  # no script at all
+        page = await r.text()
+    doc = build_openapi(server.settings)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert f'id="{op["operationId"]}"' in page
+            assert f"{method.upper()}</span> <code>{html.escape(path)}</code>" in page
+    # a request body's fields with their constraints, and a route's error codes
+    assert "<code>clientActionId</code>" in page and "max length 128" in page
+    assert "<code>IDEMPOTENCY_CONFLICT</code>" in page
+    stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', page)
+    assert stylesheet is not None and "//" not in stylesheet[1]  # from the package
+    async with server.http.get(f"{server.url}{stylesheet[1]}") as r:
+        assert r.status == 200 and r.content_type == "text/css"
 
 
 # -- fuzzing the live service ------------------------------------------------------------
@@ -256,6 +277,7 @@ def api_schema(live: Live) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.slow  # generated requests against a live service: over a minute here
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

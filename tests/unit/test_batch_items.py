@@ -1,5 +1,6 @@
-"""Each batch item is checked exactly like the field-by-field checks of a single
-action: the same command, or the same refusal with the same message."""
+"""Each batch item is checked by the same field declarations as a single action: the
+same values are refused with the same message (prefixed with the item's place), and
+a good item becomes the command a single action would."""
 
 from __future__ import annotations
 
@@ -7,70 +8,101 @@ import itertools
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from scoreboard.core.commands import SubmitAction
-from scoreboard.edge import contract as c
+from scoreboard.core.names import visible
 from scoreboard.edge import validation as v
 from scoreboard.edge.errors import BadRequest
-from scoreboard.http.batch import BatchApi
+from scoreboard.http.batch import BATCH_BODY, BatchApi
+from scoreboard.http.public import ACTION_BODY
 from scoreboard.settings.model import load_settings
 
 SETTINGS = load_settings({}, environ={})
 MISSING = object()
+API = BatchApi(SimpleNamespace(settings=SETTINGS, metrics=None), writer=None)  # type: ignore[arg-type]
 
 
-def reference(item: Any) -> SubmitAction:
-    """Every check in its order, one field at a time."""
-    if not isinstance(item, dict):
-        raise BadRequest("each action must be a JSON object")
-    v.reject_unknown(item, c.BATCH_ITEM_FIELDS)
-    user_id = v.string(item, "userId", required=True)
-    action_type = v.string(item, "actionType", required=True, max_len=c.MAX_ACTION_TYPE)
-    client_action_id = v.string(item, "clientActionId", required=True)
-    board = v.board_name(v.string(item, "board", required=False, max_len=c.MAX_BOARD))
-    name = v.string(item, "displayName", required=False, max_len=c.MAX_NAME)
-    metadata = v.metadata(item, SETTINGS.limits.max_metadata_bytes)
-    assert user_id is not None and action_type is not None and client_action_id is not None
-    return SubmitAction(user_id, name, board, action_type, client_action_id, metadata)
-
-
-def outcome(check: Any, item: Any) -> Any:
+def batch(item: Any) -> Any:
+    """The second action of a batch whose first is good, as the handler reads it."""
     try:
-        return check(item)
+        body = BATCH_BODY.read(orjson.dumps({"actions": [GOOD, item]}))
+        return [API.command(action, i) for i, action in enumerate(body.actions)][1]
     except BadRequest as exc:
         return ("refused", exc.message)
 
 
+def single(item: dict[str, Any]) -> Any:
+    """The same fields as a single action's body."""
+    fields = {k: v for k, v in item.items() if k not in ("userId", "displayName")}
+    try:
+        body = ACTION_BODY.read(orjson.dumps(fields))
+        metadata = v.metadata(body.metadata, SETTINGS.limits.max_metadata_bytes)
+    except BadRequest as exc:
+        return ("refused", exc.message)
+    return SubmitAction(item["userId"], item.get("displayName"), body.board or "global",
+                        body.action_type, body.client_action_id, metadata)
+
+
 ODD: list[Any] = [MISSING, None, 5, True, 1.5, "", "x" * 65, "x" * 129, "nul\x00", "tab\tx",
                   "ok", "Ünï 🏆", "has space", ["ok"], {"a": 1}]
-FIELDS = ("userId", "actionType", "clientActionId", "board", "displayName")
+SHARED = ("actionType", "clientActionId", "board")
 GOOD = {"userId": "amy", "actionType": "COMPLETE_LEVEL", "clientActionId": "c1"}
 
 
-def items() -> list[Any]:
-    out: list[Any] = ["nope", [], None, {**GOOD, "proof": "a.b.c"}, {**GOOD, "zzz": 1}]
-    for field, value in itertools.product(FIELDS, ODD):
+def variants(fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    for field, value in itertools.product(fields, ODD):
         item = dict(GOOD)
         if value is MISSING:
             item.pop(field, None)
         else:
             item[field] = value
         out.append(item)
-    for (f1, f2), (a, b) in itertools.product(itertools.combinations(FIELDS, 2),
-                                              [(5, ""), ("", None), ("x" * 129, 5)]):
-        out.append({**GOOD, f1: a, f2: b})
-    out += [{**GOOD, "metadata": m} for m in ({"a": [1, {"b": None}]}, [], "x", {"n": "\x00"})]
+    out += [{**GOOD, "metadata": m} for m in ({"a": [1, {"b": None}]}, [], "x", {"n": "\x00"},
+                                               {"a": {"b": {"c": {"d": {"e": 1}}}}})]
     out += [{**GOOD, "board": "global"}, {**GOOD, "board": "Global"}, {**GOOD, "board": "b-1"}]
     return out
 
 
-@pytest.mark.parametrize("order", ["forward", "backward"])
-def test_items_are_checked_like_single_actions(order: str) -> None:
-    api = BatchApi(SimpleNamespace(settings=SETTINGS, metrics=None), writer=None)  # type: ignore[arg-type]
-    cases = items() if order == "forward" else items()[::-1]
-    types: set[str] = set()
-    boards: set[str] = set()  # shared, as within one batch: good values are remembered
-    for item in cases:
-        assert outcome(lambda i: api.command(i, types, boards), item) == \
-            outcome(reference, item), item
+@pytest.mark.parametrize("item", variants(SHARED), ids=repr)
+def test_items_are_checked_like_single_actions(item: dict[str, Any]) -> None:
+    expected = single(item)
+    if isinstance(expected, tuple):
+        expected = ("refused", f"actions[1].{expected[1]}")
+    assert batch(item) == expected
+
+
+@pytest.mark.parametrize("item", [i for i in variants(("userId", "displayName"))
+                                  if i != GOOD and set(i) <= {*GOOD, "displayName"}],
+                         ids=repr)
+def test_batch_only_fields_name_their_place(item: dict[str, Any]) -> None:
+    got = batch(item)
+    ok = isinstance(got, SubmitAction)
+    value = item.get("userId", MISSING), item.get("displayName")
+
+    def good(s: Any, n: int) -> bool:  # isprintable: no control character among ODD's
+        return isinstance(s, str) and 0 < len(s) <= n and s.isprintable()
+
+    assert ok == (good(value[0], 128) and (value[1] is None or good(value[1], 64))), got
+    if not ok:
+        field = "userId" if not good(value[0], 128) else "displayName"
+        assert got[1].startswith(f"actions[1].{field}: "), got
+
+
+@pytest.mark.parametrize("name", ["\u202eevil", "\u200b", " a\u2066b ", "Ünï 🏆"], ids=repr)
+def test_batch_names_lose_bidi_and_zero_width_characters(name: str) -> None:
+    """As a token's name claim: what reorders or hides text goes, and an empty rest is
+    no name."""
+    got = batch({**GOOD, "displayName": name})
+    assert isinstance(got, SubmitAction)
+    assert got.display_name == (visible(name) or None)
+    assert got.display_name in ("evil", None, "ab", "Ünï 🏆")
+
+
+@pytest.mark.parametrize("body", [{"actions": []}, {"actions": "x"}, {"actions": [GOOD], "x": 1},
+                                  {}, [], {"actions": [GOOD, "nope"]}])
+def test_malformed_batches_are_refused_whole(body: Any) -> None:
+    with pytest.raises(BadRequest):
+        BATCH_BODY.read(orjson.dumps(body))

@@ -20,6 +20,7 @@ MAX_LOOSE_MODULES = 5
 LAYERS = [
     "scoreboard",  # the package itself: its version
     "scoreboard.runtime",
+    "scoreboard.client",
     "scoreboard.core",
     "scoreboard.settings",
     "scoreboard.storage",

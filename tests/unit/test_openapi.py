@@ -1,5 +1,6 @@
 """The OpenAPI document follows the settings, and its constraints say exactly what
-`scoreboard.edge.validation` accepts (checked value by value on the awkward cases)."""
+the body readers of `scoreboard.edge.validation` accept (checked value by value on the
+awkward cases)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import msgspec
+import orjson
 import pytest
 
 from scoreboard.core.errors import Refused
 from scoreboard.core.ranking import MAX_SCORE
 from scoreboard.edge import validation as v
-from scoreboard.edge.contract import (
-    ACTION_FIELDS,
-    ADJUST_FIELDS,
-    JWS_RE,
-    MAX_REASON,
-    PRIVACY_FIELDS,
-    PROOF_FIELDS,
-    REASON_FIELDS,
+from scoreboard.edge.bodies import (
+    ActionRequest,
+    AdjustRequest,
+    PrivacyRequest,
+    ProofRequest,
+    ReasonRequest,
 )
+from scoreboard.edge.contract import MAX_REASON
 from scoreboard.edge.errors import codes_by_status
 from scoreboard.http.openapi import build_openapi
 from scoreboard.settings.model import load_settings
@@ -48,6 +50,16 @@ def field(doc: dict[str, Any], schema: str, name: str) -> jsonschema_rs.Validato
         "$ref": f"#/components/schemas/{schema}/properties/{name}",
         "components": doc["components"],
     })
+
+
+def reads(body_type: type[msgspec.Struct], **fields: Any) -> Any:
+    """What the handler's reader makes of a body with `fields` (or a Refused)."""
+    return v.BodyReader(body_type).read(orjson.dumps(fields))
+
+
+GOOD_ACTION = {"actionType": "WIN_MATCH", "clientActionId": "c1"}
+GOOD_ADJUST = {"delta": 5, "reason": "why", "clientActionId": "c1"}
+GOOD_PROOF = {"userId": "amy", "actionType": "WIN_MATCH"}
 
 
 def accepts(check: Any, value: Any) -> bool:
@@ -118,7 +130,7 @@ def test_user_ids_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", IDS)
 def test_client_action_ids_agree(doc: dict[str, Any], value: str) -> None:
     def check(s: str) -> None:
-        v.string({"clientActionId": s}, "clientActionId", required=True)
+        reads(ActionRequest, **{**GOOD_ACTION, "clientActionId": s})
 
     assert field(doc, "ActionRequest", "clientActionId").is_valid(value) == accepts(check, value)
 
@@ -126,7 +138,7 @@ def test_client_action_ids_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", ["x" * MAX_REASON, "x" * (MAX_REASON + 1), "why\n", "ok"])
 def test_reasons_agree(doc: dict[str, Any], value: str) -> None:
     def check(s: str) -> None:
-        v.string({"reason": s}, "reason", required=True, max_len=MAX_REASON)
+        reads(ReasonRequest, reason=s)
 
     assert field(doc, "ReasonRequest", "reason").is_valid(value) == accepts(check, value)
 
@@ -148,7 +160,7 @@ def test_board_patterns_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", ["a.b.c", "a.b.", "a.b", "a.b.c\n", "a.b.c.d", "a+.b.c"])
 def test_proof_patterns_agree(doc: dict[str, Any], value: str) -> None:
     def check(s: str) -> None:
-        v.string({"proof": s}, "proof", required=False, max_len=4096, pattern=JWS_RE)
+        reads(ActionRequest, **GOOD_ACTION, proof=s)
 
     assert field(doc, "ActionRequest", "proof").is_valid(value) == accepts(check, value)
 
@@ -156,7 +168,9 @@ def test_proof_patterns_agree(doc: dict[str, Any], value: str) -> None:
 @pytest.mark.parametrize("value", [1, 600, 601, 0, 5.5, True, "5", None, 1e300])
 def test_integers_agree(doc: dict[str, Any], value: Any) -> None:
     def check(n: Any) -> None:
-        v.integer({"ttlSeconds": n}, "ttlSeconds", 1, 600)
+        body = reads(ProofRequest, **GOOD_PROOF, ttlSeconds=n)
+        if body.ttl_seconds > 600:  # proofs.max_ttl_seconds, checked by the handler
+            raise v.BadRequest("ttlSeconds: too long")
 
     assert field(doc, "ProofRequest", "ttlSeconds").is_valid(value) == accepts(check, value)
 
@@ -164,13 +178,13 @@ def test_integers_agree(doc: dict[str, Any], value: Any) -> None:
 def test_integral_floats_are_refused_though_json_schema_allows_them(doc: dict[str, Any]) -> None:
     # The one deliberate difference: strict validation refuses 5.0 for an integer.
     assert field(doc, "ProofRequest", "ttlSeconds").is_valid(5.0)
-    assert not accepts(lambda n: v.integer({"ttlSeconds": n}, "ttlSeconds", 1, 600), 5.0)
+    assert not accepts(lambda n: reads(ProofRequest, **GOOD_PROOF, ttlSeconds=n), 5.0)
 
 
 @pytest.mark.parametrize("value", [MAX_SCORE, -MAX_SCORE, MAX_SCORE + 1, 0, 7])
 def test_deltas_agree_but_for_zero(doc: dict[str, Any], value: int) -> None:
     # 0 passes validation and is then refused by the engine ("delta must not be 0").
-    expected = accepts(lambda n: v.integer({"delta": n}, "delta", -MAX_SCORE, MAX_SCORE),
+    expected = accepts(lambda n: reads(AdjustRequest, **{**GOOD_ADJUST, "delta": n}),
                        value) and value != 0
     assert field(doc, "AdjustRequest", "delta").is_valid(value) == expected
 
@@ -188,16 +202,16 @@ def test_a_history_cursor_takes_any_seq_up_to_its_maximum() -> None:
         v.int_param(str(2**48 + 1), "cursor", 0, 1, 2**48)
 
 
-@pytest.mark.parametrize(("schema_name", "fields"), [
-    ("ActionRequest", ACTION_FIELDS), ("AdjustRequest", ADJUST_FIELDS),
-    ("ReasonRequest", REASON_FIELDS), ("ProofRequest", PROOF_FIELDS),
-    ("PrivacyRequest", PRIVACY_FIELDS),
-])
+@pytest.mark.parametrize("body_type", [ActionRequest, AdjustRequest, ReasonRequest,
+                                       ProofRequest, PrivacyRequest])
 def test_request_bodies_name_the_fields_the_handlers_accept(
-    doc: dict[str, Any], schema_name: str, fields: frozenset[str]
+    doc: dict[str, Any], body_type: type[msgspec.Struct]
 ) -> None:
-    schema = doc["components"]["schemas"][schema_name]
+    schema = doc["components"]["schemas"][body_type.__name__]
+    fields = {f.encode_name for f in msgspec.structs.fields(body_type)}
     assert set(schema["properties"]) == fields and schema["additionalProperties"] is False
+    with pytest.raises(v.BadRequest, match="unknown field"):
+        v.BodyReader(body_type).read(b'{"zzz": 1}')
 
 
 def test_every_error_code_in_the_table_is_in_the_document(doc: dict[str, Any]) -> None:

@@ -1,0 +1,136 @@
+"""`GET /docs`: the OpenAPI document as a page people can read, rendered on the server.
+
+One operation per section: method, path, summary, who may call it, its parameters,
+its request body's fields (with their constraints), and each answer with its error
+codes. Plain HTML and one stylesheet from the package: no script, nothing fetched from
+elsewhere, and the page is built once, like the document it renders.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+Schema = dict[str, Any]
+
+CONSTRAINTS = (("minLength", "min length"), ("maxLength", "max length"),
+               ("minimum", "≥"), ("maximum", "≤"), ("minItems", "min items"),
+               ("maxItems", "max items"), ("pattern", "pattern"), ("default", "default"))
+
+
+def render(doc: dict[str, Any], stylesheet: str) -> bytes:
+    """The whole page for `doc`, an OpenAPI 3.1 document."""
+    schemas: dict[str, Schema] = doc["components"]["schemas"]
+    info = doc["info"]
+    toc: list[str] = []
+    sections: list[str] = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            anchor = escape(op["operationId"])
+            toc.append(f'<li><a href="#{anchor}"><span class="m {method}">{method.upper()}'
+                       f'</span> {escape(path)}</a></li>')
+            sections.append(_operation(path, method, op, schemas))
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{escape(info["title"])} API reference</title>'
+        f'<link rel="stylesheet" href="{escape(stylesheet)}"></head><body>'
+        f'<header><h1>{escape(info["title"])} API <small>{escape(info["version"])}</small>'
+        f'</h1><p>{escape(info.get("description", ""))}</p>'
+        '<p>The machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>'
+        f'</header><nav><ul>{"".join(toc)}</ul></nav><main>{"".join(sections)}</main>'
+        "</body></html>\n"
+    ).encode()
+
+
+def _operation(path: str, method: str, op: Schema, schemas: dict[str, Schema]) -> str:
+    parts = [f'<section id="{escape(op["operationId"])}"><h2><span class="m {method}">'
+             f'{method.upper()}</span> <code>{escape(path)}</code></h2>'
+             f'<p class="summary">{escape(op["summary"])}</p>']
+    if op.get("description"):
+        parts.append(f'<p>{escape(op["description"])}</p>')
+    parts.append(f'<p class="auth">Auth: {escape(_security(op["security"]))}</p>')
+    params = [p for p in op.get("parameters", []) if "$ref" not in p]
+    if params:
+        rows = "".join(
+            f'<tr><td><code>{escape(p["name"])}</code></td><td>{escape(p["in"])}</td>'
+            f'<td>{"yes" if p.get("required") else "no"}</td>'
+            f'<td>{escape(_type(p["schema"], schemas))}</td>'
+            f'<td>{escape(p.get("description", ""))}</td></tr>' for p in params)
+        parts.append("<h3>Parameters</h3><table><tr><th>name</th><th>in</th><th>required"
+                     f"</th><th>type</th><th>description</th></tr>{rows}</table>")
+    body = op.get("requestBody")
+    if body is not None:
+        ref = body["content"]["application/json"]["schema"]["$ref"]
+        parts.append(f"<h3>Request body <code>{escape(_name(ref))}</code></h3>")
+        parts.append(_fields(schemas[_name(ref)], schemas))
+    rows = "".join(_answer(status, answer, schemas)
+                   for status, answer in op["responses"].items())
+    parts.append("<h3>Responses</h3><table><tr><th>status</th><th>meaning</th><th>body"
+                 f"</th><th>error codes</th></tr>{rows}</table></section>")
+    return "".join(parts)
+
+
+def _fields(schema: Schema, schemas: dict[str, Schema]) -> str:
+    required = set(schema.get("required", ()))
+    rows = "".join(
+        f'<tr><td><code>{escape(name)}</code></td>'
+        f'<td>{"yes" if name in required else "no"}</td>'
+        f'<td>{escape(_type(prop, schemas))}</td>'
+        f'<td>{escape(_description(prop))}</td></tr>'
+        for name, prop in schema.get("properties", {}).items())
+    extra = "" if schema.get("additionalProperties") is not False else (
+        "<p>Any other field is refused (400 <code>INVALID_REQUEST</code>).</p>")
+    return ("<table><tr><th>field</th><th>required</th><th>type</th><th>description</th>"
+            f"</tr>{rows}</table>{extra}")
+
+
+def _answer(status: str, answer: Schema, schemas: dict[str, Schema]) -> str:
+    bodies, codes = [], []
+    for media, content in answer.get("content", {}).items():
+        schema = content.get("schema", {})
+        if "allOf" in schema:  # an error: the Error shape with its codes
+            codes = schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+            schema = schema["allOf"][0]
+        bodies.append(f"{media}: {_type(schema, schemas)}")
+    return (f"<tr><td>{escape(status)}</td><td>{escape(answer['description'])}</td>"
+            f"<td>{escape('; '.join(bodies))}</td>"
+            f"<td>{' '.join(f'<code>{escape(c)}</code>' for c in codes)}</td></tr>")
+
+
+def _security(security: list[dict[str, list[str]]]) -> str:
+    if not security:
+        return "none"
+    options = []
+    for option in security:
+        scopes = [s for scopes in option.values() for s in scopes]
+        options.append("no token" if not option else
+                       "bearer token" + (f" with scope {', '.join(scopes)}" if scopes else ""))
+    return " or ".join(options)
+
+
+def _name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _description(schema: Schema) -> str:
+    if "anyOf" in schema:
+        return " ".join(_description(s) for s in schema["anyOf"]).strip()
+    return str(schema.get("description", ""))
+
+
+def _type(schema: Schema, schemas: dict[str, Schema]) -> str:
+    """A short reading of a schema: its type and constraints."""
+    if "$ref" in schema:
+        return _name(schema["$ref"])
+    if "anyOf" in schema:
+        return " or ".join(_type(s, schemas) for s in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    kind = str(schema.get("type", "any"))
+    if kind == "array" and "items" in schema:
+        kind = f"array of {_type(schema['items'], schemas)}"
+    notes = [f"{label} {schema[key]}" for key, label in CONSTRAINTS if key in schema]
+    return kind + (f" ({', '.join(notes)})" if notes else "")
