@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from scoreboard.core.pending import Pending
-from scoreboard.core.records import Kind, LogRecord
+from scoreboard.core.records import ActionRecord, LogRecord
 from scoreboard.core.rules import AbuseLimits
 
 MONITOR = "abuse-monitor"  # the actor named on records the abuse monitor writes
@@ -50,7 +50,7 @@ class AbuseMonitor:
         return None
 
     def remember(self, r: LogRecord) -> None:
-        if r.kind != Kind.ACTION:
+        if not isinstance(r, ActionRecord):
             return
         minute = int(r.at // 60)
         entry = self._activity.get(r.user_id)

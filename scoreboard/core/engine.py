@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from scoreboard.core import errors
 from scoreboard.core.abuse import MONITOR, AbuseMonitor
 from scoreboard.core.commands import (
+    ActionResult,
     AdjustScore,
     ClearFlag,
     Command,
@@ -27,6 +28,7 @@ from scoreboard.core.commands import (
     SetFrozen,
     SetNameHidden,
     SubmitAction,
+    UserResult,
 )
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
 from scoreboard.core.names import Names
@@ -34,11 +36,20 @@ from scoreboard.core.pending import Pending
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
-    SCORE_KINDS,
+    ActionRecord,
+    AdjustRecord,
     CommitBatch,
-    Kind,
+    FlagRecord,
+    FreezeRecord,
+    HideNameRecord,
     LogRecord,
+    RevokeTokensRecord,
+    ScoreRecord,
     ScoreRow,
+    ShowNameRecord,
+    StandingRecord,
+    UnflagRecord,
+    UnfreezeRecord,
     UserRow,
 )
 from scoreboard.core.rules import AbuseLimits, RuleSet
@@ -143,16 +154,14 @@ class Engine:
         proof = self.spent.check(cmd, now, pending) if rule.proof_required else None
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
-        record = self._score_record(
-            pending, now, cmd.board, user, rule.points,
-            kind=Kind.ACTION,
-            display_name=cmd.display_name or user.display_name,
-            action_type=cmd.action_type,
-            client_action_id=cmd.client_action_id,
-            metadata=cmd.metadata,
-            proof_jti=None if proof is None else proof.jti,
-            proof_exp=None if proof is None else proof.exp,
+        prev = self._current(cmd.board, cmd.user_id, pending)
+        record = ActionRecord(  # positional, in field order: the hot path, and cheaper
+            pending.next_seq, now, cmd.board, cmd.user_id, cmd.display_name or user.display_name,
+            rule.points, prev, self._within_range(prev + rule.points), cmd.client_action_id,
+            cmd.action_type, cmd.metadata,
+            None if proof is None else proof.jti, None if proof is None else proof.exp,
         )
+        self._add_score(pending, record, user)
         self.keys.hold(cmd, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
@@ -170,10 +179,10 @@ class Engine:
         if reason is None or user.flag is not None:
             return
         user = user._replace(flag=reason)
-        self._user_record(pending, now, user, Kind.FLAG, actor=MONITOR, reason=reason)
+        self._user_record(pending, now, user, FlagRecord, actor=MONITOR, reason=reason)
         if monitor.auto_freeze and not user.frozen:
             user = user._replace(frozen=True)
-            self._user_record(pending, now, user, Kind.FREEZE, actor=MONITOR,
+            self._user_record(pending, now, user, FreezeRecord, actor=MONITOR,
                               reason=f"automatic: {reason}")
 
     def _known(self, user_id: str, pending: Pending) -> bool:
@@ -181,14 +190,14 @@ class Engine:
             user_id in b for b in self.boards.values()
         )
 
-    def _user_record(self, pending: Pending, now: float, row: UserRow, kind: Kind, *,
-                     actor: str | None, reason: str | None) -> LogRecord:
+    def _user_record(self, pending: Pending, now: float, row: UserRow,
+                     cls: type[StandingRecord], **fields: str) -> LogRecord:
+        """`fields`: the actor and reason of a `ModerationRecord`."""
         # The score is unchanged: the record shows it as it stood (history, events).
         score = self._current("global", row.user_id, pending)
-        record = LogRecord(
-            seq=pending.next_seq, at=now, board="global", user_id=row.user_id, kind=kind,
-            actor=actor, reason=reason, display_name=row.display_name,
-            prev_score=score, new_score=score,
+        record = cls(
+            seq=pending.next_seq, at=now, board="global", user_id=row.user_id,
+            display_name=row.display_name, prev_score=score, new_score=score, **fields,
         )
         pending.next_seq += 1
         pending.records.append(record)
@@ -205,41 +214,35 @@ class Engine:
         user = self._user(cmd.user_id, pending)
         if not cmd.create and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
-        record = self._score_record(
-            pending, now, cmd.board, user, cmd.delta,
-            kind=Kind.ADJUST,
-            display_name=user.display_name,
-            client_action_id=cmd.client_action_id,
-            actor=cmd.actor,
-            reason=cmd.reason,
+        prev = self._current(cmd.board, cmd.user_id, pending)
+        record = AdjustRecord(
+            seq=pending.next_seq, at=now, board=cmd.board, user_id=cmd.user_id,
+            display_name=user.display_name, delta=cmd.delta, prev_score=prev,
+            new_score=self._within_range(prev + cmd.delta),
+            client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
+        self._add_score(pending, record, user)
         self.keys.hold(cmd, pending)
         return record
 
-    def _score_record(
-        self, pending: Pending, now: float, board: str, user: UserRow, delta: int,
-        **fields: Any,
-    ) -> LogRecord:
-        """`user` as `_user` gives it: the decision already looked it up."""
-        user_id = user.user_id
-        prev = self._current(board, user_id, pending)
-        new = prev + delta
-        if not -MAX_SCORE <= new <= MAX_SCORE:
+    @staticmethod
+    def _within_range(score: int) -> int:
+        if not -MAX_SCORE <= score <= MAX_SCORE:
             raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
-        seq = pending.next_seq
-        record = LogRecord(
-            seq=seq, at=now, board=board, user_id=user_id, delta=delta,
-            prev_score=prev, new_score=new, **fields,
-        )
+        return score
+
+    @staticmethod
+    def _add_score(pending: Pending, record: ScoreRecord, user: UserRow) -> None:
+        """Add a decided score change (at `pending.next_seq`) to the batch; `user` as
+        `_user` gives it: the decision already looked it up."""
+        user_id, display_name = record.user_id, record.display_name
         pending.next_seq += 1
         pending.records.append(record)
-        pending.scores[(board, user_id)] = (new, seq)
-        name = fields.get("display_name")
-        if name is not None and name != user.display_name:
-            pending.users[user_id] = user._replace(display_name=name)
+        pending.scores[(record.board, user_id)] = (record.new_score, record.seq)
+        if display_name is not None and display_name != user.display_name:
+            pending.users[user_id] = user._replace(display_name=display_name)
         elif user_id not in pending.users and user.display_name is None:
             pending.users[user_id] = user  # every scoring user has a row, named or not
-        return record
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -250,15 +253,14 @@ class Engine:
         if not isinstance(cmd, SetNameHidden) and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
-            kind = Kind.FREEZE if cmd.frozen else Kind.UNFREEZE
-            return self._user_record(pending, now, user._replace(frozen=cmd.frozen), kind,
+            cls = FreezeRecord if cmd.frozen else UnfreezeRecord
+            return self._user_record(pending, now, user._replace(frozen=cmd.frozen), cls,
                                      actor=cmd.actor, reason=cmd.reason)
         if isinstance(cmd, ClearFlag):
-            return self._user_record(pending, now, user._replace(flag=None), Kind.UNFLAG,
+            return self._user_record(pending, now, user._replace(flag=None), UnflagRecord,
                                      actor=cmd.actor, reason=cmd.reason)
-        kind = Kind.HIDE_NAME if cmd.hidden else Kind.SHOW_NAME
-        return self._user_record(pending, now, user._replace(hidden=cmd.hidden), kind,
-                                 actor=None, reason=None)
+        return self._user_record(pending, now, user._replace(hidden=cmd.hidden),
+                                 HideNameRecord if cmd.hidden else ShowNameRecord)
 
     def _decide_revoke(self, cmd: RevokeTokens, now: float, pending: Pending) -> LogRecord:
         """Any user id may be revoked, scored or not: a stolen token of a reader counts too.
@@ -266,7 +268,7 @@ class Engine:
         user = self._user(cmd.user_id, pending)
         at = max(now, user.tokens_revoked_at or now)
         return self._user_record(pending, at, user._replace(tokens_revoked_at=at),
-                                 Kind.REVOKE_TOKENS, actor=cmd.actor, reason=cmd.reason)
+                                 RevokeTokensRecord, actor=cmd.actor, reason=cmd.reason)
 
     def new_pending(self) -> Pending:
         return Pending(next_seq=self.last_seq + 1)
@@ -282,35 +284,40 @@ class Engine:
     # -- applying ------------------------------------------------------------------------
 
     def apply(self, r: LogRecord) -> None:
-        """Make a committed record part of the state. Never fails."""
-        kind = r.kind
-        if kind in SCORE_KINDS:
-            ranking = self.boards.get(r.board)
-            if ranking is None:  # a board removed from the config keeps its history
-                ranking = self.boards[r.board] = Ranking(r.board)
-                ranking.frozen |= self.frozen
-            ranking.set(r.user_id, r.new_score, r.seq)
-            if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
-                self.names[r.user_id] = r.display_name
-                self._touch(r.user_id, r.seq, skip=ranking)
-        elif kind == Kind.FREEZE:
-            self.frozen.add(r.user_id)
-            for b in self.boards.values():
-                b.freeze(r.user_id, r.seq)
-        elif kind == Kind.UNFREEZE:
-            self.frozen.discard(r.user_id)
-            for b in self.boards.values():
-                b.unfreeze(r.user_id, r.seq)
-        elif kind in (Kind.HIDE_NAME, Kind.SHOW_NAME):
-            anonymous = self.anonymous
-            (anonymous.add if kind == Kind.HIDE_NAME else anonymous.discard)(r.user_id)
-            self._touch(r.user_id, r.seq)
-        elif kind == Kind.FLAG:
-            self.flags[r.user_id] = r.reason or "flagged"
-        elif kind == Kind.UNFLAG:
-            self.flags.pop(r.user_id, None)
-        elif kind == Kind.REVOKE_TOKENS:
-            self.revoked[r.user_id] = max(r.at, self.revoked.get(r.user_id, r.at))
+        """Make a committed record part of the state. Never fails for a record of a
+        kind the log knows (`RECORD_TYPES`)."""
+        match r:
+            case ScoreRecord():
+                ranking = self.boards.get(r.board)
+                if ranking is None:  # a board removed from the config keeps its history
+                    ranking = self.boards[r.board] = Ranking(r.board)
+                    ranking.frozen |= self.frozen
+                ranking.set(r.user_id, r.new_score, r.seq)
+                if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
+                    self.names[r.user_id] = r.display_name
+                    self._touch(r.user_id, r.seq, skip=ranking)
+            case FreezeRecord():
+                self.frozen.add(r.user_id)
+                for b in self.boards.values():
+                    b.freeze(r.user_id, r.seq)
+            case UnfreezeRecord():
+                self.frozen.discard(r.user_id)
+                for b in self.boards.values():
+                    b.unfreeze(r.user_id, r.seq)
+            case HideNameRecord():
+                self.anonymous.add(r.user_id)
+                self._touch(r.user_id, r.seq)
+            case ShowNameRecord():
+                self.anonymous.discard(r.user_id)
+                self._touch(r.user_id, r.seq)
+            case FlagRecord():
+                self.flags[r.user_id] = r.reason or "flagged"
+            case UnflagRecord():
+                self.flags.pop(r.user_id, None)
+            case RevokeTokensRecord():
+                self.revoked[r.user_id] = max(r.at, self.revoked.get(r.user_id, r.at))
+            case _:
+                raise TypeError(f"no way to apply a {type(r).__name__}")
         if r.display_name is not None and r.user_id not in self.names:
             self.names[r.user_id] = r.display_name
         self.remember(r)
@@ -329,11 +336,38 @@ class Engine:
         for memory in self._memories:
             memory.remember(r)
 
+    def remember_proof(self, jti: str, exp: float) -> None:
+        """Spend a proof the log knows but memory had forgotten (the store's guard
+        caught it)."""
+        self.spent.add(jti, exp)
+
     def expire(self, now: float) -> None:
         """Forget what can no longer matter: old keys, closed quota windows, dead proofs,
         past minutes."""
         for memory in self._memories:
             memory.expire(now)
+
+    # -- answering -----------------------------------------------------------------------
+
+    def result(self, r: LogRecord, *, replayed: bool, ranked: bool = True
+               ) -> ActionResult | UserResult:
+        """The answer to the command that wrote `r`, from the committed state (so `r`
+        is applied first): the score change with its rank (none when `ranked` is false:
+        the caller ranks it itself), or the user's standing after the change."""
+        if isinstance(r, ScoreRecord):
+            ranking = self.boards.get(r.board) if ranked else None
+            return ActionResult(
+                user_id=r.user_id, board=r.board,
+                action_type=r.action_type if isinstance(r, ActionRecord) else None,
+                delta=r.delta, new_score=r.new_score,
+                rank=ranking.rank(r.user_id) if ranking else None,
+                replayed=replayed, seq=r.seq, at=r.at,
+            )
+        return UserResult(
+            user_id=r.user_id, frozen=r.user_id in self.frozen,
+            hidden=r.user_id in self.anonymous, flag=self.flags.get(r.user_id),
+            seq=r.seq, at=r.at,
+        )
 
     # -- reading -------------------------------------------------------------------------
 

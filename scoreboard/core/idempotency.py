@@ -19,7 +19,7 @@ import orjson
 from scoreboard.core import errors
 from scoreboard.core.commands import AdjustScore, SubmitAction
 from scoreboard.core.pending import Pending
-from scoreboard.core.records import Kind, LogRecord
+from scoreboard.core.records import ActionRecord, AdjustRecord, Kind, LogRecord, ScoreRecord
 
 Key = tuple[str, str]  # (user_id, client_action_id)
 
@@ -37,10 +37,11 @@ def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | 
     return hash((kind, board, what, body))
 
 
-def record_fingerprint(r: LogRecord) -> int:
-    if r.kind == Kind.ADJUST:
-        return fingerprint(r.kind, r.board, r.delta, {"reason": r.reason})
-    return fingerprint(r.kind, r.board, r.action_type, r.metadata)
+def record_fingerprint(r: ScoreRecord) -> int:
+    if isinstance(r, ActionRecord):
+        return fingerprint(Kind.ACTION, r.board, r.action_type, r.metadata)
+    assert isinstance(r, AdjustRecord)
+    return fingerprint(Kind.ADJUST, r.board, r.delta, {"reason": r.reason})
 
 
 def command_fingerprint(c: SubmitAction | AdjustScore) -> int:
@@ -78,8 +79,8 @@ class IdempotencyKeys:
         if known is not None:
             if known != fp:
                 raise _conflict()
-            seq = next(r.seq for r in pending.records if r.client_action_id == key[1]
-                       and r.user_id == key[0])
+            seq = next(r.seq for r in pending.records if isinstance(r, ScoreRecord)
+                       and r.client_action_id == key[1] and r.user_id == key[0])
             return Replay(seq)
         entry = self._entries.get(key)
         if entry is not None:
@@ -94,7 +95,7 @@ class IdempotencyKeys:
         pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
 
     def remember(self, r: LogRecord) -> None:
-        if r.client_action_id is None:
+        if not isinstance(r, ScoreRecord):
             return
         entries = self._entries
         key = (r.user_id, r.client_action_id)

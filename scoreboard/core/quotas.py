@@ -11,7 +11,7 @@ from collections import deque
 
 from scoreboard.core import errors
 from scoreboard.core.pending import Pending
-from scoreboard.core.records import Kind, LogRecord
+from scoreboard.core.records import ActionRecord, LogRecord
 from scoreboard.core.rules import Quota, RuleSet
 
 Key = tuple[str, str]  # (user_id, action_type)
@@ -47,7 +47,7 @@ class QuotaWindows:
         pending.quota_hits[key] = pending.quota_hits.get(key, 0) + 1
 
     def remember(self, r: LogRecord) -> None:
-        if r.kind != Kind.ACTION or r.action_type is None:
+        if not isinstance(r, ActionRecord):
             return
         rule = self.rules.get(r.action_type)
         if rule is not None and rule.quota is not None:

@@ -1,9 +1,10 @@
 """What the action log holds, and the derived rows stored beside it.
 
-A `LogRecord` is one committed change; the log is the write-ahead log and the audit
-trail at once. `ScoreRow` and `UserRow` are the current state the engine derives from
-the log; storage writes them in the same transaction as the records so that a restart
-loads them directly instead of replaying millions of records.
+A record is one committed change, a frozen class per kind (all of them `LogRecord`s);
+the log is the write-ahead log and the audit trail at once. `ScoreRow` and `UserRow` are
+the current state the engine derives from the log; storage writes them in the same
+transaction as the records so that a restart loads them directly instead of replaying
+millions of records.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any, NamedTuple, Protocol
 
 
 class Kind(StrEnum):
+    """The name of each record kind, as the log, the event feed and NATS subjects spell it."""
+
     ACTION = "action"  # a user reported an action; points come from the rules
     ADJUST = "adjust"  # an administrator changed a score by a delta, with a reason
-    FREEZE = "freeze"  # an administrator froze a user
+    FREEZE = "freeze"  # an administrator (or the abuse monitor) froze a user
     UNFREEZE = "unfreeze"
     HIDE_NAME = "hide_name"  # the user asked to appear as anonymous
     SHOW_NAME = "show_name"
@@ -26,27 +29,117 @@ class Kind(StrEnum):
     REVOKE_TOKENS = "revoke_tokens"  # every token of the user issued up to `at` is refused
 
 
-SCORE_KINDS = frozenset({Kind.ACTION, Kind.ADJUST})
-
-
 @dataclass(frozen=True, slots=True)
 class LogRecord:
+    """What every record has. Never made itself: each kind is a class of its own below."""
+
     seq: int
     at: float  # seconds since the epoch, decided by the writer
     board: str
     user_id: str
-    kind: str
-    action_type: str | None = None
-    client_action_id: str | None = None
-    delta: int = 0
-    prev_score: int = 0
-    new_score: int = 0
-    display_name: str | None = None
+    display_name: str | None  # the user's name when the record was written
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord(LogRecord):
+    """A change of one user's score on one board, idempotent by `client_action_id`."""
+
+    delta: int
+    prev_score: int
+    new_score: int
+    client_action_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord(ScoreRecord):
+    """A user reported an action; `delta` is the rule's points."""
+
+    action_type: str
     metadata: dict[str, Any] | None = None
-    actor: str | None = None  # who made an administrative change
-    reason: str | None = None
-    proof_jti: str | None = None
+    proof_jti: str | None = None  # the one-time proof it spent, kept until it expires
     proof_exp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustRecord(ScoreRecord):
+    """An administrator changed a score by `delta`."""
+
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRecord(LogRecord):
+    """A change to a user's standing that leaves their score as it stood: `prev_score`
+    and `new_score` both show the user's global score then (for history and events;
+    replay ignores them)."""
+
+    prev_score: int
+    new_score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationRecord(StandingRecord):
+    """A change to a user's standing, by `actor` (an administrator, the abuse monitor,
+    or the user) for `reason`; written on the global board."""
+
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeRecord(ModerationRecord):
+    """The user can no longer score and leaves every board's order."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeRecord(ModerationRecord):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord(ModerationRecord):
+    """The abuse monitor marked the user; `reason` says which threshold they passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnflagRecord(ModerationRecord):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeTokensRecord(ModerationRecord):
+    """Every token of the user issued up to `at` is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class HideNameRecord(StandingRecord):
+    """The user asked to appear as anonymous."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowNameRecord(StandingRecord):
+    pass
+
+
+# The one table of kinds: every class a record can be, by the name the log gives it.
+RECORD_TYPES: dict[Kind, type[LogRecord]] = {
+    Kind.ACTION: ActionRecord,
+    Kind.ADJUST: AdjustRecord,
+    Kind.FREEZE: FreezeRecord,
+    Kind.UNFREEZE: UnfreezeRecord,
+    Kind.HIDE_NAME: HideNameRecord,
+    Kind.SHOW_NAME: ShowNameRecord,
+    Kind.FLAG: FlagRecord,
+    Kind.UNFLAG: UnflagRecord,
+    Kind.REVOKE_TOKENS: RevokeTokensRecord,
+}
+_KIND_OF: dict[type[LogRecord], Kind] = {cls: kind for kind, cls in RECORD_TYPES.items()}
+
+
+def kind_of(r: LogRecord) -> Kind:
+    """The kind name of a record (for codecs and subjects; decisions go by type)."""
+    return _KIND_OF[type(r)]
 
 
 class ScoreRow(NamedTuple):

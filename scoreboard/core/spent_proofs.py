@@ -14,7 +14,7 @@ from collections import OrderedDict
 from scoreboard.core import errors
 from scoreboard.core.commands import ProofClaims, SubmitAction
 from scoreboard.core.pending import Pending
-from scoreboard.core.records import LogRecord
+from scoreboard.core.records import ActionRecord, LogRecord
 
 
 class SpentProofs:
@@ -49,7 +49,7 @@ class SpentProofs:
         pending.jtis.add(jti)
 
     def remember(self, r: LogRecord) -> None:
-        if r.proof_jti is not None and r.proof_exp is not None:
+        if isinstance(r, ActionRecord) and r.proof_jti is not None and r.proof_exp is not None:
             self._expiry[r.proof_jti] = r.proof_exp
 
     def add(self, jti: str, exp: float) -> None:

@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scoreboard.core.records import LogRecord
+from scoreboard.core.records import LogRecord, kind_of
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.wire import record_bytes
 from scoreboard.runtime.retry import Backoff
@@ -84,7 +84,7 @@ class NatsPublisher:
                 "lag": self.lag(), "error": self.last_error}
 
     def subject(self, r: LogRecord) -> str:
-        return f"{self.settings.subject_prefix}.{r.board}.{r.kind}"
+        return f"{self.settings.subject_prefix}.{r.board}.{kind_of(r)}"
 
     async def run(self) -> None:
         """Publish until cancelled; every failure is followed by a fresh session."""

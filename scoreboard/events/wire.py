@@ -1,26 +1,87 @@
 """A log record as other services receive it: one JSON object, on every transport.
 
 The same object is an admin history entry, an SSE `data:` line and a JSON page entry
-of `GET /api/v1/events`, and a NATS JetStream message body.
+of `GET /api/v1/events`, and a NATS JetStream message body. Every kind has every key,
+in one order: a kind without a field gives its empty value (null, or 0 for the score
+fields), so a consumer reads one shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from scoreboard.core.records import LogRecord
+from scoreboard.core.records import (
+    RECORD_TYPES,
+    ActionRecord,
+    AdjustRecord,
+    FlagRecord,
+    FreezeRecord,
+    HideNameRecord,
+    LogRecord,
+    ModerationRecord,
+    RevokeTokensRecord,
+    ShowNameRecord,
+    StandingRecord,
+    UnflagRecord,
+    UnfreezeRecord,
+)
 from scoreboard.read.views import iso
 
 
-def record_json(r: LogRecord) -> dict[str, Any]:
+def _json(
+    r: LogRecord, kind: str, action_type: str | None, client_action_id: str | None,
+    delta: int, prev_score: int, new_score: int, metadata: dict[str, Any] | None,
+    actor: str | None, reason: str | None, proof_jti: str | None,
+) -> dict[str, Any]:
     return {
-        "seq": r.seq, "at": iso(r.at), "board": r.board, "userId": r.user_id, "kind": r.kind,
-        "actionType": r.action_type, "clientActionId": r.client_action_id, "delta": r.delta,
-        "prevScore": r.prev_score, "newScore": r.new_score, "displayName": r.display_name,
-        "metadata": r.metadata, "actor": r.actor, "reason": r.reason, "proofJti": r.proof_jti,
+        "seq": r.seq, "at": iso(r.at), "board": r.board, "userId": r.user_id, "kind": kind,
+        "actionType": action_type, "clientActionId": client_action_id, "delta": delta,
+        "prevScore": prev_score, "newScore": new_score, "displayName": r.display_name,
+        "metadata": metadata, "actor": actor, "reason": reason, "proofJti": proof_jti,
     }
+
+
+def _action(r: ActionRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, r.action_type, r.client_action_id, r.delta, r.prev_score,
+                 r.new_score, r.metadata, None, None, r.proof_jti)
+
+
+def _adjust(r: AdjustRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, None, r.client_action_id, r.delta, r.prev_score, r.new_score,
+                 None, r.actor, r.reason, None)
+
+
+def _moderation(r: ModerationRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, r.actor, r.reason,
+                 None)
+
+
+def _standing(r: StandingRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None)
+
+
+# How each record class is written; every class of `RECORD_TYPES` must have an entry
+# (checked here at import and by the codec tests).
+ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
+    ActionRecord: _action,
+    AdjustRecord: _adjust,
+    FreezeRecord: _moderation,
+    UnfreezeRecord: _moderation,
+    FlagRecord: _moderation,
+    UnflagRecord: _moderation,
+    RevokeTokensRecord: _moderation,
+    HideNameRecord: _standing,
+    ShowNameRecord: _standing,
+}
+_BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}
+
+
+def record_json(r: LogRecord) -> dict[str, Any]:
+    kind, encode = _BY_CLASS[type(r)]
+    return encode(r, kind)
 
 
 def record_bytes(r: LogRecord) -> bytes:
@@ -29,7 +90,9 @@ def record_bytes(r: LogRecord) -> bytes:
 
 def sse_events(records: list[LogRecord]) -> bytes:
     """Records as SSE: `id: <seq>`, `event: <kind>`, `data: <the record>` each."""
-    return b"".join(
-        b"id: %d\nevent: %s\ndata: %s\n\n" % (r.seq, r.kind.encode(), record_bytes(r))
-        for r in records
-    )
+    out = []
+    for r in records:
+        body = record_json(r)
+        out.append(b"id: %d\nevent: %s\ndata: %s\n\n"
+                   % (r.seq, body["kind"].encode(), orjson.dumps(body)))
+    return b"".join(out)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from scoreboard.auth.tokens import Principal
-from scoreboard.core.records import Kind, LogRecord
+from scoreboard.core.records import LogRecord, RevokeTokensRecord
 
 log = logging.getLogger("scoreboard.live")
 
@@ -86,7 +86,7 @@ class LiveSessions:
         if not self._by_user:
             return
         for r in records:
-            if r.kind == Kind.REVOKE_TOKENS:
+            if isinstance(r, RevokeTokensRecord):
                 self.revoke(r.user_id, r.at)
 
     def revoke(self, user_id: str, at: float) -> None:

@@ -19,16 +19,10 @@ from dataclasses import replace
 from typing import Any
 
 from scoreboard.core import errors
-from scoreboard.core.commands import (
-    ActionResult,
-    AdjustScore,
-    Command,
-    SubmitAction,
-    UserResult,
-)
+from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitAction
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
 from scoreboard.core.errors import Refused
-from scoreboard.core.records import SCORE_KINDS, CommitBatch, LogRecord
+from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import (
     ActionLog,
@@ -314,7 +308,7 @@ class Writer:
                     raise
                 # The database's guard caught a spent proof memory had forgotten.
                 for jti in exc.jtis:
-                    engine.spent.add(jti, self.clock() + 3600.0)
+                    engine.remember_proof(jti, self.clock() + 3600.0)
                 await self._process(items, retried=True)
                 return
             except StoreUnavailable as exc:
@@ -355,6 +349,7 @@ class Writer:
                 old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
+        result, unranked = self.engine.result, self._unranked
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
@@ -365,23 +360,9 @@ class Writer:
                 if rec is None:
                     fut.set_exception(lookup_error or StoreDown("original action not found"))
                 else:
-                    fut.set_result(self._result(rec, True, fut not in self._unranked))
+                    fut.set_result(result(rec, replayed=True, ranked=fut not in unranked))
             else:
-                fut.set_result(self._result(out, False, fut not in self._unranked))
-
-    def _result(self, r: LogRecord, replayed: bool, ranked: bool = True) -> Result:
-        if r.kind in SCORE_KINDS:
-            ranking = self.engine.boards.get(r.board) if ranked else None
-            return ActionResult(
-                user_id=r.user_id, board=r.board, action_type=r.action_type, delta=r.delta,
-                new_score=r.new_score, rank=ranking.rank(r.user_id) if ranking else None,
-                replayed=replayed, seq=r.seq, at=r.at,
-            )
-        return UserResult(
-            user_id=r.user_id, frozen=r.user_id in self.engine.frozen,
-            hidden=r.user_id in self.engine.anonymous, flag=self.engine.flags.get(r.user_id),
-            seq=r.seq, at=r.at,
-        )
+                fut.set_result(result(out, replayed=False, ranked=fut not in unranked))
 
     async def _commit(self, batch: CommitBatch) -> None:
         """Append, retrying with backoff until the batch's deadline (its oldest request

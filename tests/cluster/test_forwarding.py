@@ -18,6 +18,7 @@ from scoreboard.cluster.tail import Tail
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SetFrozen, SubmitAction, UserResult
 from scoreboard.core.engine import Engine
+from scoreboard.core.records import ActionRecord
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.postgres.log import PostgresLog
@@ -225,7 +226,8 @@ async def test_a_lost_writer_resends_keyed_commands_and_refuses_the_rest(
     await asyncio.wait_for(stopping, LIMIT)
     assert units.sizes == [1]  # only the keyed command went out again
     assert isinstance(result, ActionResult) and result.replayed  # the first copy won
-    amy = [r for r in await _all(cluster.store) if r.client_action_id == "k1"]
+    amy = [r for r in await _all(cluster.store)
+           if isinstance(r, ActionRecord) and r.client_action_id == "k1"]
     assert [r.seq for r in amy] == [result.seq]
     assert cluster.engine.boards["global"].score("amy") == 10  # applied exactly once
     assert "bob" in cluster.engine.frozen  # it landed all the same

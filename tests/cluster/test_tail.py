@@ -15,7 +15,7 @@ import pytest
 
 from scoreboard.cluster.tail import Listener, Tail
 from scoreboard.core.engine import Engine
-from scoreboard.core.records import CommitBatch, LogRecord
+from scoreboard.core.records import ActionRecord, CommitBatch, LogRecord
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.storage.postgres.log import PostgresLog
 from tests.writer.test_writer import RULES, Running, act
@@ -131,8 +131,9 @@ async def test_a_gap_in_the_log_stops_the_tail() -> None:
     """A seq missing between the follower's last and the next record is never skipped."""
     store = MemoryLog()
     await store.open()
-    await store.append(CommitBatch((LogRecord(3, 1.0, "global", "amy", "action",
-                                              "COMPLETE_LEVEL", "c", 10, 0, 10),), (), ()))
+    await store.append(CommitBatch((ActionRecord(
+        seq=3, at=1.0, board="global", user_id="amy", display_name=None, delta=10,
+        prev_score=0, new_score=10, client_action_id="c", action_type="COMPLETE_LEVEL"),), (), ()))
     follower, told = Engine(RULES), Told()
     tail = tail_of(store, follower, told)
     with pytest.raises(RuntimeError, match="skips from seq 0 to 3"):

@@ -20,7 +20,18 @@ import pytest
 from scoreboard.core.commands import Command, SetFrozen, SetNameHidden, SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Rejection
-from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.records import (
+    ActionRecord,
+    AdjustRecord,
+    CommitBatch,
+    FreezeRecord,
+    HideNameRecord,
+    LogRecord,
+    RevokeTokensRecord,
+    ScoreRow,
+    Snapshot,
+    UserRow,
+)
 from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage import (
@@ -40,11 +51,11 @@ from scoreboard.storage import (
 BIG = 2**53 - 1
 
 
-def rec(seq: int, user: str = "u1", **fields: Any) -> LogRecord:
+def rec(seq: int, user: str = "u1", **fields: Any) -> ActionRecord:
     values: dict[str, Any] = {
         "at": 1_000.0 + seq,
         "board": "main",
-        "kind": "action",
+        "display_name": None,
         "action_type": "COMPLETE_LEVEL",
         "client_action_id": f"c{seq}",
         "delta": 10,
@@ -52,7 +63,17 @@ def rec(seq: int, user: str = "u1", **fields: Any) -> LogRecord:
         "new_score": 10 * seq,
     }
     values.update(fields)
-    return LogRecord(seq=seq, user_id=user, **values)
+    return ActionRecord(seq=seq, user_id=user, **values)
+
+
+def adjust(seq: int, user: str = "u1", **fields: Any) -> AdjustRecord:
+    values: dict[str, Any] = {
+        "at": 1_000.0 + seq, "board": "main", "display_name": None, "delta": -5,
+        "prev_score": 0, "new_score": -5, "client_action_id": f"adj{seq}",
+        "actor": "admin-1", "reason": "cheating",
+    }
+    values.update(fields)
+    return AdjustRecord(seq=seq, user_id=user, **values)
 
 
 def batch(
@@ -144,8 +165,6 @@ FULL = rec(
     at=1_700_000_000.125,
     display_name="Alice",
     metadata={"level": 3, "path": ["a", "b"]},
-    actor="admin-1",
-    reason="welcome bonus",
     proof_jti="jti-1",
     proof_exp=1_700_000_060.5,
 )
@@ -166,8 +185,15 @@ async def test_an_empty_log(store: ActionLog) -> None:
 async def test_append_then_load_returns_the_same_records_and_rows(store: ActionLog) -> None:
     records = [
         FULL,
-        rec(2, "bob", kind="adjust", action_type=None, client_action_id=None, delta=-5),
-        rec(3, "alice", kind="freeze", action_type=None, client_action_id=None, delta=0),
+        adjust(2, "bob", display_name="Bob", reason="welcome bonus"),
+        FreezeRecord(seq=3, at=1_003.0, board="global", user_id="alice", display_name="Alice",
+                     prev_score=10, new_score=10, actor="admin-1",
+                     reason="41 actions in a minute"),
+        HideNameRecord(seq=4, at=1_004.0, board="global", user_id="bob", display_name=None,
+                       prev_score=-5, new_score=-5),
+        RevokeTokensRecord(seq=5, at=1_005.5, board="global", user_id="carl",
+                           display_name=None, prev_score=0, new_score=0, actor="carl",
+                           reason="logged out everywhere"),
     ]
     scores = [ScoreRow("main", "alice", 10, 1), ScoreRow("main", "bob", -5, 2)]
     users = [
@@ -177,7 +203,7 @@ async def test_append_then_load_returns_the_same_records_and_rows(store: ActionL
     await store.append(batch(*records, scores=scores, users=users))
 
     snapshot = await load(store, 0.0)
-    assert snapshot.last_seq == 3
+    assert snapshot.last_seq == 5
     assert snapshot.recent == records
     assert by_key(snapshot.scores) == by_key(scores)
     assert by_user(snapshot.users) == by_user(users)
@@ -296,7 +322,7 @@ async def test_a_different_record_at_a_used_seq_is_refused(store: ActionLog) -> 
         rec(2, metadata={"note": "a\x00b"}),
         rec(2, metadata={"not json": {1, 2}}),
         rec(2, delta=2**63),
-        rec(2, reason="lone \ud800 surrogate"),
+        adjust(2, reason="lone \ud800 surrogate"),
     ],
     ids=["nul-in-text", "nul-in-metadata", "not-json", "int-over-64-bits", "surrogate"],
 )
@@ -445,9 +471,10 @@ async def test_text_and_doubles_round_trip_exactly(store: ActionLog) -> None:
     odd = 'q"uote \\back\\slash\\ {brace},comma NULL\nnew\tline\x01 日本 🏆 \u2028'
     records = [
         rec(1, user=odd, board=odd, action_type=odd, client_action_id=odd, display_name=odd,
-            actor=odd, reason=odd, proof_jti=odd, at=0.1 + 0.2, proof_exp=1e-300),
+            proof_jti=odd, at=0.1 + 0.2, proof_exp=1e-300),
         rec(2, user="NULL", display_name="", at=1_750_000_000.123456789, proof_exp=-0.0),
         rec(3, at=float("inf"), proof_exp=float("-inf")),
+        adjust(4, user=odd, board=odd, actor=odd, reason=odd),
     ]
     scores = [ScoreRow(odd, odd, 1, 1), ScoreRow("main", "NULL", 2, 2)]
     users = [UserRow(odd, odd, True, False, odd, 0.1 + 0.2), UserRow("NULL", None, False, True)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scoreboard.core.records import CommitBatch, Kind, LogRecord, ScoreRow, UserRow
+from scoreboard.core.records import ActionRecord, CommitBatch, ScoreRow, UserRow
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.sqlite import SqliteLog
 
@@ -17,9 +17,9 @@ def mode(path: Path) -> int:
 
 
 def one_action() -> CommitBatch:
-    record = LogRecord(seq=1, at=1.0, board="global", user_id="amy", kind=Kind.ACTION,
-                       action_type="COMPLETE_LEVEL", client_action_id="c1", delta=10,
-                       new_score=10)
+    record = ActionRecord(seq=1, at=1.0, board="global", user_id="amy", display_name=None,
+                          delta=10, prev_score=0, new_score=10, client_action_id="c1",
+                          action_type="COMPLETE_LEVEL")
     return CommitBatch((record,), (ScoreRow("global", "amy", 10, 1),),
                        (UserRow("amy", None, False, False),))
 

@@ -20,7 +20,20 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.engine import ANONYMOUS, Engine, Replay
 from scoreboard.core.ranking import MAX_SCORE
-from scoreboard.core.records import Kind, LogRecord, ScoreRow, Snapshot, UserRow
+from scoreboard.core.records import (
+    ActionRecord,
+    AdjustRecord,
+    FlagRecord,
+    FreezeRecord,
+    HideNameRecord,
+    LogRecord,
+    ScoreRow,
+    Snapshot,
+    StandingRecord,
+    UnflagRecord,
+    UnfreezeRecord,
+    UserRow,
+)
 from scoreboard.core.recovery import Restore, restore
 from scoreboard.core.rules import AbuseLimits, RuleSet
 
@@ -71,8 +84,8 @@ def engine() -> Engine:
 
 def test_points_come_from_the_rule(engine: Engine) -> None:
     (r,) = run(engine, [act("alice", "1")])
-    assert isinstance(r, LogRecord)
-    assert (r.seq, r.delta, r.prev_score, r.new_score, r.kind) == (1, 10, 0, 10, Kind.ACTION)
+    assert isinstance(r, ActionRecord)
+    assert (r.seq, r.delta, r.prev_score, r.new_score) == (1, 10, 0, 10)
     (r2,) = run(engine, [act("alice", "2", "WIN_MATCH")])
     assert isinstance(r2, LogRecord) and (r2.seq, r2.prev_score, r2.new_score) == (2, 10, 30)
     assert engine.boards["global"].score("alice") == 30
@@ -121,7 +134,7 @@ def test_keys_are_per_user(engine: Engine) -> None:
 
 def test_quota_over_a_rolling_window(engine: Engine) -> None:
     out = run(engine, [act("a", str(i), "WIN_MATCH") for i in range(4)])
-    assert [type(o).__name__ for o in out] == ["LogRecord"] * 3 + ["QuotaExceeded"]
+    assert [type(o).__name__ for o in out] == ["ActionRecord"] * 3 + ["QuotaExceeded"]
     exc = out[3]
     assert isinstance(exc, errors.QuotaExceeded) and 3599 <= exc.retry_after <= 3600
     (later,) = run(engine, [act("a", "x", "WIN_MATCH")], now=T0 + 1800)
@@ -163,7 +176,7 @@ def test_proof_required(engine: Engine, claims: ProofClaims | None, error: type)
 def test_a_proof_is_spent_once(engine: Engine) -> None:
     out = run(engine, [act("a", "1", "BOSS_DEFEAT", proof=proof()),
                        act("a", "2", "BOSS_DEFEAT", proof=proof())])
-    assert isinstance(out[0], LogRecord) and out[0].proof_jti == "n1"
+    assert isinstance(out[0], ActionRecord) and out[0].proof_jti == "n1"
     assert isinstance(out[1], errors.ProofReused)
     (later,) = run(engine, [act("a", "3", "BOSS_DEFEAT", proof=proof())])
     assert isinstance(later, errors.ProofReused)
@@ -187,10 +200,12 @@ def test_user_records_show_the_score_as_it_stood(engine: Engine) -> None:
                  SetFrozen("a", actor="admin", frozen=False, reason="r"),
                  ClearFlag("a", actor="admin", reason="r"), SetNameHidden("a", hidden=True)],
         log=log)
-    assert [(r.kind, r.prev_score, r.new_score, r.delta) for r in log] == [
-        (Kind.FREEZE, 20, 20, 0), (Kind.UNFREEZE, 20, 20, 0),
-        (Kind.UNFLAG, 20, 20, 0), (Kind.HIDE_NAME, 20, 20, 0),
+    assert [(type(r), r.prev_score, r.new_score) for r in log
+            if isinstance(r, StandingRecord)] == [
+        (FreezeRecord, 20, 20), (UnfreezeRecord, 20, 20),
+        (UnflagRecord, 20, 20), (HideNameRecord, 20, 20),
     ]
+    assert len(log) == 4
     assert engine.boards["global"].score("a") == 20
 
 
@@ -198,7 +213,7 @@ def test_adjustments(engine: Engine) -> None:
     run(engine, [act("a", "1")])
     (r,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=-4,
                                     reason="refund", client_action_id="adj-1")])
-    assert isinstance(r, LogRecord) and (r.kind, r.new_score, r.actor) == (Kind.ADJUST, 6, "admin")
+    assert isinstance(r, AdjustRecord) and (r.new_score, r.actor) == (6, "admin")
     (zero,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=0,
                                        reason="x", client_action_id="adj-2")])
     assert isinstance(zero, errors.InvalidCommand)
@@ -308,11 +323,11 @@ def test_restore_needs_an_empty_engine(engine: Engine) -> None:
 def test_abuse_flag_trips_at_its_threshold() -> None:
     e = Engine(RULES, abuse=AbuseLimits(actions_per_minute=3))
     out = run(e, [act("a", str(i)) for i in range(3)], now=T0)
-    assert all(isinstance(o, LogRecord) and o.kind == Kind.ACTION for o in out)
+    assert all(type(o) is ActionRecord for o in out)
     assert "a" not in e.flags
     out = run(e, [act("a", "3")], now=T0 + 1)
     assert isinstance(out[0], LogRecord)
-    assert [r.kind for r in e_records(e, out)] == [Kind.ACTION]
+    assert [type(r) for r in e_records(e, out)] == [ActionRecord]
     assert e.flags["a"].startswith("4 actions within a minute")
     assert "a" not in e.frozen  # flag only: auto_freeze is off
     run(e, [act("a", "4")], now=T0 + 2)  # already flagged: no second flag record
@@ -328,8 +343,8 @@ def test_abuse_auto_freeze_and_clear() -> None:
     pending = e.new_pending()
     for i in range(3):
         e.decide(act("a", str(i)), T0, pending)
-    kinds = [r.kind for r in pending.records]
-    assert kinds == [Kind.ACTION, Kind.ACTION, Kind.ACTION, Kind.FLAG, Kind.FREEZE]
+    kinds = [type(r) for r in pending.records]
+    assert kinds == [ActionRecord, ActionRecord, ActionRecord, FlagRecord, FreezeRecord]
     for r in pending.records:
         e.apply(r)
     assert "a" in e.frozen and "30 points" in e.flags["a"]
@@ -399,7 +414,7 @@ def test_replaying_the_log_rebuilds_the_live_state(
 def test_privacy_set_before_the_first_score_applies_from_it(engine: Engine) -> None:
     log: list[LogRecord] = []
     (hide,) = run(engine, [SetNameHidden("zed", hidden=True)], log=log)
-    assert isinstance(hide, LogRecord) and hide.kind == Kind.HIDE_NAME
+    assert isinstance(hide, HideNameRecord)
     assert "zed" in engine.anonymous and "zed" not in engine.boards["global"]
     (first,) = run(engine, [act("zed", "1", name="Zed")], log=log)
     assert isinstance(first, LogRecord) and first.display_name == "Zed"  # the log keeps it

@@ -197,3 +197,38 @@ def test_the_core_speaks_no_http() -> None:
 def test_modules_stay_small(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def _engine_attributes(name: str) -> list[str]:
+    """Every attribute `name` reads of an engine: of `engine`, `self.engine`, `self._engine`
+    and the like."""
+    def is_engine(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id.lstrip("_") == "engine"
+        return isinstance(node, ast.Attribute) and node.attr.lstrip("_") == "engine"
+
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    return [node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and is_engine(node.value)]
+
+
+# What the writer may use of the engine: decide, commit, apply, answer. Replies are the
+# engine's `result`, never built from its rankings or user sets.
+WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "remember",
+                         "remember_proof", "expire", "result", "last_seq", "last_at"}
+
+
+def test_the_writer_uses_only_the_engines_public_interface() -> None:
+    from scoreboard.core.engine import Engine
+
+    used = set(_engine_attributes("scoreboard.writer.actor"))
+    assert used <= WRITER_USES_OF_ENGINE, sorted(used - WRITER_USES_OF_ENGINE)
+    assert "result" in used  # the check sees what the writer reads
+    methods = {n for n in WRITER_USES_OF_ENGINE if callable(getattr(Engine, n, None))}
+    assert methods == WRITER_USES_OF_ENGINE - {"last_seq", "last_at"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith("scoreboard.core")))
+def test_nothing_outside_the_core_reads_private_engine_state(name: str) -> None:
+    private = [a for a in _engine_attributes(name) if a.startswith("_")]
+    assert private == [], f"{name} reads {private}"

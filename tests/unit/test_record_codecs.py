@@ -1,0 +1,124 @@
+"""Record classes ↔ the log's rows and the event feed's JSON: every kind has an encoding,
+and each encodes exactly as the flat record of earlier releases did (existing databases
+and feed consumers read the same)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from scoreboard.core import records
+from scoreboard.core.engine import Engine
+from scoreboard.core.records import (
+    RECORD_TYPES,
+    ActionRecord,
+    AdjustRecord,
+    FlagRecord,
+    FreezeRecord,
+    HideNameRecord,
+    Kind,
+    LogRecord,
+    RevokeTokensRecord,
+    ShowNameRecord,
+    UnflagRecord,
+    UnfreezeRecord,
+    kind_of,
+)
+from scoreboard.core.rules import RuleSet
+from scoreboard.events import wire
+from scoreboard.storage import rows
+from scoreboard.storage.base import StoreUnavailable
+
+AT = 1_700_000_000.25
+ISO = "2023-11-14T22:13:20.250Z"
+HEAD: dict[str, Any] = {"at": AT, "user_id": "amy", "display_name": "Amy"}
+# Moderation and name records leave the score as it stood and show it: amy's global
+# score after the adjustment below.
+AS_IT_STOOD = {"prev_score": 10, "new_score": 10}
+BY_ADMIN = {"board": "global", **AS_IT_STOOD, "actor": "admin-1", "reason": "spam"}
+
+# One record of every kind, and the row an earlier release stored for it (moderation and
+# name records with the user's score, as releases since the issue 20 fixes store it).
+SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
+    (ActionRecord(seq=1, board="weekly", **HEAD, delta=10, prev_score=5, new_score=15,
+                  client_action_id="c1", action_type="WIN", metadata={"level": 3},
+                  proof_jti="j1", proof_exp=AT + 60),
+     (1, AT, "weekly", "amy", "action", "WIN", "c1", 10, 5, 15, "Amy", '{"level":3}',
+      None, None, "j1", AT + 60)),
+    (AdjustRecord(seq=2, board="global", **HEAD, delta=-5, prev_score=15, new_score=10,
+                  client_action_id="a1", actor="admin-1", reason="refund"),
+     (2, AT, "global", "amy", "adjust", None, "a1", -5, 15, 10, "Amy", None,
+      "admin-1", "refund", None, None)),
+    *[(cls(seq=3, **HEAD, **BY_ADMIN),
+       (3, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, "admin-1", "spam",
+        None, None))
+      for cls, kind in [(FreezeRecord, "freeze"), (UnfreezeRecord, "unfreeze"),
+                        (FlagRecord, "flag"), (UnflagRecord, "unflag"),
+                        (RevokeTokensRecord, "revoke_tokens")]],
+    *[(cls(seq=4, board="global", **HEAD, **AS_IT_STOOD),
+       (4, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, None, None, None,
+        None))
+      for cls, kind in [(HideNameRecord, "hide_name"), (ShowNameRecord, "show_name")]],
+]
+IDS = [type(r).__name__ for r, _ in SAMPLES]
+
+
+def leaf_record_classes() -> set[type[LogRecord]]:
+    """The record classes nothing derives from: the kinds. (From the module, not from
+    `__subclasses__`, which also lists what `dataclass(slots=True)` replaced.)"""
+    found = {c for c in vars(records).values() if isinstance(c, type) and issubclass(c, LogRecord)}
+    return {c for c in found if not any(o is not c and issubclass(o, c) for o in found)}
+
+
+def test_every_record_class_is_a_kind_and_every_kind_a_class() -> None:
+    assert set(RECORD_TYPES) == set(Kind)
+    assert set(RECORD_TYPES.values()) == leaf_record_classes()
+    assert {type(r) for r, _ in SAMPLES} == set(RECORD_TYPES.values())
+
+
+@pytest.mark.parametrize("table", [rows.CODECS, wire.ENCODERS], ids=["rows", "events"])
+def test_every_codec_encodes_every_record_class(table: dict[type, Any]) -> None:
+    assert set(table) == set(RECORD_TYPES.values())
+
+
+@pytest.mark.parametrize(("record", "row"), SAMPLES, ids=IDS)
+def test_rows_are_those_of_the_flat_record(record: LogRecord, row: tuple[Any, ...]) -> None:
+    assert rows.record_row(record) == row
+    assert rows.record_from_row(row) == record
+    assert kind_of(record) == row[4]
+
+
+@pytest.mark.parametrize(("record", "row"), SAMPLES, ids=IDS)
+def test_the_event_json_is_that_of_the_flat_record(record: LogRecord,
+                                                   row: tuple[Any, ...]) -> None:
+    seq, _, board, user, kind, action, key, delta, prev, new, name, meta, *who, jti, _ = row
+    expected = {
+        "seq": seq, "at": ISO, "board": board, "userId": user, "kind": kind,
+        "actionType": action, "clientActionId": key, "delta": delta, "prevScore": prev,
+        "newScore": new, "displayName": name, "metadata": meta and orjson.loads(meta),
+        "actor": who[0], "reason": who[1], "proofJti": jti,
+    }
+    assert wire.record_bytes(record) == orjson.dumps(expected)  # keys in the same order
+    assert wire.sse_events([record]) == (
+        f"id: {seq}\nevent: {kind}\ndata: ".encode() + orjson.dumps(expected) + b"\n\n")
+
+
+def test_an_unknown_kind_is_refused_both_ways() -> None:
+    with pytest.raises(StoreUnavailable, match="LogRecord is not a kind of record"):
+        rows.record_row(LogRecord(seq=1, at=AT, board="global", user_id="amy",
+                                  display_name=None))
+    row = list(SAMPLES[0][1])
+    row[4] = "teleport"
+    with pytest.raises(ValueError, match="unknown kind 'teleport'"):
+        rows.record_from_row(row)
+
+
+def test_the_engine_applies_every_kind_and_refuses_an_unknown_class() -> None:
+    engine = Engine(RuleSet.from_config({"WIN": {"points": 10}}), ("global", "weekly"))
+    for record, _ in SAMPLES:
+        engine.apply(record)
+    assert engine.last_seq == 4 and engine.boards["global"].score("amy") == 10
+    with pytest.raises(TypeError, match="no way to apply a LogRecord"):
+        engine.apply(LogRecord(seq=5, at=AT, board="global", user_id="amy", display_name=None))
