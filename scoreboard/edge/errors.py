@@ -31,6 +31,7 @@ from scoreboard.core.errors import (
 )
 from scoreboard.storage.base import StoreError
 from scoreboard.writer.actor import WriterError
+from scoreboard.writer.errors import StoreDown
 
 log = logging.getLogger("scoreboard.http")
 
@@ -172,7 +173,7 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         headers = dict(exc.headers) if isinstance(exc, EdgeRefusal) else {}
         if exc.retry_after is not None:
             headers["Retry-After"] = retry_after_header(exc.retry_after)
-        if exc.code == STORE_CODE:
+        if exc.code == STORE_CODE and not (isinstance(exc, StoreDown) and exc.for_clients):
             return status, exc.code, STORE_MESSAGE, headers
         if isinstance(exc, QuotaExceeded) and exc.limit is not None:
             # the quota window as a rate limit: none left until a slot frees

@@ -13,7 +13,7 @@ from scoreboard.edge import strict_json
 from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.connections import BUDGET, HEALTH_BAND, PER_IP, ConnectionBudget
 from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_REQUEST_LINE
-from scoreboard.edge.errors import BadRequest, error_response
+from scoreboard.edge.errors import BadRequest, describe, error_response
 from scoreboard.http.refusals import parser_refusal, raw_response
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.writer.errors import StoreDown
@@ -118,3 +118,20 @@ def test_store_outages_tell_the_client_little_and_the_log_everything(
                      "message": "the score store is unavailable; retry later"}
     (record,) = caplog.records
     assert DRIVER_WORDS in record.getMessage() and record.request_id == "rid-7"
+
+
+@pytest.mark.parametrize(("exc", "message"), [
+    # a driver's words (a host, an errno) stay in the log
+    (StoreDown("the action log is unavailable: ConnectionRefusedError(111, '10.0.0.5:5432')"),
+     "the score store is unavailable; retry later"),
+    # a reason written for clients (no internals) is what they read
+    (StoreDown("no writer is reachable to forward this action to: the writer does not "
+               "answer on its internal port", for_clients=True),
+     "no writer is reachable to forward this action to: the writer does not answer on its "
+     "internal port"),
+])
+def test_store_refusals_tell_clients_only_what_is_meant_for_them(
+        exc: StoreDown, message: str) -> None:
+    status, code, said, headers = describe(exc)
+    assert (status, code, said) == (503, "STORE_UNAVAILABLE", message)
+    assert "Retry-After" in headers
