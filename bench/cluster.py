@@ -42,7 +42,7 @@ from pathlib import Path
 import aiohttp
 import jwt
 
-from bench.common import Report, paced, percentile, rss_mb
+from bench.common import UNBOUNDED_RULES, Report, paced, percentile, rss_mb
 from bench.http_load import SECRET, free_port, fresh_pg_database
 from bench.live_fanout import ViewerProcess, receive_latencies
 from bench.restart import build
@@ -68,6 +68,7 @@ class Node:
         self.ws_port = free_port()
         env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
                "SCOREBOARD_CLUSTER__ENABLED": "true",
+               "SCOREBOARD_CONFIG": str(UNBOUNDED_RULES),
                "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0",
                "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
                "SCOREBOARD_ABUSE__ACTIONS_PER_MINUTE": "0",

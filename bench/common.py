@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+# COMPLETE_LEVEL without its shipped quota, for benchmarks (see the file)
+UNBOUNDED_RULES = Path(__file__).with_name("unbounded_rules.toml")
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

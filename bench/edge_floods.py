@@ -26,6 +26,8 @@ from pathlib import Path
 
 import jwt
 
+from bench.common import UNBOUNDED_RULES
+
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-0123456789abcdef0123456789"
 HEADER_TIMEOUT = 2.0
@@ -49,6 +51,7 @@ class Server:
         self.http, self.ws = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         env["SCOREBOARD_JWT_SECRET"] = SECRET
+        env["SCOREBOARD_CONFIG"] = str(UNBOUNDED_RULES)
         sets = {
             "edge.header_timeout": HEADER_TIMEOUT, "edge.body_timeout": BODY_TIMEOUT,
             "edge.body_read_timeout": BODY_TIMEOUT / 2, "live.handshake_timeout": 2.0,

@@ -25,7 +25,7 @@ from typing import Any
 
 import jwt
 
-from bench.common import Report
+from bench.common import UNBOUNDED_RULES, Report
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -137,6 +137,7 @@ async def fresh_pg_database(name: str) -> str:
 
 def run_service(database_url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
+           "SCOREBOARD_CONFIG": str(UNBOUNDED_RULES),
            "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0", "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
            "SCOREBOARD_WRITER__QUEUE_SIZE": "100000"}
     proc = subprocess.Popen(

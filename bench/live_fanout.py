@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/live_fanout.py` as well as `-m bench.…`
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Report, paced, percentile, rss_mb  # noqa: E402
+from bench.common import UNBOUNDED_RULES, Report, paced, percentile, rss_mb  # noqa: E402
 from scoreboard.app import Service  # noqa: E402
 from scoreboard.core.commands import SubmitAction  # noqa: E402
 from scoreboard.core.records import LogRecord  # noqa: E402
@@ -333,7 +333,7 @@ async def main(args: argparse.Namespace) -> int:
             # every viewer process connects from 127.0.0.1: no per-address caps here
             "live.max_connections_per_ip": 0, "edge.max_connections_per_ip": 0,
             "writer.queue_size": 100_000,
-        }, environ={})
+        }, environ={}, config_file=str(UNBOUNDED_RULES))
         service = Service.build(settings)
         log = CommitLog(service)
         service.writer.listeners.append(log)

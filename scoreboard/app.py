@@ -34,7 +34,7 @@ from aiohttp import web
 from scoreboard.auth.keyring import KeySetError
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.provider import FetchError, KeySource
-from scoreboard.auth.tokens import Authenticator, load_or_create_secret
+from scoreboard.auth.tokens import Authenticator, SecretFileError, load_or_create_secret
 from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
@@ -48,6 +48,8 @@ from scoreboard.edge.envelope import RequestIds, Routes
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.nats import NatsPublisher
+from scoreboard.graphql.context import Parts
+from scoreboard.graphql.endpoint import Endpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.events import EventsApi
@@ -130,15 +132,18 @@ class Service:
         metrics = Metrics()
         a = settings.auth
         keys = KeySource(a, metrics) if a.jwks_url or a.oidc_issuer else None
-        jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
+        log.info("data folder %s", data_dir.resolve())
+        try:
+            jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
+            proof_secret = load_or_create_secret(settings.proofs.secret, data_dir,
+                                                 PROOF_SECRET_FILE)
+        except SecretFileError as exc:
+            raise StartupError(str(exc)) from None
         try:
             auth = Authenticator(a, jwt_secret, source=keys, revoked=engine.revoked)
         except KeySetError as exc:
             raise StartupError(f"auth.public_keys: {exc}") from None
-        proofs = ProofAuthority(
-            settings.proofs,
-            load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
-        )
+        proofs = ProofAuthority(settings.proofs, proof_secret)
         views = Views(engine, top_size=settings.leaderboard.default_limit,
                       pseudonym_key=pseudonym_key(jwt_secret))
         bearer = Bearer(auth, metrics)
@@ -194,10 +199,13 @@ class Service:
         )
         routes = Routes(app, lambda: service.draining, ids, metrics=metrics,
                         client=addresses.of)
-        PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
+        public = PublicApi(gate, submitter, views, proofs, progress)
+        public.add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
+        if settings.graphql.enabled:
+            Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)

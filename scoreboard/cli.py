@@ -20,39 +20,71 @@ from scoreboard.settings.model import Settings, SettingsError, load_settings
 log = logging.getLogger("scoreboard")
 
 
-def _parser(prog: str | None = None) -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="a TOML file layered over the defaults")
-    common.add_argument("--host")
-    common.add_argument("--http-port")
-    common.add_argument("--ws-port")
-    common.add_argument("--data-dir")
-    common.add_argument("--database-url", help="postgresql://… (default: SQLite in data dir)")
-    common.add_argument("--role", choices=("writer", "standby", "follower"),
-                        help="writer (default), standby or follower; the last two need "
-                             "PostgreSQL")
-    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override any setting, e.g. --set writer.max_batch=256")
-    common.add_argument("--log-level", default="INFO")
+def _positive(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {value!r}")
+    return seconds
 
-    p = argparse.ArgumentParser(prog=prog, parents=[common],
+
+def _flags(p: argparse.ArgumentParser, *, server: bool, database: bool, top: bool) -> None:
+    """The flags that choose settings. A sub-command's copies default to SUPPRESS, so
+    `scoreboard --data-dir X token` keeps the X given before the sub-command."""
+    keep: Any = None if top else argparse.SUPPRESS
+    p.add_argument("--config", default=keep, help="a TOML file layered over the defaults")
+    p.add_argument("--data-dir", default=keep,
+                   help="the data folder: SQLite database and secrets (default ./data)")
+    if database:
+        p.add_argument("--database-url", default=keep,
+                       help="postgresql://… (default: SQLite in the data folder)")
+    if server:
+        p.add_argument("--host", default=keep, help="address to listen on")
+        p.add_argument("--http-port", default=keep, help="HTTP port (default 8080)")
+        p.add_argument("--ws-port", default=keep, help="WebSocket port (default 8081)")
+        p.add_argument("--role", default=keep, choices=("writer", "standby", "follower"),
+                       help="writer (default), standby or follower; the last two need "
+                            "PostgreSQL")
+    p.add_argument("--set", action="append", default=[] if top else keep,
+                   metavar="SECTION.KEY=VALUE",
+                   help="override any setting, e.g. --set writer.max_batch=256")
+    p.add_argument("--log-level", default="INFO" if top else keep,
+                   help="DEBUG, INFO (default), WARNING or ERROR")
+
+
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Scoreboard: a live top-N leaderboard service.")
     p.add_argument("--version", action="version", version=f"scoreboard {__version__}")
+    _flags(p, server=True, database=True, top=True)
+    p.add_argument("--demo", action="store_true", help="serve with simulated players")
     sub = p.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", parents=[common], help="serve HTTP and WebSocket (default)")
-    serve.add_argument("--demo", action="store_true", help="add simulated players")
-    p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
-    token = sub.add_parser("token", parents=[common], help="print a user token for this server")
-    token.add_argument("--sub", required=True)
-    token.add_argument("--name")
+    serve = sub.add_parser("serve", help="serve HTTP and WebSocket (the default)")
+    _flags(serve, server=True, database=True, top=False)
+    serve.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                       help="add simulated players")
+    token = sub.add_parser("token", help="print a user token for this server")
+    _flags(token, server=False, database=False, top=False)
+    token.add_argument("--sub", required=True, help="the user id (the token's sub)")
+    token.add_argument("--name", help="the display name shown on boards")
     token.add_argument("--scope", action="append", default=[],
-                       help="add a scope: admin, service, or any string")
-    token.add_argument("--ttl", type=int, help="seconds until it expires")
-    proof = sub.add_parser("proof", parents=[common], help="print a one-time action proof")
-    proof.add_argument("--sub", required=True)
-    proof.add_argument("--action", required=True)
-    proof.add_argument("--ttl", type=int)
-    sub.add_parser("verify", parents=[common], help="check the stored state against the log")
+                       help="add a scope: admin, service, or any string (repeatable)")
+    token.add_argument("--ttl", type=_positive,
+                       help="seconds until it expires (default: auth.token_ttl_seconds)")
+    proof = sub.add_parser("proof", help="print a one-time action proof")
+    _flags(proof, server=False, database=False, top=False)
+    proof.add_argument("--sub", required=True, help="the user who may use it")
+    proof.add_argument("--action", required=True,
+                       help='the actionType (a rule with proof = "required")')
+    proof.add_argument("--board", help="the one board it is good for (default: any)")
+    proof.add_argument("--ttl", type=_positive,
+                       help="seconds until it expires (default: proofs.ttl_seconds)")
+    verify = sub.add_parser(
+        "verify", help="check the stored state against the log (read-only; the server "
+                       "may be running)")
+    _flags(verify, server=False, database=True, top=False)
     return p
 
 
@@ -99,12 +131,17 @@ def _existing_secret(what: str, configured: str, data_dir: Path, file_name: str,
     Never creates one: a token signed with a new secret would only be refused with 401 by
     the server, which has its own.
     """
+    from scoreboard.auth.tokens import SecretFileError, read_secret_file
+
     if configured:
         print(f"{what} secret: {setting} (from {variable} or a config file)", file=sys.stderr)
         return configured.encode()
     path = data_dir / file_name
     try:
-        secret = path.read_bytes().strip()
+        secret = read_secret_file(path)
+    except SecretFileError as exc:
+        print(f"no {what} secret: {exc}", file=sys.stderr)
+        return None
     except OSError as exc:
         print(
             f"no {what} secret: cannot read {path.resolve()} ({exc.strerror or exc}).\n"
@@ -139,11 +176,15 @@ def _proof(settings: Settings, args: argparse.Namespace) -> int:
     if args.action not in settings.rules:
         print(f"unknown action type {args.action!r}", file=sys.stderr)
         return 2
+    if args.board is not None and args.board not in settings.leaderboard.boards:
+        print(f"unknown board {args.board!r}", file=sys.stderr)
+        return 2
     secret = _existing_secret("proof", settings.proofs.secret, settings.server.data_dir,
                               PROOF_SECRET_FILE, "proofs.secret", "SCOREBOARD_PROOF_SECRET")
     if secret is None:
         return 1
-    print(ProofAuthority(settings.proofs, secret).mint(args.sub, args.action, ttl=args.ttl))
+    authority = ProofAuthority(settings.proofs, secret)
+    print(authority.mint(args.sub, args.action, ttl=args.ttl, board=args.board))
     return 0
 
 

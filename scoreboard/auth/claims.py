@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from scoreboard.core.names import visible
+
 MAX_NAME = 64
 MAX_SCOPES = 256  # a token listing more is read up to this many
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -52,7 +54,7 @@ def scopes(claims: dict[str, Any], scope_claim: str = "") -> frozenset[str]:
 def clean_name(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    name = CONTROL.sub("", value).strip()[:MAX_NAME]
+    name = visible(value)[:MAX_NAME].strip()
     return name or None
 
 

@@ -1,6 +1,7 @@
 """Action proofs: short-lived one-time JWS from a trusted backend.
 
-A proof binds `sub` (the user), `act` (the actionType), `jti` (a nonce) and `exp`. This
+A proof binds `sub` (the user), `act` (the actionType), `jti` (a nonce) and `exp`, and
+may name the one board it is good for (`board`). This
 module checks the signature and shape; whether the jti is still unspent, and whether it
 matches the caller and the action, is decided by the engine inside the writer, so that
 concurrent reuse has exactly one winner and spent proofs survive restarts.
@@ -34,7 +35,9 @@ class ProofAuthority:
             self._keys[pk.alg] = algo.prepare_key(pk.pem)
         self._allowed = set(settings.algorithms) | set(self._keys)
 
-    def verify(self, token: str, now: float | None = None) -> ProofClaims:
+    def verify(self, token: str, now: float | None = None, *,
+               board: str | None = None) -> ProofClaims:
+        """The proof's claims; refused if it names a board other than `board`."""
         now = time.time() if now is None else now
         try:
             alg = jwt.get_unverified_header(token).get("alg")
@@ -61,16 +64,22 @@ class ProofAuthority:
             raise ProofInvalid("proof exp must be a number")
         if exp - now > self.settings.max_ttl_seconds + self.leeway:
             raise ProofInvalid("the proof lives longer than allowed")
+        bound = claims.get("board")
+        if bound is not None and (not isinstance(bound, str) or bound != board):
+            raise ProofInvalid(f"the proof is for board {str(bound)[:64]!r}, "
+                               f"not {str(board)[:64]!r}")
         return ProofClaims(sub=sub, act=act, jti=jti, exp=float(exp))
 
     def mint(self, sub: str, act: str, *, ttl: float | None = None,
-             now: float | None = None) -> str:
+             now: float | None = None, board: str | None = None) -> str:
         now = time.time() if now is None else now
-        claims = {
+        claims: dict[str, Any] = {
             "sub": sub,
             "act": act,
             "jti": secrets.token_urlsafe(16),
             "iat": int(now),
             "exp": int(now + (ttl if ttl is not None else self.settings.ttl_seconds)),
         }
+        if board is not None:
+            claims["board"] = board
         return jwt.encode(claims, self._secret, algorithm="HS256", headers={"typ": PROOF_TYP})

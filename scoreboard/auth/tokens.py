@@ -14,6 +14,7 @@ outlives one. Tokens are never logged.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -30,6 +31,9 @@ from scoreboard.auth.keyring import ASYMMETRIC, KeyRing, ring_from_pems
 from scoreboard.settings.model import AuthSettings
 
 SECRET_FILE = "jwt-secret"
+MIN_SECRET_BYTES = 32  # HS256: a key shorter than the hash is refused (RFC 7518 §3.2)
+
+log = logging.getLogger("scoreboard.auth")
 MAX_SUB = 128
 
 
@@ -60,23 +64,46 @@ class AuthError(Exception):
         self.message = message
 
 
+class SecretFileError(ValueError):
+    """A secret file too short to sign with; the message names the file."""
+
+
+def read_secret_file(path: Path) -> bytes:
+    """The secret kept in `path`; an empty or short one is refused, never used."""
+    secret = path.read_bytes().strip()
+    if len(secret) < MIN_SECRET_BYTES:
+        size = f"{len(secret)} bytes" if secret else "empty"
+        raise SecretFileError(
+            f"the secret file {path.resolve()} is {size}; HS256 needs at least "
+            f"{MIN_SECRET_BYTES}. Write a longer secret into it, or delete it to have one "
+            "generated (tokens signed with the old one are then refused)"
+        )
+    return secret
+
+
 def load_or_create_secret(configured: str, data_dir: Path, name: str = SECRET_FILE) -> bytes:
-    """An HS256 secret: configured, or generated once and kept in the data folder (0600)."""
+    """An HS256 secret: configured, or generated once and kept in the data folder (0600).
+    Says which (never the secret) in the log."""
     if configured:
+        log.info("secret %s: configured (settings, environment or config file)", name)
         return configured.encode()
     path = data_dir / name
     try:
-        return path.read_bytes().strip()
+        secret = read_secret_file(path)
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        log.info("secret %s: read from %s", name, path.resolve())
+        return secret
+    data_dir.mkdir(0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race; use its secret
-        return path.read_bytes().strip()
+        return read_secret_file(path)
     with os.fdopen(fd, "wb") as f:
         f.write(secret + b"\n")
+    log.info("secret %s: generated and kept in %s", name, path.resolve())
     return secret
 
 

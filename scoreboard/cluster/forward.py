@@ -114,7 +114,7 @@ class Forwarder:
         if self.writer_url is None and self.unreachable not in _WORTH_WAITING:
             # Known to have nowhere to go: say so now rather than after `timeout`.
             raise StoreDown(f"no writer is reachable to forward this action to: "
-                            f"{self.unreachable}", retry_after=1.0)
+                            f"{self.unreachable}", retry_after=1.0, for_clients=True)
         if len(self._waiting) >= self.max_waiting:
             raise Overloaded("too many commands are waiting for the writer", retry_after=1.0)
         i = next(self._ids)
@@ -125,7 +125,8 @@ class Forwarder:
         try:
             answer = await asyncio.wait_for(fut, self.timeout)
         except TimeoutError:
-            raise StoreDown("the writer did not answer in time", retry_after=2.0) from None
+            raise StoreDown("the writer did not answer in time", retry_after=2.0,
+                            for_clients=True) from None
         finally:
             self._waiting.pop(i, None)
         if isinstance(answer, Refused):

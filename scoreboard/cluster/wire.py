@@ -7,7 +7,8 @@ so neither side builds a dict per command (the writer pays for every one it deco
   dataclass (a `SubmitAction`'s proof) as that dataclass's positional array or null;
 - the writer answers each frame with one frame, `[id, outcome, …]`, where outcome is
   `["a", field…]` (an `ActionResult`), `["u", field…]` (a `UserResult`) or
-  `["e", code, message, retryAfter]` (a refusal).
+  `["e", code, message, retryAfter, limit]` (a refusal; `limit` is a quota's actions
+  per window, for the follower's RateLimit-* headers, else null).
 
 Every `Command` class of `scoreboard.core.commands` is carried, found by looking at the
 module, and each field is checked against its annotation when it arrives: a command
@@ -182,7 +183,8 @@ def encode_results(items: list[tuple[int, Result | Refused]]) -> bytes:
         elif isinstance(result, UserResult):
             out.append(["u", *_USER(result)])
         else:
-            out.append(["e", result.code, result.message, result.retry_after])
+            limit = result.limit if isinstance(result, errors.QuotaExceeded) else None
+            out.append(["e", result.code, result.message, result.retry_after, limit])
     return orjson.dumps(out)
 
 
@@ -202,10 +204,11 @@ def _decode_result(body: list[Any]) -> Result | Refused:
         return UserResult(*body[1:])
     if kind != "e":
         raise ValueError(f"unknown outcome {kind!r}")
-    _, code, message, retry = body
+    _, code, message, retry, limit = body
     cls = REFUSALS.get(code, StoreDown)
     if cls is errors.QuotaExceeded:
-        return errors.QuotaExceeded(message, retry_after=float(retry or 1.0))
+        return errors.QuotaExceeded(message, retry_after=float(retry or 1.0),
+                                    limit=limit if type(limit) is int else None)
     refusal = cls.__new__(cls)
     Refused.__init__(refusal, message, retry_after=retry)
     return refusal

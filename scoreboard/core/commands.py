@@ -47,13 +47,15 @@ class SubmitAction(Command):
 
 @dataclass(frozen=True, slots=True)
 class AdjustScore(Command):
-    """An administrator changes a score by `delta`; idempotent by `client_action_id`."""
+    """An administrator changes a score by `delta`; idempotent by `client_action_id`.
+    A user the service has never seen is refused unless `create` says to add them."""
 
     actor: str
     board: str
     delta: int
     reason: str
     client_action_id: str
+    create: bool = False
 
     @property
     def idempotency_key(self) -> tuple[str, str] | None:

@@ -47,12 +47,12 @@ from scoreboard.core.records import (
     FreezeRecord,
     HideNameRecord,
     LogRecord,
-    ModerationRecord,
     PeriodClosedRecord,
     RevokeTokensRecord,
     ScoreRecord,
     ScoreRow,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
     UserRow,
@@ -137,7 +137,7 @@ class Engine:
     def _board(self, board: str) -> Ranking:
         ranking = self.boards.get(board)
         if ranking is None:
-            raise errors.InvalidCommand(f"unknown board {board!r}")
+            raise errors.NotFound(f"no board {board!r}")
         return ranking
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
@@ -165,7 +165,7 @@ class Engine:
     def _decide_action(self, cmd: SubmitAction, now: float, pending: Pending) -> LogRecord | Replay:
         rule = self.rules.get(cmd.action_type)
         if rule is None:
-            raise errors.UnknownAction(f"unknown actionType {cmd.action_type!r}")
+            raise self.rules.unknown(cmd.action_type)
         self._board(cmd.board)
         replay = self.keys.check(cmd, pending)
         if replay is not None:
@@ -193,15 +193,13 @@ class Engine:
             for b in self.followers[cmd.board]
             if self.defs[b].open_at(now) and b not in self.ended
         )
-        record = self._score_record(
-            pending, now, cmd.board, user, amount, ActionRecord, also=also,
-            display_name=cmd.display_name or user.display_name,
-            client_action_id=cmd.client_action_id,
-            action_type=cmd.action_type,
-            metadata=cmd.metadata,
-            proof_jti=None if proof is None else proof.jti,
-            proof_exp=None if proof is None else proof.exp,
+        prev, new = self._scored(cmd.board, cmd.user_id, amount, pending)
+        record = ActionRecord(  # positional, in field order: the hot path, and cheaper
+            pending.next_seq, now, cmd.board, cmd.user_id, cmd.display_name or user.display_name,
+            new - prev, prev, new, cmd.client_action_id, cmd.action_type, cmd.metadata,
+            None if proof is None else proof.jti, None if proof is None else proof.exp, also,
         )
+        self._add_score(pending, record, user)
         self.keys.hold(cmd, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
@@ -225,13 +223,19 @@ class Engine:
             self._user_record(pending, now, user, FreezeRecord, actor=MONITOR,
                               reason=f"automatic: {reason}")
 
+    def _known(self, user_id: str, pending: Pending) -> bool:
+        return user_id in self.names or user_id in pending.users or any(
+            user_id in b for b in self.boards.values()
+        )
+
     def _user_record(self, pending: Pending, now: float, row: UserRow,
-                     cls: type[ModerationRecord | HideNameRecord | ShowNameRecord],
-                     **fields: str) -> LogRecord:
+                     cls: type[StandingRecord], **fields: str) -> LogRecord:
         """`fields`: the actor and reason of a `ModerationRecord`."""
+        # The score is unchanged: the record shows it as it stood (history, events).
+        score = self._current("global", row.user_id, pending) or 0
         record = cls(
             seq=pending.next_seq, at=now, board="global", user_id=row.user_id,
-            display_name=row.display_name, **fields,
+            display_name=row.display_name, prev_score=score, new_score=score, **fields,
         )
         pending.next_seq += 1
         pending.records.append(record)
@@ -247,13 +251,16 @@ class Engine:
         if replay is not None:
             return replay
         user = self._user(cmd.user_id, pending)
-        record = self._score_record(
-            pending, now, cmd.board, user, cmd.delta, AdjustRecord,
-            display_name=user.display_name,
-            client_action_id=cmd.client_action_id,
-            actor=cmd.actor,
-            reason=cmd.reason,
+        if not cmd.create and not self._known(cmd.user_id, pending):
+            raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
+        prev = self._current(cmd.board, cmd.user_id, pending) or 0
+        record = AdjustRecord(
+            seq=pending.next_seq, at=now, board=cmd.board, user_id=cmd.user_id,
+            display_name=user.display_name, delta=cmd.delta, prev_score=prev,
+            new_score=self._within_range(prev + cmd.delta),
+            client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
+        self._add_score(pending, record, user)
         self.keys.hold(cmd, pending)
         return record
 
@@ -274,40 +281,29 @@ class Engine:
             new = self.boards[board].better(prev or 0, amount)
         else:
             new = amount
-        if not -MAX_SCORE <= new <= MAX_SCORE:
-            raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
-        return prev or 0, new
+        return prev or 0, self._within_range(new)
 
-    def _score_record(
-        self, pending: Pending, now: float, board: str, user: UserRow, amount: int,
-        cls: type[ScoreRecord], *, display_name: str | None, **fields: Any,
-    ) -> ScoreRecord:
-        """`user` as `_user` gives it: the decision already looked it up. `amount`: the
-        points (or value) of an action, or an adjustment's delta (added whatever the
-        operator)."""
-        user_id = user.user_id
-        if cls is ActionRecord:
-            prev, new = self._scored(board, user_id, amount, pending)
-        else:
-            prev = self._current(board, user_id, pending) or 0
-            new = prev + amount
-            if not -MAX_SCORE <= new <= MAX_SCORE:
-                raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
-        seq = pending.next_seq
-        record = cls(
-            seq=seq, at=now, board=board, user_id=user_id, display_name=display_name,
-            delta=new - prev, prev_score=prev, new_score=new, **fields,
-        )
-        pending.next_seq += 1
-        pending.records.append(record)
-        for b, old, score in [(board, prev, new), *fields.get("also", ())]:
+    @staticmethod
+    def _within_range(score: int) -> int:
+        if not -MAX_SCORE <= score <= MAX_SCORE:
+            raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
+        return score
+
+    def _add_score(self, pending: Pending, record: ScoreRecord, user: UserRow) -> None:
+        """Add a decided score change (at `pending.next_seq`) to the batch, with what an
+        action did on the boards that follow its board; `user` as `_user` gives it: the
+        decision already looked it up."""
+        user_id, display_name, seq = record.user_id, record.display_name, record.seq
+        also = record.also if isinstance(record, ActionRecord) else ()
+        for b, old, score in [(record.board, record.prev_score, record.new_score), *also]:
             if score != old or self._current(b, user_id, pending) is None:
                 pending.scores[(b, user_id)] = (score, seq)  # an unchanged best keeps its seq
+        pending.next_seq += 1
+        pending.records.append(record)
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
         elif user_id not in pending.users and user.display_name is None:
             pending.users[user_id] = user  # every scoring user has a row, named or not
-        return record
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -315,9 +311,7 @@ class Engine:
         """Privacy may be set before the first score (the user's own choice, recorded
         and so applied from their first score on); the others need a known user."""
         user = self._user(cmd.user_id, pending)
-        known = isinstance(cmd, SetNameHidden) or user.user_id in self.names or (
-            user.user_id in pending.users) or any(user.user_id in b for b in self.boards.values())
-        if not known:
+        if not isinstance(cmd, SetNameHidden) and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
             cls = FreezeRecord if cmd.frozen else UnfreezeRecord

@@ -65,5 +65,6 @@ class BoardClosed(Rejection):
 class QuotaExceeded(Rejection):
     code = "QUOTA_EXCEEDED"
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, limit: int | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
+        self.limit = limit  # actions per window: the edge's RateLimit-Limit

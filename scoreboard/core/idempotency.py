@@ -38,10 +38,10 @@ def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | 
 
 
 def record_fingerprint(r: ScoreRecord) -> int:
-    if isinstance(r, AdjustRecord):
-        return fingerprint(Kind.ADJUST, r.board, r.delta, {"reason": r.reason})
-    assert isinstance(r, ActionRecord)
-    return fingerprint(Kind.ACTION, r.board, r.action_type, r.metadata)
+    if isinstance(r, ActionRecord):
+        return fingerprint(Kind.ACTION, r.board, r.action_type, r.metadata)
+    assert isinstance(r, AdjustRecord)
+    return fingerprint(Kind.ADJUST, r.board, r.delta, {"reason": r.reason})
 
 
 def command_fingerprint(c: SubmitAction | AdjustScore) -> int:

@@ -1,4 +1,4 @@
-"""Display names: what each user asked to be shown as, by user id.
+"""Display names: what each user asked to be shown as, by user id, and what a name may hold.
 
 A million users have a million names, and a dict of them costs about 30 MB beside the
 names themselves. Nearly every user is on the global board, whose ranking already
@@ -8,9 +8,24 @@ each); a user not on the global board has theirs in a dict until they are.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, MutableMapping, Sequence
 
 from scoreboard.core.ranking import Ranking
+
+# Characters a name loses: C0/C1 controls and DEL; bidi embeddings, overrides, isolates
+# and marks (they reorder the text around the name on every board that shows it); and
+# zero-width characters (they make two names that look the same differ).
+INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f"
+    "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+    "\u200b-\u200d\u2060\ufeff]"
+)
+
+
+def visible(text: str) -> str:
+    """`text` without the characters in `INVISIBLE`, trimmed of white space."""
+    return INVISIBLE.sub("", text).strip()
 
 
 class Names(MutableMapping[str, str]):

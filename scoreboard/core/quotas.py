@@ -37,7 +37,7 @@ class QuotaWindows:
             oldest = hits[0] if hits else now
             raise errors.QuotaExceeded(
                 f"{action_type} is limited to {quota.limit} per {quota.window:g} s",
-                retry_after=max(1.0, oldest + quota.window - now),
+                retry_after=max(1.0, oldest + quota.window - now), limit=quota.limit,
             )
 
     @staticmethod

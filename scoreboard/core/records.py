@@ -80,7 +80,17 @@ class AdjustRecord(ScoreRecord):
 
 
 @dataclass(frozen=True, slots=True)
-class ModerationRecord(LogRecord):
+class StandingRecord(LogRecord):
+    """A change to a user's standing that leaves their score as it stood: `prev_score`
+    and `new_score` both show the user's global score then (for history and events;
+    replay ignores them)."""
+
+    prev_score: int
+    new_score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationRecord(StandingRecord):
     """A change to a user's standing, by `actor` (an administrator, the abuse monitor,
     or the user) for `reason`; written on the global board."""
 
@@ -131,12 +141,12 @@ class PeriodClosedRecord(LogRecord):
 
 
 @dataclass(frozen=True, slots=True)
-class HideNameRecord(LogRecord):
+class HideNameRecord(StandingRecord):
     """The user asked to appear as anonymous."""
 
 
 @dataclass(frozen=True, slots=True)
-class ShowNameRecord(LogRecord):
+class ShowNameRecord(StandingRecord):
     pass
 
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scoreboard.core.errors import UnknownAction
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -72,6 +74,11 @@ class RuleSet(Mapping[str, Rule]):
 
     def __len__(self) -> int:
         return len(self._rules)
+
+    def unknown(self, action_type: str) -> UnknownAction:
+        """The refusal of an actionType no rule defines; it names the ones that exist."""
+        known = ", ".join(sorted(self._rules)) or "none"
+        return UnknownAction(f'unknown actionType "{action_type}"; known: {known}')
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> RuleSet:

@@ -85,6 +85,8 @@ class AdjustRequest(Body):
     reason: Reason
     client_action_id: ClientActionId
     board: Board | None = None
+    create: Annotated[bool, Meta(
+        description="Add a user the service has never seen (otherwise 404).")] = False
 
 
 class ReasonRequest(Body):
@@ -99,6 +101,11 @@ class ProofRequest(Body):
     user_id: Annotated[str, printable(MAX_ID, "Who may use the proof.")]
     action_type: ActionType
     ttl_seconds: Annotated[int, Meta(ge=1, description=INTEGER)] | UnsetType = UNSET
+    board: Annotated[str, Meta(
+        pattern=anchored(BOARD),
+        description="The one board the proof is good for; any board when absent.",
+        extra={"means": "1-64 characters of a-z, 0-9, '_' and '-'"},
+    )] | None = None
 
 
 class PrivacyRequest(Body):

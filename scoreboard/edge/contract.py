@@ -42,6 +42,10 @@ OPENAPI_PATH = "/openapi.json"
 PAGE_PATH = "/"
 DOCS_PATH = "/docs"  # the browsable API reference
 STATIC_PREFIX = "/static/"
+STATIC_PATH = f"{STATIC_PREFIX}{{name}}"  # one file of the page's folder, no subfolders
+SDK_PREFIX = f"{STATIC_PREFIX}sdk/"
+SDK_PATH = f"{SDK_PREFIX}{{name}}"  # one file of the JavaScript SDK the page runs on
+FAVICON_PATH = "/favicon.ico"  # browsers ask for it whatever the page links
 
 DEFAULT_BOARD = "global"  # a body or query naming no board
 

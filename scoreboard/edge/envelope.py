@@ -22,7 +22,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
@@ -105,9 +104,6 @@ class Routes:
 
     def add_put(self, path: str, handler: Handler) -> None:
         self._router.add_put(path, self.wrap(handler, path))
-
-    def add_static(self, prefix: str, path: Path) -> None:
-        self._router.add_static(prefix, path, append_version=False)
 
     def finish(self, preflight: Preflight | None = None) -> None:
         """Register last: everything no other route takes, and CORS preflights."""

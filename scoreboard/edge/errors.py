@@ -32,6 +32,7 @@ from scoreboard.core.errors import (
 )
 from scoreboard.storage.base import StoreError
 from scoreboard.writer.actor import WriterError
+from scoreboard.writer.errors import StoreDown
 
 log = logging.getLogger("scoreboard.http")
 
@@ -135,6 +136,9 @@ STATUS: dict[type[BaseException], int] = {
 }
 STORE_CODE = "STORE_UNAVAILABLE"
 STORE_RETRY_AFTER = 2.0
+# What a client is told when the store is down; the driver's words (hosts, errno) are
+# logged with the request id instead.
+STORE_MESSAGE = "the score store is unavailable; retry later"
 
 # aiohttp's own refusals (a body over `client_max_size`, a static file that is absent).
 _AIOHTTP_CODES = {
@@ -171,9 +175,15 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         headers = dict(exc.headers) if isinstance(exc, EdgeRefusal) else {}
         if exc.retry_after is not None:
             headers["Retry-After"] = retry_after_header(exc.retry_after)
+        if exc.code == STORE_CODE and not (isinstance(exc, StoreDown) and exc.for_clients):
+            return status, exc.code, STORE_MESSAGE, headers
+        if isinstance(exc, QuotaExceeded) and exc.limit is not None:
+            # the quota window as a rate limit: none left until a slot frees
+            headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": headers["Retry-After"]})
         return status, exc.code, exc.message, headers
     if isinstance(exc, StoreError):
-        return (503, STORE_CODE, f"the action log is unavailable: {exc}",
+        return (503, STORE_CODE, STORE_MESSAGE,
                 {"Retry-After": retry_after_header(STORE_RETRY_AFTER)})
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
@@ -191,6 +201,8 @@ def error_response(exc: BaseException, request_id: str) -> web.Response:
     status, code, message, headers = describe(exc)
     if status == 500:
         log.error("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+    elif code == STORE_CODE:
+        log.warning("answered %s: %s", code, exc, extra={"request_id": request_id})
     return web.Response(body=error_body(code, message, request_id), status=status,
                         content_type=JSON, headers=headers)
 

@@ -144,6 +144,7 @@ class Proof(Reply):
     user_id: UserId
     action_type: str  # the components narrow it to the configured rules
     expires_at: datetime
+    board: BoardName | UnsetType = UNSET  # present when the proof names one board
 
 
 class UserChange(Reply):

@@ -25,6 +25,7 @@ from scoreboard.core.records import (
     PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -71,11 +72,12 @@ def _adjust(r: AdjustRecord, kind: str) -> dict[str, Any]:
 
 
 def _moderation(r: ModerationRecord, kind: str) -> dict[str, Any]:
-    return _json(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None)
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, r.actor, r.reason,
+                 None)
 
 
-def _plain(r: LogRecord, kind: str) -> dict[str, Any]:
-    return _json(r, kind, None, None, 0, 0, 0, None, None, None, None)
+def _standing(r: StandingRecord, kind: str) -> dict[str, Any]:
+    return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None)
 
 
 # How each record class is written; every class of `RECORD_TYPES` must have an entry
@@ -88,8 +90,8 @@ ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
     FlagRecord: _moderation,
     UnflagRecord: _moderation,
     RevokeTokensRecord: _moderation,
-    HideNameRecord: _plain,
-    ShowNameRecord: _plain,
+    HideNameRecord: _standing,
+    ShowNameRecord: _standing,
     PeriodClosedRecord: _period,
 }
 _BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}

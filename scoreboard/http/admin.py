@@ -27,12 +27,11 @@ from scoreboard.core.commands import (
     UserResult,
 )
 from scoreboard.core.engine import Engine
-from scoreboard.core.errors import UnknownAction
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.bodies import AdjustRequest, PrivacyRequest, ProofRequest, ReasonRequest
 from scoreboard.edge.envelope import Routes, json_response
-from scoreboard.edge.errors import BadRequest
+from scoreboard.edge.errors import BadRequest, UnknownResource
 from scoreboard.events.wire import record_json
 from scoreboard.http.public import Gatekeeper, action_json
 from scoreboard.read.views import iso
@@ -85,6 +84,7 @@ class AdminApi:
         cmd = AdjustScore(
             user_id=user_id, actor=admin.user_id, board=body.board or c.DEFAULT_BOARD,
             delta=body.delta, reason=body.reason, client_action_id=body.client_action_id,
+            create=body.create,
         )
         result = await self.writer.submit(cmd)
         assert isinstance(result, ActionResult)
@@ -154,17 +154,21 @@ class AdminApi:
         body = await self.body(request, PROOF_BODY)
         user_id, action = body.user_id, body.action_type
         if action not in self.settings.rules:
-            raise UnknownAction(f"unknown actionType {action!r}")
+            raise self.settings.rules.unknown(action)
         proofs = self.settings.proofs
         ttl = proofs.ttl_seconds if body.ttl_seconds is UNSET else body.ttl_seconds
         if ttl > proofs.max_ttl_seconds:
             raise BadRequest(f"ttlSeconds: must be an integer from 1 to {proofs.max_ttl_seconds}")
+        board = body.board
+        if board is not None and board not in self.engine.boards:
+            raise UnknownResource(f"no board {board!r}")
         now = time.time()
-        token = self.proofs.mint(user_id, action, ttl=ttl, now=now)
-        return json_response(orjson.dumps({
-            "proof": token, "userId": user_id, "actionType": action,
-            "expiresAt": iso(int(now + ttl)),
-        }))
+        token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board)
+        reply = {"proof": token, "userId": user_id, "actionType": action,
+                 "expiresAt": iso(int(now + ttl))}
+        if board is not None:
+            reply["board"] = board
+        return json_response(orjson.dumps(reply))
 
     async def privacy(self, request: web.Request) -> web.Response:
         principal = self.gate.caller(request)

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import Refused
+from scoreboard.core.names import INVISIBLE, visible
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.bodies import BatchAction, BatchRequest
@@ -89,7 +90,10 @@ class BatchApi:
         """One decoded action as the command a single action would become."""
         metadata = v.metadata(item.metadata, self.settings.limits.max_metadata_bytes,
                               f"actions[{i}].metadata")
-        return SubmitAction(item.user_id, item.display_name, item.board or c.DEFAULT_BOARD,
+        name = item.display_name
+        if name is not None and INVISIBLE.search(name):
+            name = visible(name) or None  # as a token's name claim: bidi and zero-width go
+        return SubmitAction(item.user_id, name, item.board or c.DEFAULT_BOARD,
                             item.action_type, item.client_action_id, metadata)
 
     async def post_batch(self, request: web.Request) -> web.Response:

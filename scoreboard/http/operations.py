@@ -122,6 +122,7 @@ def operations(settings: Settings) -> list[Operation]:
                     400: ("INVALID_REQUEST", "UNKNOWN_ACTION"),
                     401: UNAUTH,
                     403: ("USER_FROZEN", "PROOF_INVALID"),
+                    404: MISSING,
                     409: ("PROOF_REUSED", "BOARD_CLOSED"),
                     422: ("IDEMPOTENCY_CONFLICT",),
                     429: ("RATE_LIMITED", "QUOTA_EXCEEDED"),
@@ -269,10 +270,11 @@ def operations(settings: Settings) -> list[Operation]:
             {
                 "200": json_answer("A proof for one action of one user", schema("Proof")),
                 **errors({**body_errors, 400: ("INVALID_REQUEST", "UNKNOWN_ACTION"),
-                           401: UNAUTH, 403: FORBID}),
+                           401: UNAUTH, 403: FORBID, 404: MISSING}),
             },
             security=service, request=ProofRequest,
-            description=f"Needs the `{auth.service_scope}` scope.",
+            description=f"Needs the `{auth.service_scope}` scope. With `board`, the proof is "
+                        "good only for an action on that board (an unknown board is 404).",
         ),
         Operation(
             "put", c.PRIVACY_PATH, "setPrivacy",
@@ -289,11 +291,12 @@ def operations(settings: Settings) -> list[Operation]:
             "Change a user's score by a delta, with a reason", "admin",
             {
                 "200": json_answer("The adjustment as logged", schema("ActionResult")),
-                **errors({**body_errors, **admin_errors, 422: ("IDEMPOTENCY_CONFLICT",),
-                           503: BUSY}),
+                **errors({**body_errors, **admin_errors, 404: MISSING,
+                           422: ("IDEMPOTENCY_CONFLICT",), 503: BUSY}),
             },
             security=admin, parameters=[user_only], request=AdjustRequest,
-            description="Idempotent per (userId, clientActionId) like score actions.",
+            description="Idempotent per (userId, clientActionId) like score actions. A user "
+                        "the service has never seen is 404 unless `create` is true.",
         ),
         *(
             Operation(
@@ -374,6 +377,27 @@ def operations(settings: Settings) -> list[Operation]:
             {"200": {"description": "A plain HTML page: WebSocket, then SSE, then polling",
                      "headers": headers("Cache-Control"),
                      "content": {"text/html": {"schema": {"type": "string"}}}}},
+        ),
+        *(
+            Operation(
+                "get", path, op_id, summary, "live",
+                {"200": {"description": "The file, typed by its extension",
+                         "headers": headers("Cache-Control"),
+                         "content": {"*/*": {"schema": {"type": "string"}}}},
+                 **errors({404: MISSING})},
+                parameters=[{"name": "name", "in": "path", "required": True,
+                             "schema": {"type": "string"}, "description": "The file's name."}],
+            )
+            for path, op_id, summary in (
+                (c.STATIC_PATH, "pageFile", "A file of the live page (scripts, style, icon)"),
+                (c.SDK_PATH, "sdkFile", "A file of the JavaScript SDK the page runs on"),
+            )
+        ),
+        Operation(
+            "get", c.FAVICON_PATH, "favicon", "The page's icon", "live",
+            {"200": {"description": "The SVG icon (as `/static/favicon.svg`)",
+                     "headers": headers("Cache-Control"),
+                     "content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
         ),
         Operation(
             "get", c.DOCS_PATH, "docs", "This reference, as a page", "operations",

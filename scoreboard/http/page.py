@@ -1,7 +1,9 @@
 """The live leaderboard page: `/`, its static files, and `/api/v1/live-config`.
 
 Plain files from `scoreboard/static/`, no build step; the live connection is the
-JavaScript SDK's (`clients/js/src`, served at `/static/sdk/`). `index.html` gets the live
+JavaScript SDK's (`clients/js/src`, served at `/static/sdk/`). Files are served inside
+the request envelope so a missing file is the usual JSON 404; `/favicon.ico` answers
+the SVG icon (browsers take its content type over the name). `index.html` gets the live
 settings rendered into data attributes on `<html>` (so the page needs no extra round
 trip), and `/api/v1/live-config` serves the same as JSON for other clients:
 
@@ -13,6 +15,7 @@ trip), and `/api/v1/live-config` serves the same as JSON for other clients:
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -22,15 +25,20 @@ import orjson
 from aiohttp import web
 
 from scoreboard.edge.contract import (
+    FAVICON_PATH,
     LEADERBOARD_PATH,
     LIVE_CONFIG_PATH,
     LIVE_PATH,
     MY_SCORE_PATH,
     PAGE_PATH,
+    SDK_PATH,
+    SDK_PREFIX,
+    STATIC_PATH,
     STATIC_PREFIX,
     STREAM_PATH,
 )
 from scoreboard.edge.envelope import Routes
+from scoreboard.edge.errors import UnknownResource
 from scoreboard.settings.model import Settings
 
 STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
@@ -38,6 +46,21 @@ STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
 # clients/js/src (one copy of the SDK); a wheel holds the files themselves. Served from
 # its resolved folder, so the static route needs no symlink following.
 SDK_DIR = (STATIC_DIR / "sdk").resolve()
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[a-z]{2,4}$")  # no dot files, no paths
+ICON = "favicon.svg"
+
+
+def _file(path: Path) -> web.FileResponse:
+    return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
+                                           "Cache-Control": "no-cache"})
+
+
+def _served(folder: Path, prefix: str, name: str) -> web.FileResponse:
+    """One plain file of `folder` by its bare name; anything else is 404 NOT_FOUND."""
+    path = folder / name
+    if not FILE_NAME.match(name) or name == "index.html" or not path.is_file():
+        raise UnknownResource(f"no file {prefix}{name[:64]}")
+    return _file(path)
 
 # The page talks to this origin and to the WebSocket port; nothing else.
 CSP = (
@@ -56,8 +79,9 @@ class Page:
     def add_routes(self, routes: Routes) -> None:
         routes.add_get(PAGE_PATH, self.index)
         routes.add_get(LIVE_CONFIG_PATH, self.config)
-        routes.add_static(f"{STATIC_PREFIX}sdk/", SDK_DIR)
-        routes.add_static(STATIC_PREFIX, STATIC_DIR)
+        routes.add_get(STATIC_PATH, self.static)
+        routes.add_get(SDK_PATH, self.sdk)
+        routes.add_get(FAVICON_PATH, self.favicon)
 
     def live_config(self) -> dict[str, Any]:
         lb = self.settings.leaderboard
@@ -101,6 +125,15 @@ class Page:
             headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP,
                      "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"},
         )
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        return _served(STATIC_DIR, STATIC_PREFIX, request.match_info["name"])
+
+    async def sdk(self, request: web.Request) -> web.StreamResponse:
+        return _served(SDK_DIR, SDK_PREFIX, request.match_info["name"])
+
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        return _file(STATIC_DIR / ICON)
 
     async def config(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.live_config()), content_type="application/json",

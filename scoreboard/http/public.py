@@ -29,6 +29,7 @@ from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
 from scoreboard.edge.errors import (
     JSON,
     RateLimited,
+    Unauthorized,
     Unavailable,
     UnknownResource,
     UnsupportedMediaType,
@@ -134,7 +135,11 @@ class PublicApi:
         routes.add_get(c.USER_SCORE_PATH, self.get_user_score)
 
     def board(self, request: web.Request) -> Ranking:
-        name = v.board_name(request.query.get("board"))
+        return self.ranking(request.query.get("board"))
+
+    def ranking(self, board: str | None) -> Ranking:
+        """The board named (`global` when none is), or 400 / 404."""
+        name = v.board_name(board)
         ranking = self.views.ranking(name)
         if ranking is None:
             raise UnknownResource(f"no board {name!r}")
@@ -159,18 +164,27 @@ class PublicApi:
         principal = gate.caller(request)
         verdict = gate.limit(request, principal.user_id)
         body = ACTION_BODY.read(await gate.json_body(request))
+        request[ACTION] = (body.action_type, body.client_action_id)
+        result = await self.report(principal, body)
+        return json_response(action_json(result),
+                             headers=verdict.headers() if verdict else None)
+
+    async def report(self, principal: Principal, body: ActionRequest) -> ActionResult:
+        """The caller's action through the writer: metadata and proof checked, then
+        rules, quotas, frozen users and idempotency decided by the writer. Every
+        transport that takes actions (REST, GraphQL) comes through here."""
+        board = body.board or c.DEFAULT_BOARD
         metadata = v.metadata(body.metadata, self.settings.limits.max_metadata_bytes)
         proof = None
         if body.proof is not None:
             if len(body.proof) > self.settings.auth.max_token_bytes:
                 raise ProofInvalid("proof: must be a compact JWS of at most "
                                    f"{self.settings.auth.max_token_bytes} bytes")
-            proof = self.proofs.verify(body.proof)
-        request[ACTION] = (body.action_type, body.client_action_id)
+            proof = self.proofs.verify(body.proof, board=board)
         cmd = SubmitAction(
             user_id=principal.user_id,
             display_name=principal.display_name,
-            board=body.board or c.DEFAULT_BOARD,
+            board=board,
             action_type=body.action_type,
             client_action_id=body.client_action_id,
             metadata=metadata,
@@ -183,8 +197,7 @@ class PublicApi:
             raise
         assert isinstance(result, ActionResult)
         self.metrics.action("REPLAYED" if result.replayed else "ACCEPTED")
-        return json_response(action_json(result),
-                             headers=verdict.headers() if verdict else None)
+        return result
 
     async def get_leaderboard(self, request: web.Request) -> web.Response:
         self.gate.reader(request)
@@ -202,14 +215,20 @@ class PublicApi:
         return json_response(body, headers=headers)
 
     def _target(self, request: web.Request, raw: str) -> Target:
+        if raw == "me":
+            return self.target(raw, self.gate.caller(request))
+        return self.target(raw, self.gate.reader(request))
+
+    def target(self, raw: str, principal: Principal | None) -> Target:
         """Whom a read is about: `me`, an id a public view shows (a hidden user's
         pseudonym), or a real id. A hidden user's real id is known only to that user and
         to administrators; to anyone else it is a user who is not there. `me` answers as
-        the boards show the caller (so a page can find its own row)."""
+        the boards show the caller (so a page can find its own row). `principal` is the
+        caller as the transport checked them (required for `me`)."""
         if raw == "me":
-            user_id = self.gate.caller(request).user_id
-            return Target(user_id, user_id, private=False, shown=True)
-        principal = self.gate.reader(request)
+            if principal is None:
+                raise Unauthorized("a bearer token is required")
+            return Target(principal.user_id, principal.user_id, private=False, shown=True)
         asked = v.user_id(raw)
         pseudonyms = self.views.pseudonyms
         user_id = pseudonyms.resolve(asked)
@@ -219,6 +238,22 @@ class PublicApi:
             principal.user_id == asked or self.settings.auth.admin_scope in principal.scopes)
         return Target(asked, asked, private, shown=private or not pseudonyms.is_hidden(asked))
 
+    def around(self, target: Target, ranking: Ranking, radius: int) -> dict[str, Any]:
+        """The GET /around object, or 404 for a user the caller may not see."""
+        data = self.views.around(ranking, target.user_id, radius) if target.shown else None
+        if data is None:
+            raise target.missing(ranking)
+        return data
+
+    def score(self, target: Target, ranking: Ranking) -> dict[str, Any]:
+        """The GET /users/{userId}/score object, or 404."""
+        data = None
+        if target.shown:
+            data = self.views.user_score(ranking, target.user_id, private=target.private)
+        if data is None:
+            raise target.missing(ranking)
+        return data
+
     async def get_around(self, request: web.Request) -> web.Response:
         target = self._target(request, request.match_info["userId"])
         self.gate.limit(request, None)
@@ -226,22 +261,14 @@ class PublicApi:
         await self.caught_up(request)
         radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
                              self.settings.leaderboard.max_radius)
-        data = self.views.around(ranking, target.user_id, radius) if target.shown else None
-        if data is None:
-            raise target.missing(ranking)
-        return json_response(orjson.dumps(data))
+        return json_response(orjson.dumps(self.around(target, ranking, radius)))
 
     async def get_user_score(self, request: web.Request) -> web.Response:
         target = self._target(request, request.match_info.get("userId", "me"))
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
-        data = None
-        if target.shown:
-            data = self.views.user_score(ranking, target.user_id, private=target.private)
-        if data is None:
-            raise target.missing(ranking)
-        return json_response(orjson.dumps(data))
+        return json_response(orjson.dumps(self.score(target, ranking)))
 
 
 @dataclass(frozen=True, slots=True)

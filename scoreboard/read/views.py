@@ -12,6 +12,7 @@ version of each board the user is on, so no cached body outlives it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -55,21 +56,23 @@ class Views:
             for i, (user, score) in enumerate(ranking.top(limit), 1)
         ]
 
+    def top(self, ranking: Ranking, limit: int) -> dict[str, Any]:
+        """The top `limit` of a board: the object of GET /leaderboard."""
+        return {
+            "board": ranking.board,
+            "entries": self.entries(ranking, limit),
+            "totalUsers": len(ranking),
+            "version": ranking.version,
+            "generatedAt": iso(time.time()),
+        }
+
     def leaderboard(self, ranking: Ranking, limit: int) -> tuple[int, bytes]:
         """(version, encoded reply) for GET /leaderboard."""
         key = (ranking.board, limit)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == ranking.version:
             return hit
-        body = orjson.dumps(
-            {
-                "board": ranking.board,
-                "entries": self.entries(ranking, limit),
-                "totalUsers": len(ranking),
-                "version": ranking.version,
-                "generatedAt": iso(time.time()),
-            }
-        )
+        body = orjson.dumps(self.top(ranking, limit))
         if len(self._cache) >= self._cache_size and key not in self._cache:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (ranking.version, body)
@@ -100,6 +103,23 @@ class Views:
             "totalUsers": len(ranking),
             "version": ranking.version,
         }
+
+    def users(self, ranking: Ranking, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Those users' entries on a board in rank order (a friends list); users not on
+        the board are left out. Ids are real ids: the caller decides whom it may ask
+        about (a hidden user by pseudonym); the entries show public ids."""
+        name = self.engine.display_name
+        public = self.pseudonyms.public_id
+        found = []
+        for user in set(user_ids):
+            rank = ranking.rank(user)
+            score = ranking.score(user)
+            if rank is not None and score is not None:
+                found.append((rank, user, score))
+        return [
+            {"rank": rank, "userId": public(user), "displayName": name(user), "score": score}
+            for rank, user, score in sorted(found)
+        ]
 
     def user_score(self, ranking: Ranking, user_id: str, *,
                    private: bool = False) -> dict[str, Any] | None:

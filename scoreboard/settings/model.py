@@ -25,6 +25,7 @@ from scoreboard.settings.boards import BoardSettings, board_definitions
 from scoreboard.settings.cluster import ClusterSettings
 from scoreboard.settings.edge import CorsSettings, EdgeSettings
 from scoreboard.settings.events import EventSettings
+from scoreboard.settings.graphql import GraphqlSettings
 from scoreboard.settings.keys import Key, expectation, tables
 from scoreboard.settings.layers import BOARDS, RULES, Layers
 from scoreboard.settings.live import LiveSettings
@@ -90,6 +91,7 @@ class Settings(Section, frozen=True, kw_only=True):
     cluster: ClusterSettings = _section(ClusterSettings)
     abuse: AbuseSettings = _section(AbuseSettings)
     events: EventSettings = _section(EventSettings)
+    graphql: GraphqlSettings = _section(GraphqlSettings)
     boards: dict[str, BoardSettings] = msgspec.field(default_factory=dict)  # [boards.<id>]
     rules: RuleSet  # [rules.NAME] tables, checked by the core (`RuleSet.from_config`)
 

@@ -43,7 +43,7 @@ DEFAULT_SQLITE_FILE = "scoreboard.db"
 
 def open_store(
     database_url: str | None, data_dir: Path, *, connect_timeout: float = 5.0,
-    follower: bool = False,
+    follower: bool = False, read_only: bool = False,
 ) -> ActionLog:
     """The (not yet opened) log for a database URL.
 
@@ -54,17 +54,19 @@ def open_store(
     - "memory:" → the in-process memory log (tests and demos; nothing persists)
 
     `connect_timeout` bounds each connection attempt to PostgreSQL. `follower` opens a
-    PostgreSQL log without the writer lock (it reads and never writes).
+    PostgreSQL log without the writer lock (it reads and never writes). `read_only` does
+    the same for either backend, beside a running writer (`verify`).
 
     Raises `ValueError` naming the scheme for anything else.
     """
     if not database_url:
-        return SqliteLog(data_dir / DEFAULT_SQLITE_FILE)
+        return SqliteLog(data_dir / DEFAULT_SQLITE_FILE, read_only=read_only)
     scheme = urlsplit(database_url).scheme.lower()
     if scheme == "sqlite":
-        return SqliteLog(_sqlite_path(database_url, data_dir))
+        return SqliteLog(_sqlite_path(database_url, data_dir), read_only=read_only)
     if scheme in ("postgresql", "postgres"):
-        return PostgresLog(database_url, connect_timeout=connect_timeout, follower=follower)
+        return PostgresLog(database_url, connect_timeout=connect_timeout,
+                           follower=follower or read_only)
     if scheme == "memory":
         return MemoryLog()
     raise ValueError(

@@ -30,6 +30,7 @@ from scoreboard.core.records import (
     PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -140,14 +141,12 @@ def _action_row(r: ActionRecord, kind: str) -> RecordRow:
 
 
 def _action(cls: type[ActionRecord], row: Sequence[Any]) -> ActionRecord:
+    # Positional, in field order (the codec tests pin it): faster than keywords, and
+    # a follower decodes every record of the log.
     metadata, also = row[11], row[16]
-    return cls(
-        seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
-        delta=row[7], prev_score=row[8], new_score=row[9], client_action_id=row[6],
-        action_type=row[5], metadata=None if metadata is None else orjson.loads(metadata),
-        proof_jti=row[14], proof_exp=row[15],
-        also=() if also is None else tuple(BoardScore(*a) for a in orjson.loads(also)),
-    )
+    return cls(row[0], row[1], row[2], row[3], row[10], row[7], row[8], row[9], row[6],
+               row[5], None if metadata is None else orjson.loads(metadata), row[14], row[15],
+               () if also is None else tuple(BoardScore(*a) for a in orjson.loads(also)))
 
 
 def _adjust_row(r: AdjustRecord, kind: str) -> RecordRow:
@@ -156,20 +155,17 @@ def _adjust_row(r: AdjustRecord, kind: str) -> RecordRow:
 
 
 def _adjust(cls: type[AdjustRecord], row: Sequence[Any]) -> AdjustRecord:
-    return cls(
-        seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
-        delta=row[7], prev_score=row[8], new_score=row[9], client_action_id=row[6],
-        actor=row[12], reason=row[13],
-    )
+    return cls(row[0], row[1], row[2], row[3], row[10], row[7], row[8], row[9], row[6],
+               row[12], row[13])
 
 
 def _moderation_row(r: ModerationRecord, kind: str) -> RecordRow:
-    return _row(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None, None)
+    return _row(r, kind, None, None, 0, r.prev_score, r.new_score, None, r.actor, r.reason,
+                None, None)
 
 
 def _moderation(cls: type[ModerationRecord], row: Sequence[Any]) -> ModerationRecord:
-    return cls(seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
-               actor=row[12], reason=row[13])
+    return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9], row[12], row[13])
 
 
 def _finite(t: float | None) -> float | None:
@@ -198,12 +194,13 @@ def _period(cls: type[PeriodClosedRecord], row: Sequence[Any]) -> PeriodClosedRe
     )
 
 
-def _plain_row(r: LogRecord, kind: str) -> RecordRow:
-    return _row(r, kind, None, None, 0, 0, 0, None, None, None, None, None)
+def _standing_row(r: StandingRecord, kind: str) -> RecordRow:
+    return _row(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None,
+                None)
 
 
-def _plain(cls: type[LogRecord], row: Sequence[Any]) -> LogRecord:
-    return cls(seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10])
+def _standing(cls: type[StandingRecord], row: Sequence[Any]) -> StandingRecord:
+    return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9])
 
 
 # How each record class is stored: its row and back. Every class of `RECORD_TYPES`
@@ -218,8 +215,8 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     FlagRecord: (_moderation_row, _moderation),
     UnflagRecord: (_moderation_row, _moderation),
     RevokeTokensRecord: (_moderation_row, _moderation),
-    HideNameRecord: (_plain_row, _plain),
-    ShowNameRecord: (_plain_row, _plain),
+    HideNameRecord: (_standing_row, _standing),
+    ShowNameRecord: (_standing_row, _standing),
     PeriodClosedRecord: (_period_row, _period),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}

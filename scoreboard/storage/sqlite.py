@@ -5,6 +5,10 @@ returns. One connection writes (serialised by a lock, one `BEGIN IMMEDIATE`
 transaction per batch); a second, read-only connection serves reads so they never see
 a transaction in progress and do not queue behind it. A second process pointed at the
 same file is refused by an exclusive `flock` on `<db>.lock`.
+
+Scores, names and the audit trail are nobody else's business: a folder this log creates
+is 0700, and the database, its -wal and -shm files and the lock file are 0600 (SQLite
+gives -wal and -shm the database's mode; files from older versions are tightened).
 """
 
 from __future__ import annotations
@@ -58,6 +62,20 @@ _LOAD_RECENT = f"""{schema.SELECT_RECORDS} WHERE seq IN (
         UNION SELECT seq FROM action_log WHERE proof_exp >= ?)
     ORDER BY seq"""
 _RECORDS = schema.RecordQueries.of(schema.SQLITE)
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+_SIDE_FILES = ("", "-wal", "-shm", ".lock")  # suffixes of the files beside the database
+
+
+def _make_private(db: Path) -> None:
+    """Create the database file owner-only (SQLite then makes -wal and -shm alike) and
+    tighten any of its files that an older version left readable by others."""
+    os.close(os.open(db, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for suffix in _SIDE_FILES:
+        path = Path(f"{db}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(PRIVATE_FILE)
 
 
 class _LockFile:
@@ -73,7 +91,7 @@ class _LockFile:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,8 +116,11 @@ class _LockFile:
 
 
 class SqliteLog(ActionLog):
-    def __init__(self, path: Path | str, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout: float = 5.0,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
+        # read_only: no lock file, no writer, no migration; reads beside a running writer
+        self.read_only = read_only
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._lock = _LockFile(Path(f"{self.path}.lock"))
         self._writer: aiosqlite.Connection | None = None
@@ -108,11 +129,15 @@ class SqliteLog(ActionLog):
         self._snapshot_lock = asyncio.Lock()  # one read transaction at a time on the reader
 
     async def open(self) -> None:
-        if self._writer is not None:
+        if self._writer is not None or self._reader is not None:
+            return
+        if self.read_only:
+            await self._open_read_only()
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
             self._lock.acquire()
+            _make_private(self.path)
         except OSError as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -209,10 +234,21 @@ class SqliteLog(ActionLog):
 
     # -- internals --------------------------------------------------------------------
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StoreUnavailable(f"cannot open {self.path}: no such database file")
+        try:
+            self._reader = await self._connect(f"{self.path.resolve().as_uri()}?mode=ro")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path} read-only: {exc}") from exc
+
+    async def _connect(self, uri: str | None = None) -> aiosqlite.Connection:
         # isolation_level=None: the sqlite3 module must not open transactions on its
         # own; every transaction here is explicit.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        if uri is None:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        else:
+            conn = await aiosqlite.connect(uri, isolation_level=None, uri=True)
         try:
             await self._pragma(conn, f"busy_timeout = {self._busy_timeout_ms}")
         except BaseException:

@@ -35,7 +35,16 @@ class Overloaded(WriterError):
 
 
 class StoreDown(WriterError):
+    """The store (or the writer that owns it) cannot be reached. Its message is for the
+    log: it may carry a driver's words (hosts, errno), so clients are told a plain one,
+    unless it was written for them (`for_clients`: a reason without internals)."""
+
     code = "STORE_UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after: float = 1.0, *,
+                 for_clients: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.for_clients = for_clients
 
 
 class ShuttingDown(WriterError):

@@ -161,7 +161,7 @@ async def test_one_malformed_command_is_refused_alone(cluster: Cluster) -> None:
     _, units = await cluster.intake()
     good = orjson.loads(frame([(1, act("amy", "c1")), (4, act("bob", "c1"))]))
     mixed = orjson.dumps([*good[:2], 2, ["NoSuchCommand", "x"], 3, ["SetFrozen"],
-                          6, ["AdjustScore", "amy", "admin", "global", "5", "typo", "a1"],
+                          6, ["AdjustScore", "amy", "admin", "global", "5", "typo", "a1", False],
                           7, ["SetFrozen", "bob", "admin", 1, "why"], *good[2:]])
     async with peer(cluster) as ws:
         await admitted(ws)

@@ -171,9 +171,64 @@ async def test_adjust_freeze_history_survive_restart(start_server: ServerFactory
     assert last["records"] == [] and last["nextCursor"] is None
     _, bob = await admin(server, "GET", "/users/bob/history")
     assert [r["kind"] for r in bob["records"]] == ["freeze", "action"]
+    freeze = bob["records"][0]  # the score as it stood, not 0
+    assert (freeze["prevScore"], freeze["newScore"], freeze["delta"]) == (20, 20, 0)
     status, _ = await admin(server, "POST", "/users/bob/unfreeze", {"reason": "appeal"})
     _, board = await server.get("/api/v1/leaderboard")
     assert [(e["userId"], e["score"]) for e in board["entries"]] == [("alice", 35), ("bob", 20)]
+
+
+async def test_adjusting_a_user_never_seen_needs_create(server: Running) -> None:
+    await server.act("alice", cid="c1")
+    body = {"delta": 5, "reason": "prize", "clientActionId": "p1"}
+    status, refused = await admin(server, "POST", "/users/alcie/adjustments", body)
+    assert (status, refused["error"]["code"]) == (404, "NOT_FOUND")
+    assert '"create": true' in refused["error"]["message"]
+    assert (await server.get("/api/v1/leaderboard"))[1]["totalUsers"] == 1
+    status, bad = await admin(server, "POST", "/users/newcomer/adjustments",
+                              {**body, "create": "yes"})
+    assert (status, bad["error"]["code"]) == (400, "INVALID_REQUEST")
+    status, made = await admin(server, "POST", "/users/newcomer/adjustments",
+                               {**body, "create": True})
+    assert status == 200 and made["newScore"] == 5
+    status, known = await admin(server, "POST", "/users/alice/adjustments",
+                                {**body, "clientActionId": "p2"})
+    assert status == 200 and known["newScore"] == 15
+
+
+async def test_a_proof_may_name_its_board(start_server: ServerFactory) -> None:
+    server = await start_server(**{"leaderboard.boards": ["global", "weekly"]})
+    service = server.headers("game-backend", scopes=(SERVICE,))
+
+    async def mint(**extra: Any) -> tuple[int, dict[str, Any]]:
+        async with server.http.post(f"{server.url}/api/v1/proofs", headers=service,
+                                    json={"userId": "alice", "actionType": "BOSS_DEFEAT",
+                                          **extra}) as r:
+            return r.status, await r.json()
+
+    status, minted = await mint(board="weekly")
+    assert status == 200 and minted["board"] == "weekly"
+    token = minted["proof"]
+    async with server.http.post(f"{server.url}{ACTIONS}", headers=server.headers("alice"),
+                                json={"actionType": "BOSS_DEFEAT", "clientActionId": "b1",
+                                      "proof": token}) as r:
+        refused = await r.json()
+        assert (r.status, refused["error"]["code"]) == (403, "PROOF_INVALID")
+    assert "'weekly'" in refused["error"]["message"]
+    assert "'global'" in refused["error"]["message"]
+    assert server.service.engine.last_seq == 0
+    async with server.http.post(f"{server.url}{ACTIONS}", headers=server.headers("alice"),
+                                json={"actionType": "BOSS_DEFEAT", "clientActionId": "b2",
+                                      "board": "weekly", "proof": token}) as r:
+        assert r.status == 200 and (await r.json())["board"] == "weekly"
+    status, body = await boss(server, proof(jti="g", board="weekly"), "b3")
+    assert (status, body["error"]["code"]) == (403, "PROOF_INVALID")
+    status, body = await boss(server, proof(jti="g", board="global"), "b4")
+    assert status == 200
+    status, unknown = await mint(board="nowhere")
+    assert (status, unknown["error"]["code"]) == (404, "NOT_FOUND")
+    status, _ = await mint()
+    assert status == 200 and "board" not in _
 
 
 async def test_abuse_flag_trips_at_its_threshold(start_server: ServerFactory) -> None:

@@ -120,7 +120,7 @@ BAD_BODIES: dict[str, tuple[Any, int, str]] = {
     "missing clientActionId": ({"actionType": "COMPLETE_LEVEL"}, 400, "INVALID_REQUEST"),
     "missing actionType": ({"clientActionId": "x"}, 400, "INVALID_REQUEST"),
     "board not a string": ({**GOOD, "board": ["global"]}, 400, "INVALID_REQUEST"),
-    "unknown board": ({**GOOD, "board": "elsewhere"}, 400, "INVALID_REQUEST"),
+    "unknown board": ({**GOOD, "board": "elsewhere"}, 404, "NOT_FOUND"),
     "metadata not an object": ({**GOOD, "metadata": [1, 2]}, 400, "INVALID_REQUEST"),
     "metadata deep": ({**GOOD, "metadata": {"a": {"b": {"c": {"d": {"e": 1}}}}}}, 400,
                       "INVALID_REQUEST"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from tests.integration.conftest import Running, ServerFactory
 
@@ -102,6 +103,10 @@ async def test_quota_exceeded_with_retry_after(server: Running) -> None:
         body = await r.json()
         assert r.status == 429 and body["error"]["code"] == "QUOTA_EXCEEDED"
         assert int(r.headers["Retry-After"]) > 86000
+        # the quota window, in the RateLimit-* headers the README promises
+        assert r.headers["RateLimit-Limit"] == "1"
+        assert r.headers["RateLimit-Remaining"] == "0"
+        assert r.headers["RateLimit-Reset"] == r.headers["Retry-After"]
 
 
 async def test_restart_keeps_everything(start_server: ServerFactory) -> None:
@@ -201,3 +206,16 @@ async def test_client_disconnect_does_not_break_the_writer(server: Running) -> N
         pass
     status, body = await server.act("alice", cid="x")
     assert status == 200 and body["newScore"] == 10
+
+
+async def test_verify_reads_beside_a_running_server(
+    server: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scoreboard.storage.verify import verify
+
+    for i in range(5):
+        assert (await server.act(f"u{i % 2}", cid=f"v{i}"))[0] == 200
+    # the server holds the writer lock (a lock file or an advisory lock) all along
+    assert await verify(server.settings) == 0
+    assert "OK: 5 records replayed; 2 ranked users" in capsys.readouterr().out
+    assert (await server.act("u9", cid="after"))[0] == 200  # still the writer

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
+from scoreboard.app import Service, StartupError
 from scoreboard.runtime.logs import JsonFormatter
-from tests.integration.conftest import Running
+from tests.integration.conftest import PROOF_SECRET, Running, ServerFactory, make_settings
 
 
 @pytest.fixture
@@ -56,3 +58,34 @@ async def test_request_lines_are_json_and_hold_no_token(server: Running,
     assert requests[1]["path"] == "/api/v1/leaderboard"  # no query string, no token
     assert requests[2]["status"] == 401 and "user" not in requests[2]
     assert all(len(e["request_id"]) >= 8 for e in requests)
+
+
+async def test_start_up_says_where_the_data_and_secrets_are_never_what(
+    start_server: ServerFactory, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    data = tmp_path / "data"
+    server = await start_server(**{"auth.jwt_secret": "", "proofs.secret": ""})
+    generated = (data / "jwt-secret").read_bytes().strip().decode()
+    await server.stop()
+    await start_server(**{"auth.jwt_secret": ""})
+    text = log_lines.getvalue()
+    messages = [orjson.loads(line)["msg"] for line in text.splitlines()]
+    assert f"data folder {data.resolve()}" in messages
+    assert f"secret jwt-secret: generated and kept in {data.resolve() / 'jwt-secret'}" in messages
+    assert f"secret jwt-secret: read from {data.resolve() / 'jwt-secret'}" in messages
+    assert "secret proof-secret: configured (settings, environment or config file)" in messages
+    assert generated not in text and PROOF_SECRET not in text
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"short-secret\n"])
+def test_an_empty_or_short_secret_file_stops_start_up_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "proof-secret").write_bytes(content)
+    settings = make_settings(data, "memory:", **{"proofs.secret": ""})
+    with pytest.raises(StartupError) as refused:
+        Service.build(settings)
+    assert str((data / "proof-secret").resolve()) in str(refused.value)
+    assert "at least 32" in str(refused.value)

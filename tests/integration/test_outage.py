@@ -119,6 +119,8 @@ async def post_action(http: aiohttp.ClientSession, base: str, user: str, cid: st
 def assert_store_unavailable(status: int, body: Any, headers: dict[str, str]) -> None:
     assert status == 503, (status, body)
     assert body["error"]["code"] == "STORE_UNAVAILABLE", body
+    # the driver's words (host, errno) are for the log, not the client
+    assert body["error"]["message"] == "the score store is unavailable; retry later", body
     assert int(headers["Retry-After"]) >= 1, headers
 
 

@@ -222,3 +222,21 @@ async def test_live_config_and_page_headers(server: Running) -> None:
             assert resp.status == 200, name
             if name.endswith(".js"):
                 assert "javascript" in resp.content_type
+
+
+async def test_static_refusals_are_json_and_the_icon_is_served(server: Running) -> None:
+    for path in ("/static/", "/static/nope.js", "/static/.hidden", "/static/index.html",
+                 "/static/..%2Fapp.py", "/static/sub/app.js"):
+        async with server.http.get(f"{server.url}{path}") as resp:
+            assert resp.status == 404, path
+            assert resp.content_type == "application/json", path
+            body = await resp.json()
+            assert body["error"]["code"] == "NOT_FOUND" and body["error"]["requestId"], path
+    async with server.http.get(f"{server.url}/") as resp:
+        assert '<link rel="icon" href="/static/favicon.svg"' in await resp.text()
+    async with server.http.get(f"{server.url}/static/favicon.svg") as resp:
+        assert resp.status == 200 and resp.content_type == "image/svg+xml"
+        assert (await resp.text()).startswith("<svg")
+    async with server.http.get(f"{server.url}/favicon.ico") as resp:
+        assert resp.status == 200 and resp.content_type == "image/svg+xml"
+        assert (await resp.text()).startswith("<svg")

@@ -59,11 +59,19 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'db' / 'scoreboard.db'}"
 
 
+def _resolve(components: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
+    """Follow a `$ref` to its component (a property may name another component)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return components.get(ref.rsplit("/", 1)[-1])
+    return schema
+
+
 def _schema(components: dict[str, Any], ref: str) -> dict[str, Any] | None:
     name, _, prop = ref.partition(".")
     schema = components.get(name)
     if schema is not None and prop:
-        schema = schema["properties"][prop]
+        schema = _resolve(components, schema["properties"][prop])
     return schema
 
 

@@ -187,10 +187,13 @@ async def test_append_then_load_returns_the_same_records_and_rows(store: ActionL
         FULL,
         adjust(2, "bob", display_name="Bob", reason="welcome bonus"),
         FreezeRecord(seq=3, at=1_003.0, board="global", user_id="alice", display_name="Alice",
-                     actor="admin-1", reason="41 actions in a minute"),
-        HideNameRecord(seq=4, at=1_004.0, board="global", user_id="bob", display_name=None),
+                     prev_score=10, new_score=10, actor="admin-1",
+                     reason="41 actions in a minute"),
+        HideNameRecord(seq=4, at=1_004.0, board="global", user_id="bob", display_name=None,
+                       prev_score=-5, new_score=-5),
         RevokeTokensRecord(seq=5, at=1_005.5, board="global", user_id="carl",
-                           display_name=None, actor="carl", reason="logged out everywhere"),
+                           display_name=None, prev_score=0, new_score=0, actor="carl",
+                           reason="logged out everywhere"),
     ]
     scores = [ScoreRow("main", "alice", 10, 1), ScoreRow("main", "bob", -5, 2)]
     users = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,7 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from msgspec.structs import replace
 
-from scoreboard.auth.tokens import Authenticator, AuthError, load_or_create_secret
+from scoreboard.auth.tokens import (
+    Authenticator,
+    AuthError,
+    SecretFileError,
+    load_or_create_secret,
+)
 from scoreboard.settings.model import AuthSettings, PublicKey, load_settings
 
 SECRET = b"unit-test-secret-0123456789abcdef-xyz"
@@ -48,6 +55,14 @@ def test_valid_token(auth: Authenticator) -> None:
 def test_preferred_username_and_name_cleanup(auth: Authenticator) -> None:
     p = auth.verify(sign({"sub": "u", "exp": int(now()) + 60, "preferred_username": "  Bo\x00b "}))
     assert p.display_name == "Bob"
+
+
+def test_bidi_and_zero_width_characters_leave_the_name_claim(auth: Authenticator) -> None:
+    claims = {"sub": "u", "exp": int(now()) + 60, "name": "\u202eni\u200bmda\u2066"}
+    assert auth.verify(sign(claims)).display_name == "nimda"
+    only_invisible = {"sub": "u", "exp": int(now()) + 60, "name": "\u200b\u202e",
+                      "preferred_username": "bo"}
+    assert auth.verify(sign(only_invisible)).display_name == "bo"
 
 
 def _b64(data: bytes) -> str:
@@ -164,3 +179,17 @@ def test_generated_secret_is_kept_private(tmp_path: Any) -> None:
     assert s1 == s2 and len(s1) >= 32
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
     assert load_or_create_secret("configured-value", tmp_path) == b"configured-value"
+
+
+def test_a_generated_secret_makes_an_owner_only_folder(tmp_path: Path) -> None:
+    load_or_create_secret("", tmp_path / "data")
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n", b"x" * 31])
+def test_an_empty_or_short_secret_file_is_refused_naming_it(tmp_path: Path,
+                                                            content: bytes) -> None:
+    (tmp_path / "jwt-secret").write_bytes(content)
+    with pytest.raises(SecretFileError, match=re.escape(str(tmp_path / "jwt-secret"))):
+        load_or_create_secret("", tmp_path)
+    assert (tmp_path / "jwt-secret").read_bytes() == content  # left for the operator

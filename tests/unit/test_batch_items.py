@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from scoreboard.core.commands import SubmitAction
+from scoreboard.core.names import visible
 from scoreboard.edge import validation as v
 from scoreboard.edge.errors import BadRequest
 from scoreboard.http.batch import BATCH_BODY, BatchApi
@@ -88,6 +89,16 @@ def test_batch_only_fields_name_their_place(item: dict[str, Any]) -> None:
     if not ok:
         field = "userId" if not good(value[0], 128) else "displayName"
         assert got[1].startswith(f"actions[1].{field}: "), got
+
+
+@pytest.mark.parametrize("name", ["\u202eevil", "\u200b", " a\u2066b ", "Ünï 🏆"], ids=repr)
+def test_batch_names_lose_bidi_and_zero_width_characters(name: str) -> None:
+    """As a token's name claim: what reorders or hides text goes, and an empty rest is
+    no name."""
+    got = batch({**GOOD, "displayName": name})
+    assert isinstance(got, SubmitAction)
+    assert got.display_name == (visible(name) or None)
+    assert got.display_name in ("evil", None, "ab", "Ünï 🏆")
 
 
 @pytest.mark.parametrize("body", [{"actions": []}, {"actions": "x"}, {"actions": [GOOD], "x": 1},

@@ -73,3 +73,67 @@ def test_a_configured_secret_is_used_and_named(
     assert (claims["sub"], claims["act"]) == ("alice", "BOSS_DEFEAT")
     assert "proof secret: proofs.secret (from SCOREBOARD_PROOF_SECRET" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_demo_and_each_commands_own_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--demo" in capsys.readouterr().out
+    for command, own, foreign in [
+        ("token", ("--sub", "--name", "--scope", "--ttl"), ("--http-port", "--role", "--host")),
+        ("proof", ("--sub", "--action", "--board", "--ttl"), ("--ws-port", "--role", "--host")),
+        ("verify", ("--database-url", "--data-dir"), ("--http-port", "--demo")),
+    ]:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert all(flag in out for flag in own), (command, out)
+        assert not any(flag in out for flag in foreign), (command, out)
+        lines = out.splitlines()
+        for flag in own:  # each with its help text, on its line or the next
+            at = next(i for i, line in enumerate(lines) if line.strip().startswith(flag))
+            text = lines[at].split(maxsplit=2)[2:] or lines[at + 1].split()
+            assert text, (command, flag, out)
+
+
+@pytest.mark.parametrize("ttl", ["-5", "0", "soon"])
+def test_a_token_that_would_be_born_expired_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ttl: str
+) -> None:
+    (tmp_path / "jwt-secret").write_text(SECRET)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["token", "--sub", "alice", "--ttl", ttl, "--data-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "positive number of seconds" in err
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_the_data_dir_counts_before_or_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], before: bool
+) -> None:
+    (tmp_path / "jwt-secret").write_text(SECRET)
+    flag = ["--data-dir", str(tmp_path)]
+    argv = [*flag, "token", "--sub", "alice"] if before else ["token", "--sub", "alice", *flag]
+    assert main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert jwt.decode(out.splitlines()[-1], SECRET, algorithms=["HS256"])["sub"] == "alice"
+
+
+def test_a_short_secret_file_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "jwt-secret").write_text("short\n")
+    assert main(["token", "--sub", "alice", "--data-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and str((tmp_path / "jwt-secret").resolve()) in err
+
+
+def test_a_proof_for_one_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "proof-secret").write_text(SECRET)
+    base = ["proof", "--sub", "alice", "--action", "BOSS_DEFEAT", "--data-dir", str(tmp_path)]
+    assert main([*base, "--board", "global"]) == 0
+    out, _ = capsys.readouterr()
+    assert jwt.decode(out.splitlines()[-1], SECRET, algorithms=["HS256"])["board"] == "global"
+    assert main([*base, "--board", "nowhere"]) == 2
+    assert "unknown board 'nowhere'" in capsys.readouterr().err

@@ -3,9 +3,11 @@ override in config/ loads."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import scoreboard
+from scoreboard.core.rules import RuleSet
 from scoreboard.settings.model import RULES_FILE, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,3 +27,15 @@ def test_the_example_override_loads() -> None:
     assert s.server.host == "0.0.0.0" and s.leaderboard.boards == ("global", "eu", "us")
     assert s.rules["DAILY_QUEST"].points == 15 and "WIN_MATCH" in s.rules
     assert s.live.public_ws_url == "/api/v1/leaderboard/live"
+
+
+def test_every_shipped_rule_is_bounded_by_a_quota_or_a_proof() -> None:
+    """Safe defaults: a signed-in user cannot award themselves points without bound."""
+    with RULES_FILE.open("rb") as f:
+        table = tomllib.load(f)["rules"]
+    rules = RuleSet.from_config(table)
+    assert rules, "the package ships no rules"
+    unbounded = [name for name, rule in rules.items()
+                 if rule.quota is None and not rule.proof_required]
+    assert unbounded == [], f"shipped rules without a quota or proof = \"required\": {unbounded}"
+    assert load_settings(environ={}).rules["COMPLETE_LEVEL"].quota is not None

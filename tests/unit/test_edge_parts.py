@@ -3,6 +3,9 @@ connection budget, and the names of parser refusals."""
 
 from __future__ import annotations
 
+import logging
+
+import orjson
 import pytest
 from aiohttp import http_exceptions as hx
 
@@ -10,8 +13,10 @@ from scoreboard.edge import strict_json
 from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.connections import BUDGET, HEALTH_BAND, PER_IP, ConnectionBudget
 from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_REQUEST_LINE
-from scoreboard.edge.errors import BadRequest
+from scoreboard.edge.errors import BadRequest, describe, error_response
 from scoreboard.http.refusals import parser_refusal, raw_response
+from scoreboard.storage.base import StoreUnavailable
+from scoreboard.writer.errors import StoreDown
 
 
 @pytest.mark.parametrize("body", [
@@ -92,3 +97,41 @@ def test_raw_response_is_a_whole_http_answer_with_the_json_body() -> None:
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Connection: close" in head and b"Content-Length: %d" % len(body) in head
     assert body == b'{"error":{"code":"INVALID_REQUEST","message":"no","requestId":"rid-1"}}'
+
+
+DRIVER_WORDS = "cannot connect to PostgreSQL: ConnectionRefusedError(111, 'Connect call failed')"
+
+
+@pytest.mark.parametrize("exc", [
+    StoreUnavailable(DRIVER_WORDS),
+    StoreDown(f"the action log is unavailable: {DRIVER_WORDS}", retry_after=2.0),
+], ids=["store", "writer"])
+def test_store_outages_tell_the_client_little_and_the_log_everything(
+    exc: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="scoreboard.http"):
+        response = error_response(exc, "rid-7")
+    assert response.status == 503 and response.headers["Retry-After"] == "2"
+    assert isinstance(response.body, bytes)
+    error = orjson.loads(response.body)["error"]
+    assert error == {"code": "STORE_UNAVAILABLE", "requestId": "rid-7",
+                     "message": "the score store is unavailable; retry later"}
+    (record,) = caplog.records
+    assert DRIVER_WORDS in record.getMessage() and record.request_id == "rid-7"
+
+
+@pytest.mark.parametrize(("exc", "message"), [
+    # a driver's words (a host, an errno) stay in the log
+    (StoreDown("the action log is unavailable: ConnectionRefusedError(111, '10.0.0.5:5432')"),
+     "the score store is unavailable; retry later"),
+    # a reason written for clients (no internals) is what they read
+    (StoreDown("no writer is reachable to forward this action to: the writer does not "
+               "answer on its internal port", for_clients=True),
+     "no writer is reachable to forward this action to: the writer does not answer on its "
+     "internal port"),
+])
+def test_store_refusals_tell_clients_only_what_is_meant_for_them(
+        exc: StoreDown, message: str) -> None:
+    status, code, said, headers = describe(exc)
+    assert (status, code, said) == (503, "STORE_UNAVAILABLE", message)
+    assert "Retry-After" in headers

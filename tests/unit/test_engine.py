@@ -29,6 +29,9 @@ from scoreboard.core.records import (
     LogRecord,
     ScoreRow,
     Snapshot,
+    StandingRecord,
+    UnflagRecord,
+    UnfreezeRecord,
     UserRow,
 )
 from scoreboard.core.recovery import Restore, restore
@@ -100,7 +103,9 @@ def test_decide_changes_nothing_until_apply(engine: Engine) -> None:
 def test_unknown_action_and_board(engine: Engine) -> None:
     out = run(engine, [act("a", "1", "FLY"), act("a", "2", board="nope")])
     assert isinstance(out[0], errors.UnknownAction)
-    assert isinstance(out[1], errors.InvalidCommand)
+    assert str(out[0]) == ('unknown actionType "FLY"; known: BOSS_DEFEAT, COMPLETE_LEVEL, '
+                           "DAILY_LOGIN_BONUS, WIN_MATCH")
+    assert isinstance(out[1], errors.NotFound) and str(out[1]) == "no board 'nope'"
     assert engine.last_seq == 0
 
 
@@ -190,6 +195,22 @@ def test_frozen_users_cannot_score_and_leave_every_board(engine: Engine) -> None
     assert engine.boards["global"].top(10) == [("a", 10), ("b", 10)]
 
 
+def test_user_records_show_the_score_as_it_stood(engine: Engine) -> None:
+    run(engine, [act("a", "1"), act("a", "2")])
+    log: list[LogRecord] = []
+    run(engine, [SetFrozen("a", actor="admin", frozen=True, reason="r"),
+                 SetFrozen("a", actor="admin", frozen=False, reason="r"),
+                 ClearFlag("a", actor="admin", reason="r"), SetNameHidden("a", hidden=True)],
+        log=log)
+    assert [(type(r), r.prev_score, r.new_score) for r in log
+            if isinstance(r, StandingRecord)] == [
+        (FreezeRecord, 20, 20), (UnfreezeRecord, 20, 20),
+        (UnflagRecord, 20, 20), (HideNameRecord, 20, 20),
+    ]
+    assert len(log) == 4
+    assert engine.boards["global"].score("a") == 20
+
+
 def test_adjustments(engine: Engine) -> None:
     run(engine, [act("a", "1")])
     (r,) = run(engine, [AdjustScore("a", actor="admin", board="global", delta=-4,
@@ -200,9 +221,23 @@ def test_adjustments(engine: Engine) -> None:
     assert isinstance(zero, errors.InvalidCommand)
 
 
+def test_adjusting_a_user_never_seen_needs_create(engine: Engine) -> None:
+    def adjust(cid: str, **kw: Any) -> AdjustScore:
+        return AdjustScore("typo", actor="admin", board="global", delta=5, reason="r",
+                           client_action_id=cid, **kw)
+
+    (missing,) = run(engine, [adjust("adj-1")])
+    assert isinstance(missing, errors.NotFound) and '"create": true' in str(missing)
+    assert "typo" not in engine.boards["global"] and engine.last_seq == 0
+    (made,) = run(engine, [adjust("adj-2", create=True)])
+    assert isinstance(made, LogRecord) and made.new_score == 5
+    (again,) = run(engine, [adjust("adj-3")])  # known now
+    assert isinstance(again, LogRecord) and again.new_score == 10
+
+
 def test_scores_stay_in_the_exact_range(engine: Engine) -> None:
     run(engine, [AdjustScore("a", actor="admin", board="global", delta=MAX_SCORE - 5,
-                             reason="x", client_action_id="big")])
+                             reason="x", client_action_id="big", create=True)])
     (out,) = run(engine, [act("a", "1")])
     assert isinstance(out, errors.InvalidCommand)
     assert engine.boards["global"].score("a") == MAX_SCORE - 5
@@ -340,9 +375,9 @@ commands = st.one_of(
     st.builds(lambda u, c, a, b: act(u, str(c), a, board=b), users, st.integers(0, 12),
               st.sampled_from(["COMPLETE_LEVEL", "WIN_MATCH", "DAILY_LOGIN_BONUS", "FLY"]),
               st.sampled_from(["global", "weekly"])),
-    st.builds(lambda u, d, c: AdjustScore(u, actor="adm", board="global", delta=d,
-                                          reason="r", client_action_id=f"adj{c}"),
-              users, st.integers(-30, 30), st.integers(0, 5)),
+    st.builds(lambda u, d, c, n: AdjustScore(u, actor="adm", board="global", delta=d,
+                                             reason="r", client_action_id=f"adj{c}", create=n),
+              users, st.integers(-30, 30), st.integers(0, 5), st.booleans()),
     st.builds(lambda u, f: SetFrozen(u, actor="adm", frozen=f, reason="r"), users, st.booleans()),
     st.builds(lambda u, h: SetNameHidden(u, hidden=h), users, st.booleans()),
     st.builds(lambda u: ClearFlag(u, actor="adm", reason="r"), users),

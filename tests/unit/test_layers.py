@@ -32,6 +32,7 @@ LAYERS = [
     "scoreboard.events",
     "scoreboard.edge",
     "scoreboard.http",
+    "scoreboard.graphql",
     "scoreboard.ws",
     "scoreboard.demo",
     "scoreboard.app",

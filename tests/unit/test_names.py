@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoreboard.core.names import Names
+from scoreboard.core.names import Names, visible
 from scoreboard.core.ranking import Ranking
 
 
@@ -66,3 +66,23 @@ def test_names_in_bulk_by_slot_match_one_at_a_time(ranking: Ranking) -> None:
     assert len(bulk) == len(single) == 2
     bulk.load_at([1], ["Bobby"])  # renaming does not count twice
     assert len(bulk) == 2 and bulk["b"] == "Bobby"
+
+
+@pytest.mark.parametrize(("given", "shown"), [
+    ("Alice", "Alice"),
+    ("Ünï 🏆", "Ünï 🏆"),
+    ("  Bob  ", "Bob"),
+    ("nul\x00tab\tdel\x7f", "nultabdel"),
+    ("c1\x85\x9f", "c1"),
+    # bidi embeddings and overrides, isolates, marks
+    ("\u202aa\u202bb\u202cc\u202dd\u202ee", "abcde"),
+    ("\u2066a\u2067b\u2068c\u2069", "abc"),
+    ("\u200ea\u200fb\u061cc", "abc"),
+    ("evil\u202egnp.exe", "evilgnp.exe"),
+    # zero-width space, non-joiner, joiner, word joiner, byte order mark
+    ("a\u200bd\u200cm\u200di\u2060n\ufeff", "admin"),
+    ("\u200b\u202e\u2066", ""),
+    ("שלום", "שלום"),  # right-to-left letters themselves stay
+])
+def test_visible_drops_controls_bidi_and_zero_width_characters(given: str, shown: str) -> None:
+    assert visible(given) == shown

@@ -36,9 +36,13 @@ from scoreboard.storage.base import StoreUnavailable
 AT = 1_700_000_000.25
 ISO = "2023-11-14T22:13:20.250Z"
 HEAD: dict[str, Any] = {"at": AT, "user_id": "amy", "display_name": "Amy"}
-BY_ADMIN = {"board": "global", "actor": "admin-1", "reason": "spam"}
+# Moderation and name records leave the score as it stood and show it: amy's global
+# score after the adjustment below.
+AS_IT_STOOD = {"prev_score": 10, "new_score": 10}
+BY_ADMIN = {"board": "global", **AS_IT_STOOD, "actor": "admin-1", "reason": "spam"}
 
-# One record of every kind, and the row an earlier release stored for it.
+# One record of every kind, and the row an earlier release stored for it (moderation and
+# name records with the user's score, as releases since the issue 20 fixes store it).
 SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
     (ActionRecord(seq=1, board="weekly", **HEAD, delta=10, prev_score=5, new_score=15,
                   client_action_id="c1", action_type="WIN", metadata={"level": 3},
@@ -50,13 +54,14 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
      (2, AT, "global", "amy", "adjust", None, "a1", -5, 15, 10, "Amy", None,
       "admin-1", "refund", None, None)),
     *[(cls(seq=3, **HEAD, **BY_ADMIN),
-       (3, AT, "global", "amy", kind, None, None, 0, 0, 0, "Amy", None, "admin-1", "spam",
+       (3, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, "admin-1", "spam",
         None, None))
       for cls, kind in [(FreezeRecord, "freeze"), (UnfreezeRecord, "unfreeze"),
                         (FlagRecord, "flag"), (UnflagRecord, "unflag"),
                         (RevokeTokensRecord, "revoke_tokens")]],
-    *[(cls(seq=4, board="global", **HEAD),
-       (4, AT, "global", "amy", kind, None, None, 0, 0, 0, "Amy", None, None, None, None, None))
+    *[(cls(seq=4, board="global", **HEAD, **AS_IT_STOOD),
+       (4, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, None, None, None,
+        None))
       for cls, kind in [(HideNameRecord, "hide_name"), (ShowNameRecord, "show_name")]],
     (PeriodClosedRecord(seq=5, at=AT, board="weekly", user_id="", display_name=None,
                         period="2023-W46", starts_at=AT - 60, ends_at=AT, next_period="2023-W47",

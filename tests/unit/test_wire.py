@@ -26,6 +26,7 @@ from scoreboard.cluster.wire import (
 from scoreboard.core import commands, errors
 from scoreboard.core.commands import (
     ActionResult,
+    AdjustScore,
     Command,
     ProofClaims,
     SetFrozen,
@@ -77,6 +78,14 @@ def test_every_command_round_trips(cls: type[Command], none: bool) -> None:
     assert decode_commands(encoded(items)) == items
 
 
+def test_an_adjustment_keeps_its_create_flag() -> None:
+    """`create` decides between a new user and a 404: it must cross as sent."""
+    items = [(1, AdjustScore("u", "a", "global", 5, "r", "c", create=True)),
+             (2, AdjustScore("u", "a", "global", 5, "r", "d"))]
+    out = decode_commands(encoded(items))
+    assert out == items and [cmd.create for _, cmd in out] == [True, False]  # type: ignore[union-attr]
+
+
 def test_commands_round_trip() -> None:
     cmds = [
         SubmitAction("u1", "U One", "global", "COMPLETE_LEVEL", "c1"),
@@ -107,7 +116,7 @@ def test_a_field_of_the_wrong_type_is_refused_alone(cls: type[Command], field: s
 
 
 def test_a_bool_is_not_taken_for_a_number_nor_null_for_a_required_field() -> None:
-    frame = orjson.dumps([1, ["AdjustScore", "u", "a", "global", True, "r", "c"],
+    frame = orjson.dumps([1, ["AdjustScore", "u", "a", "global", True, "r", "c", False],
                           2, ["SetFrozen", "u", None, True, "r"],
                           3, ["SubmitAction", "u", None, "g", "A", "c", None, ["s", "a", "j"]]])
     assert all(isinstance(cmd, WireError) for _, cmd in decode_commands(frame))
@@ -148,12 +157,15 @@ def test_results_and_refusals_round_trip() -> None:
     action = ActionResult("u", "global", "WIN", 10, 30, 2, False, 5, 1.25)
     user = UserResult("u", True, False, None, 6, 2.5)
     out = decode_results(encode_results([
-        (1, action), (2, user), (3, errors.QuotaExceeded("slow down", 3.0)),
+        (1, action), (2, user), (3, errors.QuotaExceeded("slow down", 3.0, limit=60)),
         (4, StoreDown("gone", 2.0)), (5, errors.NotFound("who")),
+        (6, errors.QuotaExceeded("no limit known", 1.0)),
     ]))
     assert out[:2] == [(1, action), (2, user)]
-    quota, down, missing = (r for _, r in out[2:])
+    quota, down, missing, unlimited = (r for _, r in out[2:])
     assert isinstance(quota, errors.QuotaExceeded) and quota.retry_after == 3.0
+    assert quota.limit == 60  # a follower's 429 carries RateLimit-Limit too
+    assert isinstance(unlimited, errors.QuotaExceeded) and unlimited.limit is None
     assert isinstance(down, StoreDown) and down.message == "gone" and down.retry_after == 2.0
     assert isinstance(missing, errors.NotFound) and missing.message == "who"
     with pytest.raises(WireError):
