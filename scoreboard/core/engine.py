@@ -417,12 +417,7 @@ class Engine:
                 self.closed.append((r, old))
                 self.boards[r.board] = fresh = old.fresh()
                 fresh.version = max(fresh.version, r.seq)
-                if r.next_period is None or r.next_starts_at is None or r.next_ends_at is None:
-                    self.periods[r.board] = None
-                    self.ended.add(r.board)
-                else:
-                    self.periods[r.board] = Period(r.next_period, r.next_starts_at,
-                                                   r.next_ends_at)
+                self.follow(r)
             case FreezeRecord():
                 self.frozen.add(r.user_id)
                 for b in self.boards.values():
@@ -450,6 +445,17 @@ class Engine:
         self.remember(r)
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
+
+    def follow(self, r: PeriodClosedRecord) -> None:
+        """The board's current period becomes the one the close opened (none: its
+        season is over). A board no longer defined keeps its history, and no periods."""
+        if r.board not in self.defs:
+            return
+        if r.next_period is None or r.next_starts_at is None or r.next_ends_at is None:
+            self.periods[r.board] = None
+            self.ended.add(r.board)
+        else:
+            self.periods[r.board] = Period(r.next_period, r.next_starts_at, r.next_ends_at)
 
     def _score(self, board: str, user_id: str, prev: int, new: int, seq: int, at: float
                ) -> Ranking:

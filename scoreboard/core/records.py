@@ -10,7 +10,7 @@ millions of records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
@@ -206,15 +206,17 @@ class CommitBatch:
 
 
 class SnapshotSink(Protocol):
-    """Where recovery streams what it loads, a chunk at a time, in this order: every
-    score row, every user row, then the recent records whose memory matters
-    (idempotency keys, quota windows, unexpired proofs); last `end`, once, when all of
-    it came from one consistent snapshot of the log.
+    """Where recovery streams what it loads, a chunk at a time, in this order: first,
+    once, the last `period_closed` record of each board and the `at` of the last record
+    (0 for an empty log), then every score row, every user row, then the recent records
+    whose memory matters (idempotency keys, quota windows, unexpired proofs); last
+    `end`, once, when all of it came from one consistent snapshot of the log.
 
     Rows are sequences in the field order of `ScoreRow` and `UserRow` (a database
     driver's own rows will do: recovery handles millions, and converting each one
     would cost time and memory for nothing)."""
 
+    def periods(self, closes: Sequence[PeriodClosedRecord], last_at: float) -> None: ...
     def scores(self, rows: Sequence[Sequence[Any]]) -> None: ...
     def users(self, rows: Sequence[Sequence[Any]]) -> None: ...
     def recent(self, records: Sequence[LogRecord]) -> None: ...
@@ -229,9 +231,12 @@ class Snapshot:
     scores: list[ScoreRow]
     users: list[UserRow]
     recent: list[LogRecord]
+    closes: list[PeriodClosedRecord] = field(default_factory=list)
+    last_at: float = 0.0
 
     def feed(self, sink: SnapshotSink) -> None:
         """Give the snapshot to `sink` as one chunk of each."""
+        sink.periods(self.closes, self.last_at)
         sink.scores(self.scores)
         sink.users(self.users)
         sink.recent(self.recent)

@@ -19,22 +19,37 @@ from typing import Any
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
-from scoreboard.core.records import LogRecord, Snapshot
+from scoreboard.core.records import LogRecord, PeriodClosedRecord, Snapshot
 
 
 class Restore:
     """Feeds an empty engine; counts what it was given (for the log line)."""
 
-    __slots__ = ("_engine", "recent_records", "score_rows", "user_rows")
+    __slots__ = ("_closed_at", "_engine", "recent_records", "score_rows", "user_rows")
 
     def __init__(self, engine: Engine) -> None:
         if engine.last_seq:
             raise ValueError("recovery needs an empty engine")
         self._engine = engine
+        self._closed_at: dict[str, int] = {}  # board → the seq of its last period_closed
         self.score_rows = self.user_rows = self.recent_records = 0
 
+    def periods(self, closes: Sequence[PeriodClosedRecord], last_at: float) -> None:
+        """Each board's current period: the one its last close opened, or (for a board
+        that never closed) the one holding the last record, which was committed before
+        the board's period ended (else the writer would have closed it first)."""
+        engine = self._engine
+        for r in closes:
+            self._closed_at[r.board] = r.seq
+            engine.follow(r)
+        engine.last_at = max(engine.last_at, last_at)
+
     def scores(self, rows: Sequence[Sequence[Any]]) -> None:
-        """(board, user_id, score, reached_seq) rows."""
+        """(board, user_id, score, reached_seq) rows; rows of a closed period (reached
+        before the board's last close) stay in the archive, not on the current board."""
+        if self._closed_at:
+            closed_at = self._closed_at
+            rows = [row for row in rows if row[3] > closed_at.get(row[0], 0)]
         if not rows:
             return
         self.score_rows += len(rows)
@@ -101,6 +116,9 @@ class Restore:
             # scores on a board new to them must stay out of its order there too.
             ranking.frozen |= engine.frozen
             ranking.sort_loaded(last_seq)
+        for board, period in engine.periods.items():
+            if period is None and board not in engine.ended and len(engine.boards[board]):
+                engine.periods[board] = engine.defs[board].period_at(engine.last_at)
         engine.last_seq = last_seq
 
     def _ranking(self, board: str) -> Ranking:

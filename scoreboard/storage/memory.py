@@ -19,6 +19,7 @@ from scoreboard.storage.rows import (
     RecordRow,
     already_committed,
     chunked,
+    last_closes,
     prepare,
     raise_conflicts,
     record_from_row,
@@ -90,6 +91,10 @@ class MemoryLog(ActionLog):
         self._require_open()
         # No await from here to the end: nothing can change in between, so every chunk
         # comes from the same state.
+        logged = (self._rows[seq] for seq in self._seqs)
+        closes = {row[2]: row for row in logged if row[4] == "period_closed"}
+        into.periods(last_closes(sorted(closes.values())),
+                     self._rows[self._seqs[-1]][1] if self._seqs else 0.0)
         for scores in chunked(self._scores.values(), chunk):
             into.scores(scores)
         for users in chunked(self._users.values(), chunk):

@@ -245,6 +245,11 @@ def records_from_rows(rows: Iterable[Sequence[Any]]) -> list[LogRecord]:
     return [record_from_row(row) for row in rows]
 
 
+def last_closes(rows: Iterable[Sequence[Any]]) -> list[PeriodClosedRecord]:
+    """`period_closed` rows as records (the last of each board, for recovery)."""
+    return [r for r in records_from_rows(rows) if isinstance(r, PeriodClosedRecord)]
+
+
 def _last_per_key(items: Iterable[T], key: Any) -> list[T]:
     # A batch may carry several rows for one key; the last one is the current state,
     # exactly as if they had been upserted one after another.

@@ -115,6 +115,14 @@ _INDEXES = (
 )
 
 
+# Statements of later versions beyond their added columns.
+_LATER: dict[int, tuple[str, ...]] = {
+    # Recovery finds each board's last period_closed without scanning the log.
+    4: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
+        WHERE kind = 'period_closed'""",),
+}
+
+
 def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
     ddl = f"{column.name} {dialect.types[column.type]}"
     if table.primary_key == (column.name,):
@@ -140,7 +148,7 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
         steps[version] = tuple(
             f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
             for t in TABLES for c in t.columns if c.since == version
-        )
+        ) + _LATER.get(version, ())
     return steps
 
 
@@ -165,6 +173,10 @@ LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM action_log"
 SELECT_RECORDS = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
 SELECT_SCORES = f"SELECT {BOARD_SCORES.column_list} FROM board_scores"
 SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
+# Each board's last period_closed record, and the moment of the last record.
+LAST_CLOSES = f"""{SELECT_RECORDS} WHERE seq IN (SELECT max(seq) FROM action_log
+    WHERE kind = 'period_closed' GROUP BY board) ORDER BY seq"""
+LAST_AT = "SELECT coalesce((SELECT at FROM action_log ORDER BY seq DESC LIMIT 1), 0)"
 
 
 def insert(table: Table, rows: str, *, upsert: bool = False) -> str:

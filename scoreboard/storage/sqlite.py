@@ -32,6 +32,7 @@ from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
+    last_closes,
     prepare,
     raise_conflicts,
     records_from_rows,
@@ -185,6 +186,9 @@ class SqliteLog(ActionLog):
                 try:
                     with gc_paused():
                         last = await conn.execute_fetchall(schema.LAST_SEQ)
+                        closes = await conn.execute_fetchall(schema.LAST_CLOSES)
+                        last_at = await conn.execute_fetchall(schema.LAST_AT)
+                        into.periods(last_closes(closes), float(next(iter(last_at))[0]))
                         await _stream(conn, schema.SELECT_SCORES, (), chunk, into.scores)
                         await _stream(conn, schema.SELECT_USERS, (), chunk, into.users)
                         await _stream(

@@ -1,11 +1,22 @@
 """Boards with time in every `ActionLog` backend (memory, SQLite, PostgreSQL): actions on
-followed boards stored and replayed. No mocks; no sleeps."""
+followed boards stored and replayed, and a restart after rollovers restores the current
+periods without resurrecting closed ones. No mocks; no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from scoreboard.core.boards import BoardDef
+from scoreboard.core.commands import Command, ResetBoard, SubmitAction
+from scoreboard.core.engine import Engine
 from scoreboard.core.records import BoardScore, ScoreRow
+from scoreboard.core.recovery import Restore
+from scoreboard.core.rules import RuleSet
 from scoreboard.storage import ActionLog
-from tests.storage.test_contract import backend, batch, everything, load, rec, store
+from scoreboard.writer.actor import Writer
+from tests.storage.test_contract import Backend, backend, batch, everything, load, rec, store
 
 __all__ = ["backend", "store"]  # the contract's fixtures, over the three backends
 
@@ -21,3 +32,62 @@ async def test_an_action_on_followed_boards_is_stored_and_read_back(store: Actio
     assert await store.find_actions([("u1", "c1")]) == [followed]
     assert await store.history("u1", before_seq=None, limit=5) == [plain, followed]
     assert (await load(store, 0.0)).recent == [followed, plain]
+
+
+RULES = RuleSet.from_config({"WIN": {"points": 10}})
+BOARDS = [BoardDef("daily", reset="daily"), BoardDef("weekly", reset="weekly", follows=("daily",)),
+          BoardDef("best", operator="best", reset="daily")]
+DAY1 = datetime(2026, 12, 4, 12, tzinfo=UTC).timestamp()
+
+
+def win(user: str, cid: str, board: str = "daily") -> SubmitAction:
+    return SubmitAction(user, user.title(), board, "WIN", cid)
+
+
+async def run_writer(engine: Engine, store: ActionLog, steps: list[tuple[float, list[Command]]]
+                     ) -> None:
+    """Each step's commands at its moment on the writer's clock."""
+    now = [0.0]
+    writer = Writer(engine, store, clock=lambda: now[0])
+    task = asyncio.create_task(writer.run())
+    try:
+        for at, cmds in steps:
+            now[0] = at
+            for cmd in cmds:
+                await writer.submit(cmd)
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 5)
+
+
+def restored_state(engine: Engine) -> dict[str, Any]:
+    state = engine.state_digest()
+    del state["closed"]  # the closed rankings went to the archiver, not to the state
+    return state
+
+
+async def test_a_restart_after_a_rollover_has_the_state_of_live(backend: Backend) -> None:
+    store = backend.make()
+    await store.open()
+    live = Engine(RULES, BOARDS)
+    await run_writer(live, store, [
+        (DAY1, [win("amy", "1"), win("bob", "1"), win("amy", "2", "best")]),
+        (DAY1 + 86_400, [win("bob", "2"), win("carl", "1")]),  # daily closes, weekly not
+        (DAY1 + 86_460, [ResetBoard("", actor="admin", board="daily", reason="test")]),
+        (DAY1 + 86_520, [win("amy", "3")]),
+    ])
+    await store.close()
+    assert live.periods["daily"] is not None and live.periods["daily"].id == "2026-12-05.2"
+    assert live.boards["daily"].top(5) == [("amy", 10)]
+    assert live.boards["best"].top(5) == []  # its period closed; nobody scored since
+    assert live.boards["weekly"].top(5) == [("bob", 20), ("amy", 20), ("carl", 10)]
+
+    again = backend.make()
+    await again.open()
+    try:
+        restarted = Engine(RULES, BOARDS)
+        await again.load(0.0, into=Restore(restarted))
+    finally:
+        await again.close()
+    assert restored_state(restarted) == restored_state(live)
+    assert restarted.next_rollover() == live.next_rollover()

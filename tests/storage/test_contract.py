@@ -27,6 +27,7 @@ from scoreboard.core.records import (
     FreezeRecord,
     HideNameRecord,
     LogRecord,
+    PeriodClosedRecord,
     RevokeTokensRecord,
     ScoreRow,
     Snapshot,
@@ -100,7 +101,12 @@ class Collected:
     def __init__(self, on_chunk: Callable[[], None] = lambda: None) -> None:
         self.chunks: list[tuple[str, list[Any]]] = []
         self.ends: list[int] = []
+        self.closes: list[PeriodClosedRecord] = []
+        self.last_at = 0.0
         self._on_chunk = on_chunk
+
+    def periods(self, closes: Sequence[PeriodClosedRecord], last_at: float) -> None:
+        self.closes, self.last_at = list(closes), last_at
 
     def scores(self, rows: Sequence[Sequence[Any]]) -> None:
         self._keep("scores", [ScoreRow(*row) for row in rows])
@@ -123,7 +129,8 @@ class Collected:
         parts: dict[str, list[Any]] = {"scores": [], "users": [], "recent": []}
         for kind, rows in self.chunks:
             parts[kind].extend(rows)
-        return Snapshot(self.ends[0], parts["scores"], parts["users"], parts["recent"])
+        return Snapshot(self.ends[0], parts["scores"], parts["users"], parts["recent"],
+                        self.closes, self.last_at)
 
 
 async def load(store: ActionLog, since: float, chunk: int = 10_000) -> Snapshot:

@@ -30,6 +30,7 @@ from scoreboard.storage.rows import (
     INT64_MIN,
     PreparedBatch,
     already_committed,
+    last_closes,
     prepare,
     raise_conflicts,
     records_from_rows,
@@ -214,6 +215,9 @@ class PostgresLog(ActionLog):
             # One snapshot for every chunk; cursors need the transaction anyway.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 last = int(await conn.fetchval(schema.LAST_SEQ))
+                closes = await conn.fetch(schema.LAST_CLOSES)
+                into.periods(last_closes(closes), float(await conn.fetchval(schema.LAST_AT)))
+                delivered = True
                 for query, args, deliver in streams:
                     cursor = await conn.cursor(query, *args)
                     while rows := await cursor.fetch(chunk, timeout=timeout):
