@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator, Sequence
+from typing import NamedTuple
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 
@@ -50,6 +51,24 @@ class DuplicateProof(StoreError):
     def __init__(self, jtis: Sequence[str]) -> None:
         super().__init__(f"{len(jtis)} proof jti(s) already in the log")
         self.jtis = list(jtis)
+
+
+class ArchiveRow(NamedTuple):
+    position: int  # 1, 2, 3 … in the standings' order (a keyset for paging)
+    user_id: str
+    score: int
+    rank: int  # as it stood: equal scores share it under competition ranks
+
+
+class ArchivedPeriod(NamedTuple):
+    board: str
+    period: str
+    starts_at: float | None  # None: unbounded
+    ends_at: float | None
+    total_users: int
+    closed_seq: int  # the seq of its period_closed record
+    complete: bool  # every row of its standings is stored
+    top: tuple[ArchiveRow, ...] = ()  # the first three, when read with `periods`
 
 
 class ActionLog(abc.ABC):
@@ -116,3 +135,26 @@ class ActionLog(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the database answers now."""
+
+    # -- archives of closed periods (SPEC §11) -------------------------------------------
+
+    @abc.abstractmethod
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+        """Record the period (its `complete` as given) and insert its rows, ignoring
+        those whose (board, period, user) is stored already; one transaction."""
+
+    @abc.abstractmethod
+    async def archive_page(self, board: str, period: str, after_rank: int, limit: int
+                           ) -> list[ArchiveRow]:
+        """The period's standings after position `after_rank` (0: from the top), at most
+        `limit` rows in order. Positions are 1, 2, 3 … even where ranks tie."""
+
+    @abc.abstractmethod
+    async def archive_user(self, board: str, period: str, user_id: str) -> ArchiveRow | None:
+        """The user's row in the period's standings, None when they were not in it."""
+
+    @abc.abstractmethod
+    async def periods(self, board: str, before: str | None, limit: int
+                      ) -> list[ArchivedPeriod]:
+        """The board's archived (complete) periods closed before the period `before`
+        (None: all), newest first, at most `limit`, each with its top 3."""

@@ -13,8 +13,10 @@ import bisect
 from collections.abc import AsyncGenerator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
-from scoreboard.storage.base import ActionLog, StoreUnavailable
+from scoreboard.storage.archive import TOP
+from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveRow, StoreUnavailable
 from scoreboard.storage.rows import (
+    INT64_MAX,
     PreparedBatch,
     RecordRow,
     already_committed,
@@ -37,6 +39,8 @@ class MemoryLog(ActionLog):
         self._seq_by_jti: dict[str, int] = {}
         self._scores: dict[tuple[str, str], ScoreRow] = {}
         self._users: dict[str, UserRow] = {}
+        self._periods: dict[tuple[str, str], ArchivedPeriod] = {}
+        self._archive: dict[tuple[str, str], dict[str, ArchiveRow]] = {}
         self._failures_left = 0
         self._fail_after_commit = False
 
@@ -142,6 +146,35 @@ class MemoryLog(ActionLog):
 
     async def ping(self) -> bool:
         return self._is_open
+
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+        self._require_open()
+        key = (period.board, period.period)
+        stored = self._archive.setdefault(key, {})
+        for row in rows:
+            stored.setdefault(row.user_id, row)
+        self._periods[key] = period._replace(top=())
+
+    async def archive_page(self, board: str, period: str, after_rank: int, limit: int
+                           ) -> list[ArchiveRow]:
+        self._require_open()
+        rows = sorted(self._archive.get((board, period), {}).values())
+        return [r for r in rows if r.position > after_rank][:max(limit, 0)]
+
+    async def archive_user(self, board: str, period: str, user_id: str) -> ArchiveRow | None:
+        self._require_open()
+        return self._archive.get((board, period), {}).get(user_id)
+
+    async def periods(self, board: str, before: str | None, limit: int
+                      ) -> list[ArchivedPeriod]:
+        self._require_open()
+        until = INT64_MAX if before is None else (
+            p.closed_seq if (p := self._periods.get((board, before))) else 0)
+        found = sorted((p for p in self._periods.values()
+                        if p.board == board and p.complete and p.closed_seq < until),
+                       key=lambda p: -p.closed_seq)[:max(limit, 0)]
+        return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
+                for p in found]
 
     # -- internals --------------------------------------------------------------------
 

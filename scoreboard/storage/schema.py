@@ -100,6 +100,21 @@ USERS = Table("users", (
     Column("tokens_revoked_at", REAL, since=3),  # UserRow.tokens_revoked_at (revocation)
 ), primary_key=("user_id",))
 TABLES = (ACTION_LOG, BOARD_SCORES, USERS)
+# Closed periods' final standings (SPEC §11), written after their period_closed record
+# by the archiver: a function of the log, rebuilt from it when incomplete.
+ARCHIVE = Table("archive", (
+    Column("board", TEXT, required=True), Column("period", TEXT, required=True),
+    Column("position", INT, required=True),  # 1, 2, 3 … in the standings' order
+    Column("user_id", TEXT, required=True), Column("score", INT, required=True),
+    Column("rank", INT, required=True),  # as it stood: equal under competition ranks
+), primary_key=("board", "period", "user_id"))
+PERIODS = Table("periods", (
+    Column("board", TEXT, required=True), Column("period", TEXT, required=True),
+    Column("starts_at", REAL), Column("ends_at", REAL),  # NULL: unbounded
+    Column("total_users", INT, required=True),
+    Column("closed_seq", INT, required=True),  # the seq of its period_closed record
+    Column("complete", BOOL, required=True),  # every archive row is written
+), primary_key=("board", "period"))
 
 # The same in both dialects: partial indexes keep the unique guards to the rows that
 # have a key or a proof.
@@ -119,8 +134,11 @@ _INDEXES = (
 _LATER: dict[int, tuple[str, ...]] = {
     # Recovery finds each board's last period_closed without scanning the log.
     4: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
-        WHERE kind = 'period_closed'""",),
+        WHERE kind = 'period_closed'""",
+        "CREATE UNIQUE INDEX archive_position ON archive (board, period, position)",
+        "CREATE INDEX periods_closed ON periods (board, closed_seq)"),
 }
+_NEW_TABLES: dict[int, tuple[Table, ...]] = {4: (ARCHIVE, PERIODS)}
 
 
 def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
@@ -148,7 +166,8 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
         steps[version] = tuple(
             f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
             for t in TABLES for c in t.columns if c.since == version
-        ) + _LATER.get(version, ())
+        ) + tuple(_create_table(t, dialect) for t in _NEW_TABLES.get(version, ())
+                  ) + _LATER.get(version, ())
     return steps
 
 

@@ -26,9 +26,17 @@ import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
-from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
+from scoreboard.storage.base import (
+    ActionLog,
+    ArchivedPeriod,
+    ArchiveRow,
+    StoreUnavailable,
+    WriterLockHeld,
+)
 from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.rows import (
+    INT64_MAX,
     INT64_MIN,
     PreparedBatch,
     already_committed,
@@ -63,6 +71,7 @@ _LOAD_RECENT = f"""{schema.SELECT_RECORDS} WHERE seq IN (
         UNION SELECT seq FROM action_log WHERE proof_exp >= ?)
     ORDER BY seq"""
 _RECORDS = schema.RecordQueries.of(schema.SQLITE)
+_ARCHIVE = ArchiveQueries.of(schema.SQLITE)
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 _SIDE_FILES = ("", "-wal", "-shm", ".lock")  # suffixes of the files beside the database
@@ -235,6 +244,46 @@ class SqliteLog(ActionLog):
         except StoreUnavailable:
             return False
         return True
+
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+        async with self._write_lock:
+            conn = self._require(self._writer)
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await conn.executemany(_ARCHIVE.insert_rows,
+                                           archive_values(period, list(rows)))
+                    await conn.execute(_ARCHIVE.upsert_period, period_values(period))
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback_quietly(conn)
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"archive write failed: {exc}") from exc
+
+    async def archive_page(self, board: str, period: str, after_rank: int, limit: int
+                           ) -> list[ArchiveRow]:
+        if limit <= 0:
+            return []
+        rows = await self._read(_ARCHIVE.page, (board, period, after_rank, limit))
+        return [ArchiveRow(*r) for r in rows]
+
+    async def archive_user(self, board: str, period: str, user_id: str) -> ArchiveRow | None:
+        rows = await self._read(_ARCHIVE.user, (board, period, user_id))
+        return ArchiveRow(*rows[0]) if rows else None
+
+    async def periods(self, board: str, before: str | None, limit: int
+                      ) -> list[ArchivedPeriod]:
+        if limit <= 0:
+            return []
+        until = INT64_MAX
+        if before is not None:
+            seq = await self._read(_ARCHIVE.closed_seq, (board, before))
+            until = int(seq[0][0]) if seq else 0
+        found = [ArchivedPeriod(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
+                 for r in await self._read(_ARCHIVE.periods, (board, until, limit))]
+        return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
+                for p in found]
 
     # -- internals --------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from scoreboard.core.records import BoardScore, ScoreRow
 from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage import ActionLog
+from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
 from scoreboard.writer.actor import Writer
 from tests.storage.test_contract import Backend, backend, batch, everything, load, rec, store
 
@@ -91,3 +92,29 @@ async def test_a_restart_after_a_rollover_has_the_state_of_live(backend: Backend
         await again.close()
     assert restored_state(restarted) == restored_state(live)
     assert restarted.next_rollover() == live.next_rollover()
+
+
+def closed(period: str, seq: int, total: int, *, complete: bool = True) -> ArchivedPeriod:
+    return ArchivedPeriod("daily", period, DAY1, DAY1 + 86_400, total, seq, complete)
+
+
+async def test_archives_are_written_idempotently_and_read_by_page_user_and_period(
+        store: ActionLog) -> None:
+    rows = [ArchiveRow(1, "amy", 30, 1), ArchiveRow(2, "bob", 20, 2), ArchiveRow(3, "cy", 20, 2),
+            ArchiveRow(4, "dan", 5, 4)]
+    first = closed("2026-12-04", 10, 4, complete=False)
+    await store.write_archive(first, rows[:2])
+    await store.write_archive(first, rows[:3])  # a chunk written again after a crash
+    assert await store.periods("daily", None, 10) == []  # incomplete: not listed yet
+    await store.write_archive(first._replace(complete=True), rows[3:])
+    await store.write_archive(closed("2026-12-05", 20, 1), [ArchiveRow(1, "bob", 7, 1)])
+    assert await store.archive_page("daily", "2026-12-04", 0, 2) == rows[:2]
+    assert await store.archive_page("daily", "2026-12-04", 2, 10) == rows[2:]
+    assert await store.archive_user("daily", "2026-12-04", "cy") == rows[2]
+    assert await store.archive_user("daily", "2026-12-04", "zed") is None
+    newest, older = await store.periods("daily", None, 10)
+    assert (newest.period, newest.total_users, newest.top) == (
+        "2026-12-05", 1, (ArchiveRow(1, "bob", 7, 1),))
+    assert older == first._replace(complete=True, top=tuple(rows[:3]))
+    assert await store.periods("daily", "2026-12-05", 10) == [older]
+    assert await store.periods("daily", None, 1) == [newest]

@@ -23,10 +23,18 @@ import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
-from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
+from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
+from scoreboard.storage.base import (
+    ActionLog,
+    ArchivedPeriod,
+    ArchiveRow,
+    StoreError,
+    StoreUnavailable,
+)
 from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.postgres.sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
 from scoreboard.storage.rows import (
+    INT64_MAX,
     INT64_MIN,
     PreparedBatch,
     already_committed,
@@ -86,6 +94,7 @@ _FIND_ACTIONS = f"""SELECT {", ".join(f"a.{c}" for c in schema.RECORD_COLUMNS)}
 _FIND_SEQS = f"{schema.SELECT_RECORDS} WHERE seq = ANY($1::bigint[]) ORDER BY seq"
 _FIND_JTIS = "SELECT proof_jti FROM action_log WHERE proof_jti = ANY($1::text[])"
 _LOAD_RECENT = f"{schema.SELECT_RECORDS} WHERE at >= $1 OR proof_exp >= $1 ORDER BY seq"
+_ARCHIVE = ArchiveQueries.of(schema.POSTGRES)
 _RECORDS = schema.RecordQueries.of(schema.POSTGRES)
 
 
@@ -272,6 +281,42 @@ class PostgresLog(ActionLog):
                 return
             yield records
             start = records[-1].seq + 1
+
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.executemany(_ARCHIVE.insert_rows, archive_values(period, list(rows)))
+                await conn.execute(_ARCHIVE.upsert_period, *period_values(period))
+
+        await self._sessions.write(run)  # the rows are ignored when written before
+
+    async def archive_page(self, board: str, period: str, after_rank: int, limit: int
+                           ) -> list[ArchiveRow]:
+        async def run(conn: asyncpg.Connection) -> list[ArchiveRow]:
+            return [ArchiveRow(*r) for r in await conn.fetch(
+                _ARCHIVE.page, board, period, after_rank, max(limit, 0))]
+
+        return await self._sessions.read(run)
+
+    async def archive_user(self, board: str, period: str, user_id: str) -> ArchiveRow | None:
+        async def run(conn: asyncpg.Connection) -> ArchiveRow | None:
+            row = await conn.fetchrow(_ARCHIVE.user, board, period, user_id)
+            return None if row is None else ArchiveRow(*row)
+
+        return await self._sessions.read(run)
+
+    async def periods(self, board: str, before: str | None, limit: int
+                      ) -> list[ArchivedPeriod]:
+        async def run(conn: asyncpg.Connection) -> list[ArchivedPeriod]:
+            until = INT64_MAX
+            if before is not None:
+                until = await conn.fetchval(_ARCHIVE.closed_seq, board, before) or 0
+            found = [ArchivedPeriod(*r) for r in await conn.fetch(
+                _ARCHIVE.periods, board, until, max(limit, 0))]
+            return [p._replace(top=tuple(ArchiveRow(*r) for r in await conn.fetch(
+                _ARCHIVE.page, board, p.period, 0, TOP))) for p in found]
+
+        return await self._sessions.read(run)
 
     async def ping(self) -> bool:
         async def run(conn: asyncpg.Connection) -> bool:

@@ -1,0 +1,56 @@
+"""Archives of closed periods (SPEC §11): what the store keeps of a period once its
+`period_closed` record is in the log, and the statements both SQL backends run.
+
+`ArchivedPeriod` (in `base`) is a row of `periods` (with its top 3 when read);
+`ArchiveRow` a row of `archive`, one per user who stood in the period's final
+standings. Rows are inserted or ignored by (board, period, user): writing a chunk twice (after a crash) changes
+nothing, so the archiver may always start a period again from its first row.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from scoreboard.storage import schema
+from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
+from scoreboard.storage.schema import ARCHIVE, PERIODS, Dialect
+
+TOP = 3
+_ROW = "position, user_id, score, rank"
+_PERIOD = ", ".join(PERIODS.column_names)
+
+
+class ArchiveQueries(NamedTuple):
+    upsert_period: str  # a full periods row
+    insert_rows: str  # a full archive row, ignored when (board, period, user) exists
+    page: str  # (board, period, after_position, limit)
+    user: str  # (board, period, user_id)
+    periods: str  # (board, before_seq, limit): complete ones, newest first
+    closed_seq: str  # (board, period)
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> ArchiveQueries:
+        p = dialect.params
+        values = ", ".join(p(len(PERIODS.columns)))
+        rows = ", ".join(p(len(ARCHIVE.columns)))
+        b, per, after, limit = p(4)
+        return cls(
+            upsert_period=schema.insert(PERIODS, f"VALUES ({values})", upsert=True),
+            insert_rows=schema.insert(ARCHIVE, f"VALUES ({rows})") + " ON CONFLICT DO NOTHING",
+            page=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
+                 f" AND position > {after} ORDER BY position LIMIT {limit}",
+            user=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
+                 f" AND user_id = {after}",
+            periods=f"SELECT {_PERIOD} FROM periods WHERE board = {b} AND complete"
+                    f" AND closed_seq < {per} ORDER BY closed_seq DESC LIMIT {after}",
+            closed_seq=f"SELECT closed_seq FROM periods WHERE board = {b} AND period = {per}",
+        )
+
+
+def period_values(p: ArchivedPeriod) -> tuple[object, ...]:
+    return (p.board, p.period, p.starts_at, p.ends_at, p.total_users, p.closed_seq,
+            p.complete)
+
+
+def archive_values(p: ArchivedPeriod, rows: list[ArchiveRow]) -> list[tuple[object, ...]]:
+    return [(p.board, p.period, *row) for row in rows]
