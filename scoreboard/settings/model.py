@@ -123,6 +123,10 @@ class WriterSettings:
     retry_seconds: float
     idempotency_retention_seconds: float
     idempotency_max_keys: int
+    # A snapshot of the state after this many records, or this many seconds (0: not by
+    # that measure; both 0: only on a clean shutdown).
+    snapshot_every_records: int = 200_000
+    snapshot_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +365,8 @@ def build(tree: Mapping[str, Any], base_dir: Path) -> Settings:
         retry_seconds=w.number("retry_seconds", 0, 3600),
         idempotency_retention_seconds=w.number("idempotency_retention_seconds", 1, 366 * 86400),
         idempotency_max_keys=w.integer("idempotency_max_keys", 1, 100_000_000),
+        snapshot_every_records=w.integer("snapshot_every_records", 0, 1_000_000_000),
+        snapshot_seconds=w.number("snapshot_seconds", 0, 7 * 86400),
     )
     li = _Section(tree, "limits")
     limits = LimitSettings(
