@@ -4,7 +4,6 @@ and with the newest snapshot at its seq."""
 from __future__ import annotations
 
 import sys
-
 from typing import Any
 
 from scoreboard.core.engine import Engine
