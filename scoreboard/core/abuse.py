@@ -10,6 +10,8 @@ forgets every user whose last counted minute is over.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from scoreboard.core.pending import Pending
 from scoreboard.core.records import ActionRecord, LogRecord
@@ -73,3 +75,9 @@ class AbuseMonitor:
     def digest(self) -> list[tuple[str, list[int]]]:
         """The counters in memory, in order (tests: a replay must count the same)."""
         return [(user_id, list(entry)) for user_id, entry in self._activity.items()]
+
+    export = digest  # the same plain values make a snapshot
+
+    def load(self, activity: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave, into an empty memory."""
+        self._activity = OrderedDict((user_id, list(entry)) for user_id, entry in activity)

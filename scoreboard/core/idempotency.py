@@ -10,8 +10,9 @@ it back with `remember`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -32,9 +33,10 @@ class Replay:
 
 
 def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
-    """What must match for a repeated key to count as the same request."""
-    body = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS) if extra else b""
-    return hash((kind, board, what, body))
+    """What must match for a repeated key to count as the same request: 64 bits of a
+    digest, the same in every process (a snapshot carries them to the next one)."""
+    body = orjson.dumps([kind, board, what, extra or None], option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(blake2b(body, digest_size=8).digest())
 
 
 def record_fingerprint(r: ScoreRecord) -> int:
@@ -116,3 +118,13 @@ class IdempotencyKeys:
     def digest(self) -> list[tuple[Key, tuple[int, int, float]]]:
         """The keys in memory, in order (tests: a replay must remember the same)."""
         return list(self._entries.items())
+
+    export = digest  # the same plain values make a snapshot (fingerprints are stable)
+
+    def load(self, entries: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave (into an empty memory); the newest `max_keys`."""
+        self._entries = OrderedDict(
+            ((user, cid), (seq, fp, at)) for (user, cid), (seq, fp, at) in entries
+        )
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 
@@ -50,6 +51,29 @@ class DuplicateProof(StoreError):
     def __init__(self, jtis: Sequence[str]) -> None:
         super().__init__(f"{len(jtis)} proof jti(s) already in the log")
         self.jtis = list(jtis)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A stored snapshot without its body."""
+
+    seq: int  # the last record the image reflects
+    created_at: float
+    format: str
+    checksum: str
+    size: int  # bytes of the body
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A snapshot as the store keeps it (`scoreboard.storage.snapshots` makes and reads
+    the body; the store only keeps it)."""
+
+    seq: int
+    created_at: float
+    format: str
+    checksum: str
+    body: bytes
 
 
 class ActionLog(abc.ABC):
@@ -116,3 +140,18 @@ class ActionLog(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the database answers now."""
+
+    # -- snapshots (not part of the log: a copy of the state at one seq) ---------------
+
+    @abc.abstractmethod
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        """Store a snapshot (replacing one of the same seq), then delete all but the
+        newest `keep`. Raises `StoreUnavailable`; a snapshot half written is never seen."""
+
+    @abc.abstractmethod
+    async def snapshots(self) -> list[SnapshotInfo]:
+        """The stored snapshots, newest (highest seq) first."""
+
+    @abc.abstractmethod
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        """One stored snapshot with its body; None when there is none of that seq."""

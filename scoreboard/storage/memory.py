@@ -13,7 +13,7 @@ import bisect
 from collections.abc import AsyncGenerator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
-from scoreboard.storage.base import ActionLog, StoreUnavailable
+from scoreboard.storage.base import ActionLog, SnapshotInfo, StoredSnapshot, StoreUnavailable
 from scoreboard.storage.rows import (
     PreparedBatch,
     RecordRow,
@@ -36,6 +36,7 @@ class MemoryLog(ActionLog):
         self._seq_by_jti: dict[str, int] = {}
         self._scores: dict[tuple[str, str], ScoreRow] = {}
         self._users: dict[str, UserRow] = {}
+        self._snapshots: dict[int, StoredSnapshot] = {}
         self._failures_left = 0
         self._fail_after_commit = False
 
@@ -137,6 +138,23 @@ class MemoryLog(ActionLog):
 
     async def ping(self) -> bool:
         return self._is_open
+
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        self._require_open()
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        self._snapshots[snapshot.seq] = snapshot
+        for seq in sorted(self._snapshots, reverse=True)[keep:]:
+            del self._snapshots[seq]
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        self._require_open()
+        return [SnapshotInfo(s.seq, s.created_at, s.format, s.checksum, len(s.body))
+                for s in sorted(self._snapshots.values(), key=lambda s: -s.seq)]
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        self._require_open()
+        return self._snapshots.get(seq)
 
     # -- internals --------------------------------------------------------------------
 

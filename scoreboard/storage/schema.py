@@ -15,7 +15,7 @@ from enum import Enum
 
 from scoreboard.storage.base import StoreUnavailable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ColumnType(Enum):
@@ -24,6 +24,7 @@ class ColumnType(Enum):
     TEXT = "UTF-8 text"
     JSON = "JSON text"
     BOOL = "a boolean"
+    BYTES = "a byte string"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Table:
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
+    since: int = 1  # the schema version that added it
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -62,15 +64,18 @@ class Dialect:
         return ["?"] * count
 
 
-INT, REAL, TEXT, JSON, BOOL = (
-    ColumnType.INT, ColumnType.REAL, ColumnType.TEXT, ColumnType.JSON, ColumnType.BOOL
+INT, REAL, TEXT, JSON, BOOL, BYTES = (
+    ColumnType.INT, ColumnType.REAL, ColumnType.TEXT, ColumnType.JSON, ColumnType.BOOL,
+    ColumnType.BYTES,
 )
 SQLITE = Dialect(
-    {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER"},
+    {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER",
+     BYTES: "BLOB"},
     numbered_params=False,
 )
 POSTGRES = Dialect(
-    {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN"},
+    {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN",
+     BYTES: "BYTEA"},
     numbered_params=True,
 )
 
@@ -98,6 +103,14 @@ USERS = Table("users", (
     Column("tokens_revoked_at", REAL, since=3),  # UserRow.tokens_revoked_at (revocation)
 ), primary_key=("user_id",))
 TABLES = (ACTION_LOG, BOARD_SCORES, USERS)
+# Copies of the engine's state at one seq (`scoreboard.storage.snapshots`); only the
+# newest few are kept.
+SNAPSHOTS = Table("snapshots", (
+    Column("seq", INT, required=True), Column("created_at", REAL, required=True),
+    Column("format", TEXT, required=True), Column("checksum", TEXT, required=True),
+    Column("body", BYTES, required=True),
+), primary_key=("seq",), since=4)
+LATER_TABLES = (SNAPSHOTS,)  # tables a schema version after the first added
 
 # The same in both dialects: partial indexes keep the unique guards to the rows that
 # have a key or a proof.
@@ -121,7 +134,7 @@ def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
 
 
 def _create_table(table: Table, dialect: Dialect) -> str:
-    parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since == 1]
+    parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since <= table.since]
     if len(table.primary_key) > 1:
         parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n    ".join(parts)
@@ -135,10 +148,10 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
             *(_create_table(t, dialect) for t in TABLES[1:])),
     }
     for version in range(2, SCHEMA_VERSION + 1):
-        steps[version] = tuple(
+        steps[version] = (*(
             f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
             for t in TABLES for c in t.columns if c.since == version
-        )
+        ), *(_create_table(t, dialect) for t in LATER_TABLES if t.since == version))
     return steps
 
 
@@ -163,6 +176,11 @@ LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM action_log"
 SELECT_RECORDS = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
 SELECT_SCORES = f"SELECT {BOARD_SCORES.column_list} FROM board_scores"
 SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
+LIST_SNAPSHOTS = ("SELECT seq, created_at, format, checksum, length(body) FROM snapshots"
+                  " ORDER BY seq DESC")
+# The newest `keep` stay (the parameter: keep).
+PRUNE_SNAPSHOTS = ("DELETE FROM snapshots WHERE seq NOT IN"
+                   " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT {keep})")
 
 
 def insert(table: Table, rows: str, *, upsert: bool = False) -> str:

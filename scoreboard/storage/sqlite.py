@@ -26,7 +26,13 @@ import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
-from scoreboard.storage.base import ActionLog, StoreUnavailable, WriterLockHeld
+from scoreboard.storage.base import (
+    ActionLog,
+    SnapshotInfo,
+    StoredSnapshot,
+    StoreUnavailable,
+    WriterLockHeld,
+)
 from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.rows import (
     INT64_MIN,
@@ -47,6 +53,8 @@ def _insert(table: schema.Table, *, upsert: bool = False) -> str:
 _INSERT_RECORD = _insert(schema.ACTION_LOG)
 _UPSERT_SCORE = _insert(schema.BOARD_SCORES, upsert=True)
 _UPSERT_USER = _insert(schema.USERS, upsert=True)
+_UPSERT_SNAPSHOT = _insert(schema.SNAPSHOTS, upsert=True)
+_READ_SNAPSHOT = f"SELECT {schema.SNAPSHOTS.column_list} FROM snapshots WHERE seq = ?"
 # Keys travel as one JSON array so any number fits in one statement.
 _FIND_ACTIONS = f"""{schema.SELECT_RECORDS} WHERE client_action_id IS NOT NULL
     AND (user_id, client_action_id) IN
@@ -231,6 +239,34 @@ class SqliteLog(ActionLog):
         except StoreUnavailable:
             return False
         return True
+
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        row = (snapshot.seq, snapshot.created_at, snapshot.format, snapshot.checksum,
+               snapshot.body)
+        # On the writer's connection: SQLite has one writer at a time anyway, and an
+        # append queued here waits exactly as long as this takes, no busy polling.
+        async with self._write_lock:
+            conn = self._require(self._writer)
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await conn.execute(_UPSERT_SNAPSHOT, row)
+                    await conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback_quietly(conn)
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"saving a snapshot failed: {exc}") from exc
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        return [SnapshotInfo(*row) for row in await self._read(schema.LIST_SNAPSHOTS)]
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        rows = await self._read(_READ_SNAPSHOT, (seq,))
+        return StoredSnapshot(*rows[0]) if rows else None
 
     # -- internals --------------------------------------------------------------------
 

@@ -23,7 +23,13 @@ import orjson
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
 from scoreboard.storage import schema
-from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
+from scoreboard.storage.base import (
+    ActionLog,
+    SnapshotInfo,
+    StoredSnapshot,
+    StoreError,
+    StoreUnavailable,
+)
 from scoreboard.storage.bulk import gc_paused, return_free_memory
 from scoreboard.storage.postgres.sessions import UNAVAILABLE, WRITER_LOCK_KEY, Sessions
 from scoreboard.storage.rows import (
@@ -86,6 +92,8 @@ _FIND_SEQS = f"{schema.SELECT_RECORDS} WHERE seq = ANY($1::bigint[]) ORDER BY se
 _FIND_JTIS = "SELECT proof_jti FROM action_log WHERE proof_jti = ANY($1::text[])"
 _LOAD_RECENT = f"{schema.SELECT_RECORDS} WHERE at >= $1 OR proof_exp >= $1 ORDER BY seq"
 _RECORDS = schema.RecordQueries.of(schema.POSTGRES)
+_UPSERT_SNAPSHOT = schema.insert(schema.SNAPSHOTS, "VALUES ($1, $2, $3, $4, $5)", upsert=True)
+_READ_SNAPSHOT = f"SELECT {schema.SNAPSHOTS.column_list} FROM snapshots WHERE seq = $1"
 
 
 class PostgresLog(ActionLog):
@@ -277,6 +285,35 @@ class PostgresLog(ActionLog):
             return await self._sessions.read(run)
         except StoreError:
             return False
+
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        row = (snapshot.seq, snapshot.created_at, snapshot.format, snapshot.checksum,
+               snapshot.body)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(_UPSERT_SNAPSHOT, *row, timeout=self._bulk_timeout)
+                await conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
+
+        # On a pooled session, not the lock's: a snapshot is a copy of a prefix of the
+        # log whoever writes it (only committed records are ever applied), and megabytes
+        # on the lock's session would hold appends up behind them.
+        await self._sessions.read(run)
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        async def run(conn: asyncpg.Connection) -> list[SnapshotInfo]:
+            return [SnapshotInfo(*row) for row in await conn.fetch(schema.LIST_SNAPSHOTS)]
+
+        return await self._sessions.read(run)
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        async def run(conn: asyncpg.Connection) -> StoredSnapshot | None:
+            row = await conn.fetchrow(_READ_SNAPSHOT, seq, timeout=self._bulk_timeout)
+            return None if row is None else StoredSnapshot(*row)
+
+        return await self._sessions.read(run)
 
 
 async def _alive(conn: asyncpg.Connection) -> None:
