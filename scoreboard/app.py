@@ -55,8 +55,10 @@ from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import Gatekeeper, PublicApi
+from scoreboard.read.privacy import pseudonym_key
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage import PostgresLog, gc_paused, open_store
@@ -119,7 +121,7 @@ class Service:
             settings.leaderboard.boards,
             retention=w.idempotency_retention_seconds,
             max_keys=w.idempotency_max_keys,
-            abuse=settings.abuse,
+            abuse=settings.abuse.limits(),
         )
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
@@ -137,7 +139,8 @@ class Service:
             settings.proofs,
             load_or_create_secret(settings.proofs.secret, data_dir, PROOF_SECRET_FILE),
         )
-        views = Views(engine, top_size=settings.leaderboard.default_limit)
+        views = Views(engine, top_size=settings.leaderboard.default_limit,
+                      pseudonym_key=pseudonym_key(jwt_secret))
         bearer = Bearer(auth, metrics)
         ids = RequestIds()
         addresses = ClientAddress(settings.server.trusted_proxies)
@@ -193,7 +196,7 @@ class Service:
                         client=addresses.of)
         PublicApi(gate, submitter, views, proofs, progress).add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
-        EventsApi(gate, feed).add_routes(routes)
+        EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
@@ -208,7 +211,7 @@ class Service:
     async def _open_store(self) -> None:
         timeout = self.settings.server.connect_timeout
         deadline = time.monotonic() + timeout
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             try:
                 await self.store.open()
@@ -219,10 +222,9 @@ class Service:
                         f"the database is unreachable after {timeout:g} s: {exc}"
                     ) from None
                 log.warning("database unreachable, retrying: %s", exc)
-            # Backoff between attempts; the last one falls on the deadline, so a database
-            # that comes back within connect_timeout is always found.
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 2.0)
+            # The last attempt falls on the deadline, so a database that comes back
+            # within connect_timeout is always found.
+            await backoff.wait(until=deadline)
 
     async def recover(self) -> float:
         """Rebuild the engine from the log; returns the seconds it took."""
@@ -302,9 +304,9 @@ class Service:
         budget = self.edge.budget
         log.info("file descriptor limit %d: up to %d client connections, %s per address",
                  descriptor_limit(), budget.total, budget.per_ip or "no limit")
-        for address in runner.addresses:
-            return int(address[1])
-        raise StartupError("the HTTP listener has no address")
+        if not site.port:
+            raise StartupError("the HTTP listener has no address")
+        return site.port
 
     def _become_writer(self) -> None:
         """A standby that took the lock over starts deciding and appending."""

@@ -31,6 +31,7 @@ import orjson
 
 from scoreboard.auth.keyring import EMPTY, KeyRing, KeySetError, max_age, ring_from_jwks
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff, wait_or_stop
 from scoreboard.settings.model import AuthSettings
 
 log = logging.getLogger("scoreboard.identity")
@@ -56,7 +57,9 @@ class KeySource:
         self.last_error: str | None = None
         self._fetched_at: float | None = None
         self._next_at = 0.0
-        self._failures = 0
+        # after a failure, the next attempt: 1 s, 2 s, 4 s … jittered, at most MAX_RETRY
+        # and never later than a successful fetch would have refreshed
+        self._retry = Backoff(1.0, min(MAX_RETRY, settings.jwks_min_ttl_seconds), clock=clock)
         self._last_unknown = -float("inf")
         self._wake = asyncio.Event()
         self._done = asyncio.Condition()
@@ -93,14 +96,11 @@ class KeySource:
         timeouts = aiohttp.ClientTimeout(total=self.settings.jwks_timeout_seconds)
         self._session = aiohttp.ClientSession(timeout=timeouts, raise_for_status=False)
         deadline = self.clock() + wait_seconds
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0, clock=self.clock)
         while not await self.refresh():
-            left = deadline - self.clock()
-            if left <= 0:
+            if self.clock() >= deadline:
                 raise FetchError(self.last_error or "no key set")
-            # backoff between attempts; the last one falls on the deadline
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, 2.0)
+            await backoff.wait(until=deadline)  # the last attempt falls on the deadline
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -111,12 +111,7 @@ class KeySource:
         """Refresh when the key set is due, or when a missing kid asks; never ends on a
         provider failure (the keys in hand stay in use)."""
         while True:
-            delay = max(0.0, self._next_at - self.clock())
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await wait_or_stop(max(0.0, self._next_at - self.clock()), self._wake)
             self._wake.clear()
             await self.refresh()
 
@@ -150,7 +145,8 @@ class KeySource:
             self.ring, self._fetched_at, self._next_at = ring, now, now + ttl
             if self.last_error is not None:
                 log.info("the identity provider answers again")
-            self.last_error, self._failures = None, 0
+            self.last_error = None
+            self._retry.reset()
             self.metrics.key_fetch("ok", stale=False)
             if added or skipped:
                 log.info("key set: %d keys (%d new, %d skipped), next refresh in %.0f s",
@@ -163,12 +159,11 @@ class KeySource:
         return False
 
     def _failed(self, why: str) -> None:
-        self._failures += 1
-        retry = min(2.0 ** (self._failures - 1), MAX_RETRY, self.settings.jwks_min_ttl_seconds)
+        retry = self._retry.next_delay()
         self._next_at = self.clock() + retry
         self.last_error = why
         self.metrics.key_fetch("error", stale=bool(self.ring))
-        log.warning("fetching the key set failed (%s); %s, retrying in %.0f s", why,
+        log.warning("fetching the key set failed (%s); %s, retrying in %.1f s", why,
                     "keeping the last good keys" if self.ring else "no keys yet", retry)
 
     async def _discover(self) -> str:

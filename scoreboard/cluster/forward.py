@@ -20,6 +20,12 @@ reads its own write here (bounded by `wait_applied`). The writer sends results w
 a rank (a ranking lookup per command is a tenth of what a forwarded action costs it with
 a million users): the rank is this process's, read once the seq is applied here, and
 null if it was not applied in time.
+
+When the last attempt to reach a writer failed (none published, no answer, our key
+refused), a new command is refused at once with 503 `STORE_UNAVAILABLE`, the reason in
+its message, instead of waiting `timeout` for nothing: the part that commits is out of
+reach, as when the database is (a retry helps once a writer is back), not busy. The
+connection itself is authenticated by `scoreboard.cluster.handshake`.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from dataclasses import dataclass, replace
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from scoreboard.cluster import handshake
 from scoreboard.cluster.progress import Progress
-from scoreboard.cluster.wire import AUTH_HEADER, WireError, decode_results, encode_commands
+from scoreboard.cluster.wire import WireError, decode_results, encode_commands
 from scoreboard.core.commands import ActionResult, Command
-from scoreboard.core.errors import Refused
+from scoreboard.core.errors import InvalidCommand, Refused
+from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.writer.actor import Overloaded, Result, StoreDown
 
@@ -45,6 +53,21 @@ log = logging.getLogger("scoreboard.cluster")
 
 Locate = Callable[[], Awaitable[str | None]]
 RankOf = Callable[[str, str], int | None]  # (board, user) → rank here, None if unranked
+RETRY_BASE, RETRY_CAP = 0.05, 0.5  # seconds between looking the writer up again
+
+# Why no writer can be reached, as callers and `/ready` are told: never an address.
+NONE_PUBLISHED = "no writer has published where it takes forwarded writes"
+LOOKUP_FAILED = "the writer cannot be looked up: the database is unavailable"
+NO_ANSWER = "the writer does not answer on its internal port"
+REFUSED = ("the writer refused this process's cluster key (is cluster.secret the same "
+           "on every process?)")
+STOPPED = "this process has stopped forwarding writes"
+# The database is out: writes wait for it (bounded), as on any store outage.
+_WORTH_WAITING = (None, LOOKUP_FAILED)
+
+
+class HandshakeRefused(Exception):
+    """The writer closed the connection at the handshake: our answer was wrong."""
 
 
 @dataclass(slots=True)
@@ -55,11 +78,11 @@ class _Waiting:
 
 
 class Forwarder:
-    def __init__(self, locate: Locate, credential: str, progress: Progress, rank_of: RankOf,
+    def __init__(self, locate: Locate, key: bytes, progress: Progress, rank_of: RankOf,
                  *, timeout: float, batch: int, wait_applied: float,
                  max_waiting: int = 10_000, frames_in_flight: int = 1) -> None:
         self.locate = locate
-        self.credential = credential
+        self.key = key
         self.progress = progress
         self.rank_of = rank_of
         self.timeout = timeout
@@ -68,15 +91,30 @@ class Forwarder:
         self.max_waiting = max_waiting
         self.frames_in_flight = frames_in_flight
         self._unanswered = 0  # frames sent on this connection and not yet answered
-        self.writer_url: str | None = None  # while connected
+        self.writer_url: str | None = None  # while connected (and welcomed)
+        # Why the last attempt to reach a writer failed; None while connected, and
+        # before the first attempt or the next one after a connection ended.
+        self.unreachable: str | None = None
+        self.settled = asyncio.Event()  # set by the first verdict: connected, or why not
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiting] = {}
         self._unsent: deque[int] = deque()
         self._wake = asyncio.Event()
 
+    @property
+    def state(self) -> str:
+        """connected, unreachable, or connecting (no verdict yet)."""
+        if self.writer_url is not None:
+            return "connected"
+        return "connecting" if self.unreachable is None else "unreachable"
+
     # -- the caller's side ---------------------------------------------------------------
 
     async def submit(self, cmd: Command) -> Result:
+        if self.writer_url is None and self.unreachable not in _WORTH_WAITING:
+            # Known to have nowhere to go: say so now rather than after `timeout`.
+            raise StoreDown(f"no writer is reachable to forward this action to: "
+                            f"{self.unreachable}", retry_after=1.0)
         if len(self._waiting) >= self.max_waiting:
             raise Overloaded("too many commands are waiting for the writer", retry_after=1.0)
         i = next(self._ids)
@@ -100,32 +138,84 @@ class Forwarder:
     # -- the connection ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep one connection to the current writer; owned by the service."""
-        delay = 0.05
+        """Keep one connection to the current writer; owned by the service's task watch,
+        which treats any end but its own cancellation as a crash. However it ends,
+        nobody is left waiting for it."""
+        try:
+            await self._keep_connected()
+        finally:
+            self.writer_url = None
+            self.unreachable = STOPPED
+            self._answer_all(StoreDown(STOPPED, retry_after=2.0))
+
+    async def _keep_connected(self) -> None:
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
-            url = None
-            try:
-                url = await self.locate()
-            except StoreUnavailable as exc:
-                log.warning("cannot look up the writer: %s", exc)
+            url = await self._locate()
             if url is not None:
                 try:
-                    async with connect(url, additional_headers={AUTH_HEADER: self.credential},
-                                       open_timeout=2.0, close_timeout=1.0, ping_interval=5.0,
-                                       ping_timeout=10.0, compression=None,
-                                       max_size=16 * 1024 * 1024) as ws:
-                        delay = 0.05
-                        self.writer_url = url
+                    async with connect(url, open_timeout=2.0, close_timeout=1.0,
+                                       ping_interval=5.0, ping_timeout=10.0, compression=None,
+                                       max_size=16 * 1024 * 1024,
+                                       logger=handshake.SOCKET_LOG) as ws:
+                        await self._authenticate(ws)
+                        backoff.reset()
+                        self.writer_url, self.unreachable = url, None
+                        self.settled.set()
                         log.info("forwarding writes to %s", url)
                         await self._session(ws)
+                except HandshakeRefused:
+                    self._cannot_reach(REFUSED, url)
                 except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI,
-                        WireError) as exc:
-                    log.warning("the connection to the writer at %s ended: %r", url, exc)
+                        WireError, handshake.HandshakeError) as exc:
+                    if self.writer_url is None:  # never got through
+                        self._cannot_reach(NO_ANSWER, url, exc)
+                    else:
+                        log.warning("the connection to the writer at %s ended: %r", url, exc)
                 finally:
                     self.writer_url = None
                     self._requeue()
-            await asyncio.sleep(delay)  # backoff before looking the writer up again
-            delay = min(delay * 2, 0.5)
+            await backoff.wait()  # before looking the writer up again
+
+    async def _locate(self) -> str | None:
+        try:
+            url = await self.locate()
+        except StoreUnavailable as exc:
+            self._cannot_reach(LOOKUP_FAILED, None, exc)
+            return None
+        if url is None:
+            self._cannot_reach(NONE_PUBLISHED, None)
+        return url
+
+    def _cannot_reach(self, reason: str, url: str | None,
+                      exc: BaseException | None = None) -> None:
+        """Noted for callers and `/ready`; logged when the reason changes, with the
+        address (logs are for operators; answers to clients never carry it)."""
+        if reason != self.unreachable:
+            where = "" if url is None else f" ({url})"
+            cause = "" if exc is None else f": {exc!r}"
+            log.warning("cannot forward writes: %s%s%s", reason, where, cause)
+        self.unreachable = reason
+        self.settled.set()
+
+    async def _authenticate(self, ws: ClientConnection) -> None:
+        """Answer the writer's challenge; returns once welcomed."""
+        seconds = handshake.HANDSHAKE_SECONDS
+        try:
+            nonce = handshake.read_challenge(await asyncio.wait_for(ws.recv(), seconds))
+            await ws.send(handshake.answer(self.key, nonce))
+            welcome = await asyncio.wait_for(ws.recv(), seconds)
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == handshake.REFUSED_CODE:
+                raise HandshakeRefused() from None
+            raise
+        if not handshake.is_welcome(welcome):
+            raise handshake.HandshakeError("the writer did not welcome this process")
+
+    def _answer_all(self, answer: Refused) -> None:
+        for w in self._waiting.values():
+            if not w.fut.done():
+                w.fut.set_result(answer)
 
     def _requeue(self) -> None:
         """The connection is gone: resend what can be resent safely, refuse the rest."""
@@ -141,19 +231,30 @@ class Forwarder:
         self._wake.set()
 
     async def _session(self, ws: ClientConnection) -> None:
+        """Send and receive until the connection ends. Either side's end ends both: a
+        connection error goes back to `run` (which reconnects), anything else is a
+        crash of this task, never a sender that died unseen."""
         self._unanswered = 0
         sender = asyncio.ensure_future(self._send(ws))
+        receiver = asyncio.ensure_future(self._receive(ws))
         try:
-            async for frame in ws:
-                self._unanswered -= 1  # the writer answers every frame with one frame
-                self._wake.set()
-                for i, answer in decode_results(frame):
-                    w = self._waiting.get(i)
-                    if w is not None and not w.fut.done():
-                        w.fut.set_result(answer)
+            done, _ = await asyncio.wait({sender, receiver},
+                                         return_when=asyncio.FIRST_COMPLETED)
         finally:
             sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            receiver.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+        for task in done:
+            task.result()  # raises what ended it
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            self._unanswered -= 1  # the writer answers every frame with one frame
+            self._wake.set()
+            for i, answer in decode_results(frame):
+                w = self._waiting.get(i)
+                if w is not None and not w.fut.done():
+                    w.fut.set_result(answer)
 
     async def _send(self, ws: ClientConnection) -> None:
         while True:
@@ -167,6 +268,13 @@ class Forwarder:
                     if w is not None and not w.sent and not w.fut.done():
                         w.sent = True
                         items.append((i, w.cmd))
-                if items:
+                if not items:
+                    continue
+                frame, refused = encode_commands(items)
+                for i, err in refused:  # each alone; the others go out
+                    log.error("a command cannot be forwarded: %s", err)
+                    self._waiting[i].fut.set_result(InvalidCommand(
+                        f"this command cannot be forwarded to the writer: {err}"))
+                if frame is not None:
                     self._unanswered += 1
-                    await ws.send(encode_commands(items))
+                    await ws.send(frame)

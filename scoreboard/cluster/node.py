@@ -1,7 +1,7 @@
 """One process's part in a cluster on PostgreSQL: its role and what the role runs.
 
-- writer: decides and appends (the service's `Writer`); with `cluster.enabled` it also
-  takes forwarded commands (`Intake`) and publishes where.
+- writer: decides and appends (the service's `Writer`); unless `cluster.enabled` is
+  false it also takes forwarded commands (`Intake`) and publishes where.
 - follower: rebuilt from the log like recovery, then tails it (`Tail`); every read, live
   view and the page are served from its own engine; writes go to the writer
   (`Forwarder`). It never takes the writer lock and never appends.
@@ -22,14 +22,15 @@ from typing import Any
 from prometheus_client import Gauge
 
 from scoreboard.cluster.forward import Forwarder
+from scoreboard.cluster.handshake import cluster_key
 from scoreboard.cluster.intake import Intake
 from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.tail import Listener, Tail
-from scoreboard.cluster.wire import internal_credential
 from scoreboard.core.commands import Command
 from scoreboard.core.engine import Engine
 from scoreboard.core.errors import Refused
 from scoreboard.runtime.metrics import Metrics
+from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage.base import StoreUnavailable
@@ -41,6 +42,9 @@ log = logging.getLogger("scoreboard.cluster")
 TAIL_TASK = "log-tail"
 FORWARD_TASK = "forwarder"
 TAKEOVER_TASK = "takeover"
+# How long a follower waits at start-up to know whether it can reach a writer, so that
+# its first writes are either forwarded or refused at once, never left to time out.
+FIRST_VERDICT_SECONDS = 5.0
 
 
 class NotTheWriter(WriterError):
@@ -61,12 +65,12 @@ class Node:
         self.progress = progress  # already told of the writer's commits
         self.tail = Tail(store, engine, [*listeners, self.progress.on_commit],
                          poll_interval=c.poll_interval)
-        credential = internal_credential(secret)
-        self.forwarder = Forwarder(store.writer_address, credential, self.progress,
+        key = cluster_key(secret)
+        self.forwarder = Forwarder(store.writer_address, key, self.progress,
                                    self._rank_of, timeout=c.forward_timeout,
                                    batch=c.forward_batch, wait_applied=c.max_wait_seconds)
         # Forwarded results go back unranked: the follower ranks them once applied.
-        self.intake = Intake(partial(writer.submit_many, ranked=False), credential,
+        self.intake = Intake(partial(writer.submit_many, ranked=False), key,
                              c.internal_host, c.internal_port)
         self.is_writer = self.role == "writer"
         progress.patience = 0.0 if self.is_writer else c.max_wait_seconds
@@ -105,6 +109,10 @@ class Node:
         stack.push_async_callback(tasks.stop, TAIL_TASK)
         tasks.start(FORWARD_TASK, self.forwarder.run())
         stack.push_async_callback(tasks.stop, FORWARD_TASK)
+        try:
+            await asyncio.wait_for(self.forwarder.settled.wait(), FIRST_VERDICT_SECONDS)
+        except TimeoutError:
+            log.warning("no word yet on whether a writer can be reached; serving anyway")
         if self.role == "standby":
             tasks.start(TAKEOVER_TASK, self._take_over(tasks, stack, become_writer))
             stack.push_async_callback(tasks.stop, TAKEOVER_TASK)
@@ -122,15 +130,14 @@ class Node:
         started = time.perf_counter()
         log.warning("holding the writer lock: taking over as the writer")
         await tasks.stop(TAIL_TASK)
-        delay = 0.05
+        backoff = Backoff(0.05, 0.5)
         while True:  # nobody else can append now: this catch-up is the last one needed
             try:
                 await self.tail.catch_up()
                 break
             except StoreUnavailable as exc:
                 log.warning("catching up before taking over: %s", exc)
-            await asyncio.sleep(delay)  # backoff
-            delay = min(delay * 2, 0.5)
+            await backoff.wait()
         self.is_writer = True
         self.progress.patience = 0.0
         become_writer()
@@ -148,13 +155,17 @@ class Node:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         seqs, seconds = self.lag()
         c = self.settings
+        forwarder = self.forwarder
         ok = self.is_writer or (
             self.tail.store_ok and seqs <= c.max_lag_seqs and seconds <= c.max_lag_seconds
+            and forwarder.unreachable is None
         )
         details: dict[str, Any] = {
             "role": "writer" if self.is_writer else self.role,
             "lagSeqs": seqs, "lagSeconds": round(seconds, 3),
         }
-        if not self.is_writer:
-            details["writer"] = self.forwarder.writer_url
+        if not self.is_writer:  # the state only: /ready is public, the address is not
+            details["writer"] = forwarder.state
+            if forwarder.unreachable is not None:
+                details["writerProblem"] = forwarder.unreachable
         return ok, details

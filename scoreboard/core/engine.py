@@ -244,10 +244,11 @@ class Engine:
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
     ) -> LogRecord:
+        """Privacy may be set before the first score (the user's own choice, recorded
+        and so applied from their first score on); the others need a known user."""
         user = self._user(cmd.user_id, pending)
-        known = user.user_id in self.names or user.user_id in pending.users or any(
-            user.user_id in b for b in self.boards.values()
-        )
+        known = isinstance(cmd, SetNameHidden) or user.user_id in self.names or (
+            user.user_id in pending.users) or any(user.user_id in b for b in self.boards.values())
         if not known:
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):

@@ -54,6 +54,11 @@ class EventFeed:
         self.closing = True
         self._wake()
 
+    def wake(self) -> None:
+        """Wake every waiting consumer to look at its own state (a stream whose token
+        ended); nothing new was committed, so waiters that want records wait on."""
+        self._wake()
+
     def _wake(self) -> None:
         # A fresh event per change: a waiter that took the old one cannot miss the set.
         changed, self._changed = self._changed, asyncio.Event()
@@ -80,15 +85,16 @@ class EventFeed:
             if aclose is not None:
                 await aclose()
 
-    async def wait(self, after: int, seconds: float, *, closable: bool = True) -> bool:
-        """Wait until a record after `after` is committed (True), or `seconds` pass
-        or the feed closes (False). A consumer that must go on until it is cancelled
-        (the NATS publisher, which also publishes the records of the final drain) passes
-        `closable=False`."""
+    async def wait(self, after: int, seconds: float, *, closable: bool = True,
+                   stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until a record after `after` is committed (True), or `seconds` pass,
+        the feed closes or `stop()` turns true after a `wake` (False). A consumer that
+        must go on until it is cancelled (the NATS publisher, which also publishes the
+        records of the final drain) passes `closable=False`."""
         try:
             async with asyncio.timeout(seconds):
-                while after >= self.head() and not (closable and self.closing):
+                while after >= self.head() and not (closable and self.closing) and not stop():
                     await self._changed.wait()
         except TimeoutError:
             return False
-        return not (closable and self.closing)
+        return not (closable and self.closing) and not stop()

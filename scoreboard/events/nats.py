@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from scoreboard.core.records import LogRecord, kind_of
 from scoreboard.events.feed import EventFeed
 from scoreboard.events.wire import record_bytes
+from scoreboard.runtime.retry import Backoff
 from scoreboard.settings.events import NatsSettings
 
 log = logging.getLogger("scoreboard.events.nats")
@@ -39,7 +40,7 @@ log = logging.getLogger("scoreboard.events.nats")
 MSG_ID = "Nats-Msg-Id"
 CHUNK = 500  # records read from the feed at a time
 IDLE_CHECK = 5.0  # seconds between connection checks while nothing is new
-MAX_BACKOFF = 5.0
+RETRY_BASE, RETRY_CAP = 0.1, 5.0  # seconds between sessions
 
 
 class PublishGap(Exception):
@@ -87,7 +88,7 @@ class NatsPublisher:
 
     async def run(self) -> None:
         """Publish until cancelled; every failure is followed by a fresh session."""
-        delay = 0.1
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             published = self.published
             try:
@@ -99,9 +100,8 @@ class NatsPublisher:
             finally:
                 self.connected = False
             if self.published > published:
-                delay = 0.1  # it made progress: the next failure starts the backoff anew
-            await asyncio.sleep(delay)  # backoff before reconnecting
-            delay = min(delay * 2, MAX_BACKOFF)
+                backoff.reset()  # it made progress: the next failure starts the backoff anew
+            await backoff.wait()  # before reconnecting
 
     async def _connect(self) -> Client:
         s = self.settings

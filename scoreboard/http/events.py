@@ -6,7 +6,9 @@ reconnects (else after `after`), catching up from the log and then following liv
 The handler is the consumer's one writer and reads one chunk at a time from its own
 position (`EventFeed`), so a slow consumer holds one chunk, never a growing buffer,
 and one whose writes stall is cut off like a live viewer (`live.stall_seconds`,
-`live.send_buffer_cap`).
+`live.send_buffer_cap`). A stream whose token is revoked or expires (`LiveSessions`)
+ends with an `event: error` whose data is `{"code": "UNAUTHORIZED", "message": <why>}`;
+the JSON page needs no such care: each request shows its token afresh.
 
 Otherwise the answer is a JSON page, `{"events": [...], "next": seq}` with up to
 `limit` records after `after`; when there is none it waits up to `wait` seconds for
@@ -20,6 +22,7 @@ import logging
 import orjson
 from aiohttp import web
 
+from scoreboard.auth.tokens import Principal
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
 from scoreboard.edge.envelope import Routes, json_response
@@ -29,6 +32,7 @@ from scoreboard.events.wire import record_json, sse_events
 from scoreboard.http.public import Gatekeeper
 from scoreboard.http.sse import GONE, RETRY_MS, send
 from scoreboard.live import messages
+from scoreboard.live.sessions import LiveSessions
 
 log = logging.getLogger("scoreboard.events")
 
@@ -37,10 +41,12 @@ BUSY_RETRY = 5.0
 
 
 class EventsApi:
-    def __init__(self, gate: Gatekeeper, feed: EventFeed) -> None:
+    def __init__(self, gate: Gatekeeper, feed: EventFeed,
+                 sessions: LiveSessions | None = None) -> None:
         self.gate = gate
         self.settings = gate.settings
         self.feed = feed
+        self.sessions = sessions or LiveSessions(self.settings.auth.leeway_seconds)
         self.consumers = 0
         self.cut_off = 0  # consumers dropped for stalling, for logs and tests
 
@@ -52,7 +58,7 @@ class EventsApi:
         self.feed.close()  # aiohttp waits for running handlers: end streams and polls
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        self.gate.scoped(request, self.settings.auth.service_scope)
+        principal = self.gate.scoped(request, self.settings.auth.service_scope)
         self.gate.limit(request, None)
         ev = self.settings.events
         query = request.query
@@ -68,7 +74,8 @@ class EventsApi:
         try:
             if "text/event-stream" in request.headers.get("Accept", ""):
                 last = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
-                return await self.stream(request, after if last is None else last)
+                return await self.stream(request, principal,
+                                         after if last is None else last)
             return await self.page(after, limit, wait)
         finally:
             self.consumers -= 1
@@ -83,24 +90,47 @@ class EventsApi:
             "next": records[-1].seq if records else after,
         }))
 
-    async def stream(self, request: web.Request, after: int) -> web.StreamResponse:
+    async def stream(self, request: web.Request, principal: Principal,
+                     after: int) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",  # nginx: pass events through at once
         })
         await response.prepare(request)
+        feed = self.feed
+        ending: list[str] = []  # why the token stopped being valid, once it has
+
+        def end(why: str) -> None:
+            ending.append(why)
+            feed.wake()  # this stream's wait returns; the others wait on
+
+        session = self.sessions.add(principal, end)
+        try:
+            await self._follow(request, response, after, ending)
+            if ending:
+                await send(request, response, messages.sse_error("UNAUTHORIZED", ending[0]),
+                           self.settings.live)
+        finally:
+            self.sessions.remove(session)
+        return response
+
+    async def _follow(self, request: web.Request, response: web.StreamResponse, after: int,
+                      ending: list[str]) -> None:
+        """Send records from `after` on until the feed closes, the consumer goes or is
+        cut off, or its token ends (`ending` is no longer empty)."""
         live = self.settings.live
         feed = self.feed
         pending = messages.sse_retry(RETRY_MS)
         position = after
-        while not feed.closing:
+        while not feed.closing and not ending:
             records = await feed.read(position, SSE_CHUNK)
             if records:
                 pending += sse_events(records)
                 position = records[-1].seq
             elif not pending:
-                if not await feed.wait(position, live.sse_heartbeat) and not feed.closing:
+                news = await feed.wait(position, live.sse_heartbeat, stop=lambda: bool(ending))
+                if not (news or feed.closing or ending):
                     pending = messages.SSE_HEARTBEAT
                 continue
             why = await send(request, response, pending, live)
@@ -110,4 +140,3 @@ class EventsApi:
                     log.info("cutting off a slow event consumer: %s", why)
                 break
             pending = b""
-        return response

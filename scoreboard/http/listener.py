@@ -23,10 +23,12 @@ Per connection:
 - `connection_lost`: the place is given back (only now: the socket is really gone),
   and whoever asked (`when_gone`, e.g. an SSE stream) is told.
 
-Besides its public methods this relies on three attributes of aiohttp's handler:
-`_waiter` (pending while the connection waits for its next request), `_messages`
-(parsed heads not yet handled) and `_request_count` (heads parsed so far). The edge
-tests fail if any of them changes meaning.
+aiohttp has no public way to learn that a request head was parsed, or that a
+connection waits for its next request: `heads_parsed`, `waiting_for_request` and
+`handling_request` read the three attributes of its handler that say so (`_request_count`,
+`_waiter`, `_messages`), and nothing else here touches aiohttp's privates. The aiohttp
+versions they are tested with are pinned in pyproject.toml, and
+tests/unit/test_listener_privates.py fails, saying what to do, if their meaning changes.
 """
 
 from __future__ import annotations
@@ -127,10 +129,10 @@ class EdgeHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        starting = self._head_timer is None and self._idle()
-        before = self._request_count
+        starting = self._head_timer is None and waiting_for_request(self)
+        before = heads_parsed(self)
         super().data_received(data)
-        if self._request_count != before:
+        if heads_parsed(self) != before:
             self._disarm_head()  # a head is complete
         elif starting and data:
             self._arm_head()  # the first byte of a new request
@@ -143,11 +145,6 @@ class EdgeHandler(web.RequestHandler):
             callback()
 
     # -- the head deadline ---------------------------------------------------------------
-
-    def _idle(self) -> bool:
-        """Waiting for a request: none is being handled and no parsed head is queued."""
-        waiter = self._waiter
-        return waiter is not None and not waiter.done() and not self._messages
 
     def _arm_head(self) -> None:
         if self._head_timer is None:
@@ -163,9 +160,7 @@ class EdgeHandler(web.RequestHandler):
     def _head_expired(self) -> None:
         self._head_timer = None
         transport = self.transport
-        if transport is None or transport.is_closing() or (
-            self._waiter is None or self._messages
-        ):
+        if transport is None or transport.is_closing() or handling_request(self):
             return  # closed already, or a request is being handled
         edge = self._edge
         edge.metrics.refused("timeout", "header")
@@ -197,33 +192,72 @@ class EdgeHandler(web.RequestHandler):
 
 
 class EdgeSite(web.BaseSite):
-    """A TCP listener whose connections are `EdgeHandler`s of the runner's server."""
+    """A TCP listener whose connections are `EdgeHandler`s of the runner's server.
+
+    Only `BaseSite`'s public interface is used: its `start` and `stop` register the site
+    with the runner (whose cleanup stops it), and the listening socket is this class's
+    own, so the bound port is `port` (the runner's `addresses` do not list it)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, edge: Edge, *,
                  backlog: int = 1024) -> None:
-        super().__init__(runner, backlog=backlog)
-        self._host = host
-        self._port = port
-        self._edge = edge
+        super().__init__(runner)
+        self.runner = runner
+        self.host = host
+        self.requested_port = port
+        self.backlog = backlog
+        self.edge = edge
+        self.listening: asyncio.Server | None = None
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"http://{self.host}:{self.requested_port}"
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the OS's choice when 0 was asked for); 0 before start."""
+        for sock in self.listening.sockets if self.listening is not None else ():
+            return int(sock.getsockname()[1])
+        return 0
 
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        server = self._runner.server
+        server = self.runner.server
         assert server is not None
-        edge = self._edge
+        edge = self.edge
         args = edge.handler_args()
 
         def connection() -> EdgeHandler:
             return EdgeHandler(server, edge, loop=loop, **args)
 
-        self._server = await loop.create_server(
-            connection, self._host, self._port, backlog=self._backlog, reuse_address=True
+        self.listening = await loop.create_server(
+            connection, self.host, self.requested_port, backlog=self.backlog,
+            reuse_address=True,
         )
+
+    async def stop(self) -> None:
+        listening, self.listening = self.listening, None
+        if listening is not None:
+            listening.close()  # no new connections; the runner shuts the others down
+        await super().stop()
+
+
+# -- what aiohttp keeps private (see the module's docstring) -----------------------------
+
+def heads_parsed(handler: web.RequestHandler) -> int:
+    """Request heads the handler's parser has produced on this connection."""
+    return handler._request_count
+
+
+def waiting_for_request(handler: web.RequestHandler) -> bool:
+    """Its loop waits for a request: none is being handled and no parsed head is queued."""
+    waiter = handler._waiter
+    return waiter is not None and not waiter.done() and not handler._messages
+
+
+def handling_request(handler: web.RequestHandler) -> bool:
+    """A request is being handled, or a parsed head waits for its turn."""
+    return handler._waiter is None or bool(handler._messages)
 
 
 def when_gone(request: web.BaseRequest, callback: Callable[[], None]) -> bool:

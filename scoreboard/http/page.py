@@ -1,6 +1,7 @@
 """The live leaderboard page: `/`, its static files, and `/api/v1/live-config`.
 
-Plain files from `scoreboard/static/`, no build step. `index.html` gets the live
+Plain files from `scoreboard/static/`, no build step; the live connection is the
+JavaScript SDK's (`clients/js/src`, served at `/static/sdk/`). `index.html` gets the live
 settings rendered into data attributes on `<html>` (so the page needs no extra round
 trip), and `/api/v1/live-config` serves the same as JSON for other clients:
 
@@ -33,6 +34,10 @@ from scoreboard.edge.envelope import Routes
 from scoreboard.settings.model import Settings
 
 STATIC_DIR = Path(str(resources.files("scoreboard") / "static"))  # package data
+# The JavaScript SDK the page is built on. In the source tree `static/sdk` is a symlink to
+# clients/js/src (one copy of the SDK); a wheel holds the files themselves. Served from
+# its resolved folder, so the static route needs no symlink following.
+SDK_DIR = (STATIC_DIR / "sdk").resolve()
 
 # The page talks to this origin and to the WebSocket port; nothing else.
 CSP = (
@@ -51,6 +56,7 @@ class Page:
     def add_routes(self, routes: Routes) -> None:
         routes.add_get(PAGE_PATH, self.index)
         routes.add_get(LIVE_CONFIG_PATH, self.config)
+        routes.add_static(f"{STATIC_PREFIX}sdk/", SDK_DIR)
         routes.add_static(STATIC_PREFIX, STATIC_DIR)
 
     def live_config(self) -> dict[str, Any]:

@@ -201,30 +201,59 @@ class PublicApi:
             return web.Response(status=304, headers=headers)
         return json_response(body, headers=headers)
 
-    def _target(self, request: web.Request, raw: str) -> str:
+    def _target(self, request: web.Request, raw: str) -> Target:
+        """Whom a read is about: `me`, an id a public view shows (a hidden user's
+        pseudonym), or a real id. A hidden user's real id is known only to that user and
+        to administrators; to anyone else it is a user who is not there. `me` answers as
+        the boards show the caller (so a page can find its own row)."""
         if raw == "me":
-            return self.gate.caller(request).user_id
-        self.gate.reader(request)
-        return v.user_id(raw)
+            user_id = self.gate.caller(request).user_id
+            return Target(user_id, user_id, private=False, shown=True)
+        principal = self.gate.reader(request)
+        asked = v.user_id(raw)
+        pseudonyms = self.views.pseudonyms
+        user_id = pseudonyms.resolve(asked)
+        if user_id != asked:
+            return Target(asked, user_id, private=False, shown=True)
+        private = principal is not None and (
+            principal.user_id == asked or self.settings.auth.admin_scope in principal.scopes)
+        return Target(asked, asked, private, shown=private or not pseudonyms.is_hidden(asked))
 
     async def get_around(self, request: web.Request) -> web.Response:
-        user_id = self._target(request, request.match_info["userId"])
+        target = self._target(request, request.match_info["userId"])
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
         radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
                              self.settings.leaderboard.max_radius)
-        data = self.views.around(ranking, user_id, radius)
+        data = self.views.around(ranking, target.user_id, radius) if target.shown else None
         if data is None:
-            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+            raise target.missing(ranking)
         return json_response(orjson.dumps(data))
 
     async def get_user_score(self, request: web.Request) -> web.Response:
-        user_id = self._target(request, request.match_info.get("userId", "me"))
+        target = self._target(request, request.match_info.get("userId", "me"))
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
-        data = self.views.user_score(ranking, user_id)
+        data = None
+        if target.shown:
+            data = self.views.user_score(ranking, target.user_id, private=target.private)
         if data is None:
-            raise UnknownResource(f"user {user_id!r} is not on board {ranking.board!r}")
+            raise target.missing(ranking)
         return json_response(orjson.dumps(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The user a read asks about: as asked (`asked`, what a refusal may repeat) and as
+    they are (`user_id`); `private` when the caller may see the real id, `shown` when
+    the caller may see the user at all."""
+
+    asked: str
+    user_id: str
+    private: bool
+    shown: bool
+
+    def missing(self, ranking: Ranking) -> UnknownResource:
+        return UnknownResource(f"user {self.asked!r} is not on board {ranking.board!r}")

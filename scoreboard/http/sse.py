@@ -18,6 +18,9 @@ caps is given back only when the socket is really closed.
 Shutdown: new streams are refused, requests in flight are let finish (their commits
 land), the hub is flushed, and each stream then gets the last committed top before it
 ends — the same last top the WebSocket viewers get.
+
+A stream whose token is revoked or expires (`LiveSessions`) ends with an `event: error`
+whose data is `{"code": "UNAUTHORIZED", "message": <why>}`.
 """
 
 from __future__ import annotations
@@ -108,10 +111,14 @@ class SseEndpoint:
         last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
         client, snapshot = self.hub.join_sse(live.board, live.limit, last_id)
         when_gone(request, client.hang_up)
-        # a revoked token ends the stream: its writer wakes and sees `closed`
-        session = self.sessions.add(live.principal, client.hang_up)
+        # a revoked or expired token ends the stream: its writer wakes, sees `ending`
+        # and sends it as an `error` event
+        session = self.sessions.add(live.principal, client.end)
         try:
             await self._pump(request, response, client, snapshot)
+            if client.ending is not None:
+                await self._write(request, response,
+                                  messages.sse_error("UNAUTHORIZED", client.ending))
         finally:
             self.sessions.remove(session)
             self.hub.leave_sse(client)
@@ -136,6 +143,8 @@ class SseEndpoint:
                     return
                 continue
             client.wake.clear()
+            if client.ending is not None:
+                return  # no more tops on a token that is no longer valid
             current = client.group.current
             if client.version == current.version:
                 if client.closed:

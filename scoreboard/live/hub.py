@@ -53,18 +53,24 @@ class WsClient:
 class SseClient:
     """One SSE viewer; its own writer task sends `group.current` when woken."""
 
-    __slots__ = ("closed", "group", "version", "wake")
+    __slots__ = ("closed", "ending", "group", "version", "wake")
 
     def __init__(self, group: Group) -> None:
         self.group = group
         self.version = -1
         self.wake = asyncio.Event()
         self.closed = False
+        self.ending: str | None = None  # why its session ended (token revoked or expired)
 
     def hang_up(self) -> None:
         """The stream is over (the client left, or shutdown): its writer ends."""
         self.closed = True
         self.wake.set()
+
+    def end(self, why: str) -> None:
+        """Its token is no longer valid: the writer says `why` instead of a last top."""
+        self.ending = why
+        self.hang_up()
 
 
 @dataclass(eq=False)

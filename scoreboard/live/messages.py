@@ -69,7 +69,17 @@ def ack(user_id: str | None, board: str, connected_at: float, heartbeat: float) 
 
 
 def error(code: str, text: str) -> bytes:
-    return message("ERROR", orjson.dumps({"code": code, "message": text}))
+    return message("ERROR", error_data(code, text))
+
+
+def error_data(code: str, text: str) -> bytes:
+    """The data object of an ERROR message and of an SSE `error` event."""
+    return orjson.dumps({"code": code, "message": text})
+
+
+def sse_error(code: str, text: str) -> bytes:
+    """The SSE event that ends a stream with a reason (no id: it is not a position)."""
+    return sse_event("error", None, error_data(code, text))
 
 
 def parse_last_event_id(raw: str | None) -> int | None:

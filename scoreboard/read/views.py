@@ -3,6 +3,10 @@
 Readers only ever see the engine, and the engine only holds committed changes.
 Encoded leaderboard bodies are cached per (board, limit, version): a busy board is
 encoded once per change, not once per request.
+
+Every view here is public unless it says otherwise: a user who hid their name is shown
+under their pseudonym (`scoreboard.read.privacy`) and as "Anonymous". Hiding changes the
+version of each board the user is on, so no cached body outlives it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import orjson
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
+from scoreboard.read.privacy import Pseudonyms
 
 
 @lru_cache(maxsize=4)
@@ -31,8 +36,10 @@ def iso(ts: float) -> str:
 
 
 class Views:
-    def __init__(self, engine: Engine, *, top_size: int = 10, cache_size: int = 256) -> None:
+    def __init__(self, engine: Engine, *, top_size: int = 10, cache_size: int = 256,
+                 pseudonym_key: bytes | None = None) -> None:
         self.engine = engine
+        self.pseudonyms = Pseudonyms(engine.anonymous, pseudonym_key)
         self.top_size = top_size
         self._cache: dict[tuple[str, int], tuple[int, bytes]] = {}
         self._cache_size = cache_size
@@ -42,8 +49,9 @@ class Views:
 
     def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
         name = self.engine.display_name
+        public = self.pseudonyms.public_id
         return [
-            {"rank": i, "userId": user, "displayName": name(user), "score": score}
+            {"rank": i, "userId": public(user), "displayName": name(user), "score": score}
             for i, (user, score) in enumerate(ranking.top(limit), 1)
         ]
 
@@ -81,17 +89,22 @@ class Views:
         if not rows:
             return None
         name = self.engine.display_name
+        public = self.pseudonyms.public_id
         return {
             "board": ranking.board,
-            "userId": user_id,
+            "userId": public(user_id),
             "entries": [
-                {"rank": r, "userId": u, "displayName": name(u), "score": s} for r, u, s in rows
+                {"rank": r, "userId": public(u), "displayName": name(u), "score": s}
+                for r, u, s in rows
             ],
             "totalUsers": len(ranking),
             "version": ranking.version,
         }
 
-    def user_score(self, ranking: Ranking, user_id: str) -> dict[str, Any] | None:
+    def user_score(self, ranking: Ranking, user_id: str, *,
+                   private: bool = False) -> dict[str, Any] | None:
+        """One user's standing; `private` (the user or an administrator asking) shows
+        their real id even when they are hidden."""
         rank = ranking.rank(user_id)
         score = ranking.score(user_id)
         if rank is None or score is None:
@@ -103,7 +116,7 @@ class Views:
             # one point more than the last place takes it (ties go to whoever was first)
             points_to_top = last[0][2] - score + 1 if last else 0
         return {
-            "userId": user_id,
+            "userId": user_id if private else self.pseudonyms.public_id(user_id),
             "board": ranking.board,
             "displayName": self.engine.display_name(user_id),
             "score": score,

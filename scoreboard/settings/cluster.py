@@ -1,54 +1,41 @@
-"""Settings of a process among several on one PostgreSQL database (`[cluster]`).
-
-Read by `scoreboard.settings.model` like every other section; kept here, next to the parts
-that use them.
-"""
+"""Several processes on one PostgreSQL database (`[cluster]`, SPEC §8)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated
+
+from scoreboard.settings.section import Section, key
 
 
-class Section(Protocol):
-    """Typed reads from one TOML table (`scoreboard.settings.model` provides it)."""
+class ClusterSettings(Section, frozen=True):
+    """Followers and standbys forward score actions to the writer over one internal
+    WebSocket on internal_host:internal_port. PostgreSQL only."""
 
-    def text(self, key: str, *, allow_empty: bool = True) -> str: ...
-    def integer(self, key: str, lo: int, hi: int) -> int: ...
-    def number(self, key: str, lo: float, hi: float) -> float: ...
-    def flag(self, key: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSettings:
-    """Several processes on one PostgreSQL database (`[cluster]`, SPEC §8)."""
-
-    enabled: bool = False
-    internal_host: str = "127.0.0.1"
-    internal_port: int = 0
-    advertise_host: str = ""
-    secret: str = ""
-    poll_interval: float = 0.5
-    max_lag_seqs: int = 100_000
-    max_lag_seconds: float = 10.0
-    forward_timeout: float = 10.0
-    forward_batch: int = 256
-    max_wait_seconds: float = 5.0
-
-
-
-def read_cluster(cl: Section) -> ClusterSettings:
-    """`[cluster]` from its TOML table; every error names `cluster.<key>`."""
-    return ClusterSettings(
-        enabled=cl.flag("enabled"),
-        internal_host=cl.text("internal_host", allow_empty=False),
-        internal_port=cl.integer("internal_port", 0, 65535),
-        advertise_host=cl.text("advertise_host"),
-        secret=cl.text("secret"),
-        poll_interval=cl.number("poll_interval", 0.01, 60.0),
-        max_lag_seqs=cl.integer("max_lag_seqs", 0, 2**53),
-        max_lag_seconds=cl.number("max_lag_seconds", 0.0, 86400.0),
-        forward_timeout=cl.number("forward_timeout", 0.1, 600.0),
-        forward_batch=cl.integer("forward_batch", 1, 10_000),
-        max_wait_seconds=cl.number("max_wait_seconds", 0.0, 60.0),
-    )
+    enabled: Annotated[bool, key("A writer on PostgreSQL takes its followers' forwarded "
+                                 "writes on the internal port (internal_host, loopback by "
+                                 "default) unless false; a standby that takes over always "
+                                 "does. Frames after the handshake are not encrypted: keep "
+                                 "the port on a private network or behind a TLS tunnel.")
+                       ] = True
+    internal_host: Annotated[str, key("Address of the internal port.",
+                                      min_length=1)] = "127.0.0.1"
+    internal_port: Annotated[int, key("Internal port (0: chosen by the OS).",
+                                      ge=0, le=65535)] = 0
+    advertise_host: Annotated[str, key("The host other processes use to reach this one "
+                                       "(empty: internal_host).")] = ""
+    secret: Annotated[str, key("Shared by all processes; empty: derived from the JWT "
+                               "secret (auth.jwt_secret).")] = ""
+    poll_interval: Annotated[float, key("Followers read the log after every notification "
+                                        "and at least this often (seconds).",
+                                        ge=0.01, le=60.0)] = 0.5
+    max_lag_seqs: Annotated[int, key("A follower further behind than this many records is "
+                                     "not ready (/ready answers 503).", ge=0, le=2**53)] = 100000
+    max_lag_seconds: Annotated[float, key("A follower further behind than this many seconds "
+                                          "is not ready.", ge=0.0, le=86400.0)] = 10.0
+    forward_timeout: Annotated[float, key("A forwarded command unanswered for this long is "
+                                          "refused with 503.", ge=0.1, le=600.0)] = 10.0
+    forward_batch: Annotated[int, key("Commands per frame to the writer.",
+                                      ge=1, le=10_000)] = 256
+    max_wait_seconds: Annotated[float, key(
+        "The longest a read with minSeq (or a forwarded write's reply) waits to be applied "
+        "here.", ge=0.0, le=60.0)] = 5.0

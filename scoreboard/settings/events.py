@@ -1,71 +1,53 @@
-"""Settings of the event stream (`[events]`, `[events.nats]`), read by `settings`.
-
-Kept apart from the other settings, which pass in their typed section readers: every
-bad value is still refused with a message naming its key.
-"""
+"""The event stream for other services (`[events]`, `[events.nats]`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated
+
+import msgspec
+
+from scoreboard.settings.section import Section, key, refuse
+
+# No spaces, wildcards, or dots at either end: a subject token sequence NATS accepts.
+NATS_NAME = r"^[^\s*>.]([^\s*>]*[^\s*>.])?$"
+NATS_NAME_WORDS = "a NATS name (no spaces, * or >, no . at either end)"
 
 
-class Section(Protocol):
-    """Typed reads from one TOML table; errors name `section.key`."""
+class NatsSettings(Section, frozen=True):
+    """Publish every committed record to NATS JetStream as <subject_prefix>.<board>.<kind>,
+    with Nats-Msg-Id = seq, after it is committed. Empty url: off."""
 
-    section: str
+    url: Annotated[str, key("nats://host:port or tls://…; empty: off.",
+                            pattern=r"^((nats|tls)://|$)",
+                            expected="nats://host:port, tls://… or empty")] = ""
+    stream: Annotated[str, key("The JetStream stream (no '.').", pattern=NATS_NAME,
+                               expected=NATS_NAME_WORDS)] = "SCOREBOARD"
+    subject_prefix: Annotated[str, key("Subjects are <subject_prefix>.<board>.<kind>.",
+                                       pattern=NATS_NAME,
+                                       expected=NATS_NAME_WORDS)] = "scoreboard"
+    credentials: Annotated[str, key("A NATS .creds file (a user and password may also go "
+                                    "in the url).")] = ""
+    create_stream: Annotated[bool, key("Create the stream (file storage, subjects "
+                                       "<subject_prefix>.>) when it does not exist.")] = True
+    ack_timeout: Annotated[float, key("How long one publish waits for JetStream's ack before "
+                                      "the publisher reconnects.", ge=0.01, le=600.0)] = 5.0
 
-    def text(self, key: str, *, allow_empty: bool = True) -> str: ...
-    def integer(self, key: str, lo: int, hi: int) -> int: ...
-    def number(self, key: str, lo: float, hi: float) -> float: ...
-    def flag(self, key: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NatsSettings:
-    """Publishing committed records to NATS JetStream; off while `url` is empty."""
-
-    url: str
-    stream: str
-    subject_prefix: str
-    credentials: str  # a .creds file; a user and password may also go in the url
-    create_stream: bool
-    ack_timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class EventSettings:
-    buffer_records: int  # the newest records kept in memory; older ones come from the log
-    max_consumers: int  # open SSE feeds and waiting long polls
-    page_limit: int  # the largest `limit` of a JSON page
-    max_wait: float  # the longest `wait` of a long poll
-    nats: NatsSettings
+    def __post_init__(self) -> None:
+        if "." in self.stream:
+            refuse("events.nats.stream", "a stream name may not contain '.'")
 
 
-def _nats_name(section: Section, key: str) -> str:
-    value = section.text(key, allow_empty=False)
-    if any(ch in value for ch in " \t*>") or value.startswith(".") or value.endswith("."):
-        raise ValueError(f"{section.section}.{key}: {value!r} is not a valid NATS name")
-    return value
+class EventSettings(Section, frozen=True):
+    """GET /api/v1/events (service scope): every committed record, in seq order, as SSE or
+    JSON pages."""
 
-
-def read_events(ev: Section, na: Section) -> EventSettings:
-    nats = NatsSettings(
-        url=na.text("url"),
-        stream=_nats_name(na, "stream"),
-        subject_prefix=_nats_name(na, "subject_prefix"),
-        credentials=na.text("credentials"),
-        create_stream=na.flag("create_stream"),
-        ack_timeout=na.number("ack_timeout", 0.01, 600.0),
-    )
-    if nats.url and not nats.url.startswith(("nats://", "tls://")):
-        raise ValueError(f"{na.section}.url: expected nats://host:port, tls://… or empty")
-    if "." in nats.stream:
-        raise ValueError(f"{na.section}.stream: a stream name may not contain '.'")
-    return EventSettings(
-        buffer_records=ev.integer("buffer_records", 0, 10_000_000),
-        max_consumers=ev.integer("max_consumers", 1, 100_000),
-        page_limit=ev.integer("page_limit", 1, 100_000),
-        max_wait=ev.number("max_wait", 0.0, 3600.0),
-        nats=nats,
-    )
+    buffer_records: Annotated[int, key(
+        "The newest records kept in memory; a consumer further behind reads from the log.",
+        ge=0, le=10_000_000)] = 10000
+    max_consumers: Annotated[int, key("Open SSE feeds and waiting long polls at once; more "
+                                      "are answered 503.", ge=1, le=100_000)] = 64
+    page_limit: Annotated[int, key("The most records one JSON page may ask for (?limit=).",
+                                   ge=1, le=100_000)] = 1000
+    max_wait: Annotated[float, key("The longest ?wait= of a long poll (seconds).",
+                                   ge=0.0, le=3600.0)] = 60.0
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)

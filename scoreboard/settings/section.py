@@ -1,55 +1,35 @@
-"""Typed reads from one TOML table of the settings, naming `section.key` in every error."""
+"""What every settings section is built from: a frozen msgspec Struct whose fields carry
+their type, default, bounds and one-line description, and the error that names a key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 
 class SettingsError(ValueError):
     """A setting is missing, unknown or malformed; the message names the key."""
 
 
-class Section:
-    """Typed reads from one TOML table, naming `section.key` in every error."""
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One TOML table of the settings. Fields are `Annotated[type, key(...)] = default`."""
 
-    def __init__(self, tree: Mapping[str, Any], section: str) -> None:
-        self.table = tree[section]
-        self.section = section
 
-    def _get(self, key: str) -> Any:
-        return self.table[key]
+def key(doc: str, *, ge: float | None = None, le: float | None = None,
+        pattern: str | None = None, min_length: int | None = None,
+        expected: str | None = None, env: str | None = None) -> msgspec.Meta:
+    """A setting's bounds and description. `expected` says in words what a pattern means
+    (errors and the reference use it); `env` names a short variable besides
+    SCOREBOARD_<SECTION>__<KEY>."""
+    extra = {"expected": expected, "env": env}
+    bounds = {"ge": ge, "le": le, "pattern": pattern, "min_length": min_length}
+    given: dict[str, Any] = {k: v for k, v in bounds.items() if v is not None}
+    return msgspec.Meta(description=doc, **given,
+                        extra={k: v for k, v in extra.items() if v is not None} or None)
 
-    def text(self, key: str, *, allow_empty: bool = True) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or (not allow_empty and not value):
-            raise SettingsError(f"{self.section}.{key}: expected a non-empty string")
-        return value
 
-    def integer(self, key: str, lo: int, hi: int) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected an integer from {lo} to {hi}, got {value!r}"
-            )
-        return value
+def refuse(name: str, message: str) -> None:
+    """Stop decoding with a message naming `name` (raised from `__post_init__`)."""
+    raise ValueError(f"{name}: {message}")
 
-    def number(self, key: str, lo: float, hi: float) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise SettingsError(
-                f"{self.section}.{key}: expected a number from {lo} to {hi}, got {value!r}"
-            )
-        return float(value)
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise SettingsError(f"{self.section}.{key}: expected true or false, got {value!r}")
-        return value
-
-    def strs(self, key: str) -> tuple[str, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(f"{self.section}.{key}: expected a list of strings")
-        return tuple(value)

@@ -1,16 +1,21 @@
-// The live leaderboard page: wiring of the board view, the live connection and the
-// viewer's own rank. Settings come from data attributes the server renders on <html>.
+// The live leaderboard page: the board view, the viewer's own rank, and a live
+// subscription from the SDK (served from the package at /static/sdk/). Settings come
+// from data attributes the server renders on <html>.
 
+import { Scoreboard } from "./sdk/index.js";
 import { BoardView } from "./board.js";
-import { LiveConnection } from "./connection.js";
 import { MyRank, tokenFromHash } from "./me.js";
 
-const STATE_TEXT = {
-  connecting: () => "Connecting…",
-  live: (transport) => (transport === "ws" ? "Live · WebSocket" : "Live · SSE"),
-  polling: () => "Live · polling",
-  reconnecting: (_t, info) => `Reconnecting in ${Math.ceil(info.delay / 1000)} s…`,
-  offline: () => "Offline",
+// The SDK's states, as the page shows them: [data-state, data-transport, label].
+const SHOWN = {
+  "connecting": (t) => ["connecting", t, "Connecting…"],
+  "live-ws": () => ["live", "ws", "Live · WebSocket"],
+  "live-sse": () => ["live", "sse", "Live · SSE"],
+  "polling": () => ["polling", "poll", "Live · polling"],
+  "reconnecting": (t, info) => [
+    "reconnecting", t, `Reconnecting in ${Math.ceil(info.delay / 1000)} s…`,
+  ],
+  "closed": (t) => ["offline", t, "Offline"],
 };
 
 function readConfig(root) {
@@ -19,12 +24,18 @@ function readConfig(root) {
     wsUrl: d.wsUrl || "",
     wsPort: d.wsPort,
     wsPath: d.wsPath,
-    ssePath: d.ssePath,
-    pollPath: d.pollPath,
-    mePath: d.mePath,
     board: d.board || "global",
-    limit: d.limit || "10",
+    limit: Number(d.limit || "10"),
   };
+}
+
+// `live.public_ws_url` may be absolute, or a path on this origin (a reverse proxy);
+// else the WebSocket port on this host.
+function webSocketUrl(config, where = window.location) {
+  const scheme = where.protocol === "https:" ? "wss" : "ws";
+  if (config.wsUrl.startsWith("/")) return `${scheme}://${where.host}${config.wsUrl}`;
+  if (config.wsUrl) return config.wsUrl;
+  return `${scheme}://${where.hostname}:${config.wsPort}${config.wsPath}`;
 }
 
 function main() {
@@ -37,27 +48,26 @@ function main() {
     document.getElementById("version"),
   );
   const token = tokenFromHash();
-  const me = new MyRank(document.getElementById("me"), config, token, (id) => board.markMine(id));
+  const client = new Scoreboard({
+    baseUrl: window.location.origin,
+    wsUrl: webSocketUrl(config),
+    getToken: () => token,
+  });
+  const me = new MyRank(document.getElementById("me"), client, config.board, token,
+    (id) => board.markMine(id));
 
-  const setState = (state, transport, info = {}) => {
-    status.dataset.state = navigator.onLine === false ? "offline" : state;
-    status.dataset.transport = transport;
-    label.textContent = (STATE_TEXT[status.dataset.state] ?? STATE_TEXT.connecting)(
-      transport, info,
-    );
+  const onState = (state, info) => {
+    const [shown, transport, text] = (SHOWN[state] ?? SHOWN.connecting)(info.transport, info);
+    status.dataset.state = navigator.onLine === false ? "offline" : shown;
+    status.dataset.transport = transport ?? "";
+    label.textContent = navigator.onLine === false ? "Offline" : text;
     if (info.reason) status.title = info.reason;
   };
 
-  const live = new LiveConnection({
-    config,
-    token,
-    onUpdate: (update) => {
-      board.render(update);
-      me.refresh();
-    },
-    onState: setState,
-  });
-  live.start();
+  client.subscribe(config.board, (update) => {
+    board.render(update);
+    me.refresh();
+  }, { limit: config.limit, onState });
   me.refresh();
 }
 

@@ -1,6 +1,6 @@
 // "Your rank": shown when the page was opened with #token=… in the URL. The token is
 // read from the fragment, which browsers never send to a server, and goes out only in
-// an Authorization header.
+// an Authorization header (the SDK's `me()`).
 
 const REFRESH_MS = 1500;
 
@@ -11,9 +11,10 @@ export function tokenFromHash(hash = window.location.hash) {
 }
 
 export class MyRank {
-  constructor(panel, config, token, onUser) {
+  constructor(panel, client, board, token, onUser) {
     this.panel = panel;
-    this.config = config;
+    this.client = client;
+    this.board = board;
     this.token = token;
     this.onUser = onUser;
     this.last = 0;
@@ -36,28 +37,20 @@ export class MyRank {
     this.inFlight = true;
     this.last = Date.now();
     try {
-      const board = encodeURIComponent(this.config.board);
-      const res = await fetch(`${this.config.mePath}?board=${board}`, {
-        headers: { Authorization: `Bearer ${this.token}` }, cache: "no-store",
-      });
-      if (res.status === 404) {
-        this.#show(["You have no score on this board yet."]);
-      } else if (res.status === 401) {
-        this.#show(["The token in the address is not valid (any more)."]);
-      } else if (res.ok) {
-        const me = await res.json();
-        this.onUser(me.userId);
-        const where = me.inTop
-          ? "in the top 10"
-          : `${me.pointsToTop.toLocaleString()} points to the top 10`;
-        this.#show([
-          ["strong", me.displayName],
-          `: rank #${me.rank} of ${me.totalUsers.toLocaleString()} · `,
-          `${me.score.toLocaleString()} points · ${where}`,
-        ]);
-      }
-    } catch {
-      // offline: the connection state says so; try again with the next update
+      const me = await this.client.me({ board: this.board });
+      this.onUser(me.userId);
+      const where = me.inTop
+        ? "in the top 10"
+        : `${me.pointsToTop.toLocaleString()} points to the top 10`;
+      this.#show([
+        ["strong", me.displayName],
+        `: rank #${me.rank} of ${me.totalUsers.toLocaleString()} · `,
+        `${me.score.toLocaleString()} points · ${where}`,
+      ]);
+    } catch (err) {
+      if (err.status === 404) this.#show(["You have no score on this board yet."]);
+      else if (err.status === 401) this.#show(["The token in the address is not valid (any more)."]);
+      // else offline: the connection state says so; try again with the next update
     } finally {
       this.inFlight = false;
     }

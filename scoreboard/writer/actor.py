@@ -23,6 +23,7 @@ from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitA
 from scoreboard.core.engine import Engine, Replay, command_fingerprint
 from scoreboard.core.errors import Refused
 from scoreboard.core.records import CommitBatch, LogRecord
+from scoreboard.runtime.retry import Backoff
 from scoreboard.storage.base import (
     ActionLog,
     DuplicateAction,
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger("scoreboard.writer.actor")
 
 CommitListener = Callable[[Sequence[LogRecord]], None]
+RETRY_BASE, RETRY_CAP = 0.02, 0.5  # seconds between attempts at a commit
 
 
 _Item = tuple[Command, "asyncio.Future[Result]"]
@@ -366,7 +368,7 @@ class Writer:
         """Append, retrying with backoff until the batch's deadline (its oldest request
         queued `retry_seconds` ago); at least one attempt is always made."""
         deadline = self._deadline
-        delay = 0.02
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:
                 await self.store.append(batch)
@@ -376,10 +378,9 @@ class Writer:
                 self.store_ok = False
                 if time.monotonic() >= deadline:
                     raise
-            # Backoff between attempts (not a wait for an event); the last attempt falls
-            # on the deadline, so a blip shorter than retry_seconds is ridden out.
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+            # The last attempt falls on the deadline, so a blip shorter than
+            # retry_seconds is ridden out.
+            await backoff.wait(until=deadline)
             try:
                 landed = await self.store.last_seq()
             except StoreUnavailable:
@@ -403,7 +404,7 @@ class Writer:
         write waits longer than `retry_seconds` plus the attempt under way.
         """
         deadline = self._deadline
-        delay = 0.02
+        backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:
                 await self._apply_landed()
@@ -411,8 +412,7 @@ class Writer:
             except StoreUnavailable:
                 if time.monotonic() >= deadline:
                     raise
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # backoff
-            delay = min(delay * 2, 0.5)
+            await backoff.wait(until=deadline)
 
     async def _apply_landed(self) -> None:
         engine = self.engine

@@ -42,7 +42,8 @@ class LiveServer:
                          max_total=min(cap, budget.total) if cap else 0,
                          on_refusal=lambda reason: metrics.refused("cap", reason))
         self.hub = Hub(views, settings.live, metrics)
-        self.sessions = LiveSessions()  # a writer listener: revocations close connections
+        # a writer listener: revocations close connections; so do expiring tokens
+        self.sessions = LiveSessions(settings.auth.leeway_seconds)
         self.http_port = 0  # set once HTTP listens: the page there may open the socket
         self.ws = WebSocketEndpoint(settings.live, self.gate, self.hub, ids, addresses,
                                     budget, metrics, sessions=self.sessions,

@@ -8,7 +8,8 @@ cap is reached. The query string never reaches a log here.
 
 An admitted socket gets CONNECTION_ACK and a LEADERBOARD_UPDATE snapshot, then
 whatever the hub broadcasts. It is receive-only: the first data frame from the client
-gets an ERROR message and a 1008 close. Pings keep it honest (`ping_interval`,
+gets an ERROR message and a 1008 close, and so does a socket whose token is revoked or
+expires (`LiveSessions`; the message says which). Pings keep it honest (`ping_interval`,
 `ping_timeout`); shutdown closes every socket with 1001.
 """
 
@@ -155,7 +156,7 @@ class WebSocketEndpoint:
             messages.ack(live.user_id, live.board, time.time(), self.settings.ping_interval)
         ))
         client = self.hub.join_ws(sink, live.board, live.limit)
-        session = self.sessions.add(live.principal, lambda: self._revoked(conn))
+        session = self.sessions.add(live.principal, lambda why: self._ended(conn, why))
         try:
             await conn.recv()  # returns only if the client sends a data frame
         except ConnectionClosed:
@@ -172,18 +173,19 @@ class WebSocketEndpoint:
             pass
 
 
-    def _revoked(self, conn: ServerConnection) -> None:
-        """The socket's token was revoked: say so and close with 1008. The closing
-        handshake is awaited by a task this endpoint owns (waited for in `stop`)."""
-        task = asyncio.get_running_loop().create_task(self._close_revoked(conn))
+    def _ended(self, conn: ServerConnection, why: str) -> None:
+        """The socket's token was revoked or expired: say `why` and close with 1008.
+        The closing handshake is awaited by a task this endpoint owns (waited for in
+        `stop`)."""
+        task = asyncio.get_running_loop().create_task(self._close_ended(conn, why))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     @staticmethod
-    async def _close_revoked(conn: ServerConnection) -> None:
+    async def _close_ended(conn: ServerConnection, why: str) -> None:
         try:
-            await conn.send(messages.error("UNAUTHORIZED", "the token was revoked"), text=True)
-            await conn.close(CloseCode.POLICY_VIOLATION, "token revoked")
+            await conn.send(messages.error("UNAUTHORIZED", why), text=True)
+            await conn.close(CloseCode.POLICY_VIOLATION, why)
         except ConnectionClosed:
             pass
 

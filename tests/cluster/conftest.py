@@ -11,13 +11,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from typing import Any
 
 import pytest
 
 from scoreboard.cluster.forward import Forwarder
+from scoreboard.cluster.handshake import cluster_key
 from scoreboard.cluster.intake import Intake, SubmitMany
 from scoreboard.cluster.progress import Progress
-from scoreboard.cluster.wire import internal_credential
 from scoreboard.core.commands import Command
 from scoreboard.core.errors import Refused
 from scoreboard.storage.memory import MemoryLog
@@ -25,7 +26,8 @@ from scoreboard.writer.actor import Result
 from tests.writer.test_writer import Running
 
 HOST = "127.0.0.1"
-CREDENTIAL = internal_credential(b"the cluster secret of these tests")
+SECRET = b"the cluster secret of these tests"
+KEY = cluster_key(SECRET)
 LIMIT = 10.0  # a safety net for every wait: none of them should come near it
 
 
@@ -81,20 +83,20 @@ class Cluster:
         """The rank a follower reads here (it shares the writer's engine)."""
         return self.engine.boards[board].rank(user_id)
 
-    async def intake(self, credential: str = CREDENTIAL) -> tuple[Intake, Units]:
+    async def intake(self, key: bytes = KEY, **options: Any) -> tuple[Intake, Units]:
         """A started intake on an OS-chosen port, from now on the one `locate` names."""
         units = Units(partial(self.writer.writer.submit_many, ranked=False))  # as a writer
-        intake = Intake(units, credential, HOST, 0)
+        intake = Intake(units, key, HOST, 0, **options)
         port = await intake.start()
         self.intakes.append((intake, units))
         self.url = f"ws://{HOST}:{port}/"
         return intake, units
 
-    def forwarder(self, *, credential: str = CREDENTIAL, progress: Progress | None = None,
+    def forwarder(self, *, key: bytes = KEY, progress: Progress | None = None,
                   timeout: float = LIMIT, batch: int = 256, wait_applied: float = LIMIT,
                   max_waiting: int = 10_000, frames_in_flight: int = 2) -> Forwarder:
         """A forwarder with its connection task running (ended at teardown)."""
-        fwd = Forwarder(self.locate, credential, progress or self.progress, self.rank_of,
+        fwd = Forwarder(self.locate, key, progress or self.progress, self.rank_of,
                         timeout=timeout, batch=batch, wait_applied=wait_applied,
                         max_waiting=max_waiting, frames_in_flight=frames_in_flight)
         self._tasks.append(asyncio.create_task(fwd.run()))

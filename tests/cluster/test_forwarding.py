@@ -4,20 +4,26 @@ WebSocket to an `Intake` in front of a real writer, and hears each command's ans
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import cast
 
+import orjson
 import pytest
 
+from scoreboard.cluster import forward, handshake
+from scoreboard.cluster.forward import LOOKUP_FAILED, NONE_PUBLISHED, REFUSED, Forwarder
+from scoreboard.cluster.handshake import cluster_key
 from scoreboard.cluster.progress import Progress
 from scoreboard.cluster.tail import Tail
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, SetFrozen, SubmitAction, UserResult
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import ActionRecord
+from scoreboard.runtime.watch import TaskWatch
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.storage.postgres.log import PostgresLog
 from scoreboard.writer.actor import Overloaded, StoreDown
-from tests.cluster.conftest import LIMIT, Cluster, Heard
+from tests.cluster.conftest import KEY, LIMIT, SECRET, Cluster, Heard
 from tests.writer.test_writer import RULES, _all, act
 
 
@@ -61,18 +67,67 @@ async def test_a_refusal_comes_back_as_the_same_class(cluster: Cluster) -> None:
     assert [r.seq for r in await _all(cluster.store)] == [1, 2]
 
 
-async def test_a_wrong_credential_never_gets_through(cluster: Cluster) -> None:
-    """Refused at the handshake, again on every retry; the command times out as 503."""
-    await cluster.intake()
-    with Heard("scoreboard.cluster", "without the credential") as refused, \
-            Heard("scoreboard.cluster", "the connection to the writer") as ended:
-        fwd = cluster.forwarder(credential="not the credential", timeout=0.3)
-        pending = asyncio.create_task(fwd.submit(act("amy", "c1")))
+async def test_a_wrong_key_never_gets_through(cluster: Cluster) -> None:
+    """Refused at the challenge, again on every retry; from the first refusal on, a
+    command is refused at once (503, the reason said, no address) instead of waiting."""
+    _, units = await cluster.intake()
+    with Heard("scoreboard.cluster", "a wrong answer to the challenge") as refused:
+        fwd = cluster.forwarder(key=cluster_key(b"another secret"), timeout=600.0)
         await refused.times(2)  # a first attempt and at least one retry
-        await ended.times(2)
-        with pytest.raises(StoreDown):
-            await pending
-    assert fwd.writer_url is None and cluster.engine.last_seq == 0
+    assert fwd.state == "unreachable" and fwd.unreachable == REFUSED
+    with pytest.raises(StoreDown) as info:
+        await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)  # not after 600 s
+    assert "no writer is reachable" in info.value.message and "cluster.secret" in (
+        info.value.message)
+    assert info.value.code == "STORE_UNAVAILABLE" and info.value.retry_after >= 1
+    assert cluster.url is not None and cluster.url not in info.value.message
+    assert fwd.writer_url is None and units.sizes == [] and cluster.engine.last_seq == 0
+
+
+async def test_the_handshake_logs_neither_the_key_nor_the_answer(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Everything logged at DEBUG (websockets' own loggers too) while a follower is
+    admitted and forwards: no trace of the secret, the key or the answer."""
+    caplog.set_level(logging.DEBUG)
+    nonce = bytes(range(handshake.NONCE_BYTES))
+    await cluster.intake(nonce=lambda n: nonce[:n])
+    with caplog.at_level(logging.DEBUG, logger="websockets"):
+        fwd = cluster.forwarder()
+        result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert isinstance(result, ActionResult) and fwd.state == "connected"
+    logged = caplog.text
+    assert "forwarding writes to" in logged  # the capture did see the connection
+    reply = orjson.loads(handshake.answer(KEY, nonce))[1]
+    for secret in (SECRET.decode(), KEY.hex(), reply):
+        for piece in (secret, secret[:12], secret[-12:]):  # frames are logged elided
+            assert piece not in logged
+
+
+async def test_a_sender_that_fails_is_a_crash_and_leaves_nobody_waiting(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of the forwarder that is not its connection's (here a bug in encoding)
+    ends its task, which the task watch reports as a crash (`/ready`, the exit code);
+    the caller is answered at once, and so is every later one."""
+    await cluster.intake()
+    fwd = Forwarder(cluster.locate, KEY, cluster.progress, cluster.rank_of,
+                    timeout=600.0, batch=256, wait_applied=LIMIT)
+    watch = TaskWatch()
+    watch.start("forwarder", fwd.run())
+    await asyncio.wait_for(fwd.settled.wait(), LIMIT)
+    assert fwd.state == "connected"
+
+    def broken(items: object) -> tuple[bytes, list[object]]:
+        raise RuntimeError("a bug in encoding")
+
+    monkeypatch.setattr(forward, "encode_commands", broken)
+    with pytest.raises(StoreDown) as info:
+        await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert info.value.message == forward.STOPPED
+    await asyncio.wait_for(watch.crashed.wait(), LIMIT)
+    assert watch.failed == ["forwarder"] and watch.states() == {"forwarder": "failed"}
+    with pytest.raises(StoreDown):
+        await asyncio.wait_for(fwd.submit(act("bob", "c1")), LIMIT)
+    assert fwd.state == "unreachable" and cluster.engine.last_seq == 0
 
 
 async def test_too_many_waiting_is_overloaded_at_once(cluster: Cluster) -> None:
@@ -106,17 +161,31 @@ async def test_no_answer_in_time_is_store_down(cluster: Cluster) -> None:
     assert isinstance(later, ActionResult) and later.seq == 2  # amy's was decided, late
 
 
-async def test_no_writer_to_be_found_is_store_down(cluster: Cluster) -> None:
-    """Nobody published a writer: the command waits for one, then 503."""
-    fwd = cluster.forwarder(timeout=0.2)
-    assert cluster.url is None
-    with pytest.raises(StoreDown):
-        await fwd.submit(act("amy", "c1"))
-    assert cluster.engine.last_seq == 0
+async def test_no_writer_to_be_found_is_store_down_at_once(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody published a writer: a command is refused at once with the reason; once a
+    writer publishes, the forwarder finds it by itself and commands go through."""
+    caplog.set_level(logging.INFO, logger="scoreboard.cluster")
+    with Heard("scoreboard.cluster", NONE_PUBLISHED) as looked:
+        fwd = cluster.forwarder(timeout=600.0)
+        await looked.times(1)
+    assert cluster.url is None and fwd.state == "unreachable"
+    with pytest.raises(StoreDown) as info:
+        await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert info.value.message == f"no writer is reachable to forward this action to: " \
+                                 f"{NONE_PUBLISHED}"
+    assert looked.count == 1  # logged when the reason changed, not on every lookup
+    with Heard("scoreboard.cluster", "forwarding writes to") as connected:
+        await cluster.intake()
+        await connected.times(1)
+    assert fwd.state == "connected" and fwd.unreachable is None
+    result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
+    assert isinstance(result, ActionResult) and result.seq == 1
 
 
 async def test_a_failed_lookup_is_retried(cluster: Cluster) -> None:
-    """The writer's address cannot be read for a while: logged, looked up again."""
+    """The writer's address cannot be read for a while (the database is out): logged,
+    looked up again, and the command waits for it as for any store outage."""
     await cluster.intake()
     url, lookups = cluster.url, 0
 
@@ -128,10 +197,11 @@ async def test_a_failed_lookup_is_retried(cluster: Cluster) -> None:
         return url
 
     cluster.locate = flaky  # type: ignore[method-assign]
-    with Heard("scoreboard.cluster", "cannot look up the writer") as heard:
+    with Heard("scoreboard.cluster", LOOKUP_FAILED) as heard:
         fwd = cluster.forwarder()
         result = await asyncio.wait_for(fwd.submit(act("amy", "c1")), LIMIT)
-    assert isinstance(result, ActionResult) and heard.count == 2 and lookups == 3
+    assert isinstance(result, ActionResult) and lookups == 3
+    assert heard.count == 1  # logged when it began, not again while it lasted
 
 
 async def test_a_lost_writer_resends_keyed_commands_and_refuses_the_rest(

@@ -9,51 +9,128 @@ import logging
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosedError
 
-from scoreboard.cluster.wire import AUTH_HEADER, decode_results, encode_commands
+from scoreboard.cluster import handshake
+from scoreboard.cluster.handshake import cluster_key
+from scoreboard.cluster.wire import decode_results, encode_commands
 from scoreboard.core import errors
-from scoreboard.core.commands import ActionResult, SetFrozen
+from scoreboard.core.commands import ActionResult, Command, SetFrozen, SubmitAction
 from scoreboard.storage.memory import MemoryLog
 from scoreboard.writer.actor import Overloaded
-from tests.cluster.conftest import CREDENTIAL, LIMIT, Cluster
+from tests.cluster.conftest import KEY, LIMIT, Cluster
 from tests.writer.test_writer import Running, _all, act
 
+BIG = SubmitAction("amy", "Amy", "global", "COMPLETE_LEVEL", "c1", {"note": "y" * 2000})
 
-def peer(cluster: Cluster, credential: str | None = CREDENTIAL) -> connect:
-    """A raw client for the intake `locate` names, presenting `credential` (or none)."""
+
+def peer(cluster: Cluster) -> connect:
+    """A raw client for the intake `locate` names."""
     assert cluster.url is not None
-    headers = {} if credential is None else {AUTH_HEADER: credential}
-    return connect(cluster.url, additional_headers=headers, open_timeout=LIMIT,
-                   close_timeout=1.0)
+    return connect(cluster.url, open_timeout=LIMIT, close_timeout=1.0)
 
 
-async def exchange(ws: ClientConnection, frame: bytes) -> list[tuple[int, object]]:
-    await ws.send(frame)
+async def admitted(ws: ClientConnection, key: bytes = KEY) -> bytes:
+    """Answer the challenge with `key`, as a follower does; returns the answer frame."""
+    nonce = handshake.read_challenge(await asyncio.wait_for(ws.recv(), LIMIT))
+    reply = handshake.answer(key, nonce)
+    await ws.send(reply)
+    assert handshake.is_welcome(await asyncio.wait_for(ws.recv(), LIMIT))
+    return reply
+
+
+async def refused(ws: ClientConnection, reply: bytes) -> ConnectionClosedError:
+    """Send `reply` to the challenge; the intake closes the connection."""
+    await asyncio.wait_for(ws.recv(), LIMIT)  # the challenge
+    await ws.send(reply)
+    with pytest.raises(ConnectionClosedError) as info:
+        await asyncio.wait_for(ws.recv(), LIMIT)
+    return info.value
+
+
+def frame(items: list[tuple[int, Command]]) -> bytes:
+    out, refusals = encode_commands(items)
+    assert out is not None and refusals == []
+    return out
+
+
+async def exchange(ws: ClientConnection, sent: bytes) -> list[tuple[int, object]]:
+    await ws.send(sent)
     return list(decode_results(await asyncio.wait_for(ws.recv(), LIMIT)))
 
 
-@pytest.mark.parametrize("credential", [None, "", "x" * 64, CREDENTIAL[:-1]])
-async def test_no_or_a_wrong_credential_is_403_at_the_handshake(
-        cluster: Cluster, credential: str | None, caplog: pytest.LogCaptureFixture) -> None:
-    """The handshake itself is refused: nothing reaches the writer."""
+@pytest.mark.parametrize("reply", [
+    handshake.answer(cluster_key(b"another secret"), b"\0" * handshake.NONCE_BYTES),
+    b'["answer", ""]', b'["answer", "zz"]', b'["answer"]', b"{", b"[]",
+    frame([(1, act("amy", "c1"))]),  # commands before the handshake
+], ids=["wrong-key", "empty", "not-hex", "no-value", "not-json", "empty-array", "commands"])
+async def test_a_wrong_answer_is_closed_with_1008(
+        cluster: Cluster, reply: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """The challenge answered wrongly: closed as a policy error; nothing reaches the
+    writer."""
     _, units = await cluster.intake()
-    with pytest.raises(InvalidStatus) as info:
-        async with peer(cluster, credential):
-            pass
-    assert info.value.response.status_code == 403
-    assert b"credential" in info.value.response.body
-    assert "refused an internal connection" in caplog.text
+    async with peer(cluster) as ws:
+        closed = await refused(ws, reply)
+    assert closed.rcvd is not None and closed.rcvd.code == 1008
+    assert closed.rcvd.reason == "authentication failed"
+    assert "a wrong answer to the challenge" in caplog.text
     assert units.sizes == []
 
 
-async def test_the_right_credential_is_answered_frame_by_frame(cluster: Cluster) -> None:
-    """Each frame is one unit for the writer and one answer frame, ids echoed."""
+async def test_a_wrong_key_is_refused_even_with_the_right_nonce(cluster: Cluster) -> None:
+    """The answer is bound to the key: the right nonce with another key is refused."""
     _, units = await cluster.intake()
     async with peer(cluster) as ws:
-        first = await exchange(ws, encode_commands([(7, act("amy", "c1")),
-                                                    (9, act("bob", "c1"))]))
-        second = await exchange(ws, encode_commands([(8, act("amy", "c1"))]))
+        nonce = handshake.read_challenge(await asyncio.wait_for(ws.recv(), LIMIT))
+        await ws.send(handshake.answer(cluster_key(b"another secret"), nonce))
+        with pytest.raises(ConnectionClosedError) as info:
+            await asyncio.wait_for(ws.recv(), LIMIT)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert units.sizes == []
+
+
+async def test_a_recorded_answer_is_worth_nothing_on_another_connection(
+        cluster: Cluster) -> None:
+    """Each connection has its own nonce: an answer seen on the wire cannot be replayed."""
+    _, units = await cluster.intake()
+    async with peer(cluster) as ws:
+        recorded = await admitted(ws)
+    async with peer(cluster) as ws:
+        closed = await refused(ws, recorded)
+    assert closed.rcvd is not None and closed.rcvd.code == 1008
+    assert units.sizes == []
+
+
+async def test_no_answer_in_time_is_closed(cluster: Cluster,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that connects and says nothing is not kept."""
+    await cluster.intake(handshake_seconds=0.1)
+    async with peer(cluster) as ws:
+        await asyncio.wait_for(ws.recv(), LIMIT)  # the challenge; no answer
+        with pytest.raises(ConnectionClosedError) as info:
+            await asyncio.wait_for(ws.recv(), LIMIT)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert "no answer to the challenge in time" in caplog.text
+
+
+async def test_a_large_frame_before_the_handshake_is_refused(cluster: Cluster) -> None:
+    """Before it is authenticated a peer may send a handshake's worth, not 16 MiB."""
+    _, units = await cluster.intake()
+    async with peer(cluster) as ws:
+        closed = await refused(ws, b"[" + b" " * handshake.HANDSHAKE_MAX_BYTES + b"]")
+    assert closed.rcvd is not None and closed.rcvd.code == 1009  # message too big
+    assert units.sizes == []
+
+
+async def test_the_right_answer_is_welcomed_and_answered_frame_by_frame(
+        cluster: Cluster) -> None:
+    """Once admitted, each frame is one unit for the writer and one answer frame, ids
+    echoed; frames larger than a handshake's are taken again."""
+    _, units = await cluster.intake()
+    async with peer(cluster) as ws:
+        await admitted(ws)
+        first = await exchange(ws, frame([(7, BIG), (9, act("bob", "c1"))]))
+        second = await exchange(ws, frame([(8, BIG)]))
     assert [i for i, _ in first] == [7, 9] and [i for i, _ in second] == [8]
     (_, a), (_, b), (_, again) = *first, *second
     assert isinstance(a, ActionResult) and isinstance(b, ActionResult)
@@ -68,6 +145,7 @@ async def test_a_malformed_frame_closes_the_connection_with_1008(
     """A frame that is not `[id, command, …]` ends the connection as a policy error."""
     _, units = await cluster.intake()
     async with peer(cluster) as ws:
+        await admitted(ws)
         await ws.send(frame)
         with pytest.raises(ConnectionClosedError) as info:
             await asyncio.wait_for(ws.recv(), LIMIT)
@@ -77,17 +155,22 @@ async def test_a_malformed_frame_closes_the_connection_with_1008(
 
 
 async def test_one_malformed_command_is_refused_alone(cluster: Cluster) -> None:
-    """In a well-formed frame a command that does not decode is `InvalidCommand`; the
-    others are decided as usual, in one unit without it."""
+    """In a well-formed frame a command that does not decode (an unknown kind, missing
+    fields, a field of the wrong type) is `InvalidCommand`; the others are decided as
+    usual, in one unit without it: the writer never sees a command that does not fit."""
     _, units = await cluster.intake()
-    good = orjson.loads(encode_commands([(1, act("amy", "c1")), (4, act("bob", "c1"))]))
-    frame = orjson.dumps([*good[:2], 2, ["NoSuchCommand", "x"], 3, ["SetFrozen"], *good[2:]])
+    good = orjson.loads(frame([(1, act("amy", "c1")), (4, act("bob", "c1"))]))
+    mixed = orjson.dumps([*good[:2], 2, ["NoSuchCommand", "x"], 3, ["SetFrozen"],
+                          6, ["AdjustScore", "amy", "admin", "global", "5", "typo", "a1"],
+                          7, ["SetFrozen", "bob", "admin", 1, "why"], *good[2:]])
     async with peer(cluster) as ws:
-        out = dict(await exchange(ws, frame))
+        await admitted(ws)
+        out = dict(await exchange(ws, mixed))
         only_bad = await exchange(ws, orjson.dumps([5, ["SetFrozen", "amy"]]))
-    assert sorted(out) == [1, 2, 3, 4]
+    assert sorted(out) == [1, 2, 3, 4, 6, 7]
     assert isinstance(out[1], ActionResult) and isinstance(out[4], ActionResult)
-    for i in (2, 3):
+    assert "AdjustScore.delta" in out[6].message  # type: ignore[attr-defined]
+    for i in (2, 3, 6, 7):
         refusal = out[i]
         assert isinstance(refusal, errors.InvalidCommand)
         assert refusal.code == "INVALID_REQUEST" and "not a command" in refusal.message
@@ -105,7 +188,8 @@ async def test_a_unit_refused_as_a_whole_refuses_each_command() -> None:
     try:
         await cluster.intake()
         async with peer(cluster) as ws:
-            out = await exchange(ws, encode_commands(
+            await admitted(ws)
+            out = await exchange(ws, frame(
                 [(i, SetFrozen(f"u{i}", "admin", True, "r")) for i in range(1, 4)]))
         assert [i for i, _ in out] == [1, 2, 3]
         assert all(isinstance(r, Overloaded) and r.retry_after for _, r in out)
@@ -122,7 +206,8 @@ async def test_a_peer_lost_mid_frame_ends_its_handler_cleanly(
     intake, units = await cluster.intake()
     units.hold()
     async with peer(cluster) as ws:
-        await ws.send(encode_commands([(1, act("amy", "c1"))]))
+        await admitted(ws)
+        await ws.send(frame([(1, act("amy", "c1"))]))
         await units.arrived(1)
         ws.transport.abort()  # no close frame: the intake reads a broken connection
     units.release()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
+from scoreboard.cluster.forward import NO_ANSWER
 from scoreboard.cluster.node import Node, NotTheWriter
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult
@@ -84,7 +85,7 @@ async def test_a_follower_is_ready_only_within_its_lag_limits(running: Running) 
     n.tail.clock = lambda: now[0]
     ok, details = n.readiness()
     assert ok and details == {"role": "standby", "lagSeqs": 0, "lagSeconds": 0.0,
-                              "writer": None}
+                              "writer": "connecting"}
     n.tail.heard(10)
     now[0] += 1.5
     assert n.readiness()[0] and lag_gauges(metrics) == (10.0, 1.5)
@@ -98,6 +99,23 @@ async def test_a_follower_is_ready_only_within_its_lag_limits(running: Running) 
     n2, _ = node(running, "follower")
     n2.tail.store_ok = False
     assert n2.readiness()[0] is False
+
+
+async def test_a_follower_without_a_writer_is_not_ready_and_shows_no_address(
+        running: Running) -> None:
+    """Readiness says whether writes can be forwarded and why not, never where to."""
+    n, _ = node(running, "follower")
+    n.forwarder.writer_url = "ws://10.1.2.3:7000/"
+    ok, details = n.readiness()
+    assert ok and details["writer"] == "connected" and "writerProblem" not in details
+    assert "10.1.2.3" not in repr(details)
+    n.forwarder.writer_url, n.forwarder.unreachable = None, NO_ANSWER
+    ok, details = n.readiness()
+    assert not ok and (details["writer"], details["writerProblem"]) == (
+        "unreachable", NO_ANSWER)
+    writer, _ = node(running, "writer")
+    writer.forwarder.unreachable = NO_ANSWER  # a writer forwards nothing: always ready
+    assert writer.readiness()[0]
 
 
 async def test_lag_gauges_read_the_tail(running: Running) -> None:
@@ -114,8 +132,8 @@ def settings_of(overrides: Mapping[str, object] | None = None,
     return load_settings(overrides, environ=environ or {}).cluster
 
 
-def test_cluster_defaults_match_the_defaults_file() -> None:
-    """The dataclass's defaults and `defaults.toml` say the same."""
+def test_cluster_defaults_load_without_overrides() -> None:
+    """Loading with nothing layered on top gives the model's own defaults."""
     assert settings_of() == ClusterSettings()
 
 

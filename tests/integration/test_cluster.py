@@ -42,9 +42,9 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
 
-def token(sub: str) -> str:
-    return jwt.encode({"sub": sub, "name": sub.title(), "exp": int(time.time()) + 3600},
-                      SECRET, algorithm="HS256")
+def token(sub: str, **claims: Any) -> str:
+    return jwt.encode({"sub": sub, "name": sub.title(), "exp": int(time.time()) + 3600,
+                       **claims}, SECRET, algorithm="HS256")
 
 
 def auth(sub: str) -> dict[str, str]:
@@ -56,15 +56,16 @@ async def cluster(tmp_path: Path, dsn: str) -> AsyncIterator[Callable[..., Await
     """`await start(role)` starts one more process on the same database."""
     procs: list[Proc] = []
 
-    async def start(role: str, *, port: int | None = None) -> Proc:
+    async def start(role: str, *, port: int | None = None, **settings: str) -> Proc:
+        """Forwarding is on by default: no `cluster.enabled` here."""
         port = port or free_port()
         ws_port = free_port()
         env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
                "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0",
                "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
-               "SCOREBOARD_CLUSTER__ENABLED": "true",
                "SCOREBOARD_CLUSTER__POLL_INTERVAL": "0.2",
-               "SCOREBOARD_LIVE__BROADCAST_INTERVAL": "0.02"}
+               "SCOREBOARD_LIVE__BROADCAST_INTERVAL": "0.02",
+               **{f"SCOREBOARD_{k.upper()}": v for k, v in settings.items()}}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(ROOT / "run.py"), "--role", role, "--http-port", str(port),
             "--ws-port", str(ws_port), "--data-dir", str(tmp_path / role / str(port)),
@@ -151,6 +152,65 @@ async def test_follower_forwards_writes_and_reads_its_own(tmp_path: Path,
         # the writer's view agrees
         _, wtop = await get(http, writer, "/api/v1/leaderboard")
         assert wtop["entries"] == top["entries"]
+
+
+async def test_every_admin_command_crosses_from_a_follower(tmp_path: Path,
+                                                           fresh_pg_dsn: str) -> None:
+    """Revoking a user's tokens through a follower takes effect on every process, and
+    the forwarder goes on taking writes after it (it used to die on this command)."""
+    admin = {"Authorization": f"Bearer {token('root', scope='scoreboard:admin')}"}
+    old = {"Authorization": f"Bearer {token('alice', iat=int(time.time()) - 10)}"}
+    async with cluster(tmp_path, fresh_pg_dsn) as start, aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=8)  # well below forward_timeout (10 s)
+    ) as http:
+        writer = await start("writer")
+        follower = await start("follower")
+        assert (await post(http, follower, "alice", "a1"))[0] == 200
+        async with http.get(f"{follower.url}/api/v1/users/me/score", headers=old) as r:
+            assert r.status == 200
+        base = f"{follower.url}/api/v1/admin/users/alice"
+        async with http.post(f"{base}/revoke-tokens", json={"reason": "stolen laptop"},
+                             headers=admin) as r:
+            body = await r.json()
+            assert r.status == 200, body
+        for p in (follower, writer):  # applied on the follower before it answered
+            async with http.get(f"{p.url}/api/v1/users/me/score", headers=old) as r:
+                assert r.status == 401, p.role
+        async with http.post(f"{base}/freeze", json={"reason": "r"}, headers=admin) as r:
+            assert r.status == 200, await r.json()
+        status, after = await post(http, follower, "bob", "b1")
+        assert status == 200 and after["seq"] == body["seq"] + 2
+        status, ready = await get(http, follower, "/ready")
+        assert status == 200 and ready["tasks"]["forwarder"] == "running"
+        assert ready["cluster"]["writer"] == "connected"
+
+
+async def test_a_follower_without_a_writer_to_forward_to_says_so_at_once(
+    tmp_path: Path, fresh_pg_dsn: str
+) -> None:
+    """A writer that takes no forwarded writes (`cluster.enabled = false`): a follower
+    answers each write at once with 503 and why, and is not ready; no internal address
+    is shown to anyone."""
+    async with cluster(tmp_path, fresh_pg_dsn) as start, aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=5)  # half of forward_timeout
+    ) as http:
+        await start("writer", cluster__enabled="false")
+        follower = await start("follower")
+        started = time.monotonic()
+        async with http.post(f"{follower.url}/api/v1/scores/actions",
+                             json={"actionType": "COMPLETE_LEVEL", "clientActionId": "c1"},
+                             headers=auth("amy")) as r:
+            body = await r.json()
+            assert r.status == 503 and int(r.headers["Retry-After"]) >= 1
+        assert time.monotonic() - started < 5
+        assert body["error"]["code"] == "STORE_UNAVAILABLE"
+        assert "no writer is reachable" in body["error"]["message"]
+        status, ready = await get(http, follower, "/ready")
+        assert status == 503 and ready["cluster"]["writer"] == "unreachable"
+        assert "published" in ready["cluster"]["writerProblem"]
+        _, health = await get(http, follower, "/health")
+        for shown in (body, ready, health):
+            assert "ws://" not in json.dumps(shown) and "127.0.0.1" not in json.dumps(shown)
 
 
 async def test_follower_viewers_get_updates_and_a_restarted_follower_catches_up(

@@ -30,7 +30,7 @@ from tests.integration.test_outage import ServerProcess, free_port
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_LIMIT = 600  # seconds: a cold build downloads packages
 STEP_LIMIT = 60
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 
 
 def _working_engine() -> tuple[str | None, str]:

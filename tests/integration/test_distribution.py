@@ -26,7 +26,7 @@ from scoreboard import __version__
 from tests.integration.test_outage import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 STEP_LIMIT = 180  # seconds any one build or install step may take
 
 
@@ -60,8 +60,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "scoreboard", src / "scoreboard",
+    # Symlinks kept as they are in the work tree: static/sdk links to clients/js/src, and
+    # the wheel must hold the SDK's files themselves.
+    shutil.copytree(ROOT / "scoreboard", src / "scoreboard", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "clients" / "js" / "src", src / "clients" / "js" / "src")
+    assert (src / "scoreboard" / "static" / "sdk").is_symlink()
     _step(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
           "--no-index", "--wheel-dir", base / "dist", src)
     (wheel,) = (base / "dist").glob("scoreboard-*.whl")
@@ -81,11 +85,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(wheel, venv / "bin", empty)
 
 
-def test_the_wheel_holds_the_defaults_and_the_page(installed: Installed) -> None:
+def test_the_wheel_holds_the_rules_and_the_page(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    for name in ("scoreboard/settings/defaults.toml", "scoreboard/__main__.py",
+    for name in ("scoreboard/settings/rules.toml", "scoreboard/__main__.py",
                  "scoreboard/static/index.html", "scoreboard/static/app.js",
-                 "scoreboard/static/style.css"):
+                 "scoreboard/static/style.css", "scoreboard/static/sdk/index.js",
+                 "scoreboard/static/sdk/subscription.js"):
         assert name in names, f"{name} is missing from {installed.wheel.name}"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
@@ -124,8 +129,9 @@ async def test_it_serves_the_page_the_api_and_the_document_from_an_empty_folder(
             await assert_serving(child, http)
             async with http.get(f"{child.url}/") as r:
                 assert r.status == 200 and "<html" in await r.text()
-            async with http.get(f"{child.url}/static/app.js") as r:
-                assert r.status == 200 and "javascript" in r.content_type
+            for path in ("/static/app.js", "/static/sdk/index.js"):
+                async with http.get(f"{child.url}{path}") as r:
+                    assert r.status == 200 and "javascript" in r.content_type, path
             async with http.get(f"{child.url}/openapi.json") as r:
                 assert r.status == 200
                 assert (await r.json())["info"]["version"] == __version__

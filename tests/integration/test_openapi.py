@@ -256,6 +256,7 @@ def api_schema(live: Live) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.slow  # generated requests against a live service: over a minute here
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

@@ -34,7 +34,7 @@ from tests.integration.conftest import SECRET, Running, ServerFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = "/api/v1/scores/actions"
-POINTS = 10  # COMPLETE_LEVEL in config/default.toml
+POINTS = 10  # COMPLETE_LEVEL in scoreboard/settings/rules.toml
 RETRY_SECONDS = 1.0
 WAIT_LIMIT = 20.0  # the safety net of every wait; tests assert their own tighter bounds
 POSTGRES_ONLY = pytest.mark.parametrize(
@@ -251,6 +251,7 @@ async def run_py(data_dir: Path, database_url: str, *args: str
 # -- 1. outage while serving -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long outage: seconds of refused writes, then recovery
 @POSTGRES_ONLY
 async def test_outage_refuses_writes_serves_reads_and_recovers_by_itself(
     start_server: ServerFactory, pg: Database
@@ -323,6 +324,7 @@ async def test_outage_refuses_writes_serves_reads_and_recovers_by_itself(
     assert board_restarted["entries"] == board_after["entries"]
 
 
+@pytest.mark.slow  # a long outage under load
 @POSTGRES_ONLY
 async def test_outage_under_concurrent_writes_loses_and_doubles_nothing(
     start_server: ServerFactory, pg: Database

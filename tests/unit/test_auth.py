@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
-from dataclasses import replace
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from msgspec.structs import replace
 
 from scoreboard.auth.tokens import Authenticator, AuthError, load_or_create_secret
 from scoreboard.settings.model import AuthSettings, PublicKey, load_settings

@@ -25,6 +25,7 @@ from scoreboard.core.records import (
     AdjustRecord,
     FlagRecord,
     FreezeRecord,
+    HideNameRecord,
     LogRecord,
     ScoreRow,
     Snapshot,
@@ -373,3 +374,37 @@ def test_replaying_the_log_rebuilds_the_live_state(
         rows = [(u, s, q) for u, s, q in ranking.rows() if u not in live.frozen]
         expected = [u for u, _, _ in sorted(rows, key=lambda t: (-t[1], t[2]))]
         assert [u for u, _ in ranking.top(100)] == expected
+
+
+def test_privacy_set_before_the_first_score_applies_from_it(engine: Engine) -> None:
+    log: list[LogRecord] = []
+    (hide,) = run(engine, [SetNameHidden("zed", hidden=True)], log=log)
+    assert isinstance(hide, HideNameRecord)
+    assert "zed" in engine.anonymous and "zed" not in engine.boards["global"]
+    (first,) = run(engine, [act("zed", "1", name="Zed")], log=log)
+    assert isinstance(first, LogRecord) and first.display_name == "Zed"  # the log keeps it
+    assert engine.display_name("zed") == ANONYMOUS and engine.names["zed"] == "Zed"
+    # freezing still needs a user the service knows
+    (unknown,) = run(engine, [SetFrozen("nobody", actor="x", frozen=True, reason="r")])
+    assert isinstance(unknown, errors.NotFound)
+    replayed = Engine(RULES, ("global", "weekly"))
+    for r in log:
+        replayed.apply(r)
+    assert replayed.state_digest() == engine.state_digest()
+    assert replayed.display_name("zed") == ANONYMOUS
+
+
+def test_privacy_before_the_first_score_survives_a_restore(engine: Engine) -> None:
+    pending = engine.new_pending()
+    engine.decide(SetNameHidden("zed", hidden=True), T0, pending)
+    stored = engine.batch(pending).users  # the row storage writes with the record
+    assert stored == (UserRow("zed", None, False, True),)
+    for r in pending.records:
+        engine.apply(r)
+    other = Engine(RULES, ("global", "weekly"))
+    restore(other, Snapshot(engine.last_seq, [], list(stored), []))
+    assert other.state_digest() == engine.state_digest()
+    for e in (engine, other):
+        run(e, [act("zed", "1", name="Zed")])
+        assert e.display_name("zed") == ANONYMOUS
+    assert other.state_digest() == engine.state_digest()
