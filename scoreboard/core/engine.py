@@ -122,13 +122,13 @@ class Engine:
         return ranking
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int:
-        hit = pending.scores.get((board, user_id))
+        hit = pending.score((board, user_id))
         if hit is not None:
             return hit[0]
         return self.boards[board].score(user_id) or 0
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
-        row = pending.users.get(user_id)
+        row = pending.user(user_id)
         if row is not None:
             return row
         return UserRow(
@@ -163,7 +163,7 @@ class Engine:
             proof_jti=None if proof is None else proof.jti,
             proof_exp=None if proof is None else proof.exp,
         )
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
         if proof is not None:
@@ -214,7 +214,7 @@ class Engine:
             actor=cmd.actor,
             reason=cmd.reason,
         )
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         return record
 
     def _score_record(
@@ -237,9 +237,21 @@ class Engine:
         pending.scores[(board, user_id)] = (new, seq)
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
-        elif user_id not in pending.users and user.display_name is None:
+        elif display_name is None and self._has_no_row(user, pending):
             pending.users[user_id] = user  # every scoring user has a row, named or not
         return record
+
+    def _has_no_row(self, user: UserRow, pending: Pending) -> bool:
+        """Whether the user may have no row in the log's users table yet: a user who
+        scored, has a name or any standing has one (a row written again is harmless;
+        one skipped is not, so this errs towards True)."""
+        if user.display_name is not None or user.frozen or user.hidden or user.flag \
+                or user.tokens_revoked_at is not None:
+            return False
+        user_id = user.user_id
+        return pending.user(user_id) is None and not any(
+            user_id in b for b in self.boards.values()
+        )
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -247,8 +259,9 @@ class Engine:
         """Privacy may be set before the first score (the user's own choice, recorded
         and so applied from their first score on); the others need a known user."""
         user = self._user(cmd.user_id, pending)
-        known = isinstance(cmd, SetNameHidden) or user.user_id in self.names or (
-            user.user_id in pending.users) or any(user.user_id in b for b in self.boards.values())
+        user_id = user.user_id
+        known = isinstance(cmd, SetNameHidden) or user_id in self.names or (
+            pending.user(user_id) is not None) or any(user_id in b for b in self.boards.values())
         if not known:
             raise errors.NotFound(f"no user {cmd.user_id!r}")
         if isinstance(cmd, SetFrozen):
@@ -269,8 +282,12 @@ class Engine:
         return self._user_record(pending, at, user._replace(tokens_revoked_at=at),
                                  RevokeTokensRecord, actor=cmd.actor, reason=cmd.reason)
 
-    def new_pending(self) -> Pending:
-        return Pending(next_seq=self.last_seq + 1)
+    def new_pending(self, after: Pending | None = None) -> Pending:
+        """A group decided on the committed state, or on top of `after`: a group that
+        is decided but not committed yet (see `Pending`)."""
+        if after is None:
+            return Pending(next_seq=self.last_seq + 1)
+        return after.then()
 
     def batch(self, pending: Pending) -> CommitBatch:
         """What one transaction must write for the pending changes."""
