@@ -43,57 +43,33 @@ class Pending:
         """The group before this one was committed and applied: stop looking at it."""
         self.prior = None
 
+    # Each look-up asks this group first, then the ones before it, newest first.
+
     def score(self, key: tuple[str, str]) -> tuple[int, int] | None:
-        p: Pending | None = self
-        while p is not None:
-            hit = p.scores.get(key)
-            if hit is not None:
-                return hit
-            p = p.prior
-        return None
+        hit = self.scores.get(key)
+        return hit if hit is not None or self.prior is None else self.prior.score(key)
 
     def user(self, user_id: str) -> UserRow | None:
-        p: Pending | None = self
-        while p is not None:
-            row = p.users.get(user_id)
-            if row is not None:
-                return row
-            p = p.prior
-        return None
+        row = self.users.get(user_id)
+        return row if row is not None or self.prior is None else self.prior.user(user_id)
 
     def key(self, key: tuple[str, str]) -> tuple[int, int] | None:
         """(fingerprint, seq) of the record a pending command with this key wrote."""
-        p: Pending | None = self
-        while p is not None:
-            hit = p.keys.get(key)
-            if hit is not None:
-                return hit
-            p = p.prior
-        return None
+        hit = self.keys.get(key)
+        return hit if hit is not None or self.prior is None else self.prior.key(key)
 
     def quota_used(self, key: tuple[str, str]) -> int:
-        used = 0
-        p: Pending | None = self
-        while p is not None:
-            used += p.quota_hits.get(key, 0)
-            p = p.prior
-        return used
+        used = self.quota_hits.get(key, 0)
+        return used if self.prior is None else used + self.prior.quota_used(key)
 
     def spends(self, jti: str) -> bool:
-        p: Pending | None = self
-        while p is not None:
-            if jti in p.jtis:
-                return True
-            p = p.prior
-        return False
+        return jti in self.jtis or (self.prior is not None and self.prior.spends(jti))
 
     def activity_of(self, user_id: str, minute: int) -> tuple[int, int]:
         """(actions, points) the chain counted for the user in `minute`."""
-        n = points = 0
-        p: Pending | None = self
-        while p is not None:
-            hit = p.activity.get(user_id)
-            if hit is not None and hit[0] == minute:
-                n, points = n + hit[1], points + hit[2]
-            p = p.prior
+        hit = self.activity.get(user_id)
+        n, points = (hit[1], hit[2]) if hit is not None and hit[0] == minute else (0, 0)
+        if self.prior is not None:
+            before = self.prior.activity_of(user_id, minute)
+            n, points = n + before[0], points + before[1]
         return n, points
