@@ -404,8 +404,11 @@ class Writer:
         try:
             if isinstance(exc, DuplicateAction | DuplicateProof) and not head.retried:
                 if isinstance(exc, DuplicateAction):
-                    # Keys older than the memory window: learn them from the log.
-                    for r in await self.store.find_actions(exc.keys):
+                    # Keys older than the memory window: learn them from the log, and
+                    # every other key of the group too, so that learning one does not
+                    # push out another the group needs.
+                    keys = [*exc.keys, *(k for c, _ in head.items if (k := c.idempotency_key))]
+                    for r in await self.store.find_actions(keys):
                         self.engine.remember(r)
                 else:  # the database's guard caught a spent proof memory had forgotten
                     for jti in exc.jtis:
