@@ -32,7 +32,9 @@ def free_port() -> int:
 async def server_process(data_dir: Path, database_url: str, port: int
                          ) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
-           "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0", "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0"}
+           "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0", "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
+           # Several groups in flight when the kill lands: decided, committing, waiting.
+           "SCOREBOARD_WRITER__PIPELINE_DEPTH": "4"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "run.py"), "--http-port", str(port),
         "--ws-port", str(free_port()), "--data-dir", str(data_dir),
