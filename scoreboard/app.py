@@ -131,7 +131,7 @@ class Service:
         )
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
-            retry_seconds=w.retry_seconds,
+            retry_seconds=w.retry_seconds, pipeline_depth=w.pipeline_depth,
         )
         metrics = Metrics()
         a = settings.auth

@@ -41,8 +41,10 @@ class AbuseMonitor:
         minute = int(now // 60)
         entry = self._activity.get(user_id)
         count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
-        n, p = pending.activity.get(user_id, (0, 0))
-        pending.activity[user_id] = (n + 1, p + points)
+        n, p = pending.activity_of(user_id, minute)  # earlier in this group or chain
+        own = pending.activity.get(user_id)
+        own_n, own_p = (own[1], own[2]) if own is not None and own[0] == minute else (0, 0)
+        pending.activity[user_id] = (minute, own_n + 1, own_p + points)
         count, total = count + n + 1, total + p + points
         limits = self.limits
         if limits.actions_per_minute and count > limits.actions_per_minute:

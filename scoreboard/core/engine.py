@@ -122,13 +122,13 @@ class Engine:
         return ranking
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int:
-        hit = pending.scores.get((board, user_id))
+        hit = pending.score((board, user_id))
         if hit is not None:
             return hit[0]
         return self.boards[board].score(user_id) or 0
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
-        row = pending.users.get(user_id)
+        row = pending.user(user_id)
         if row is not None:
             return row
         return UserRow(
@@ -162,7 +162,7 @@ class Engine:
             None if proof is None else proof.jti, None if proof is None else proof.exp,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
         if proof is not None:
@@ -186,7 +186,7 @@ class Engine:
                               reason=f"automatic: {reason}")
 
     def _known(self, user_id: str, pending: Pending) -> bool:
-        return user_id in self.names or user_id in pending.users or any(
+        return user_id in self.names or pending.user(user_id) is not None or any(
             user_id in b for b in self.boards.values()
         )
 
@@ -222,7 +222,7 @@ class Engine:
             client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         return record
 
     @staticmethod
@@ -231,8 +231,7 @@ class Engine:
             raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
         return score
 
-    @staticmethod
-    def _add_score(pending: Pending, record: ScoreRecord, user: UserRow) -> None:
+    def _add_score(self, pending: Pending, record: ScoreRecord, user: UserRow) -> None:
         """Add a decided score change (at `pending.next_seq`) to the batch; `user` as
         `_user` gives it: the decision already looked it up."""
         user_id, display_name = record.user_id, record.display_name
@@ -241,8 +240,20 @@ class Engine:
         pending.scores[(record.board, user_id)] = (record.new_score, record.seq)
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
-        elif user_id not in pending.users and user.display_name is None:
+        elif display_name is None and self._has_no_row(user, pending):
             pending.users[user_id] = user  # every scoring user has a row, named or not
+
+    def _has_no_row(self, user: UserRow, pending: Pending) -> bool:
+        """Whether the user may have no row in the log's users table yet: a user who
+        scored, has a name or any standing has one (a row written again is harmless;
+        one skipped is not, so this errs towards True)."""
+        if user.display_name is not None or user.frozen or user.hidden or user.flag \
+                or user.tokens_revoked_at is not None:
+            return False
+        user_id = user.user_id
+        return pending.user(user_id) is None and not any(
+            user_id in b for b in self.boards.values()
+        )
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -270,8 +281,12 @@ class Engine:
         return self._user_record(pending, at, user._replace(tokens_revoked_at=at),
                                  RevokeTokensRecord, actor=cmd.actor, reason=cmd.reason)
 
-    def new_pending(self) -> Pending:
-        return Pending(next_seq=self.last_seq + 1)
+    def new_pending(self, after: Pending | None = None) -> Pending:
+        """A group decided on the committed state, or on top of `after`: a group that
+        is decided but not committed yet (see `Pending`)."""
+        if after is None:
+            return Pending(next_seq=self.last_seq + 1)
+        return after.then()
 
     def batch(self, pending: Pending) -> CommitBatch:
         """What one transaction must write for the pending changes."""

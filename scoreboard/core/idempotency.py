@@ -77,13 +77,11 @@ class IdempotencyKeys:
         raises `IdempotencyConflict` when it is known with another payload."""
         key = (cmd.user_id, cmd.client_action_id)
         fp = command_fingerprint(cmd)
-        known = pending.keys.get(key)
+        known = pending.key(key)
         if known is not None:
-            if known != fp:
+            if known[0] != fp:
                 raise _conflict()
-            seq = next(r.seq for r in pending.records if isinstance(r, ScoreRecord)
-                       and r.client_action_id == key[1] and r.user_id == key[0])
-            return Replay(seq)
+            return Replay(known[1])
         entry = self._entries.get(key)
         if entry is not None:
             if entry[1] != fp:
@@ -92,9 +90,10 @@ class IdempotencyKeys:
         return None
 
     @staticmethod
-    def hold(cmd: SubmitAction | AdjustScore, pending: Pending) -> None:
-        """The command was accepted into the batch: later copies of it replay it."""
-        pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
+    def hold(cmd: SubmitAction | AdjustScore, seq: int, pending: Pending) -> None:
+        """The command was accepted into the group as record `seq`: later copies of it
+        replay that record."""
+        pending.keys[(cmd.user_id, cmd.client_action_id)] = (command_fingerprint(cmd), seq)
 
     def remember(self, r: LogRecord) -> None:
         if not isinstance(r, ScoreRecord):

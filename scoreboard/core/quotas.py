@@ -34,7 +34,7 @@ class QuotaWindows:
         """Raise `QuotaExceeded` when one more action would pass the limit."""
         key = (user_id, action_type)
         hits = self._prune(key, now - quota.window)
-        used = len(hits) + pending.quota_hits.get(key, 0)
+        used = len(hits) + pending.quota_used(key)
         if used >= quota.limit:
             oldest = hits[0] if hits else now
             raise errors.QuotaExceeded(

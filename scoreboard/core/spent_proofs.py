@@ -41,7 +41,7 @@ class SpentProofs:
             raise errors.ProofInvalid("the proof was issued for another user or action")
         if proof.exp < now:
             raise errors.ProofInvalid("the proof has expired")
-        if proof.jti in self._expiry or proof.jti in pending.jtis:
+        if proof.jti in self._expiry or pending.spends(proof.jti):
             raise errors.ProofReused("this proof was already used")
         return proof
 

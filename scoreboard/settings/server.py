@@ -57,6 +57,9 @@ class WriterSettings(Section, frozen=True):
     retry_seconds: Annotated[float, key(
         "A failed commit is retried for this long while requests wait, then answered 503.",
         ge=0, le=3600)] = 5.0
+    pipeline_depth: Annotated[int, key(
+        "Groups decided but not yet committed and answered, at most: while one commits, "
+        "the next is decided on top of it (1: one group at a time).", ge=1, le=16)] = 2
     idempotency_retention_seconds: Annotated[float, key(
         "How long an Idempotency-Key is remembered.", ge=1, le=366 * 86400)] = 3600.0
     idempotency_max_keys: Annotated[int, key("Idempotency keys remembered at most.",

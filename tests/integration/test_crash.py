@@ -37,6 +37,8 @@ async def server_process(data_dir: Path, database_url: str, port: int,
     """`startup` gets the lines the server logged until it served."""
     env = {**os.environ, "SCOREBOARD_JWT_SECRET": SECRET,
            "SCOREBOARD_LIMITS__USER_PER_MINUTE": "0", "SCOREBOARD_LIMITS__IP_PER_MINUTE": "0",
+           # Several groups in flight when the kill lands: decided, committing, waiting.
+           "SCOREBOARD_WRITER__PIPELINE_DEPTH": "4",
            **(extra_env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "run.py"), "--http-port", str(port),

@@ -72,6 +72,11 @@ def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> 
 # the notification is delivered exactly when the records become visible.
 LOG_CHANNEL = "scoreboard_log"
 
+# A user row equal to the stored one is not updated (no new row version to write).
+_USERS_CHANGED = " WHERE ({}) IS DISTINCT FROM ({})".format(
+    ", ".join(f"users.{c}" for c in schema.USERS.column_names[1:]),
+    ", ".join(f"excluded.{c}" for c in schema.USERS.column_names[1:]),
+)
 # The records, then the rows they change (upserted), as one statement; its parameters
 # are the three tables' columns in order (`_append_args`).
 _SCORES_FIRST = 1 + len(schema.ACTION_LOG.columns)
@@ -79,7 +84,7 @@ _USERS_FIRST = _SCORES_FIRST + len(schema.BOARD_SCORES.columns)
 _APPEND = f"""WITH
     records AS ({_insert_arrays(schema.ACTION_LOG, 1)}),
     scores AS ({_insert_arrays(schema.BOARD_SCORES, _SCORES_FIRST, upsert=True)}),
-    users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)})
+    users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)}{_USERS_CHANGED})
 SELECT pg_notify('{LOG_CHANNEL}',
     (SELECT max(s::bigint) FROM json_array_elements_text($1::json) AS s)::text)"""
 _FIND_ACTIONS = f"""SELECT {", ".join(f"a.{c}" for c in schema.RECORD_COLUMNS)}
