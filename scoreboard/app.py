@@ -65,7 +65,9 @@ from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
 from scoreboard.storage import PostgresLog, gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
+from scoreboard.storage.snapshots import replay, restore_newest
 from scoreboard.writer.actor import Submitter, Writer
+from scoreboard.writer.snapshots import Snapshotter
 from scoreboard.ws.server import LiveServer
 
 log = logging.getLogger("scoreboard.app")
@@ -77,6 +79,7 @@ DEMO_TASK = "demo"
 NATS_TASK = "nats-publisher"
 KEYS_TASK = "provider-keys"
 LOCK_TASK = "writer-lock"
+SNAPSHOT_TASK = "snapshots"
 LOCK_CHECK_SECONDS = 1.0
 
 
@@ -106,6 +109,7 @@ class Service:
     _stack: AsyncExitStack | None = None
     _ready_checked: tuple[float, bool] = (0.0, False)
     node: Node | None = None  # PostgreSQL with several processes (SPEC §8)
+    snapshots: Snapshotter | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -127,7 +131,7 @@ class Service:
         )
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
-            retry_seconds=w.retry_seconds,
+            retry_seconds=w.retry_seconds, pipeline_depth=w.pipeline_depth,
         )
         metrics = Metrics()
         a = settings.auth
@@ -156,6 +160,9 @@ class Service:
         live = LiveServer(settings, bearer, views, metrics, ids, addresses=addresses,
                           budget=budget)
 
+        snapshots = Snapshotter(engine, store, every_records=w.snapshot_every_records,
+                                every_seconds=w.snapshot_seconds)
+        writer.listeners.append(snapshots.on_commit)
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
@@ -187,7 +194,7 @@ class Service:
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
                       app=app, edge=Edge(settings.edge, budget, metrics, ids), feed=feed,
-                      node=node, keys=keys)
+                      node=node, keys=keys, snapshots=snapshots)
         if settings.events.nats.url:
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
@@ -242,16 +249,28 @@ class Service:
             w.idempotency_retention_seconds, self.settings.rules.longest_window
         )
         with gc_paused():
-            restore = Restore(self.engine)
-            await self.store.load(since=horizon, into=restore)
-            counts = restore.score_rows, restore.recent_records, self.engine.last_seq
+            # The newest good snapshot and the log after it; without one, the rows.
+            snapshot_seq = await restore_newest(self.store, self.engine)
+            if snapshot_seq is None:
+                restore = Restore(self.engine)
+                await self.store.load(since=horizon, into=restore)
+                counts = restore.score_rows, restore.recent_records, self.engine.last_seq
+            else:
+                replayed = await replay(self.store, self.engine)
+                if self.snapshots is not None:
+                    self.snapshots.saved_seq = snapshot_seq
         # Millions of long-lived objects now exist; keep later collections from
         # rescanning them all (a full pass over 1M users would stall the loop).
         gc.freeze()
         elapsed = time.perf_counter() - started
         self.metrics.recovery_seconds.set(elapsed)
-        log.info("recovered %d users, %d recent records, last seq %d in %.3f s",
-                 *counts, elapsed)
+        if snapshot_seq is None:
+            log.info("recovered %d users, %d recent records, last seq %d in %.3f s",
+                     *counts, elapsed)
+        else:
+            log.info("recovered from the snapshot at seq %d and %d records after it, "
+                     "last seq %d in %.3f s", snapshot_seq, replayed, self.engine.last_seq,
+                     elapsed)
         return elapsed
 
     async def start(self) -> None:
@@ -271,6 +290,7 @@ class Service:
                 stack.push_async_callback(self.tasks.stop, NATS_TASK)
             if self.node is None or self.node.is_writer:
                 self._start_writing()
+            stack.push_async_callback(self._final_snapshot)  # after the drain, if a writer
             stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
             stack.push_async_callback(self.tasks.stop, LOCK_TASK)  # nothing if never run
             if self.node is not None:
@@ -325,6 +345,8 @@ class Service:
         writer whose lock session was ended fences and exits (non-zero, as after a
         failed write) while idle, instead of on its next write."""
         self.tasks.start(WRITER_TASK, self.writer.run())
+        if self.snapshots is not None:
+            self.tasks.start(SNAPSHOT_TASK, self.snapshots.run())
         if isinstance(self.store, PostgresLog):
             self.tasks.start(LOCK_TASK, self.store.watch_lock(LOCK_CHECK_SECONDS))
 
@@ -332,6 +354,18 @@ class Service:
         self.tasks.expect_end(WRITER_TASK)
         self.writer.stop()
         await self.tasks.join(WRITER_TASK)
+
+    async def _final_snapshot(self) -> None:
+        """A clean shutdown of a writer leaves a snapshot of its last seq; one whose
+        writer died does not (its state may not be the log's)."""
+        snapshots = self.snapshots
+        if snapshots is None or self.tasks.task(SNAPSHOT_TASK) is None:
+            return
+        self.tasks.expect_end(SNAPSHOT_TASK)
+        snapshots.stop()
+        await self.tasks.join(SNAPSHOT_TASK)
+        if not self.tasks.failed:
+            await snapshots.final()
 
     @property
     def ws_port(self) -> int:

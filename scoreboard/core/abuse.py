@@ -10,6 +10,8 @@ forgets every user whose last counted minute is over.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from scoreboard.core.pending import Pending
 from scoreboard.core.records import ActionRecord, LogRecord
@@ -39,8 +41,10 @@ class AbuseMonitor:
         minute = int(now // 60)
         entry = self._activity.get(user_id)
         count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
-        n, p = pending.activity.get(user_id, (0, 0))
-        pending.activity[user_id] = (n + 1, p + points)
+        n, p = pending.activity_of(user_id, minute)  # earlier in this group or chain
+        own = pending.activity.get(user_id)
+        own_n, own_p = (own[1], own[2]) if own is not None and own[0] == minute else (0, 0)
+        pending.activity[user_id] = (minute, own_n + 1, own_p + points)
         count, total = count + n + 1, total + p + points
         limits = self.limits
         if limits.actions_per_minute and count > limits.actions_per_minute:
@@ -73,3 +77,9 @@ class AbuseMonitor:
     def digest(self) -> list[tuple[str, list[int]]]:
         """The counters in memory, in order (tests: a replay must count the same)."""
         return [(user_id, list(entry)) for user_id, entry in self._activity.items()]
+
+    export = digest  # the same plain values make a snapshot
+
+    def load(self, activity: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave, into an empty memory."""
+        self._activity = OrderedDict((user_id, list(entry)) for user_id, entry in activity)

@@ -34,7 +34,7 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
 from scoreboard.core.names import Names
-from scoreboard.core.pending import Pending
+from scoreboard.core.pending import ROLLED, Pending
 from scoreboard.core.periods import Period, next_id
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
@@ -142,15 +142,15 @@ class Engine:
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
         """The user's score on the board's current period, None when they have none."""
-        hit = pending.scores.get((board, user_id))
+        hit = pending.score((board, user_id))
+        if hit is ROLLED:  # the period closed in a pending group: a fresh board
+            return None
         if hit is not None:
             return hit[0]
-        if board in pending.rolled:  # the period closed in this batch: a fresh board
-            return None
         return self.boards[board].score(user_id)
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
-        row = pending.users.get(user_id)
+        row = pending.user(user_id)
         if row is not None:
             return row
         return UserRow(
@@ -200,7 +200,7 @@ class Engine:
             None if proof is None else proof.jti, None if proof is None else proof.exp, also,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
         if proof is not None:
@@ -224,7 +224,7 @@ class Engine:
                               reason=f"automatic: {reason}")
 
     def _known(self, user_id: str, pending: Pending) -> bool:
-        return user_id in self.names or user_id in pending.users or any(
+        return user_id in self.names or pending.user(user_id) is not None or any(
             user_id in b for b in self.boards.values()
         )
 
@@ -261,7 +261,7 @@ class Engine:
             client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, pending)
+        self.keys.hold(cmd, record.seq, pending)
         return record
 
     def _check_open(self, board: str, now: float) -> None:
@@ -302,8 +302,20 @@ class Engine:
         pending.records.append(record)
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
-        elif user_id not in pending.users and user.display_name is None:
+        elif display_name is None and self._has_no_row(user, pending):
             pending.users[user_id] = user  # every scoring user has a row, named or not
+
+    def _has_no_row(self, user: UserRow, pending: Pending) -> bool:
+        """Whether the user may have no row in the log's users table yet: a user who
+        scored, has a name or any standing has one (a row written again is harmless;
+        one skipped is not, so this errs towards True)."""
+        if user.display_name is not None or user.frozen or user.hidden or user.flag \
+                or user.tokens_revoked_at is not None:
+            return False
+        user_id = user.user_id
+        return pending.user(user_id) is None and not any(
+            user_id in b for b in self.boards.values()
+        )
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -338,7 +350,7 @@ class Engine:
         each batch, so the batch's actions belong to the period current at its commit."""
         closed = []
         for board, period in self.periods.items():
-            if period is not None and now >= period.ends_at and board not in pending.rolled:
+            if period is not None and now >= period.ends_at and not pending.has_rolled(board):
                 closed.append(self._close(board, period, self.defs[board].period_at(now),
                                           now, pending))
         return closed
@@ -370,7 +382,7 @@ class Engine:
         d = self.defs.get(cmd.board)
         if d is None:
             raise errors.NotFound(f"no board {cmd.board!r}")
-        if cmd.board in pending.rolled or cmd.board in self.ended:
+        if pending.has_rolled(cmd.board) or cmd.board in self.ended:
             raise errors.BoardClosed(f"the board {cmd.board!r} has no open period to reset")
         period = self.periods.get(cmd.board) or d.period_at(now) or Period("all", 0.0, now)
         scheduled = d.period_at(now)
@@ -386,8 +398,13 @@ class Engine:
         closed, self.closed = self.closed, []
         return closed
 
-    def new_pending(self) -> Pending:
-        return Pending(next_seq=self.last_seq + 1)
+
+    def new_pending(self, after: Pending | None = None) -> Pending:
+        """A group decided on the committed state, or on top of `after`: a group that
+        is decided but not committed yet (see `Pending`)."""
+        if after is None:
+            return Pending(next_seq=self.last_seq + 1)
+        return after.then()
 
     def batch(self, pending: Pending) -> CommitBatch:
         """What one transaction must write for the pending changes."""

@@ -10,8 +10,9 @@ it back with `remember`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -32,9 +33,10 @@ class Replay:
 
 
 def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
-    """What must match for a repeated key to count as the same request."""
-    body = orjson.dumps(extra, option=orjson.OPT_SORT_KEYS) if extra else b""
-    return hash((kind, board, what, body))
+    """What must match for a repeated key to count as the same request: 64 bits of a
+    digest, the same in every process (a snapshot carries them to the next one)."""
+    body = orjson.dumps([kind, board, what, extra or None], option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(blake2b(body, digest_size=8).digest())
 
 
 def record_fingerprint(r: ScoreRecord) -> int:
@@ -75,13 +77,11 @@ class IdempotencyKeys:
         raises `IdempotencyConflict` when it is known with another payload."""
         key = (cmd.user_id, cmd.client_action_id)
         fp = command_fingerprint(cmd)
-        known = pending.keys.get(key)
+        known = pending.key(key)
         if known is not None:
-            if known != fp:
+            if known[0] != fp:
                 raise _conflict()
-            seq = next(r.seq for r in pending.records if isinstance(r, ScoreRecord)
-                       and r.client_action_id == key[1] and r.user_id == key[0])
-            return Replay(seq)
+            return Replay(known[1])
         entry = self._entries.get(key)
         if entry is not None:
             if entry[1] != fp:
@@ -90,9 +90,10 @@ class IdempotencyKeys:
         return None
 
     @staticmethod
-    def hold(cmd: SubmitAction | AdjustScore, pending: Pending) -> None:
-        """The command was accepted into the batch: later copies of it replay it."""
-        pending.keys[(cmd.user_id, cmd.client_action_id)] = command_fingerprint(cmd)
+    def hold(cmd: SubmitAction | AdjustScore, seq: int, pending: Pending) -> None:
+        """The command was accepted into the group as record `seq`: later copies of it
+        replay that record."""
+        pending.keys[(cmd.user_id, cmd.client_action_id)] = (command_fingerprint(cmd), seq)
 
     def remember(self, r: LogRecord) -> None:
         if not isinstance(r, ScoreRecord):
@@ -116,3 +117,13 @@ class IdempotencyKeys:
     def digest(self) -> list[tuple[Key, tuple[int, int, float]]]:
         """The keys in memory, in order (tests: a replay must remember the same)."""
         return list(self._entries.items())
+
+    export = digest  # the same plain values make a snapshot (fingerprints are stable)
+
+    def load(self, entries: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave (into an empty memory); the newest `max_keys`."""
+        self._entries = OrderedDict(
+            ((user, cid), (seq, fp, at)) for (user, cid), (seq, fp, at) in entries
+        )
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)

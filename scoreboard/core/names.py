@@ -90,6 +90,16 @@ class Names(MutableMapping[str, str]):
                 by_slot[slot] = name
         self._count += added
 
+    def export(self) -> tuple[list[str | None], dict[str, str]]:
+        """Copies for a snapshot: the names by the ranking's slot, and the others."""
+        return list(self._by_slot), dict(self._others)
+
+    def restore(self, by_slot: list[str | None], others: dict[str, str]) -> None:
+        """Into an empty `Names`, after its ranking was restored: what `export` gave."""
+        assert not self._count, "restore() is for empty names"
+        self._by_slot, self._others = by_slot, others
+        self._count = len(by_slot) - by_slot.count(None) + len(others)
+
     def __delitem__(self, user_id: str) -> None:
         slot = self._slot_of(user_id)
         if slot is not None and slot < len(self._by_slot) and self._by_slot[slot] is not None:

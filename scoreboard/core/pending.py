@@ -1,9 +1,15 @@
-"""The batch being decided: changes accepted but not yet committed.
+"""A group being decided: changes accepted but not yet committed.
 
 `Engine.decide` checks each command against the committed state plus this, so that two
-commands of one batch see each other (the second copy of a key is a replay, the quota
+commands of one group see each other (the second copy of a key is a replay, the quota
 counts both). Nothing here is visible to readers; after the commit `Engine.apply` makes
 the records part of the state and the `Pending` is dropped.
+
+Groups may be decided while earlier ones are still committing (the writer's pipeline):
+such a group's `prior` is the one decided before it, and every look-up here sees the
+whole chain, newest first, as if the earlier groups were committed already. When the
+oldest group commits and is applied, the next one is `detach`ed: what it saw in the
+chain is committed state from then on, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -12,18 +18,71 @@ from dataclasses import dataclass, field
 
 from scoreboard.core.records import LogRecord, UserRow
 
+ROLLED = (0, -1)  # `Pending.score`: the board's period closed in the chain
+
 
 @dataclass(slots=True)
 class Pending:
     next_seq: int
+    prior: Pending | None = None  # the group decided before this one, not yet committed
     records: list[LogRecord] = field(default_factory=list)
     scores: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     users: dict[str, UserRow] = field(default_factory=dict)
-    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # key → fingerprint
+    keys: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # → (fp, seq)
     quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
     jtis: set[str] = field(default_factory=set)
-    activity: dict[str, tuple[int, int]] = field(default_factory=dict)  # user → (n, points)
+    # user → (minute, actions, points) counted by this group
+    activity: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     rolled: set[str] = field(default_factory=set)  # boards whose period closed in this batch
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def then(self) -> Pending:
+        """A new group decided on top of this one (which is not committed yet)."""
+        return Pending(next_seq=self.next_seq, prior=self)
+
+    def detach(self) -> None:
+        """The group before this one was committed and applied: stop looking at it."""
+        self.prior = None
+
+    # Each look-up asks this group first, then the ones before it, newest first.
+
+    def score(self, key: tuple[str, str]) -> tuple[int, int] | None:
+        """(score, seq) of (board, user), or `ROLLED` when a group of the chain closed
+        the board's period after any score it holds (a period closes first in a group)."""
+        hit = self.scores.get(key)
+        if hit is not None:
+            return hit
+        if key[0] in self.rolled:
+            return ROLLED
+        return None if self.prior is None else self.prior.score(key)
+
+    def has_rolled(self, board: str) -> bool:
+        """Whether a group of the chain closed the board's period."""
+        return board in self.rolled or (self.prior is not None and self.prior.has_rolled(board))
+
+    def user(self, user_id: str) -> UserRow | None:
+        row = self.users.get(user_id)
+        return row if row is not None or self.prior is None else self.prior.user(user_id)
+
+    def key(self, key: tuple[str, str]) -> tuple[int, int] | None:
+        """(fingerprint, seq) of the record a pending command with this key wrote."""
+        hit = self.keys.get(key)
+        return hit if hit is not None or self.prior is None else self.prior.key(key)
+
+    def quota_used(self, key: tuple[str, str]) -> int:
+        used = self.quota_hits.get(key, 0)
+        return used if self.prior is None else used + self.prior.quota_used(key)
+
+    def spends(self, jti: str) -> bool:
+        return jti in self.jtis or (self.prior is not None and self.prior.spends(jti))
+
+    def activity_of(self, user_id: str, minute: int) -> tuple[int, int]:
+        """(actions, points) the chain counted for the user in `minute`."""
+        hit = self.activity.get(user_id)
+        n, points = (hit[1], hit[2]) if hit is not None and hit[0] == minute else (0, 0)
+        if self.prior is not None:
+            before = self.prior.activity_of(user_id, minute)
+            n, points = n + before[0], points + before[1]
+        return n, points

@@ -8,6 +8,8 @@ action type in time order, so forgetting closed windows costs only what has laps
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.pending import Pending
@@ -32,7 +34,7 @@ class QuotaWindows:
         """Raise `QuotaExceeded` when one more action would pass the limit."""
         key = (user_id, action_type)
         hits = self._prune(key, now - quota.window)
-        used = len(hits) + pending.quota_hits.get(key, 0)
+        used = len(hits) + pending.quota_used(key)
         if used >= quota.limit:
             oldest = hits[0] if hits else now
             raise errors.QuotaExceeded(
@@ -75,3 +77,14 @@ class QuotaWindows:
     def digest(self) -> dict[Key, list[float]]:
         """The hits in memory (tests: a replay must count the same)."""
         return {key: list(hits) for key, hits in self._hits.items()}
+
+    def export(self) -> tuple[list[tuple[str, str, list[float]]],
+                              list[tuple[str, list[tuple[float, str]]]]]:
+        """The hits and their time order, as plain values (a snapshot)."""
+        hits = [(user, action, list(times)) for (user, action), times in self._hits.items()]
+        return hits, [(action, list(order)) for action, order in self._order.items()]
+
+    def load(self, hits: Iterable[Sequence[Any]], order: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave, into an empty memory."""
+        self._hits = {(user, action): deque(times) for user, action, times in hits}
+        self._order = {action: deque((t, user) for t, user in pairs) for action, pairs in order}

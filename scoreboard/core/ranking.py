@@ -152,6 +152,43 @@ class Ranking:
         """The better of two scores in this board's order."""
         return min(a, b) if self.ascending else max(a, b)
 
+    def export(self) -> tuple[list[str], list[int], list[int]]:
+        """Copies for a snapshot, cheap enough for the loop (immutable items, C-speed
+        copies): the users by slot, their keys by slot (`_key_of` is filled in slot
+        order and never loses a user) and the ranked keys in order. `columns` turns
+        them into plain values, away from the loop."""
+        return list(self._users), list(self._key_of.values()), list(self._order)
+
+    @staticmethod
+    def columns(keys: list[int], ranked: list[int], ascending: bool = False
+                ) -> tuple[list[int], list[int], list[int]]:
+        """`export`'s keys as scores and reached seqs by slot, and the ranked slots in
+        order (so a restore needs no sort); `ascending`: the keys are of such a board."""
+        scores = ([(k >> (SEQ_BITS + SLOT_BITS)) - SCORE_CEIL for k in keys] if ascending
+                  else [key_score(k) for k in keys])
+        return scores, [key_seq(k) for k in keys], [k & SLOT_MASK for k in ranked]
+
+    def restore(self, users: list[str], scores: Sequence[int], seqs: Sequence[int],
+                ranked: Sequence[int], version: int) -> None:
+        """Into an empty ranking: what `export` and `columns` gave. `frozen` must be set
+        first; the users it names are the ones left out of `ranked`."""
+        assert not self._key_of, "restore() is for an empty ranking"
+        if not len(users) == len(scores) == len(seqs):
+            raise ValueError(f"board {self.board!r}: columns of different lengths")
+        key = self._key
+        keys = [key(score, seq, slot)
+                for slot, score, seq in zip(range(len(users)), scores, seqs, strict=True)]
+        key_of = dict(zip(users, keys, strict=True))
+        if len(key_of) != len(users):
+            raise ValueError(f"board {self.board!r}: a user twice")
+        on_board = len(users) - sum(1 for u in self.frozen if u in key_of)
+        if len(ranked) != on_board:
+            raise ValueError(f"board {self.board!r}: {len(ranked)} ranked of {on_board}")
+        self._users, self._key_of = users, key_of
+        # Already in order: the sort inside SortedList only checks it (one pass).
+        self._order = SortedList([keys[slot] for slot in ranked])
+        self.version = version
+
     # -- queries -------------------------------------------------------------------------
 
     def __contains__(self, user_id: object) -> bool:
@@ -160,6 +197,11 @@ class Ranking:
     def __len__(self) -> int:
         """Users on the board (frozen users are not)."""
         return len(self._order)
+
+    @property
+    def slots(self) -> int:
+        """Users who ever joined the board, the frozen too: the slots in use."""
+        return len(self._users)
 
     def canonical_id(self, user_id: str) -> str | None:
         """The string object this ranking holds for `user_id` (None when not on the

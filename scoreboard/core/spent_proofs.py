@@ -10,6 +10,8 @@ log's unique index on the proof id is the final guard behind this memory.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.commands import ProofClaims, SubmitAction
@@ -39,7 +41,7 @@ class SpentProofs:
             raise errors.ProofInvalid("the proof was issued for another user or action")
         if proof.exp < now:
             raise errors.ProofInvalid("the proof has expired")
-        if proof.jti in self._expiry or proof.jti in pending.jtis:
+        if proof.jti in self._expiry or pending.spends(proof.jti):
             raise errors.ProofReused("this proof was already used")
         return proof
 
@@ -67,3 +69,9 @@ class SpentProofs:
     def digest(self) -> list[tuple[str, float]]:
         """The spent proofs in memory, in order (tests: a replay must hold the same)."""
         return list(self._expiry.items())
+
+    export = digest  # the same plain values make a snapshot
+
+    def load(self, spent: Iterable[Sequence[Any]]) -> None:
+        """Take back what `export` gave, into an empty memory."""
+        self._expiry = OrderedDict((jti, exp) for jti, exp in spent)

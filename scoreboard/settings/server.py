@@ -57,10 +57,19 @@ class WriterSettings(Section, frozen=True):
     retry_seconds: Annotated[float, key(
         "A failed commit is retried for this long while requests wait, then answered 503.",
         ge=0, le=3600)] = 5.0
+    pipeline_depth: Annotated[int, key(
+        "Groups decided but not yet committed and answered, at most: while one commits, "
+        "the next is decided on top of it (1: one group at a time).", ge=1, le=16)] = 2
     idempotency_retention_seconds: Annotated[float, key(
         "How long an Idempotency-Key is remembered.", ge=1, le=366 * 86400)] = 3600.0
     idempotency_max_keys: Annotated[int, key("Idempotency keys remembered at most.",
                                              ge=1, le=100_000_000)] = 200000
+    snapshot_every_records: Annotated[int, key(
+        "A snapshot of the state after this many records, so a restart replays only the log "
+        "after it (0: not by count).", ge=0, le=1_000_000_000)] = 200000
+    snapshot_seconds: Annotated[float, key(
+        "A snapshot at most this many seconds after the last one, when records came in "
+        "(0: not by time). A clean shutdown always writes one.", ge=0, le=7 * 86400)] = 300.0
 
 
 class LimitSettings(Section, frozen=True):

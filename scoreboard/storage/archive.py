@@ -4,7 +4,8 @@
 `ArchivedPeriod` (in `base`) is a row of `periods` (with its top 3 when read);
 `ArchiveRow` a row of `archive`, one per user who stood in the period's final
 standings. Rows are inserted or ignored by (board, period, user): writing a chunk
-twice (after a crash) changes nothing, so the archiver may always start a period again from its first row.
+twice (after a crash) changes nothing, so the archiver may always start a period
+again from its first row.
 """
 
 from __future__ import annotations

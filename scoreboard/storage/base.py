@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
@@ -69,6 +70,29 @@ class ArchivedPeriod(NamedTuple):
     closed_seq: int  # the seq of its period_closed record
     complete: bool  # every row of its standings is stored
     top: tuple[ArchiveRow, ...] = ()  # the first three, when read with `periods`
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A stored snapshot without its body."""
+
+    seq: int  # the last record the image reflects
+    created_at: float
+    format: str
+    checksum: str
+    size: int  # bytes of the body
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A snapshot as the store keeps it (`scoreboard.storage.snapshots` makes and reads
+    the body; the store only keeps it)."""
+
+    seq: int
+    created_at: float
+    format: str
+    checksum: str
+    body: bytes
 
 
 class ActionLog(abc.ABC):
@@ -158,3 +182,19 @@ class ActionLog(abc.ABC):
                       ) -> list[ArchivedPeriod]:
         """The board's archived (complete) periods closed before the period `before`
         (None: all), newest first, at most `limit`, each with its top 3."""
+
+
+    # -- snapshots (not part of the log: a copy of the state at one seq) ---------------
+
+    @abc.abstractmethod
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        """Store a snapshot (replacing one of the same seq), then delete all but the
+        newest `keep`. Raises `StoreUnavailable`; a snapshot half written is never seen."""
+
+    @abc.abstractmethod
+    async def snapshots(self) -> list[SnapshotInfo]:
+        """The stored snapshots, newest (highest seq) first."""
+
+    @abc.abstractmethod
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        """One stored snapshot with its body; None when there is none of that seq."""

@@ -14,7 +14,14 @@ from collections.abc import AsyncGenerator, Sequence
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
 from scoreboard.storage.archive import TOP
-from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveRow, StoreUnavailable
+from scoreboard.storage.base import (
+    ActionLog,
+    ArchivedPeriod,
+    ArchiveRow,
+    SnapshotInfo,
+    StoredSnapshot,
+    StoreUnavailable,
+)
 from scoreboard.storage.rows import (
     INT64_MAX,
     PreparedBatch,
@@ -41,6 +48,7 @@ class MemoryLog(ActionLog):
         self._users: dict[str, UserRow] = {}
         self._periods: dict[tuple[str, str], ArchivedPeriod] = {}
         self._archive: dict[tuple[str, str], dict[str, ArchiveRow]] = {}
+        self._snapshots: dict[int, StoredSnapshot] = {}
         self._failures_left = 0
         self._fail_after_commit = False
 
@@ -175,6 +183,23 @@ class MemoryLog(ActionLog):
                        key=lambda p: -p.closed_seq)[:max(limit, 0)]
         return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
                 for p in found]
+
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        self._require_open()
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        self._snapshots[snapshot.seq] = snapshot
+        for seq in sorted(self._snapshots, reverse=True)[keep:]:
+            del self._snapshots[seq]
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        self._require_open()
+        return [SnapshotInfo(s.seq, s.created_at, s.format, s.checksum, len(s.body))
+                for s in sorted(self._snapshots.values(), key=lambda s: -s.seq)]
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        self._require_open()
+        return self._snapshots.get(seq)
 
     # -- internals --------------------------------------------------------------------
 

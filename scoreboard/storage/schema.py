@@ -15,7 +15,7 @@ from enum import Enum
 
 from scoreboard.storage.base import StoreUnavailable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class ColumnType(Enum):
@@ -24,6 +24,7 @@ class ColumnType(Enum):
     TEXT = "UTF-8 text"
     JSON = "JSON text"
     BOOL = "a boolean"
+    BYTES = "a byte string"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Table:
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
+    since: int = 1  # the schema version that added it
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -62,15 +64,18 @@ class Dialect:
         return ["?"] * count
 
 
-INT, REAL, TEXT, JSON, BOOL = (
-    ColumnType.INT, ColumnType.REAL, ColumnType.TEXT, ColumnType.JSON, ColumnType.BOOL
+INT, REAL, TEXT, JSON, BOOL, BYTES = (
+    ColumnType.INT, ColumnType.REAL, ColumnType.TEXT, ColumnType.JSON, ColumnType.BOOL,
+    ColumnType.BYTES,
 )
 SQLITE = Dialect(
-    {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER"},
+    {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER",
+     BYTES: "BLOB"},
     numbered_params=False,
 )
 POSTGRES = Dialect(
-    {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN"},
+    {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN",
+     BYTES: "BYTEA"},
     numbered_params=True,
 )
 
@@ -87,7 +92,7 @@ ACTION_LOG = Table("action_log", (
     Column("actor", TEXT), Column("reason", TEXT),
     Column("proof_jti", TEXT), Column("proof_exp", REAL),
     # ActionRecord.also: [[board, prev_score, new_score], …] on the boards that follow
-    Column("also", JSON, since=4),
+    Column("also", JSON, since=5),
 ), primary_key=("seq",))
 BOARD_SCORES = Table("board_scores", (
     Column("board", TEXT, required=True), Column("user_id", TEXT, required=True),
@@ -100,6 +105,13 @@ USERS = Table("users", (
     Column("tokens_revoked_at", REAL, since=3),  # UserRow.tokens_revoked_at (revocation)
 ), primary_key=("user_id",))
 TABLES = (ACTION_LOG, BOARD_SCORES, USERS)
+# Copies of the engine's state at one seq (`scoreboard.storage.snapshots`); only the
+# newest few are kept.
+SNAPSHOTS = Table("snapshots", (
+    Column("seq", INT, required=True), Column("created_at", REAL, required=True),
+    Column("format", TEXT, required=True), Column("checksum", TEXT, required=True),
+    Column("body", BYTES, required=True),
+), primary_key=("seq",), since=4)
 # Closed periods' final standings (SPEC §11), written after their period_closed record
 # by the archiver: a function of the log, rebuilt from it when incomplete.
 ARCHIVE = Table("archive", (
@@ -107,14 +119,16 @@ ARCHIVE = Table("archive", (
     Column("position", INT, required=True),  # 1, 2, 3 … in the standings' order
     Column("user_id", TEXT, required=True), Column("score", INT, required=True),
     Column("rank", INT, required=True),  # as it stood: equal under competition ranks
-), primary_key=("board", "period", "user_id"))
+), primary_key=("board", "period", "user_id"), since=5)
 PERIODS = Table("periods", (
     Column("board", TEXT, required=True), Column("period", TEXT, required=True),
     Column("starts_at", REAL), Column("ends_at", REAL),  # NULL: unbounded
     Column("total_users", INT, required=True),
     Column("closed_seq", INT, required=True),  # the seq of its period_closed record
     Column("complete", BOOL, required=True),  # every archive row is written
-), primary_key=("board", "period"))
+), primary_key=("board", "period"), since=5)
+# Tables a schema version after the first added.
+LATER_TABLES = (SNAPSHOTS, ARCHIVE, PERIODS)
 
 # The same in both dialects: partial indexes keep the unique guards to the rows that
 # have a key or a proof.
@@ -133,12 +147,11 @@ _INDEXES = (
 # Statements of later versions beyond their added columns.
 _LATER: dict[int, tuple[str, ...]] = {
     # Recovery finds each board's last period_closed without scanning the log.
-    4: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
+    5: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
         WHERE kind = 'period_closed'""",
         "CREATE UNIQUE INDEX archive_position ON archive (board, period, position)",
         "CREATE INDEX periods_closed ON periods (board, closed_seq)"),
 }
-_NEW_TABLES: dict[int, tuple[Table, ...]] = {4: (ARCHIVE, PERIODS)}
 
 
 def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
@@ -149,7 +162,7 @@ def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
 
 
 def _create_table(table: Table, dialect: Dialect) -> str:
-    parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since == 1]
+    parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since <= table.since]
     if len(table.primary_key) > 1:
         parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n    ".join(parts)
@@ -163,11 +176,11 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
             *(_create_table(t, dialect) for t in TABLES[1:])),
     }
     for version in range(2, SCHEMA_VERSION + 1):
-        steps[version] = tuple(
+        steps[version] = (*(
             f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
             for t in TABLES for c in t.columns if c.since == version
-        ) + tuple(_create_table(t, dialect) for t in _NEW_TABLES.get(version, ())
-                  ) + _LATER.get(version, ())
+        ), *(_create_table(t, dialect) for t in LATER_TABLES if t.since == version),
+            *_LATER.get(version, ()))
     return steps
 
 
@@ -196,6 +209,11 @@ SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
 LAST_CLOSES = f"""{SELECT_RECORDS} WHERE seq IN (SELECT max(seq) FROM action_log
     WHERE kind = 'period_closed' GROUP BY board) ORDER BY seq"""
 LAST_AT = "SELECT coalesce((SELECT at FROM action_log ORDER BY seq DESC LIMIT 1), 0)"
+LIST_SNAPSHOTS = ("SELECT seq, created_at, format, checksum, length(body) FROM snapshots"
+                  " ORDER BY seq DESC")
+# The newest `keep` stay (the parameter: keep).
+PRUNE_SNAPSHOTS = ("DELETE FROM snapshots WHERE seq NOT IN"
+                   " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT {keep})")
 
 
 def insert(table: Table, rows: str, *, upsert: bool = False) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -31,6 +31,8 @@ from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    SnapshotInfo,
+    StoredSnapshot,
     StoreUnavailable,
     WriterLockHeld,
 )
@@ -56,6 +58,8 @@ def _insert(table: schema.Table, *, upsert: bool = False) -> str:
 _INSERT_RECORD = _insert(schema.ACTION_LOG)
 _UPSERT_SCORE = _insert(schema.BOARD_SCORES, upsert=True)
 _UPSERT_USER = _insert(schema.USERS, upsert=True)
+_UPSERT_SNAPSHOT = _insert(schema.SNAPSHOTS, upsert=True)
+_READ_SNAPSHOT = f"SELECT {schema.SNAPSHOTS.column_list} FROM snapshots WHERE seq = ?"
 # Keys travel as one JSON array so any number fits in one statement.
 _FIND_ACTIONS = f"""{schema.SELECT_RECORDS} WHERE client_action_id IS NOT NULL
     AND (user_id, client_action_id) IN
@@ -245,21 +249,32 @@ class SqliteLog(ActionLog):
             return False
         return True
 
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        row = (snapshot.seq, snapshot.created_at, snapshot.format, snapshot.checksum,
+               snapshot.body)
+        # On the writer's connection: SQLite has one writer at a time anyway, and an
+        # append queued here waits exactly as long as this takes, no busy polling.
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(_UPSERT_SNAPSHOT, row)
+            await conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
+
+        await self._transaction("saving a snapshot", work)
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        return [SnapshotInfo(*row) for row in await self._read(schema.LIST_SNAPSHOTS)]
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        rows = await self._read(_READ_SNAPSHOT, (seq,))
+        return StoredSnapshot(*rows[0]) if rows else None
+
     async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
-        async with self._write_lock:
-            conn = self._require(self._writer)
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    await conn.executemany(_ARCHIVE.insert_rows,
-                                           archive_values(period, list(rows)))
-                    await conn.execute(_ARCHIVE.upsert_period, period_values(period))
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await _rollback_quietly(conn)
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreUnavailable(f"archive write failed: {exc}") from exc
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(_ARCHIVE.insert_rows, archive_values(period, list(rows)))
+            await conn.execute(_ARCHIVE.upsert_period, period_values(period))
+
+        await self._transaction("writing an archive", work)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:
@@ -286,6 +301,23 @@ class SqliteLog(ActionLog):
                 for p in found]
 
     # -- internals --------------------------------------------------------------------
+
+    async def _transaction(self, what: str,
+                           work: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
+        """`work` in one transaction on the writer's connection (SQLite has one writer
+        at a time anyway: an append queued meanwhile waits as long as this takes)."""
+        async with self._write_lock:
+            conn = self._require(self._writer)
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await work(conn)
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback_quietly(conn)
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"{what} failed: {exc}") from exc
 
     async def _open_read_only(self) -> None:
         if not self.path.is_file():

@@ -2,25 +2,32 @@
 
 Requests wait in a bounded queue as (command, reply future), or as a unit of several
 (`submit_many`: a trusted backend's batch), which is never split: it is decided in order
-within one batch and committed in one transaction. The actor takes everything waiting
-when the previous commit finished (up to `max_batch`; a unit may pass it), decides each
-command against committed state plus the batch so far, appends the batch to the log in one
+within one group and committed in one transaction. The actor takes everything waiting
+(up to `max_batch`; a unit may pass it), decides each command against committed state
+plus what is decided but not yet committed, appends the group to the log in one
 transaction, and only then applies it to the engine, tells the listeners and replies.
 Readers therefore never see an uncommitted effect.
-"""
 
+Commits are pipelined: while one group commits, the next (up to `pipeline_depth`
+groups in all) is decided on top of it. Commits run one at a time and in order, and a
+group is answered only after its own commit, hence after every earlier one. When a
+commit fails, the groups decided on top of it are put back and decided again, so the
+outcome is what deciding one group at a time would give.
+"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitAction
-from scoreboard.core.engine import Engine, Replay, command_fingerprint
+from scoreboard.core.engine import Engine, Pending, Replay, command_fingerprint
 from scoreboard.core.errors import Refused
 from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.runtime.retry import Backoff
@@ -57,6 +64,31 @@ _Item = tuple[Command, "asyncio.Future[Result]"]
 _Unit = list[_Item]  # queued, taken and decided together (never split across batches)
 
 
+@dataclass(slots=True, eq=False)
+class _Group:
+    """Commands decided together and committed in one transaction."""
+
+    entries: list[_Item | _Unit]  # as taken from the queue: put back the same way
+    items: list[_Item]
+    deadline: float  # monotonic: the last moment to retry its commit
+    pending: Pending | None = None
+    outcomes: list[LogRecord | Replay | Exception] = field(default_factory=list)
+    # Records of earlier groups, still in flight when this one was decided, that its
+    # replays name.
+    earlier: dict[int, LogRecord] = field(default_factory=dict)
+    retried: bool = False  # decided again after the log refused a duplicate
+    commit: asyncio.Task[float] | None = None  # started once every earlier one ended
+
+
+def _record_in(groups: Sequence[_Group], seq: int) -> LogRecord | None:
+    """The record `seq` if one of `groups` decided it (each group's seqs run on)."""
+    for group in groups:
+        records = group.pending.records if group.pending is not None else []
+        if records and records[0].seq <= seq <= records[-1].seq:
+            return records[seq - records[0].seq]
+    return None
+
+
 def _consume(fut: asyncio.Future[Any]) -> None:
     # A client may hang up before its reply is ready; its failure is still handled.
     if not fut.cancelled():
@@ -72,12 +104,18 @@ class Writer:
         queue_size: int = 10_000,
         max_batch: int = 512,
         retry_seconds: float = 5.0,
+        pipeline_depth: int = 2,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.store = store
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
+        if pipeline_depth < 1:
+            raise ValueError("pipeline_depth must be >= 1")
+        # Groups decided but not yet committed and answered, at most: 1 decides the
+        # next group only once the previous one is committed.
+        self.pipeline_depth = pipeline_depth
         self.clock = clock
         # Told of every committed batch after its callers are answered; a listener that
         # raises is logged and reported to `listener_error_observers`, nothing more.
@@ -85,7 +123,8 @@ class Writer:
         self.listener_error_observers: list[Callable[[BaseException], None]] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
         # Unbounded as a queue, bounded in commands: a unit counts by its size.
-        self._queue: asyncio.Queue[_Item | _Unit | None] = asyncio.Queue()
+        self._waiting: deque[_Item | _Unit] = deque()
+        self._wake = asyncio.Event()  # set when something is queued, or on stop()
         self._queue_size = queue_size
         self._queued = 0
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
@@ -93,12 +132,13 @@ class Writer:
         self._unranked: set[asyncio.Future[Result]] = set()
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
-        self._batch: list[_Item] = []  # the batch being processed, failed if run() dies
+        # Decided groups, oldest first: the first is committing, the others wait for it.
+        self._groups: deque[_Group] = deque()
         # When each waiting request was queued: a batch retries only until its oldest
         # request has waited retry_seconds, so a request queued behind a retrying batch
         # never waits a second full retry_seconds of its own.
         self._queued_at: dict[asyncio.Future[Result], float] = {}
-        self._deadline = 0.0  # monotonic; the current batch's last moment to retry
+        self._decided_at = 0.0  # the `at` of the latest group decided: never goes back
         self._suspect = False  # a commit ended without knowing whether it landed
         self.store_ok = True
         self._last_expire = 0.0
@@ -144,7 +184,8 @@ class Writer:
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         self._admit(1)  # again: the wait for an in-flight copy may have been long
-        self._queue.put_nowait((cmd, fut))
+        self._waiting.append((cmd, fut))
+        self._wake.set()
         self._queued += 1
         self._queued_at[fut] = time.monotonic()
         if key is not None:
@@ -172,7 +213,8 @@ class Writer:
         unit: _Unit = [(cmd, create()) for cmd in cmds]
         if not ranked:
             self._unranked.update(fut for _, fut in unit)
-        self._queue.put_nowait(unit)
+        self._waiting.append(unit)
+        self._wake.set()
         self._queued += len(unit)
         answers: list[Result | Refused] = []
         try:
@@ -197,7 +239,7 @@ class Writer:
     def stop(self) -> None:
         """Refuse new commands; `run` returns once everything queued is answered."""
         self._closing = True
-        self._queue.put_nowait(None)  # wake an idle loop
+        self._wake.set()  # wake an idle loop
 
     # -- the actor's side ----------------------------------------------------------------
 
@@ -208,64 +250,224 @@ class Writer:
             await self._loop()
         finally:
             self._stopped = True
+            for group in self._groups:
+                if group.commit is not None:
+                    group.commit.cancel()
             self._fail_waiting(WriterStopped("the writer has stopped", 2.0))
 
     async def _loop(self) -> None:
-        queue = self._queue
+        """Decide groups while the pipeline has room; finish the oldest (apply, reply,
+        tell) when its commit ends. Commits run one at a time, in order."""
+        waiting, groups, wake = self._waiting, self._groups, self._wake
         while True:
-            items: list[_Item] = []
-            self._take(await self._next(), items)
-            while len(items) < self.max_batch and not queue.empty():
-                self._take(queue.get_nowait(), items)
-            if items or self._rollover_due():
-                self._batch = items
-                queued_at = self._queued_at
-                now = time.monotonic()
-                oldest = min([queued_at.pop(fut, now) for _, fut in items], default=now)
-                self._deadline = oldest + self.retry_seconds
+            if (waiting or (not groups and self._rollover_due())) \
+                    and len(groups) < self.pipeline_depth:
+                group = self._take()
+                if self._suspect and not groups and not await self._resynced(group):
+                    continue
                 try:
-                    await self._process(items)
-                except (StateDiverged, WriterFenced):
-                    raise  # fatal: a restart rebuilds from the log
+                    self._decide(group)
                 except Exception as exc:  # never leave a caller waiting forever
                     log.exception("writer batch failed")
-                    for _, fut in items:
-                        if not fut.done():
-                            fut.set_exception(StoreDown(f"write failed: {exc}"))
-                self._batch = []
-            if self._closing and queue.empty():
+                    self._fail(group, StoreDown(f"write failed: {exc}"))
+                    continue
+                groups.append(group)
+                if len(groups) == 1:
+                    self._start_commit(group)
+                continue
+            if groups:
+                head = groups[0]
+                assert head.commit is not None
+                if len(groups) < self.pipeline_depth:
+                    # Room for another group: decide it as soon as work arrives.
+                    wake.clear()
+                    woken = asyncio.ensure_future(wake.wait())
+                    await asyncio.wait((head.commit, woken), return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                else:
+                    await asyncio.wait((head.commit,))
+                if head.commit.done():
+                    await self._finish(head)
+                continue
+            if self._closing:
                 return
+            wake.clear()
+            await self._idle(wake)
 
-    async def _next(self) -> _Item | _Unit | None:
-        """The next queued entry, or None when a period ends first (a group of no
-        commands then closes it: periods close live, not at the next request)."""
+    async def _idle(self, wake: asyncio.Event) -> None:
+        """Wait for work, or until the earliest period ends (a group of no commands
+        then closes it: periods close live, not at the next request)."""
         ends = self.engine.next_rollover()
         if ends is None:
-            return await self._queue.get()
-        try:
-            # Capped, so a clock set forward is noticed within a minute.
-            return await asyncio.wait_for(self._queue.get(), min(ends - self.clock(), 60.0))
-        except TimeoutError:
-            return None
+            await wake.wait()
+            return
+        # Capped, so a clock set forward is noticed within a minute.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), min(ends - self.clock(), 60.0))
 
     def _rollover_due(self) -> bool:
         ends = self.engine.next_rollover()
         return ends is not None and self.clock() >= ends
 
-    def _take(self, entry: _Item | _Unit | None, items: list[_Item]) -> None:
-        if entry is None:
+    def _take(self) -> _Group:
+        """Everything waiting, up to `max_batch` (a unit may pass it, never split)."""
+        waiting = self._waiting
+        entries: list[_Item | _Unit] = []
+        items: list[_Item] = []
+        while waiting and (not items or len(items) < self.max_batch):
+            entry = waiting.popleft()
+            entries.append(entry)
+            if isinstance(entry, list):
+                items.extend(entry)
+            else:
+                items.append(entry)
+        self._queued -= len(items)
+        queued_at, now = self._queued_at, time.monotonic()
+        oldest = min([queued_at.get(fut, now) for _, fut in items], default=now)
+        return _Group(entries, items, oldest + self.retry_seconds)
+
+    def _put_back(self, groups: Sequence[_Group]) -> None:
+        """Groups decided on top of one whose commit failed: to be decided again, first."""
+        for group in reversed(groups):
+            self._waiting.extendleft(reversed(group.entries))
+            self._queued += len(group.items)
+
+    async def _resynced(self, group: _Group) -> bool:
+        """Before deciding after an unclear failure: learn what the log holds. False
+        when it cannot be read (the group is answered like a failed commit)."""
+        try:
+            await self._resync(group.deadline)
+        except StoreUnavailable as exc:
+            # The group waited as long as a commit would, and is answered like one.
+            self.store_ok = False
+            self._fail(group, StoreDown(f"the action log is unavailable: {exc}", 2.0))
+            return False
+        return True
+
+    def _decide(self, group: _Group) -> None:
+        """Decide the group on the committed state plus the groups still in flight."""
+        engine, groups = self.engine, self._groups
+        now = max(self.clock(), engine.last_at, self._decided_at)
+        self._decided_at = now
+        if now - self._last_expire > 10.0:
+            engine.expire(now)
+            self._last_expire = now
+        pending = engine.new_pending(groups[-1].pending if groups else None)
+        engine.roll(now, pending)  # periods the clock passed close before anything counts
+        outcomes: list[LogRecord | Replay | Exception] = []
+        for cmd, _ in group.items:
+            try:
+                outcomes.append(engine.decide(cmd, now, pending))
+            except errors.Rejection as exc:
+                outcomes.append(exc)
+        group.pending, group.outcomes = pending, outcomes
+        if groups:  # replays of records that groups still in flight decided
+            for out in outcomes:
+                if isinstance(out, Replay) and (rec := _record_in(groups, out.seq)):
+                    group.earlier[out.seq] = rec
+
+    def _start_commit(self, group: _Group) -> None:
+        group.commit = asyncio.ensure_future(self._commit_group(group))
+
+    async def _commit_group(self, group: _Group) -> float:
+        """Commit the group's records, if any; the seconds it took."""
+        assert group.pending is not None
+        if not group.pending.records:
+            return 0.0
+        started = time.perf_counter()
+        await self._commit(self.engine.batch(group.pending), group.deadline)
+        return time.perf_counter() - started
+
+    async def _finish(self, head: _Group) -> None:
+        """The oldest group's commit ended: make it visible and answer it, or, if it
+        failed, answer it so and put the groups decided on top of it back to wait."""
+        groups = self._groups
+        assert head.commit is not None and head.pending is not None
+        try:
+            elapsed = head.commit.result()
+        except (StateDiverged, WriterFenced):
+            raise  # fatal: a restart rebuilds from the log
+        except Exception as exc:
+            groups.popleft()
+            self._put_back(list(groups))
+            groups.clear()
+            await self._failed(head, exc)
             return
-        if isinstance(entry, list):
-            items.extend(entry)
-            self._queued -= len(entry)
-        else:
-            items.append(entry)
-            self._queued -= 1
+        groups.popleft()
+        if groups:  # the next commit starts now, while this group is answered
+            self._start_commit(groups[0])
+        records = head.pending.records
+        if records:
+            self.store_ok = True
+            engine = self.engine
+            try:
+                for r in records:
+                    engine.apply(r)
+            except Exception as exc:
+                # Committed but not applied: memory no longer matches the log. Only a
+                # restart, which rebuilds from the log, can make them agree again.
+                raise StateDiverged("applying committed records failed") from exc
+            for observe in self.batch_observers:
+                observe(len(records), elapsed)
+        if groups:
+            assert groups[0].pending is not None
+            groups[0].pending.detach()  # what it saw pending is committed state now
+        await self._reply(head)
+        if records:
+            self._tell_listeners(records)
+
+    async def _failed(self, head: _Group, exc: Exception) -> None:
+        """The head's commit failed (nothing decided after it is left in flight)."""
+        outcomes = head.outcomes
+        try:
+            if isinstance(exc, DuplicateAction | DuplicateProof) and not head.retried:
+                if isinstance(exc, DuplicateAction):
+                    # Keys older than the memory window: learn them from the log, and
+                    # every other key of the group too, so that learning one does not
+                    # push out another the group needs.
+                    keys = [*exc.keys, *(k for c, _ in head.items if (k := c.idempotency_key))]
+                    for r in await self.store.find_actions(keys):
+                        self.engine.remember(r)
+                else:  # the database's guard caught a spent proof memory had forgotten
+                    for jti in exc.jtis:
+                        self.engine.remember_proof(jti, self.clock() + 3600.0)
+                head.retried = True
+                head.earlier.clear()
+                self._decide(head)  # again, on the committed state
+                self._groups.append(head)
+                self._start_commit(head)
+                return
+            if not isinstance(exc, StoreUnavailable):
+                raise exc
+        except StoreUnavailable as down:
+            exc = down
+        except Exception as other:  # never leave a caller waiting forever
+            log.exception("writer batch failed", exc_info=other)
+            self._fail(head, StoreDown(f"write failed: {other}"))
+            return
+        self.store_ok = False
+        err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
+        for (_, fut), out in zip(head.items, outcomes, strict=True):
+            if not fut.done():
+                fut.set_exception(out if isinstance(out, Exception) else err)
+        self._forget(head)
+
+    def _fail(self, group: _Group, err: WriterError) -> None:
+        for _, fut in group.items:
+            if not fut.done():
+                fut.set_exception(err)
+        self._forget(group)
+
+    def _forget(self, group: _Group) -> None:
+        queued_at = self._queued_at
+        for _, fut in group.items:
+            queued_at.pop(fut, None)
 
     def _fail_waiting(self, err: WriterError) -> None:
-        waiting = list(self._batch)
-        while not self._queue.empty():
-            self._take(self._queue.get_nowait(), waiting)
+        waiting = [item for group in self._groups for item in group.items]
+        for entry in self._waiting:
+            waiting.extend(entry if isinstance(entry, list) else (entry,))
+        self._waiting.clear()
         waiting.extend(self._inflight.values())
         self._queued_at.clear()
         for _, fut in waiting:
@@ -281,79 +483,11 @@ class Writer:
                 for observe in self.listener_error_observers:
                     observe(exc)
 
-    async def _process(self, items: list[_Item], *, retried: bool = False) -> None:
-        engine = self.engine
-        if self._suspect:
-            try:
-                await self._resync()
-            except StoreUnavailable as exc:
-                # Nothing can be decided before we know what the log holds: the batch
-                # waited as long as a commit would, and is answered like a failed one.
-                self.store_ok = False
-                err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(err)
-                return
-        now = max(self.clock(), engine.last_at)
-        if now - self._last_expire > 10.0:
-            engine.expire(now)
-            self._last_expire = now
-        pending = engine.new_pending()
-        engine.roll(now, pending)  # periods the clock passed close before anything counts
-        outcomes: list[LogRecord | Replay | Exception] = []
-        for cmd, _ in items:
-            try:
-                outcomes.append(engine.decide(cmd, now, pending))
-            except errors.Rejection as exc:
-                outcomes.append(exc)
-        records = pending.records
-        if records:
-            started = time.perf_counter()
-            try:
-                await self._commit(engine.batch(pending))
-            except DuplicateAction as exc:
-                if retried:
-                    raise
-                # Keys older than the memory window: learn them from the log, decide again.
-                for r in await self.store.find_actions(exc.keys):
-                    engine.remember(r)
-                await self._process(items, retried=True)
-                return
-            except DuplicateProof as exc:
-                if retried:
-                    raise
-                # The database's guard caught a spent proof memory had forgotten.
-                for jti in exc.jtis:
-                    engine.remember_proof(jti, self.clock() + 3600.0)
-                await self._process(items, retried=True)
-                return
-            except StoreUnavailable as exc:
-                self.store_ok = False
-                err = StoreDown(f"the action log is unavailable: {exc}", retry_after=2.0)
-                for (_, fut), out in zip(items, outcomes, strict=True):
-                    if not fut.done():
-                        fut.set_exception(out if isinstance(out, Exception) else err)
-                return
-            self.store_ok = True
-            try:
-                for r in records:
-                    engine.apply(r)
-            except Exception as exc:
-                # Committed but not applied: memory no longer matches the log. Only a
-                # restart, which rebuilds from the log, can make them agree again.
-                raise StateDiverged("applying committed records failed") from exc
-            elapsed = time.perf_counter() - started
-            for observe in self.batch_observers:
-                observe(len(records), elapsed)
-        await self._reply(items, outcomes)
-        if records:
-            self._tell_listeners(records)
-
-    async def _reply(
-        self, items: list[_Item], outcomes: list[LogRecord | Replay | Exception]
-    ) -> None:
+    async def _reply(self, group: _Group) -> None:
+        items, outcomes = group.items, group.outcomes
+        self._forget(group)
         by_seq: dict[int, LogRecord] = {o.seq: o for o in outcomes if isinstance(o, LogRecord)}
+        by_seq.update(group.earlier)
         missing = [
             cmd.idempotency_key
             for (cmd, _), o in zip(items, outcomes, strict=True)
@@ -381,10 +515,9 @@ class Writer:
             else:
                 fut.set_result(result(out, replayed=False, ranked=fut not in unranked))
 
-    async def _commit(self, batch: CommitBatch) -> None:
+    async def _commit(self, batch: CommitBatch, deadline: float) -> None:
         """Append, retrying with backoff until the batch's deadline (its oldest request
         queued `retry_seconds` ago); at least one attempt is always made."""
-        deadline = self._deadline
         backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:
@@ -413,14 +546,13 @@ class Writer:
                     if time.monotonic() >= deadline:
                         raise
 
-    async def _resync(self) -> None:
+    async def _resync(self, deadline: float) -> None:
         """After an unclear failure, apply whatever the log has beyond our state.
 
         Retried with backoff until the batch's deadline, like a commit, and within the
         same deadline: during an outage every write waits the same bounded time, and no
         write waits longer than `retry_seconds` plus the attempt under way.
         """
-        deadline = self._deadline
         backoff = Backoff(RETRY_BASE, RETRY_CAP)
         while True:
             try:

@@ -167,3 +167,21 @@ def test_replaying_the_log_equals_live_state_across_rollovers(steps: list[Any]) 
         replayed.apply(r)
     assert replayed.state_digest() == live.state_digest()
     assert [r.seq for r in log] == list(range(1, len(log) + 1))
+
+
+def test_a_snapshot_keeps_periods_ended_seasons_and_an_ascending_board() -> None:
+    from scoreboard.core import image
+    from scoreboard.storage import snapshots
+
+    defs = [BoardDef("laps", sort="asc", operator="best", reset="daily"),
+            BoardDef("cup", end=T0 + 60)]
+    engine = Engine(RULES, defs)
+    run(engine, [lap("a", "1", 70_000), lap("b", "1", 65_000), act("a", "2", board="cup")])
+    run(engine, [lap("c", "1", 90_000)], now=T0 + 120)  # the cup's season ends first
+    assert "cup" in engine.ended and engine.periods["laps"] is not None
+    again = Engine(RULES, defs)
+    stored = snapshots.encode(image.take(engine), created_at=T0)
+    image.restore(again, snapshots.decode(stored))
+    engine.take_closed()
+    assert again.state_digest() == engine.state_digest()
+    assert again.boards["laps"].top(3) == [("b", 65_000), ("a", 70_000), ("c", 90_000)]

@@ -28,6 +28,8 @@ from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    SnapshotInfo,
+    StoredSnapshot,
     StoreError,
     StoreUnavailable,
 )
@@ -75,6 +77,11 @@ def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> 
 # the notification is delivered exactly when the records become visible.
 LOG_CHANNEL = "scoreboard_log"
 
+# A user row equal to the stored one is not updated (no new row version to write).
+_USERS_CHANGED = " WHERE ({}) IS DISTINCT FROM ({})".format(
+    ", ".join(f"users.{c}" for c in schema.USERS.column_names[1:]),
+    ", ".join(f"excluded.{c}" for c in schema.USERS.column_names[1:]),
+)
 # The records, then the rows they change (upserted), as one statement; its parameters
 # are the three tables' columns in order (`_append_args`).
 _SCORES_FIRST = 1 + len(schema.ACTION_LOG.columns)
@@ -82,7 +89,7 @@ _USERS_FIRST = _SCORES_FIRST + len(schema.BOARD_SCORES.columns)
 _APPEND = f"""WITH
     records AS ({_insert_arrays(schema.ACTION_LOG, 1)}),
     scores AS ({_insert_arrays(schema.BOARD_SCORES, _SCORES_FIRST, upsert=True)}),
-    users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)})
+    users AS ({_insert_arrays(schema.USERS, _USERS_FIRST, upsert=True)}{_USERS_CHANGED})
 SELECT pg_notify('{LOG_CHANNEL}',
     (SELECT max(s::bigint) FROM json_array_elements_text($1::json) AS s)::text)"""
 _FIND_ACTIONS = f"""SELECT {", ".join(f"a.{c}" for c in schema.RECORD_COLUMNS)}
@@ -96,6 +103,8 @@ _FIND_JTIS = "SELECT proof_jti FROM action_log WHERE proof_jti = ANY($1::text[])
 _LOAD_RECENT = f"{schema.SELECT_RECORDS} WHERE at >= $1 OR proof_exp >= $1 ORDER BY seq"
 _ARCHIVE = ArchiveQueries.of(schema.POSTGRES)
 _RECORDS = schema.RecordQueries.of(schema.POSTGRES)
+_UPSERT_SNAPSHOT = schema.insert(schema.SNAPSHOTS, "VALUES ($1, $2, $3, $4, $5)", upsert=True)
+_READ_SNAPSHOT = f"SELECT {schema.SNAPSHOTS.column_list} FROM snapshots WHERE seq = $1"
 
 
 class PostgresLog(ActionLog):
@@ -326,6 +335,35 @@ class PostgresLog(ActionLog):
             return await self._sessions.read(run)
         except StoreError:
             return False
+
+    async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        row = (snapshot.seq, snapshot.created_at, snapshot.format, snapshot.checksum,
+               snapshot.body)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(_UPSERT_SNAPSHOT, *row, timeout=self._bulk_timeout)
+                await conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
+
+        # On a pooled session, not the lock's: a snapshot is a copy of a prefix of the
+        # log whoever writes it (only committed records are ever applied), and megabytes
+        # on the lock's session would hold appends up behind them.
+        await self._sessions.read(run)
+
+    async def snapshots(self) -> list[SnapshotInfo]:
+        async def run(conn: asyncpg.Connection) -> list[SnapshotInfo]:
+            return [SnapshotInfo(*row) for row in await conn.fetch(schema.LIST_SNAPSHOTS)]
+
+        return await self._sessions.read(run)
+
+    async def read_snapshot(self, seq: int) -> StoredSnapshot | None:
+        async def run(conn: asyncpg.Connection) -> StoredSnapshot | None:
+            row = await conn.fetchrow(_READ_SNAPSHOT, seq, timeout=self._bulk_timeout)
+            return None if row is None else StoredSnapshot(*row)
+
+        return await self._sessions.read(run)
 
 
 async def _alive(conn: asyncpg.Connection) -> None:
