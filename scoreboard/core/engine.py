@@ -19,12 +19,14 @@ from typing import Any, Protocol
 
 from scoreboard.core import errors
 from scoreboard.core.abuse import MONITOR, AbuseMonitor
-from scoreboard.core.boards import BoardDef, check_boards
+from scoreboard.core.boards import BoardDef, BoardError, check_boards
 from scoreboard.core.commands import (
     ActionResult,
     AdjustScore,
     ClearFlag,
     Command,
+    DefineBoard,
+    RemoveStanding,
     ResetBoard,
     RevokeTokens,
     SetFrozen,
@@ -41,6 +43,7 @@ from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     BoardScore,
     CommitBatch,
     FlagRecord,
@@ -53,6 +56,7 @@ from scoreboard.core.records import (
     ScoreRecord,
     ScoreRow,
     ShowNameRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
     UserRow,
@@ -124,14 +128,16 @@ class Engine:
             return self._decide_action(cmd, now, pending)
         if isinstance(cmd, AdjustScore):
             return self._decide_adjust(cmd, now, pending)
-        if isinstance(cmd, SetFrozen):
-            return self._decide_user_flag(cmd, now, pending)
-        if isinstance(cmd, SetNameHidden | ClearFlag):
+        if isinstance(cmd, SetFrozen | SetNameHidden | ClearFlag):
             return self._decide_user_flag(cmd, now, pending)
         if isinstance(cmd, RevokeTokens):
             return self._decide_revoke(cmd, now, pending)
         if isinstance(cmd, ResetBoard):
             return self._decide_reset(cmd, now, pending)
+        if isinstance(cmd, DefineBoard):
+            return self._decide_define(cmd, now, pending)
+        if isinstance(cmd, RemoveStanding):
+            return self._decide_remove(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
     def _board(self, board: str) -> Ranking:
@@ -145,8 +151,8 @@ class Engine:
         hit = pending.scores.get((board, user_id))
         if hit is not None:
             return hit[0]
-        if board in pending.rolled:  # the period closed in this batch: a fresh board
-            return None
+        if board in pending.rolled or (board, user_id) in pending.removed:
+            return None  # the period closed in this batch (a fresh board), or taken off
         return self.boards[board].score(user_id)
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
@@ -382,6 +388,52 @@ class Engine:
         return self._close(cmd.board, Period(period.id, period.starts_at, now), following,
                            now, pending, actor=cmd.actor, reason=cmd.reason)
 
+    def _decide_define(self, cmd: DefineBoard, now: float, pending: Pending) -> LogRecord:
+        """A new board, or a new title or later end for one that exists."""
+        try:
+            d = cmd.definition()
+            old = self.defs.get(d.id)
+            if old is not None and not old.may_become(d, ended=d.id in self.ended):
+                raise errors.BoardConflict(
+                    f"the board {d.id!r} exists with another definition: only its title "
+                    "and a later end may change")
+            check_boards({**self.defs, d.id: d})
+        except BoardError as exc:
+            raise errors.InvalidCommand(str(exc)) from None
+        record = BoardDefinedRecord(pending.next_seq, now, d.id, "", None, d, cmd.actor,
+                                    cmd.reason)
+        pending.next_seq += 1
+        pending.records.append(record)
+        return record
+
+    def _decide_remove(self, cmd: RemoveStanding, now: float, pending: Pending) -> LogRecord:
+        if cmd.board not in self.boards:
+            raise errors.NotFound(f"no board {cmd.board!r}")
+        if self._current(cmd.board, cmd.user_id, pending) is None:
+            raise errors.NotFound(f"user {cmd.user_id!r} is not on board {cmd.board!r}")
+        user = self._user(cmd.user_id, pending)
+        record = StandingRemovedRecord(pending.next_seq, now, cmd.board, cmd.user_id,
+                                       user.display_name, cmd.actor, cmd.reason)
+        pending.next_seq += 1
+        pending.records.append(record)
+        pending.scores.pop((cmd.board, cmd.user_id), None)
+        pending.removed.add((cmd.board, cmd.user_id))
+        return record
+
+    def _define(self, d: BoardDef, seq: int) -> None:
+        """An administrator's board: a ranking in its order, a period once it scores."""
+        self.defs[d.id] = d
+        self.followers = check_boards(self.defs)
+        ranking = self.boards.get(d.id)
+        if ranking is None:
+            ranking = self.boards[d.id] = Ranking(d.id)
+            ranking.frozen |= self.frozen
+        if (ranking.ascending, ranking.competition) != (d.ascending, d.competition):
+            self.boards[d.id] = ranking = ranking.remade(d.ascending, d.competition)
+        ranking.version = max(ranking.version, seq)
+        if d.has_periods and d.id not in self.periods:
+            self.periods[d.id] = None
+
     def take_closed(self) -> list[tuple[PeriodClosedRecord, Ranking]]:
         """The closed periods' final rankings, for the archiver, oldest first."""
         closed, self.closed = self.closed, []
@@ -424,6 +476,10 @@ class Engine:
                 else:
                     self.periods[r.board] = Period(r.next_period, r.next_starts_at,
                                                    r.next_ends_at)
+            case BoardDefinedRecord():
+                self._define(r.definition, r.seq)
+            case StandingRemovedRecord():
+                self.boards[r.board].remove(r.user_id, r.seq)
             case FreezeRecord():
                 self.frozen.add(r.user_id)
                 for b in self.boards.values():
@@ -540,3 +596,4 @@ class Engine:
         Not part of `state_digest`: recovery loads only the recent records, so a
         restored engine remembers less than one that replayed the whole log."""
         return {type(m).__name__: m.digest() for m in self._memories}
+

@@ -24,6 +24,7 @@ class Pending:
     jtis: set[str] = field(default_factory=set)
     activity: dict[str, tuple[int, int]] = field(default_factory=dict)  # user → (n, points)
     rolled: set[str] = field(default_factory=set)  # boards whose period closed in this batch
+    removed: set[tuple[str, str]] = field(default_factory=set)  # (board, user) taken off
 
     def __len__(self) -> int:
         return len(self.records)

@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import orjson
 
+from scoreboard.core.boards import BoardDef
 from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     CommitBatch,
     FlagRecord,
     FreezeRecord,
@@ -29,6 +31,7 @@ from scoreboard.core.records import (
     PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -187,6 +190,22 @@ def _period(cls: type[PeriodClosedRecord], row: Sequence[Any]) -> PeriodClosedRe
     )
 
 
+def _board_row(r: BoardDefinedRecord, kind: str) -> RecordRow:
+    """The definition's keys in the metadata column."""
+    d = r.definition
+    keys = {"title": d.title, "sort": d.sort, "operator": d.operator, "follows": d.follows,
+            "reset": d.reset, "timezone": d.timezone, "start": d.start, "end": d.end,
+            "ranks": d.ranks}
+    return _row(r, kind, None, None, 0, 0, 0, keys, r.actor, r.reason, None, None)
+
+
+def _board(cls: type[BoardDefinedRecord], row: Sequence[Any]) -> BoardDefinedRecord:
+    keys = orjson.loads(row[11])
+    keys["follows"] = tuple(keys["follows"])
+    return cls(seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
+               definition=BoardDef(row[2], **keys), actor=row[12], reason=row[13])
+
+
 def _plain_row(r: LogRecord, kind: str) -> RecordRow:
     return _row(r, kind, None, None, 0, 0, 0, None, None, None, None, None)
 
@@ -210,6 +229,8 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     HideNameRecord: (_plain_row, _plain),
     ShowNameRecord: (_plain_row, _plain),
     PeriodClosedRecord: (_period_row, _period),
+    BoardDefinedRecord: (_board_row, _board),
+    StandingRemovedRecord: (_moderation_row, _moderation),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}
 _DECODERS = {kind.value: (cls, CODECS[cls][1]) for kind, cls in RECORD_TYPES.items()}
