@@ -50,6 +50,7 @@ from scoreboard.events.feed import EventFeed
 from scoreboard.events.nats import NatsPublisher
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
+from scoreboard.http.boards import BoardsApi
 from scoreboard.http.events import EventsApi
 from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
@@ -199,6 +200,7 @@ class Service:
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
+        BoardsApi(gate, submitter, views).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
         cors = Cors(settings.cors)

@@ -106,6 +106,9 @@ class Routes:
     def add_put(self, path: str, handler: Handler) -> None:
         self._router.add_put(path, self.wrap(handler, path))
 
+    def add_delete(self, path: str, handler: Handler) -> None:
+        self._router.add_delete(path, self.wrap(handler, path))
+
     def add_static(self, prefix: str, path: Path) -> None:
         self._router.add_static(prefix, path, append_version=False)
 
