@@ -23,7 +23,7 @@ from scoreboard.edge.bodies import (
     ProofRequest,
     ReasonRequest,
 )
-from scoreboard.edge.contract import BOARD, MAX_BOARD, ecma
+from scoreboard.edge.contract import BOARD, MAX_BOARD, MAX_ID, ecma
 from scoreboard.edge.errors import JSON
 from scoreboard.http.components import (
     BAD,
@@ -50,6 +50,7 @@ from scoreboard.read.cursor import MAX_CURSOR
 from scoreboard.settings.model import Settings
 
 Security = list[dict[str, list[str]]]
+ID_CHARS = r"[^,\u0000-\u001F\u007F]"  # a user id in a list: printable, no comma
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,9 @@ def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
              **errors(reader_errors)},
             security=reader, parameters=[
                 {"name": "ids", "in": "query", "required": True,
-                 "schema": {"type": "string", "minLength": 1},
+                 "schema": {"type": "string", "pattern": ecma(
+                     f"{ID_CHARS}{{1,{MAX_ID}}}(,{ID_CHARS}{{1,{MAX_ID}}}){{0,"
+                     f"{c.MAX_FRIENDS - 1}}}")},
                  "description": f"1-{c.MAX_FRIENDS} user ids (or pseudonyms), separated "
                                 "by commas; unknown ids are left out."},
                 board_q],

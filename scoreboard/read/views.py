@@ -53,9 +53,11 @@ class Views:
     def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
         name = self.engine.display_name
         public = self.pseudonyms.public_id
+        rows = ranking.window(0, limit) if ranking.competition else (
+            (i, user, score) for i, (user, score) in enumerate(ranking.top(limit), 1))
         return [
-            {"rank": i, "userId": public(user), "displayName": name(user), "score": score}
-            for i, (user, score) in enumerate(ranking.top(limit), 1)
+            {"rank": rank, "userId": public(user), "displayName": name(user), "score": score}
+            for rank, user, score in rows
         ]
 
     def leaderboard(self, ranking: Ranking, limit: int) -> tuple[int, bytes]:
