@@ -52,6 +52,7 @@ from scoreboard.graphql.context import Parts
 from scoreboard.graphql.endpoint import Endpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
+from scoreboard.http.boards import BoardsApi
 from scoreboard.http.events import EventsApi
 from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
@@ -214,6 +215,7 @@ class Service:
         if settings.graphql.enabled:
             Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
+        BoardsApi(gate, submitter, views).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
         cors = Cors(settings.cors)

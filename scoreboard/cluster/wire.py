@@ -42,7 +42,7 @@ REFUSALS: dict[str, type[Refused]] = {
     cls.code: cls for cls in (
         errors.InvalidCommand, errors.UnknownAction, errors.NotFound, errors.UserFrozen,
         errors.ProofInvalid, errors.ProofReused, errors.IdempotencyConflict,
-        errors.QuotaExceeded, Overloaded, StoreDown,
+        errors.QuotaExceeded, errors.BoardConflict, Overloaded, StoreDown,
     )
 }
 

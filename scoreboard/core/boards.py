@@ -95,6 +95,17 @@ class BoardDef:
         return (self.sort, self.operator, self.follows, self.ranks) == (
             other.sort, other.operator, other.follows, other.ranks)
 
+    def may_become(self, new: BoardDef, *, ended: bool) -> bool:
+        """Whether this existing board may take the definition `new` (an administrator's
+        PUT): only its title and a later end may change (no end is the latest), and a
+        season that is over stays over."""
+        same = self.same_kind(new) and (self.reset, self.timezone, self.start) == (
+            new.reset, new.timezone, new.start)
+        if not same or self.end == new.end:
+            return same
+        later = new.end is None or (self.end is not None and new.end > self.end)
+        return later and not ended
+
 
 def check_boards(defs: Mapping[str, BoardDef]) -> dict[str, tuple[str, ...]]:
     """Refuse an unknown or circular `follows`; return, for every board, the boards an

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scoreboard.core.boards import BoardDef
+
 
 @dataclass(frozen=True, slots=True)
 class ProofClaims:
@@ -91,6 +93,42 @@ class RevokeTokens(Command):
 @dataclass(frozen=True, slots=True)
 class ResetBoard(Command):
     """An administrator closes the board's current period now (`user_id` is empty)."""
+
+    actor: str
+    board: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DefineBoard(Command):
+    """An administrator creates a board at run time, or changes the title or moves the
+    end of one that exists (`user_id` is empty). The keys of `[boards.<id>]`, flat so
+    that a follower forwards them like any command: `follows` joins board ids with
+    commas (an id holds none), times are seconds since the epoch."""
+
+    actor: str
+    board: str
+    title: str
+    sort: str
+    operator: str
+    follows: str
+    reset: str
+    timezone: str
+    start: float | None
+    end: float | None
+    ranks: str
+    reason: str
+
+    def definition(self) -> BoardDef:
+        """The board these keys define; `BoardError` names a bad key."""
+        follows = tuple(b for b in self.follows.split(",") if b)
+        return BoardDef(self.board, self.title, self.sort, self.operator, follows,
+                        self.reset, self.timezone, self.start, self.end, self.ranks)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveStanding(Command):
+    """An administrator takes a user off a board's current period."""
 
     actor: str
     board: str

@@ -19,12 +19,15 @@ from typing import Any, Protocol
 
 from scoreboard.core import errors
 from scoreboard.core.abuse import MONITOR, AbuseMonitor
+from scoreboard.core.board_times import BoardTimes
 from scoreboard.core.boards import BoardDef, check_boards
 from scoreboard.core.commands import (
     ActionResult,
     AdjustScore,
     ClearFlag,
     Command,
+    DefineBoard,
+    RemoveStanding,
     ResetBoard,
     RevokeTokens,
     SetFrozen,
@@ -35,12 +38,13 @@ from scoreboard.core.commands import (
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
 from scoreboard.core.names import Names
 from scoreboard.core.pending import ROLLED, Pending
-from scoreboard.core.periods import Period, next_id
+from scoreboard.core.periods import Period
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     BoardScore,
     CommitBatch,
     FlagRecord,
@@ -53,6 +57,7 @@ from scoreboard.core.records import (
     ScoreRow,
     ShowNameRecord,
     StandingRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
     UserRow,
@@ -75,7 +80,7 @@ class Memory(Protocol):
     def digest(self) -> Any: ...
 
 
-class Engine:
+class Engine(BoardTimes):
     def __init__(
         self,
         rules: RuleSet,
@@ -124,14 +129,16 @@ class Engine:
             return self._decide_action(cmd, now, pending)
         if isinstance(cmd, AdjustScore):
             return self._decide_adjust(cmd, now, pending)
-        if isinstance(cmd, SetFrozen):
-            return self._decide_user_flag(cmd, now, pending)
-        if isinstance(cmd, SetNameHidden | ClearFlag):
+        if isinstance(cmd, SetFrozen | SetNameHidden | ClearFlag):
             return self._decide_user_flag(cmd, now, pending)
         if isinstance(cmd, RevokeTokens):
             return self._decide_revoke(cmd, now, pending)
         if isinstance(cmd, ResetBoard):
             return self._decide_reset(cmd, now, pending)
+        if isinstance(cmd, DefineBoard):
+            return self._decide_define(cmd, now, pending)
+        if isinstance(cmd, RemoveStanding):
+            return self._decide_remove(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
     def _board(self, board: str) -> Ranking:
@@ -143,8 +150,8 @@ class Engine:
     def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
         """The user's score on the board's current period, None when they have none."""
         hit = pending.score((board, user_id))
-        if hit is ROLLED:  # the period closed in a pending group: a fresh board
-            return None
+        if hit is ROLLED:  # the period closed in a pending group (a fresh board), or the
+            return None  # user was taken off it
         if hit is not None:
             return hit[0]
         return self.boards[board].score(user_id)
@@ -345,59 +352,20 @@ class Engine:
 
     # -- periods -------------------------------------------------------------------------
 
-    def roll(self, now: float, pending: Pending) -> list[PeriodClosedRecord]:
-        """Close every period that the writer's clock `now` has passed: called first for
-        each batch, so the batch's actions belong to the period current at its commit."""
-        closed = []
-        for board, period in self.periods.items():
-            if period is not None and now >= period.ends_at and not pending.has_rolled(board):
-                closed.append(self._close(board, period, self.defs[board].period_at(now),
-                                          now, pending))
-        return closed
-
-    def next_rollover(self) -> float | None:
-        """When the earliest current period ends (the writer wakes then), None when no
-        board has a period open."""
-        return min((p.ends_at for p in self.periods.values() if p is not None), default=None)
-
-    def _close(self, board: str, period: Period, following: Period | None, now: float,
-               pending: Pending, **fields: str) -> PeriodClosedRecord:
-        if following is not None and not following.holds(now):
-            following = None  # past the season's end
-        record = PeriodClosedRecord(
-            seq=pending.next_seq, at=now, board=board, user_id="", display_name=None,
-            period=period.id, starts_at=period.starts_at, ends_at=period.ends_at,
-            next_period=None if following is None else following.id,
-            next_starts_at=None if following is None else following.starts_at,
-            next_ends_at=None if following is None else following.ends_at, **fields,
-        )
+    def _decide_remove(self, cmd: RemoveStanding, now: float, pending: Pending) -> LogRecord:
+        if cmd.board not in self.boards:
+            raise errors.NotFound(f"no board {cmd.board!r}")
+        score = self._current(cmd.board, cmd.user_id, pending)
+        if score is None:
+            raise errors.NotFound(f"user {cmd.user_id!r} is not on board {cmd.board!r}")
+        user = self._user(cmd.user_id, pending)
+        record = StandingRemovedRecord(pending.next_seq, now, cmd.board, cmd.user_id,
+                                       user.display_name, score, 0, cmd.actor, cmd.reason)
         pending.next_seq += 1
         pending.records.append(record)
-        pending.rolled.add(board)
+        pending.scores.pop((cmd.board, cmd.user_id), None)
+        pending.removed.add((cmd.board, cmd.user_id))
         return record
-
-    def _decide_reset(self, cmd: ResetBoard, now: float, pending: Pending) -> LogRecord:
-        """Close the current period now; the next one takes the schedule's id with a
-        suffix and ends when the scheduled period would have."""
-        d = self.defs.get(cmd.board)
-        if d is None:
-            raise errors.NotFound(f"no board {cmd.board!r}")
-        if pending.has_rolled(cmd.board) or cmd.board in self.ended:
-            raise errors.BoardClosed(f"the board {cmd.board!r} has no open period to reset")
-        period = self.periods.get(cmd.board) or d.period_at(now) or Period("all", 0.0, now)
-        scheduled = d.period_at(now)
-        following = None if scheduled is None else Period(
-            next_id(scheduled.id, period.id), now, scheduled.ends_at)
-        if following is None:  # a board without periods restarts as one that never ends
-            following = Period(next_id("all", period.id), now, float("inf"))
-        return self._close(cmd.board, Period(period.id, period.starts_at, now), following,
-                           now, pending, actor=cmd.actor, reason=cmd.reason)
-
-    def take_closed(self) -> list[tuple[PeriodClosedRecord, Ranking]]:
-        """The closed periods' final rankings, for the archiver, oldest first."""
-        closed, self.closed = self.closed, []
-        return closed
-
 
     def new_pending(self, after: Pending | None = None) -> Pending:
         """A group decided on the committed state, or on top of `after`: a group that
@@ -435,6 +403,10 @@ class Engine:
                 self.boards[r.board] = fresh = old.fresh()
                 fresh.version = max(fresh.version, r.seq)
                 self.follow(r)
+            case BoardDefinedRecord():
+                self._define(r.definition, r.seq)
+            case StandingRemovedRecord():
+                self.boards[r.board].remove(r.user_id, r.seq)
             case FreezeRecord():
                 self.frozen.add(r.user_id)
                 for b in self.boards.values():
@@ -462,17 +434,6 @@ class Engine:
         self.remember(r)
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
-
-    def follow(self, r: PeriodClosedRecord) -> None:
-        """The board's current period becomes the one the close opened (none: its
-        season is over). A board no longer defined keeps its history, and no periods."""
-        if r.board not in self.defs:
-            return
-        if r.next_period is None or r.next_starts_at is None or r.next_ends_at is None:
-            self.periods[r.board] = None
-            self.ended.add(r.board)
-        else:
-            self.periods[r.board] = Period(r.next_period, r.next_starts_at, r.next_ends_at)
 
     def _score(self, board: str, user_id: str, prev: int, new: int, seq: int, at: float
                ) -> Ranking:
@@ -562,3 +523,4 @@ class Engine:
         Not part of `state_digest`: recovery loads only the recent records, so a
         restored engine remembers less than one that replayed the whole log."""
         return {type(m).__name__: m.digest() for m in self._memories}
+

@@ -62,6 +62,12 @@ class BoardClosed(Rejection):
     code = "BOARD_CLOSED"
 
 
+class BoardConflict(Rejection):
+    """A board exists with another order, operator or schedule: it cannot be redefined."""
+
+    code = "BOARD_CONFLICT"
+
+
 class QuotaExceeded(Rejection):
     code = "QUOTA_EXCEEDED"
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from scoreboard.core.records import LogRecord, UserRow
 
-ROLLED = (0, -1)  # `Pending.score`: the board's period closed in the chain
+ROLLED = (0, -1)  # `Pending.score`: the board's period closed in the chain, or the user
+# was taken off the board
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class Pending:
     # user → (minute, actions, points) counted by this group
     activity: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     rolled: set[str] = field(default_factory=set)  # boards whose period closed in this batch
+    removed: set[tuple[str, str]] = field(default_factory=set)  # (board, user) taken off
 
     def __len__(self) -> int:
         return len(self.records)
@@ -50,11 +52,12 @@ class Pending:
 
     def score(self, key: tuple[str, str]) -> tuple[int, int] | None:
         """(score, seq) of (board, user), or `ROLLED` when a group of the chain closed
-        the board's period after any score it holds (a period closes first in a group)."""
+        the board's period after any score it holds (a period closes first in a group)
+        or took the user off the board after it."""
         hit = self.scores.get(key)
         if hit is not None:
             return hit
-        if key[0] in self.rolled:
+        if key[0] in self.rolled or key in self.removed:
             return ROLLED
         return None if self.prior is None else self.prior.score(key)
 

@@ -148,6 +148,21 @@ class Ranking:
         ranking.version = self.version
         return ranking
 
+    def remade(self, ascending: bool, competition: bool) -> Ranking:
+        """The same users, scores and frozen set in another order or rank style (a board
+        that scored before an administrator defined it)."""
+        ranking = Ranking(self.board, ascending=ascending, competition=competition)
+        ranking.frozen = set(self.frozen)
+        ranking.load(self.rows(), self.version)
+        return ranking
+
+    def remove(self, user_id: str, version: int) -> None:
+        """Take the user off the board (their slot stays, unused)."""
+        key = self._key_of.pop(user_id, None)
+        if key is not None and user_id not in self.frozen:
+            self._order.remove(key)
+        self.version = max(self.version, version)
+
     def better(self, a: int, b: int) -> int:
         """The better of two scores in this board's order."""
         return min(a, b) if self.ascending else max(a, b)
@@ -264,6 +279,14 @@ class Ranking:
                     last = s
                 rows[i] = (rank, user, s)
         return rows
+
+    def after(self, score: int, reached_seq: int, n: int) -> list[tuple[int, str, int]]:
+        """[(rank, user, score)] for the n users ranked after the place that `score`
+        reached at `reached_seq` held (keyset paging). That place needs no user on it
+        any more: (score, seq) is unique on a board (one record scores one user), so
+        users who did not change since are neither repeated nor skipped."""
+        start = int(self._order.bisect_right(self._key(score, reached_seq, SLOT_MASK)))
+        return self.window(start, start + n)
 
     def ranks(self) -> Iterable[tuple[str, int, int]]:
         """(user, score, rank) for everyone ranked, best first: a closed period's

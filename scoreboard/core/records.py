@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
+from scoreboard.core.boards import BoardDef
+
 
 class Kind(StrEnum):
     """The name of each record kind, as the log, the event feed and NATS subjects spell it."""
@@ -28,6 +30,8 @@ class Kind(StrEnum):
     UNFLAG = "unflag"  # an administrator cleared the flag
     REVOKE_TOKENS = "revoke_tokens"  # every token of the user issued up to `at` is refused
     PERIOD_CLOSED = "period_closed"  # a board's period ended (by the clock or an admin)
+    BOARD_DEFINED = "board_defined"  # an administrator created or changed a board
+    STANDING_REMOVED = "standing_removed"  # an administrator took a user off a board
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,21 @@ class PeriodClosedRecord(LogRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class BoardDefinedRecord(LogRecord):
+    """An administrator created the board `board` at run time (or changed its title or
+    moved its end later); `user_id` is empty."""
+
+    definition: BoardDef
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRemovedRecord(ModerationRecord):
+    """An administrator took the user off the current period of `board`."""
+
+
+@dataclass(frozen=True, slots=True)
 class HideNameRecord(StandingRecord):
     """The user asked to appear as anonymous."""
 
@@ -162,6 +181,8 @@ RECORD_TYPES: dict[Kind, type[LogRecord]] = {
     Kind.UNFLAG: UnflagRecord,
     Kind.REVOKE_TOKENS: RevokeTokensRecord,
     Kind.PERIOD_CLOSED: PeriodClosedRecord,
+    Kind.BOARD_DEFINED: BoardDefinedRecord,
+    Kind.STANDING_REMOVED: StandingRemovedRecord,
 }
 _KIND_OF: dict[type[LogRecord], Kind] = {cls: kind for kind, cls in RECORD_TYPES.items()}
 

@@ -14,7 +14,8 @@ the error a malformed value is answered with (400 `INVALID_REQUEST` otherwise).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -29,6 +30,9 @@ from scoreboard.edge.contract import (
     MAX_ID,
     MAX_NAME,
     MAX_REASON,
+    MAX_RESET,
+    MAX_TITLE,
+    MAX_ZONE,
     PRINTABLE,
     anchored,
 )
@@ -133,6 +137,30 @@ class BatchRequest(Body):
     actions: Annotated[list[BatchAction], Meta(min_length=1)]
 
 
+Instant = Annotated[datetime, Meta(
+    tz=True, description="An RFC 3339 instant with its offset.")]
+
+
+class BoardRequest(Body):
+    """A board created at run time, from the keys of `[boards.<id>]`. A key left out
+    keeps the board's current value when it exists, else its default; of an existing
+    board only `title` and a later `end` may change (409 otherwise)."""
+
+    reason: Reason
+    title: Annotated[str, printable(MAX_TITLE, "Shown for the board; its id by default.")
+                     ] | None = None
+    sort: Literal["desc", "asc"] | None = None
+    operator: Literal["sum", "best", "latest"] | None = None
+    follows: Board | Annotated[list[Board], Meta(max_length=64)] | None = None
+    reset: Annotated[str, printable(
+        MAX_RESET, "never, daily, weekly, monthly or a 5-field cron expression.")] | None = None
+    timezone: Annotated[str, printable(MAX_ZONE, "An IANA time zone name.")] | None = None
+    start: Instant | None = None
+    end: Instant | None = None
+    ranks: Literal["ordinal", "competition"] | None = None
+
+
 REQUESTS: tuple[type[Body], ...] = (
     ActionRequest, AdjustRequest, ReasonRequest, ProofRequest, PrivacyRequest, BatchRequest,
+    BoardRequest,
 )

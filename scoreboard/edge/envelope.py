@@ -105,6 +105,9 @@ class Routes:
     def add_put(self, path: str, handler: Handler) -> None:
         self._router.add_put(path, self.wrap(handler, path))
 
+    def add_delete(self, path: str, handler: Handler) -> None:
+        self._router.add_delete(path, self.wrap(handler, path))
+
     def finish(self, preflight: Preflight | None = None) -> None:
         """Register last: everything no other route takes, and CORS preflights."""
         resource = self._router.add_resource("/{tail:.*}")

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from scoreboard.core.errors import (
     BoardClosed,
+    BoardConflict,
     IdempotencyConflict,
     InvalidCommand,
     NotFound,
@@ -114,6 +115,7 @@ STATUS: dict[type[BaseException], int] = {
     NotFound: 404,
     ProofReused: 409,
     BoardClosed: 409,
+    BoardConflict: 409,
     IdempotencyConflict: 422,
     QuotaExceeded: 429,
     # the writer: overloaded, shutting down, the log unavailable

@@ -74,12 +74,67 @@ class Entry(Reply):
     score: Score
 
 
+Cursor = Annotated[str, Meta(pattern=anchored("[A-Za-z0-9_\\-]+"), description=(
+    "Opaque: send it back as `cursor` for the next page; null on the last page."))]
+
+
 class Leaderboard(Reply):
     board: BoardName
     entries: list[Entry]
     total_users: Count
     version: Count
     generated_at: datetime
+    period: Annotated[str, Meta(description="The period's id; null for a board without "
+                                            "periods.")] | None
+    next_cursor: Cursor | None
+
+
+class LeaderboardUsers(Reply):
+    """Those of the asked users who are on the board, in rank order."""
+
+    board: BoardName
+    period: str | None
+    entries: list[Entry]
+    total_users: Count
+    version: Count
+
+
+class PeriodInfo(Reply):
+    id: str
+    starts_at: Annotated[datetime, Meta(description="null: since ever")] | None
+    ends_at: Annotated[datetime, Meta(description="null: never ends")] | None
+
+
+class Board(Reply):
+    id: BoardName
+    title: str
+    sort: Literal["desc", "asc"]
+    operator: Literal["sum", "best", "latest"]
+    ranks: Literal["ordinal", "competition"]
+    follows: list[BoardName]
+    reset: str
+    timezone: str
+    period: PeriodInfo | None
+    closed: bool
+
+
+class Boards(Reply):
+    boards: list[Board]
+
+
+class BoardChange(Reply):
+    """The board after an administrator's change, and the record that made it."""
+
+    board: Board
+    seq: Seq
+    at: datetime
+
+
+class StandingRemoved(Reply):
+    board: BoardName
+    user_id: UserId
+    seq: Seq
+    at: datetime
 
 
 class Around(Reply):
@@ -99,6 +154,8 @@ class UserScore(Reply):
     in_top: bool
     points_to_top: Count
     total_users: Annotated[int, Meta(ge=1)]
+    top_percent: Annotated[float, Meta(ge=0, le=100, description="100 * rank / totalUsers, "
+                                                                "two decimals.")]
 
 
 class LiveUpdate(Reply):
@@ -268,5 +325,5 @@ class FeedEvent(Reply):
 REPLIES: tuple[type[msgspec.Struct], ...] = (
     Error, ActionResult, Leaderboard, Around, UserScore, LiveUpdate, LiveEvent, LiveConfig,
     Proof, UserChange, TokensRevoked, History, Flags, Health, Ready, BatchItemError,
-    BatchResult, EventPage, FeedEvent,
+    BatchResult, EventPage, FeedEvent, LeaderboardUsers, Boards, BoardChange, StandingRemoved,
 )

@@ -17,6 +17,7 @@ from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     FlagRecord,
     FreezeRecord,
     HideNameRecord,
@@ -26,6 +27,7 @@ from scoreboard.core.records import (
     RevokeTokensRecord,
     ShowNameRecord,
     StandingRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -66,6 +68,16 @@ def _period(r: PeriodClosedRecord, kind: str) -> dict[str, Any]:
     return body
 
 
+def _board(r: BoardDefinedRecord, kind: str) -> dict[str, Any]:
+    body = _json(r, kind, None, None, 0, 0, 0, None, r.actor, r.reason, None)
+    d = r.definition
+    body["definition"] = {
+        "title": d.title, "sort": d.sort, "operator": d.operator, "follows": list(d.follows),
+        "reset": d.reset, "timezone": d.timezone, "start": _when(d.start), "end": _when(d.end),
+        "ranks": d.ranks}
+    return body
+
+
 def _adjust(r: AdjustRecord, kind: str) -> dict[str, Any]:
     return _json(r, kind, None, r.client_action_id, r.delta, r.prev_score, r.new_score,
                  None, r.actor, r.reason, None)
@@ -93,6 +105,8 @@ ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
     HideNameRecord: _standing,
     ShowNameRecord: _standing,
     PeriodClosedRecord: _period,
+    BoardDefinedRecord: _board,
+    StandingRemovedRecord: _moderation,
 }
 _BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}
 

@@ -33,6 +33,8 @@ _BUILT: dict[type[msgspec.Struct], Any] = {}
 
 
 def _python_type(t: mi.Type) -> Any:
+    if isinstance(t, mi.Metadata):  # a description on the field's type
+        return _python_type(t.type)
     if isinstance(t, mi.UnionType):
         inner = [x for x in t.types if not isinstance(x, mi.NoneType)]
         if len(inner) != 1:

@@ -18,10 +18,12 @@ from scoreboard.edge.bodies import (
     ActionRequest,
     AdjustRequest,
     BatchRequest,
+    BoardRequest,
     PrivacyRequest,
     ProofRequest,
     ReasonRequest,
 )
+from scoreboard.edge.contract import BOARD, MAX_BOARD, MAX_ID, ecma
 from scoreboard.edge.errors import JSON
 from scoreboard.http.components import (
     BAD,
@@ -44,9 +46,11 @@ from scoreboard.http.components import (
     schema,
     user_path,
 )
+from scoreboard.read.cursor import MAX_CURSOR
 from scoreboard.settings.model import Settings
 
 Security = list[dict[str, list[str]]]
+ID_CHARS = r"[^,\u0000-\u001F\u007F]"  # a user id in a list: printable, no comma
 
 
 @dataclass(frozen=True)
@@ -208,8 +212,14 @@ def operations(settings: Settings) -> list[Operation]:
                         "headers": headers("ETag", "Cache-Control", required=("ETag",))},
                 **errors(reader_errors),
             },
-            security=reader, description=reader_note,
-            parameters=[board_q, limit_q, min_seq_q, {
+            security=reader, description=reader_note + (
+                " `nextCursor` pages through the whole board (keyset: a user who did not "
+                "change is neither repeated nor skipped while others score); pages after "
+                "the first carry no ETag."),
+            parameters=[board_q, limit_q, query(
+                "cursor", {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+                "`nextCursor` of the previous page (of the same board and period), or 400."
+            ), min_seq_q, {
                 "name": "If-None-Match", "in": "header", "required": False,
                 "schema": {"type": "string"},
                 "description": "An ETag from an earlier answer: 304 while it is current.",
@@ -348,6 +358,7 @@ def operations(settings: Settings) -> list[Operation]:
             {"200": json_answer("Flagged users", schema("Flags")), **errors(admin_errors)},
             security=admin,
         ),
+        *board_operations(settings, board_q),
         Operation(
             "get", c.HEALTH_PATH, "health", "Liveness", "operations",
             {"200": json_answer("The process is up", schema("Health"))},
@@ -404,5 +415,74 @@ def operations(settings: Settings) -> list[Operation]:
             {"200": {"description": "A page that renders the OpenAPI document",
                      "headers": headers("Cache-Control"),
                      "content": {"text/html": {"schema": {"type": "string"}}}}},
+        ),
+    ]
+
+
+def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
+    """SPEC §11: the boards, a friends view, and the administrator's board changes."""
+    bearer: Security = [{"bearerAuth": []}]
+    reader = [{}, {"bearerAuth": []}] if settings.leaderboard.public else bearer
+    admin = [{"bearerAuth": [settings.auth.admin_scope]}]
+    reader_errors = {400: BAD, 401: UNAUTH, 404: MISSING, 429: LIMITED}
+    body_errors = {400: BAD, 401: UNAUTH, 403: FORBID, 408: TIMEOUT, 413: TOO_LARGE,
+                   415: MEDIA, 503: BUSY}
+    board_path = {"name": "board", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": ecma(BOARD), "maxLength": MAX_BOARD},
+                  "description": "A board id: 1-64 of a-z, 0-9, '_' and '-'.",
+                  "examples": {"global": {"value": "global"}}}
+    changed = json_answer("The board after the change, and the record's seq",
+                          schema("BoardChange"))
+    return [
+        Operation(
+            "get", c.BOARDS_PATH, "getBoards", "Every board, its current period", "boards",
+            {"200": json_answer("The boards", schema("Boards")),
+             **errors({401: UNAUTH, 429: LIMITED})},
+            security=reader,
+            description="`period` is null for a board without periods and once it closed.",
+        ),
+        Operation(
+            "get", c.LEADERBOARD_USERS_PATH, "getLeaderboardUsers",
+            "Some users' ranks on a board (a friends view)", "leaderboard",
+            {"200": json_answer("Those of the users who are on the board, in rank order",
+                                schema("LeaderboardUsers")),
+             **errors(reader_errors)},
+            security=reader, parameters=[
+                {"name": "ids", "in": "query", "required": True,
+                 "schema": {"type": "string", "pattern": ecma(
+                     f"{ID_CHARS}{{1,{MAX_ID}}}(,{ID_CHARS}{{1,{MAX_ID}}}){{0,"
+                     f"{c.MAX_FRIENDS - 1}}}")},
+                 "description": f"1-{c.MAX_FRIENDS} user ids (or pseudonyms), separated "
+                                "by commas; unknown ids are left out."},
+                board_q],
+        ),
+        Operation(
+            "put", c.ADMIN_BOARD_PATH, "putBoard", "Create a board, or retitle it", "admin",
+            {"200": changed,
+             **errors({**body_errors, 409: ("BOARD_CONFLICT",)})},
+            security=admin, parameters=[board_path], request=BoardRequest,
+            description=(
+                "A logged record: followers and restarts see the board. An existing board "
+                "keeps what is not given; only its title and a later end may change (409). "
+                "A bad definition is 400, naming the key."),
+        ),
+        Operation(
+            "post", c.RESET_PATH, "resetBoard", "Close the board's current period now",
+            "admin",
+            {"200": changed,
+             **errors({**body_errors, 404: MISSING, 409: ("BOARD_CLOSED",)})},
+            security=admin, parameters=[board_path], request=ReasonRequest,
+            description="The next period takes the schedule's id with a suffix (`.2`) and "
+                        "starts empty; 409 once the board's season is over.",
+        ),
+        Operation(
+            "delete", c.STANDING_PATH, "removeStanding",
+            "Take a user off the board's current period", "admin",
+            {"200": json_answer("The removal as logged", schema("StandingRemoved")),
+             **errors({**body_errors, 404: MISSING})},
+            security=admin, parameters=[board_path, user_path(me=False)],
+            request=ReasonRequest,
+            description="404 when the user is not on the board. They may score again, "
+                        "from nothing.",
         ),
     ]

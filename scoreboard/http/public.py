@@ -19,6 +19,7 @@ from scoreboard.auth.tokens import Principal
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.commands import ActionResult, SubmitAction
 from scoreboard.core.errors import ProofInvalid, Refused
+from scoreboard.core.periods import Period
 from scoreboard.core.ranking import Ranking
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
@@ -28,6 +29,7 @@ from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
 from scoreboard.edge.errors import (
     JSON,
+    BadRequest,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -36,6 +38,7 @@ from scoreboard.edge.errors import (
 )
 from scoreboard.edge.ratelimit import RateLimiter, Verdict
 from scoreboard.http.deadlines import read_body
+from scoreboard.read.cursor import Cursor, CursorError
 from scoreboard.read.views import Views, iso
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.settings.model import Settings
@@ -51,6 +54,18 @@ def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
         "newScore": r.new_score, "rank": r.rank, "replayed": r.replayed, "seq": r.seq,
         "at": at,
     }
+
+
+def page_cursor(text: str, board: str, period: Period | None) -> Cursor:
+    """The cursor of a later page, which must be one of this board and period (a
+    period that closed since has its own pages), or 400."""
+    try:
+        cursor = Cursor.decode(text)
+    except CursorError as exc:
+        raise BadRequest(str(exc)) from None
+    if cursor.board != board or cursor.period != (None if period is None else period.id):
+        raise BadRequest("cursor: it pages another board or period")
+    return cursor
 
 
 def action_json(r: ActionResult) -> bytes:
@@ -207,6 +222,10 @@ class PublicApi:
         lb = self.settings.leaderboard
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
+        cursor = request.query.get("cursor")
+        if cursor is not None:  # a later page: no ETag, it moves with every change
+            after = page_cursor(cursor, ranking.board, self.views.period(ranking.board))
+            return json_response(orjson.dumps(self.views.page(ranking, after, limit)))
         version, body = self.views.leaderboard(ranking, limit)
         etag = f'"{ranking.board}-{version}-{limit}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}

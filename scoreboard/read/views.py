@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from scoreboard.core.engine import Engine
+from scoreboard.core.periods import Period
 from scoreboard.core.ranking import Ranking
+from scoreboard.read.cursor import Cursor
 from scoreboard.read.privacy import Pseudonyms
 
 
@@ -51,9 +53,11 @@ class Views:
     def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
         name = self.engine.display_name
         public = self.pseudonyms.public_id
+        rows = ranking.window(0, limit) if ranking.competition else (
+            (i, user, score) for i, (user, score) in enumerate(ranking.top(limit), 1))
         return [
-            {"rank": i, "userId": public(user), "displayName": name(user), "score": score}
-            for i, (user, score) in enumerate(ranking.top(limit), 1)
+            {"rank": rank, "userId": public(user), "displayName": name(user), "score": score}
+            for rank, user, score in rows
         ]
 
     def top(self, ranking: Ranking, limit: int) -> dict[str, Any]:
@@ -64,10 +68,11 @@ class Views:
             "totalUsers": len(ranking),
             "version": ranking.version,
             "generatedAt": iso(time.time()),
+            **self._paging(ranking, ranking.window(limit - 1, limit), limit),
         }
 
     def leaderboard(self, ranking: Ranking, limit: int) -> tuple[int, bytes]:
-        """(version, encoded reply) for GET /leaderboard."""
+        """(version, encoded reply) for GET /leaderboard: the first page."""
         key = (ranking.board, limit)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == ranking.version:
@@ -77,6 +82,64 @@ class Views:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (ranking.version, body)
         return ranking.version, body
+
+    def page(self, ranking: Ranking, after: Cursor, limit: int) -> dict[str, Any]:
+        """The GET /leaderboard reply for the page after a cursor (of this board and
+        period: the caller checked)."""
+        rows = ranking.after(after.score, after.seq, limit)
+        name = self.engine.display_name
+        public = self.pseudonyms.public_id
+        return {
+            "board": ranking.board,
+            "entries": [{"rank": r, "userId": public(u), "displayName": name(u), "score": s}
+                        for r, u, s in rows],
+            "totalUsers": len(ranking),
+            "version": ranking.version,
+            "generatedAt": iso(time.time()),
+            **self._paging(ranking, rows[-1:] if len(rows) == limit else [], limit),
+        }
+
+    def _paging(self, ranking: Ranking, last: list[tuple[int, str, int]], limit: int
+                ) -> dict[str, Any]:
+        """`period` and `nextCursor` (after `last`, the page's full last row, if any)."""
+        period = self.period(ranking.board)
+        pid = None if period is None else period.id
+        cursor = None
+        if last:
+            _, user, score = last[0]
+            seq = ranking.reached_seq(user)
+            if seq is not None and ranking.after(score, seq, 1):
+                cursor = Cursor(ranking.board, pid, score, seq).encode()
+        return {"period": pid, "nextCursor": cursor}
+
+    def period(self, board: str, now: float | None = None) -> Period | None:
+        """The board's current period: the one the log opened, else the one the
+        schedule gives for `now` (no score yet); None without periods or once closed."""
+        engine = self.engine
+        d = engine.defs.get(board)
+        if d is None or board in engine.ended:
+            return None
+        current = engine.periods.get(board)
+        if current is not None:
+            return current
+        return d.period_at(time.time() if now is None else now)
+
+    def boards(self) -> list[dict[str, Any]]:
+        """GET /boards: every board's definition, current period and whether it is closed."""
+        now = time.time()
+        out = []
+        for board, d in self.engine.defs.items():
+            period = self.period(board, now)
+            out.append({
+                "id": board, "title": d.title, "sort": d.sort, "operator": d.operator,
+                "ranks": d.ranks, "follows": list(d.follows), "reset": d.reset,
+                "timezone": d.timezone,
+                "period": None if period is None else {
+                    "id": period.id, "startsAt": _when(period.starts_at),
+                    "endsAt": _when(period.ends_at)},
+                "closed": board in self.engine.ended or (d.end is not None and now >= d.end),
+            })
+        return out
 
     def live_update(self, ranking: Ranking, limit: int) -> dict[str, Any]:
         """The data object of LEADERBOARD_UPDATE and of the SSE `leaderboard` event."""
@@ -144,4 +207,10 @@ class Views:
             "inTop": in_top,
             "pointsToTop": points_to_top,
             "totalUsers": len(ranking),
+            "topPercent": round(100 * rank / len(ranking), 2),
         }
+
+
+def _when(t: float) -> str | None:
+    """A period's bound as ISO text; None for an open end (a season without start or end)."""
+    return None if t in (float("inf"), float("-inf")) else iso(t)

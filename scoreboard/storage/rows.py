@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import orjson
 
+from scoreboard.core.boards import BoardDef
 from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     BoardScore,
     CommitBatch,
     FlagRecord,
@@ -31,6 +33,7 @@ from scoreboard.core.records import (
     RevokeTokensRecord,
     ShowNameRecord,
     StandingRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
 )
@@ -199,6 +202,21 @@ def _standing_row(r: StandingRecord, kind: str) -> RecordRow:
                 None)
 
 
+def _board_row(r: BoardDefinedRecord, kind: str) -> RecordRow:
+    """The definition's keys in the metadata column."""
+    d = r.definition
+    keys = {"title": d.title, "sort": d.sort, "operator": d.operator, "follows": d.follows,
+            "reset": d.reset, "timezone": d.timezone, "start": d.start, "end": d.end,
+            "ranks": d.ranks}
+    return _row(r, kind, None, None, 0, 0, 0, keys, r.actor, r.reason, None, None)
+
+
+def _board(cls: type[BoardDefinedRecord], row: Sequence[Any]) -> BoardDefinedRecord:
+    keys = orjson.loads(row[11])
+    keys["follows"] = tuple(keys["follows"])
+    return cls(seq=row[0], at=row[1], board=row[2], user_id=row[3], display_name=row[10],
+               definition=BoardDef(row[2], **keys), actor=row[12], reason=row[13])
+
 def _standing(cls: type[StandingRecord], row: Sequence[Any]) -> StandingRecord:
     return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9])
 
@@ -218,6 +236,8 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     HideNameRecord: (_standing_row, _standing),
     ShowNameRecord: (_standing_row, _standing),
     PeriodClosedRecord: (_period_row, _period),
+    BoardDefinedRecord: (_board_row, _board),
+    StandingRemovedRecord: (_moderation_row, _moderation),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}
 _DECODERS = {kind.value: (cls, CODECS[cls][1]) for kind, cls in RECORD_TYPES.items()}

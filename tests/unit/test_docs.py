@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 README_MAX_BYTES = 16 * 1024
-MANUAL = ["index.md", "getting-started.md", "api.md", "live.md", "configuration.md",
+MANUAL = ["index.md", "getting-started.md", "api.md", "boards.md", "live.md", "configuration.md",
           "operations.md", "scaling-out.md", "security.md", "clients.md", "benchmarks.md"]
 # Generated from the settings model by its own change; may be absent until that lands.
 GENERATED: set[Path] = set()

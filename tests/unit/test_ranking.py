@@ -123,3 +123,53 @@ def test_competition_ranks_share_equal_scores() -> None:
     assert [r for _, _, r in ordinal.ranks()] == [1, 2, 3]
     fresh = board.fresh()
     assert len(fresh) == 0 and fresh.competition and fresh.version == board.version
+
+
+@given(
+    st.booleans(),
+    st.lists(st.tuples(st.sampled_from("abcdefghij"), st.integers(-5, 5)), min_size=1,
+             max_size=30),
+    st.lists(st.tuples(st.sampled_from("abcdefghij"), st.integers(-5, 5)), max_size=30),
+    st.integers(1, 4),
+)
+def test_paging_after_a_key_repeats_and_skips_no_unchanged_user(
+    ascending: bool, first: list[tuple[str, int]], during: list[tuple[str, int]], size: int,
+) -> None:
+    """Pages continue after the last entry's (score, seq) while scores change between
+    pages: every user unchanged throughout is seen exactly once."""
+    r = Ranking("b", ascending=ascending)
+    seq = 0
+    for user, score in first:
+        seq += 1
+        r.set(user, score, seq)
+    changed: set[str] = set()
+    seen: list[str] = []
+    page = [(rank, user, s) for rank, (user, s) in enumerate(r.top(size), 1)]
+    pending = list(during)
+    while page:
+        seen += [user for _, user, _ in page]
+        last_user, last_score = page[-1][1], page[-1][2]
+        last_seq = r.reached_seq(last_user)
+        assert last_seq is not None
+        if pending:  # a change lands between two pages
+            user, score = pending.pop(0)
+            seq += 1
+            r.set(user, score, seq)
+            changed.add(user)
+        page = r.after(last_score, last_seq, size)
+    unchanged = {u for u, _ in first} - changed
+    assert sorted(u for u in seen if u in unchanged) == sorted(unchanged)
+
+
+def test_after_gives_current_ranks_in_both_rank_styles() -> None:
+    board = Ranking("c", competition=True)
+    for seq, (user, score) in enumerate([("a", 10), ("b", 7), ("c", 7), ("d", 5)], 1):
+        board.set(user, score, seq)
+    assert board.after(7, 2, 5) == [(2, "c", 7), (4, "d", 5)]
+    assert board.after(10, 1, 1) == [(2, "b", 7)]
+    assert board.after(5, 4, 5) == []
+    ordinal = Ranking("o")
+    for seq, (user, score) in enumerate([("a", 10), ("b", 7), ("c", 7)], 1):
+        ordinal.set(user, score, seq)
+    assert ordinal.after(7, 2, 5) == [(3, "c", 7)]
+    assert ordinal.after(99, 50, 2) == [(1, "a", 10), (2, "b", 7)]  # a place above all

@@ -10,11 +10,13 @@ import orjson
 import pytest
 
 from scoreboard.core import records
+from scoreboard.core.boards import BoardDef
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import (
     RECORD_TYPES,
     ActionRecord,
     AdjustRecord,
+    BoardDefinedRecord,
     BoardScore,
     FlagRecord,
     FreezeRecord,
@@ -24,6 +26,7 @@ from scoreboard.core.records import (
     PeriodClosedRecord,
     RevokeTokensRecord,
     ShowNameRecord,
+    StandingRemovedRecord,
     UnflagRecord,
     UnfreezeRecord,
     kind_of,
@@ -59,6 +62,10 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
       for cls, kind in [(FreezeRecord, "freeze"), (UnfreezeRecord, "unfreeze"),
                         (FlagRecord, "flag"), (UnflagRecord, "unflag"),
                         (RevokeTokensRecord, "revoke_tokens")]],
+    (StandingRemovedRecord(seq=3, **HEAD, board="weekly", prev_score=10, new_score=0,
+                           actor="admin-1", reason="spam"),
+     (3, AT, "weekly", "amy", "standing_removed", None, None, 0, 10, 0, "Amy", None,
+      "admin-1", "spam", None, None)),
     *[(cls(seq=4, board="global", **HEAD, **AS_IT_STOOD),
        (4, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, None, None, None,
         None))
@@ -69,6 +76,14 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
      (5, AT, "weekly", "", "period_closed", None, None, 0, 0, 0, None,
       f'{{"period":"2023-W46","startsAt":{AT - 60},"endsAt":{AT},"next":"2023-W47",'
       f'"nextStartsAt":{AT},"nextEndsAt":{AT + 60}}}', "admin-1", "r", None, None)),
+    (BoardDefinedRecord(seq=6, at=AT, board="laps", user_id="", display_name=None,
+                        definition=BoardDef("laps", "Laps", "asc", "best", ("global",),
+                                            "weekly", "Europe/Paris", None, AT, "competition"),
+                        actor="admin-1", reason="new"),
+     (6, AT, "laps", "", "board_defined", None, None, 0, 0, 0, None,
+      '{"title":"Laps","sort":"asc","operator":"best","follows":["global"],"reset":"weekly",'
+      f'"timezone":"Europe/Paris","start":null,"end":{AT},"ranks":"competition"}}',
+      "admin-1", "new", None, None)),
 ]
 IDS = [type(r).__name__ for r, _ in SAMPLES]
 
@@ -131,6 +146,9 @@ def test_the_event_json_is_that_of_the_flat_record(record: LogRecord,
                               "endsAt": ISO}
         expected["next"] = {"id": "2023-W47", "startsAt": ISO,
                             "endsAt": "2023-11-14T22:14:20.250Z"}
+    if isinstance(record, BoardDefinedRecord):  # the definition under a key of its own
+        expected["metadata"] = None
+        expected["definition"] = {**orjson.loads(meta), "end": ISO}
     assert wire.record_bytes(record) == orjson.dumps(expected)  # keys in the same order
     assert wire.sse_events([record]) == (
         f"id: {seq}\nevent: {kind}\ndata: ".encode() + orjson.dumps(expected) + b"\n\n")
@@ -150,7 +168,8 @@ def test_the_engine_applies_every_kind_and_refuses_an_unknown_class() -> None:
     engine = Engine(RuleSet.from_config({"WIN": {"points": 10}}), ("global", "weekly"))
     for record, _ in SAMPLES:
         engine.apply(record)
-    assert engine.last_seq == 5 and engine.boards["global"].score("amy") == 10
+    assert engine.last_seq == 6 and engine.boards["global"].score("amy") == 10
+    assert engine.defs["laps"].operator == "best" and engine.boards["laps"].ascending
     assert "amy" not in engine.boards["weekly"]  # its period closed: a fresh board
     with pytest.raises(TypeError, match="no way to apply a LogRecord"):
-        engine.apply(LogRecord(seq=6, at=AT, board="global", user_id="amy", display_name=None))
+        engine.apply(LogRecord(seq=7, at=AT, board="global", user_id="amy", display_name=None))
