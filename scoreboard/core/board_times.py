@@ -20,6 +20,7 @@ class BoardTimes:
     """The engine's periods and run-time boards."""
 
     defs: dict[str, BoardDef]
+    defined: dict[str, BoardDef]  # the boards defined at run time (images keep them)
     followers: dict[str, tuple[str, ...]]
     boards: dict[str, Ranking]
     periods: dict[str, Period | None]
@@ -93,9 +94,9 @@ class BoardTimes:
         pending.records.append(record)
         return record
 
-    def _define(self, d: BoardDef, seq: int) -> None:
+    def define(self, d: BoardDef, seq: int) -> None:
         """An administrator's board: a ranking in its order, a period once it scores."""
-        self.defs[d.id] = d
+        self.defs[d.id] = self.defined[d.id] = d
         self.followers = check_boards(self.defs)
         ranking = self.boards.get(d.id)
         if ranking is None:

@@ -103,6 +103,7 @@ class Engine(BoardTimes):
         self.periods: dict[str, Period | None] = {
             d.id: None for d in self.defs.values() if d.has_periods}
         self.ended: set[str] = set()  # boards whose season is over
+        self.defined: dict[str, BoardDef] = {}  # by an administrator, at run time
         # Closed periods' rankings, oldest first, until the archiver takes them.
         self.closed: list[tuple[PeriodClosedRecord, Ranking]] = []
         self.last_seq = 0
@@ -404,7 +405,7 @@ class Engine(BoardTimes):
                 fresh.version = max(fresh.version, r.seq)
                 self.follow(r)
             case BoardDefinedRecord():
-                self._define(r.definition, r.seq)
+                self.define(r.definition, r.seq)
             case StandingRemovedRecord():
                 self.boards[r.board].remove(r.user_id, r.seq)
             case FreezeRecord():
@@ -513,6 +514,7 @@ class Engine(BoardTimes):
             "revoked": dict(sorted(self.revoked.items())),
             "periods": dict(self.periods),
             "ended": sorted(self.ended),
+            "defined": dict(sorted(self.defined.items())),
             "closed": [(r.board, r.period, list(b.ranks())) for r, b in self.closed],
             "last_seq": self.last_seq,
         }

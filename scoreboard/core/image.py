@@ -12,12 +12,30 @@ engine that replayed the whole log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from scoreboard.core.boards import BoardDef, BoardError
 from scoreboard.core.engine import Engine
 from scoreboard.core.names import Names
 from scoreboard.core.periods import Period
 from scoreboard.core.ranking import Ranking
+
+_DEFINITION_FIELDS = [f.name for f in fields(BoardDef) if f.init]
+
+
+def _definition_row(d: BoardDef) -> list[Any]:
+    return [getattr(d, name) for name in _DEFINITION_FIELDS]
+
+
+def _definition(row: list[Any]) -> BoardDef:
+    """A definition from an image; `ValueError` for one that does not hold together."""
+    try:
+        keys = dict(zip(_DEFINITION_FIELDS, row, strict=True))
+        keys["follows"] = tuple(keys["follows"])
+        return BoardDef(**keys)
+    except (TypeError, KeyError, BoardError) as exc:
+        raise ValueError(f"the image has a bad board definition: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +67,8 @@ class EngineImage:
     # board → its current period (id, startsAt, endsAt), None before its first score
     periods: dict[str, tuple[str, float, float] | None] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)  # boards whose season is over
+    # boards defined at run time: each definition's fields, in `BoardDef`'s order
+    defined: list[list[Any]] = field(default_factory=list)
 
 
 class Capture:
@@ -99,6 +119,7 @@ def capture(engine: Engine) -> Capture:
             "periods": {b: None if p is None else (p.id, p.starts_at, p.ends_at)
                         for b, p in engine.periods.items()},
             "ended": list(engine.ended),
+            "defined": [_definition_row(d) for d in engine.defined.values()],
         },
     )
 
@@ -114,9 +135,11 @@ def restore(engine: Engine, image: EngineImage) -> None:
     if engine.last_seq:
         raise ValueError("restoring needs an empty engine")
     frozen = set(image.frozen)
+    defined = [_definition(row) for row in image.defined]
+    defs = engine.defs | {d.id: d for d in defined}
     rankings: dict[str, Ranking] = {}
     for b in image.boards:  # built aside and checked before anything is replaced
-        kind = engine.boards.get(b.name)  # a board's order and rank style are its own
+        kind = defs.get(b.name)  # a board's order and rank style are its own
         ranking = rankings[b.name] = Ranking(b.name) if kind is None else Ranking(
             b.name, ascending=kind.ascending, competition=kind.competition)
         ranking.frozen |= frozen
@@ -126,6 +149,8 @@ def restore(engine: Engine, image: EngineImage) -> None:
         raise ValueError("the image has no global board, or more names than its users")
     names = Names(on_global)
     names.restore(image.names, image.other_names)
+    for d in defined:
+        engine.define(d, 0)
     for name, ranking in engine.boards.items():
         if name not in rankings:  # a board new to the config: empty, as Restore leaves it
             ranking.frozen |= frozen

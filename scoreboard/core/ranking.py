@@ -34,6 +34,7 @@ SEQ_BITS = 48
 SEQ_MASK = (1 << SEQ_BITS) - 1
 SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
+VACANT = -1  # `Ranking.export`: the key of a slot whose user was taken off the board
 SCORE_CEIL = MAX_SCORE
 
 
@@ -170,18 +171,29 @@ class Ranking:
     def export(self) -> tuple[list[str], list[int], list[int]]:
         """Copies for a snapshot, cheap enough for the loop (immutable items, C-speed
         copies): the users by slot, their keys by slot (`_key_of` is filled in slot
-        order and never loses a user) and the ranked keys in order. `columns` turns
-        them into plain values, away from the loop."""
-        return list(self._users), list(self._key_of.values()), list(self._order)
+        order; a user taken off leaves a `VACANT` slot) and the ranked keys in order.
+        `columns` turns them into plain values, away from the loop."""
+        keys = list(self._key_of.values())
+        if len(keys) != len(self._users):  # users taken off left their slots vacant
+            by_slot = [VACANT] * len(self._users)
+            for k in keys:
+                by_slot[k & SLOT_MASK] = k
+            keys = by_slot
+        return list(self._users), keys, list(self._order)
 
     @staticmethod
     def columns(keys: list[int], ranked: list[int], ascending: bool = False
                 ) -> tuple[list[int], list[int], list[int]]:
         """`export`'s keys as scores and reached seqs by slot, and the ranked slots in
-        order (so a restore needs no sort); `ascending`: the keys are of such a board."""
+        order (so a restore needs no sort); `ascending`: the keys are of such a board.
+        A vacant slot has the seq -1."""
         scores = ([(k >> (SEQ_BITS + SLOT_BITS)) - SCORE_CEIL for k in keys] if ascending
                   else [key_score(k) for k in keys])
-        return scores, [key_seq(k) for k in keys], [k & SLOT_MASK for k in ranked]
+        seqs = [key_seq(k) for k in keys]
+        if VACANT in keys:
+            for slot in (i for i, k in enumerate(keys) if k == VACANT):
+                scores[slot], seqs[slot] = 0, -1
+        return scores, seqs, [k & SLOT_MASK for k in ranked]
 
     def restore(self, users: list[str], scores: Sequence[int], seqs: Sequence[int],
                 ranked: Sequence[int], version: int) -> None:
@@ -191,12 +203,17 @@ class Ranking:
         if not len(users) == len(scores) == len(seqs):
             raise ValueError(f"board {self.board!r}: columns of different lengths")
         key = self._key
-        keys = [key(score, seq, slot)
+        keys = [key(score, seq, slot) if seq >= 0 else VACANT
                 for slot, score, seq in zip(range(len(users)), scores, seqs, strict=True)]
-        key_of = dict(zip(users, keys, strict=True))
-        if len(key_of) != len(users):
+        held = len(users)
+        if VACANT in keys:  # slots of users taken off
+            key_of = {u: k for u, k in zip(users, keys, strict=True) if k != VACANT}
+            held -= keys.count(VACANT)
+        else:
+            key_of = dict(zip(users, keys, strict=True))
+        if len(key_of) != held:
             raise ValueError(f"board {self.board!r}: a user twice")
-        on_board = len(users) - sum(1 for u in self.frozen if u in key_of)
+        on_board = held - sum(1 for u in self.frozen if u in key_of)
         if len(ranked) != on_board:
             raise ValueError(f"board {self.board!r}: {len(ranked)} ranked of {on_board}")
         self._users, self._key_of = users, key_of

@@ -226,9 +226,14 @@ class CommitBatch:
         return self.records[-1].seq
 
 
+# What recovery reads of boards from the log rather than from the current rows.
+BoardRecord = PeriodClosedRecord | BoardDefinedRecord | StandingRemovedRecord
+
+
 class SnapshotSink(Protocol):
     """Where recovery streams what it loads, a chunk at a time, in this order: first,
-    once, the last `period_closed` record of each board and the `at` of the last record
+    once, in seq order, the last `period_closed` record of each board with every
+    `board_defined` and `standing_removed` record, and the `at` of the last record
     (0 for an empty log), then every score row, every user row, then the recent records
     whose memory matters (idempotency keys, quota windows, unexpired proofs); last
     `end`, once, when all of it came from one consistent snapshot of the log.
@@ -237,7 +242,7 @@ class SnapshotSink(Protocol):
     driver's own rows will do: recovery handles millions, and converting each one
     would cost time and memory for nothing)."""
 
-    def periods(self, closes: Sequence[PeriodClosedRecord], last_at: float) -> None: ...
+    def periods(self, closes: Sequence[BoardRecord], last_at: float) -> None: ...
     def scores(self, rows: Sequence[Sequence[Any]]) -> None: ...
     def users(self, rows: Sequence[Sequence[Any]]) -> None: ...
     def recent(self, records: Sequence[LogRecord]) -> None: ...
@@ -252,7 +257,7 @@ class Snapshot:
     scores: list[ScoreRow]
     users: list[UserRow]
     recent: list[LogRecord]
-    closes: list[PeriodClosedRecord] = field(default_factory=list)
+    closes: list[BoardRecord] = field(default_factory=list)
     last_at: float = 0.0
 
     def feed(self, sink: SnapshotSink) -> None:

@@ -19,29 +19,45 @@ from typing import Any
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
-from scoreboard.core.records import LogRecord, PeriodClosedRecord, Snapshot
+from scoreboard.core.records import (
+    BoardDefinedRecord,
+    BoardRecord,
+    LogRecord,
+    PeriodClosedRecord,
+    Snapshot,
+    StandingRemovedRecord,
+)
 
 
 class Restore:
     """Feeds an empty engine; counts what it was given (for the log line)."""
 
-    __slots__ = ("_closed_at", "_engine", "recent_records", "score_rows", "user_rows")
+    __slots__ = ("_closed_at", "_engine", "_removed_at", "recent_records", "score_rows",
+                 "user_rows")
 
     def __init__(self, engine: Engine) -> None:
         if engine.last_seq:
             raise ValueError("recovery needs an empty engine")
         self._engine = engine
         self._closed_at: dict[str, int] = {}  # board → the seq of its last period_closed
+        # (board, user) → the seq of the last removal of the user from the board
+        self._removed_at: dict[tuple[str, str], int] = {}
         self.score_rows = self.user_rows = self.recent_records = 0
 
-    def periods(self, closes: Sequence[PeriodClosedRecord], last_at: float) -> None:
-        """Each board's current period: the one its last close opened, or (for a board
-        that never closed) the one holding the last record, which was committed before
-        the board's period ended (else the writer would have closed it first)."""
+    def periods(self, closes: Sequence[BoardRecord], last_at: float) -> None:
+        """Boards defined at run time, and each board's current period: the one its last
+        close opened, or (for a board that never closed) the one holding the last record,
+        which was committed before the board's period ended (else the writer would have
+        closed it first). Removals: which stored rows no longer stand."""
         engine = self._engine
         for r in closes:
-            self._closed_at[r.board] = r.seq
-            engine.follow(r)
+            if isinstance(r, BoardDefinedRecord):
+                engine.define(r.definition, r.seq)
+            elif isinstance(r, StandingRemovedRecord):
+                self._removed_at[(r.board, r.user_id)] = r.seq
+            elif isinstance(r, PeriodClosedRecord):
+                self._closed_at[r.board] = r.seq
+                engine.follow(r)
         engine.last_at = max(engine.last_at, last_at)
 
     def scores(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -50,6 +66,9 @@ class Restore:
         if self._closed_at:
             closed_at = self._closed_at
             rows = [row for row in rows if row[3] > closed_at.get(row[0], 0)]
+        if self._removed_at:  # a row the user reached before being taken off is gone
+            removed_at = self._removed_at
+            rows = [row for row in rows if row[3] > removed_at.get((row[0], row[1]), 0)]
         if not rows:
             return
         self.score_rows += len(rows)

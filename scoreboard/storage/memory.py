@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
 from scoreboard.storage.archive import TOP
@@ -104,7 +105,12 @@ class MemoryLog(ActionLog):
         # No await from here to the end: nothing can change in between, so every chunk
         # comes from the same state.
         logged = (self._rows[seq] for seq in self._seqs)
-        closes = {row[2]: row for row in logged if row[4] == "period_closed"}
+        closes: dict[Any, Any] = {}  # the last close of each board, every admin record
+        for row in logged:
+            if row[4] == "period_closed":
+                closes[row[2]] = row
+            elif row[4] in ("board_defined", "standing_removed"):
+                closes[row[0]] = row
         into.periods(last_closes(sorted(closes.values())),
                      self._rows[self._seqs[-1]][1] if self._seqs else 0.0)
         for scores in chunked(self._scores.values(), chunk):

@@ -22,6 +22,7 @@ from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
     BoardDefinedRecord,
+    BoardRecord,
     BoardScore,
     CommitBatch,
     FlagRecord,
@@ -265,9 +266,10 @@ def records_from_rows(rows: Iterable[Sequence[Any]]) -> list[LogRecord]:
     return [record_from_row(row) for row in rows]
 
 
-def last_closes(rows: Iterable[Sequence[Any]]) -> list[PeriodClosedRecord]:
-    """`period_closed` rows as records (the last of each board, for recovery)."""
-    return [r for r in records_from_rows(rows) if isinstance(r, PeriodClosedRecord)]
+def last_closes(rows: Iterable[Sequence[Any]]) -> list[BoardRecord]:
+    """The rows recovery reads of boards (`SnapshotSink.periods`) as records."""
+    return [r for r in records_from_rows(rows)
+            if isinstance(r, PeriodClosedRecord | BoardDefinedRecord | StandingRemovedRecord)]
 
 
 def _last_per_key(items: Iterable[T], key: Any) -> list[T]:

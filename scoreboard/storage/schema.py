@@ -150,7 +150,10 @@ _LATER: dict[int, tuple[str, ...]] = {
     5: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
         WHERE kind = 'period_closed'""",
         "CREATE UNIQUE INDEX archive_position ON archive (board, period, position)",
-        "CREATE INDEX periods_closed ON periods (board, closed_seq)"),
+        "CREATE INDEX periods_closed ON periods (board, closed_seq)",
+        # and every run-time board definition and standing removal.
+        """CREATE INDEX action_log_board_admin ON action_log (seq)
+        WHERE kind IN ('board_defined', 'standing_removed')"""),
 }
 
 
@@ -205,9 +208,11 @@ LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM action_log"
 SELECT_RECORDS = f"SELECT {RECORD_COLUMN_LIST} FROM action_log"
 SELECT_SCORES = f"SELECT {BOARD_SCORES.column_list} FROM board_scores"
 SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
-# Each board's last period_closed record, and the moment of the last record.
+# Each board's last period_closed record, and every board_defined and standing_removed
+# record (an administrator's, so few): what recovery needs of boards, in seq order.
 LAST_CLOSES = f"""{SELECT_RECORDS} WHERE seq IN (SELECT max(seq) FROM action_log
-    WHERE kind = 'period_closed' GROUP BY board) ORDER BY seq"""
+    WHERE kind = 'period_closed' GROUP BY board)
+    OR kind IN ('board_defined', 'standing_removed') ORDER BY seq"""
 LAST_AT = "SELECT coalesce((SELECT at FROM action_log ORDER BY seq DESC LIMIT 1), 0)"
 LIST_SNAPSHOTS = ("SELECT seq, created_at, format, checksum, length(body) FROM snapshots"
                   " ORDER BY seq DESC")

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tests.integration.conftest import Running
+from tests.integration.conftest import Running, ServerFactory
 from tests.integration.test_batch import item, post
 
 API = "/api/v1"
@@ -188,3 +188,28 @@ async def test_pages_while_a_writer_races_them(server: Running) -> None:
         await task
     unchanged = set(users) - set(movers)
     assert sorted(u for u in seen if u in unchanged) == sorted(unchanged)
+
+
+async def test_a_run_time_board_and_a_removal_survive_a_restart(
+        start_server: ServerFactory) -> None:
+    server = await start_server()
+    status, made = await call(server, "PUT", "/admin/boards/cup",
+                              {"reason": "cup", "title": "Cup", "sort": "asc",
+                               "reset": "weekly"})
+    assert status == 200, made
+    await scores(server, {"amy": 3, "bob": 2, "cat": 1}, board="cup")
+    status, _ = await call(server, "DELETE", "/admin/boards/cup/users/amy", {"reason": "cheat"})
+    assert status == 200
+    status, before = await server.get(f"{API}/leaderboard?board=cup")
+    assert [(e["userId"], e["score"]) for e in before["entries"]] == [("cat", 10), ("bob", 20)]
+    status, listed = await server.get(f"{API}/boards")
+    await server.stop()
+
+    again = await start_server()
+    status, after = await again.get(f"{API}/leaderboard?board=cup")
+    assert status == 200
+    assert after["entries"] == before["entries"] and after["period"] == before["period"]
+    status, relisted = await again.get(f"{API}/boards")
+    assert relisted["boards"] == listed["boards"]
+    status, _ = await again.get(f"{API}/users/amy/score?board=cup")
+    assert status == 404

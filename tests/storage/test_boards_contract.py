@@ -9,13 +9,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scoreboard.core.boards import BoardDef
-from scoreboard.core.commands import Command, ResetBoard, SubmitAction
+from scoreboard.core.commands import (
+    Command,
+    DefineBoard,
+    RemoveStanding,
+    ResetBoard,
+    SubmitAction,
+)
 from scoreboard.core.engine import Engine
+from scoreboard.core.image import take
 from scoreboard.core.records import BoardScore, ScoreRow
 from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage import ActionLog
 from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
+from scoreboard.storage.snapshots import encode, replay, restore_newest
 from scoreboard.writer.actor import Writer
 from tests.storage.test_contract import Backend, backend, batch, everything, load, rec, store
 
@@ -118,3 +126,48 @@ async def test_archives_are_written_idempotently_and_read_by_page_user_and_perio
     assert older == first._replace(complete=True, top=tuple(rows[:3]))
     assert await store.periods("daily", "2026-12-05", 10) == [older]
     assert await store.periods("daily", None, 1) == [newest]
+
+
+def define(board: str, **keys: Any) -> DefineBoard:
+    values: dict[str, Any] = {
+        "title": "", "sort": "desc", "operator": "sum", "follows": "", "reset": "never",
+        "timezone": "UTC", "start": None, "end": None, "ranks": "ordinal"}
+    return DefineBoard("", actor="admin", board=board, reason="test", **{**values, **keys})
+
+
+async def test_run_time_boards_and_removals_survive_a_restart_and_a_snapshot(
+        backend: Backend) -> None:
+    store = backend.make()
+    await store.open()
+    live = Engine(RULES, BOARDS)
+    await run_writer(live, store, [
+        (DAY1, [define("cup", reset="weekly", ranks="competition", sort="asc"),
+                win("amy", "1", "cup"), win("bob", "1", "cup"), win("bob", "2", "cup"),
+                win("carl", "1", "cup")]),
+        (DAY1 + 60, [RemoveStanding("bob", actor="admin", board="cup", reason="cheat"),
+                     RemoveStanding("carl", actor="admin", board="cup", reason="cheat")]),
+    ])
+    await store.save_snapshot(encode(take(live), DAY1), keep=2)  # an image with both
+    await run_writer(live, store, [
+        (DAY1 + 120, [win("carl", "2", "cup"), define("late", reset="daily"),
+                      win("dan", "1", "late"),
+                      RemoveStanding("amy", actor="admin", board="cup", reason="cheat")]),
+    ])
+    await store.close()
+    assert live.boards["cup"].top(5) == [("carl", 10)]  # amy and bob off, carl again
+    assert live.boards["late"].top(5) == [("dan", 10)]
+
+    again = backend.make()
+    await again.open()
+    try:
+        from_rows = Engine(RULES, BOARDS)
+        await again.load(0.0, into=Restore(from_rows))
+        from_snapshot = Engine(RULES, BOARDS)
+        assert await restore_newest(again, from_snapshot) is not None
+        await replay(again, from_snapshot)
+    finally:
+        await again.close()
+    for restarted in (from_rows, from_snapshot):
+        assert restarted.defs["cup"] == live.defs["cup"] and "late" in restarted.defs
+        assert restored_state(restarted) == restored_state(live)
+        assert restarted.boards["cup"].ascending and restarted.boards["cup"].competition
