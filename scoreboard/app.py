@@ -68,6 +68,7 @@ from scoreboard.storage import PostgresLog, gc_paused, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.storage.snapshots import replay, restore_newest
 from scoreboard.writer.actor import Submitter, Writer
+from scoreboard.writer.archiver import Archiver
 from scoreboard.writer.snapshots import Snapshotter
 from scoreboard.ws.server import LiveServer
 
@@ -81,6 +82,7 @@ NATS_TASK = "nats-publisher"
 KEYS_TASK = "provider-keys"
 LOCK_TASK = "writer-lock"
 SNAPSHOT_TASK = "snapshots"
+ARCHIVE_TASK = "archiver"
 LOCK_CHECK_SECONDS = 1.0
 
 
@@ -111,6 +113,7 @@ class Service:
     _ready_checked: tuple[float, bool] = (0.0, False)
     node: Node | None = None  # PostgreSQL with several processes (SPEC §8)
     snapshots: Snapshotter | None = None
+    archiver: Archiver | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -123,13 +126,17 @@ class Service:
                 follower=settings.server.role != "writer",
             )
         w = settings.writer
-        engine = Engine(
-            settings.rules,
-            settings.board_definitions().values(),
-            retention=w.idempotency_retention_seconds,
-            max_keys=w.idempotency_max_keys,
-            abuse=settings.abuse.limits(),
-        )
+
+        def make_engine() -> Engine:
+            return Engine(
+                settings.rules,
+                settings.board_definitions().values(),
+                retention=w.idempotency_retention_seconds,
+                max_keys=w.idempotency_max_keys,
+                abuse=settings.abuse.limits(),
+            )
+
+        engine = make_engine()
         writer = Writer(
             engine, store, queue_size=w.queue_size, max_batch=w.max_batch,
             retry_seconds=w.retry_seconds, pipeline_depth=w.pipeline_depth,
@@ -164,6 +171,8 @@ class Service:
         snapshots = Snapshotter(engine, store, every_records=w.snapshot_every_records,
                                 every_seconds=w.snapshot_seconds)
         writer.listeners.append(snapshots.on_commit)
+        archiver = Archiver(engine, store, make_engine, retry_seconds=w.retry_seconds)
+        writer.listeners.append(archiver.on_commit)
         writer.batch_observers.append(metrics.observe_batch)
         writer.listener_error_observers.append(lambda _exc: metrics.listener_failed())
         writer.listeners.append(live.hub.on_commit)
@@ -195,7 +204,7 @@ class Service:
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
                       app=app, edge=Edge(settings.edge, budget, metrics, ids), feed=feed,
-                      node=node, keys=keys, snapshots=snapshots)
+                      node=node, keys=keys, snapshots=snapshots, archiver=archiver)
         if settings.events.nats.url:
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
@@ -293,6 +302,7 @@ class Service:
             if self.node is None or self.node.is_writer:
                 self._start_writing()
             stack.push_async_callback(self._final_snapshot)  # after the drain, if a writer
+            stack.push_async_callback(self.tasks.stop, ARCHIVE_TASK)  # after the drain too
             stack.push_async_callback(self._drain_writer)  # nothing to drain if never run
             stack.push_async_callback(self.tasks.stop, LOCK_TASK)  # nothing if never run
             if self.node is not None:
@@ -349,6 +359,8 @@ class Service:
         self.tasks.start(WRITER_TASK, self.writer.run())
         if self.snapshots is not None:
             self.tasks.start(SNAPSHOT_TASK, self.snapshots.run())
+        if self.archiver is not None:
+            self.tasks.start(ARCHIVE_TASK, self.archiver.run())
         if isinstance(self.store, PostgresLog):
             self.tasks.start(LOCK_TASK, self.store.watch_lock(LOCK_CHECK_SECONDS))
 

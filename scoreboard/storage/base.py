@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
+from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
 
 
 class StoreError(Exception):
@@ -183,6 +183,11 @@ class ActionLog(abc.ABC):
         """The board's archived (complete) periods closed before the period `before`
         (None: all), newest first, at most `limit`, each with its top 3."""
 
+
+    @abc.abstractmethod
+    async def unarchived(self) -> list[PeriodClosedRecord]:
+        """The `period_closed` records whose period has no complete archive, in seq
+        order (the archiver writes them after a crash)."""
 
     # -- snapshots (not part of the log: a copy of the state at one seq) ---------------
 

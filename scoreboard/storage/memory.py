@@ -13,7 +13,14 @@ import bisect
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from scoreboard.core.records import CommitBatch, LogRecord, ScoreRow, SnapshotSink, UserRow
+from scoreboard.core.records import (
+    CommitBatch,
+    LogRecord,
+    PeriodClosedRecord,
+    ScoreRow,
+    SnapshotSink,
+    UserRow,
+)
 from scoreboard.storage.archive import TOP
 from scoreboard.storage.base import (
     ActionLog,
@@ -189,6 +196,13 @@ class MemoryLog(ActionLog):
                        key=lambda p: -p.closed_seq)[:max(limit, 0)]
         return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
                 for p in found]
+
+    async def unarchived(self) -> list[PeriodClosedRecord]:
+        self._require_open()
+        done = {(p.board, p.closed_seq) for p in self._periods.values() if p.complete}
+        return [r for r in last_closes(self._rows[seq] for seq in self._seqs
+                                       if self._rows[seq][4] == "period_closed")
+                if isinstance(r, PeriodClosedRecord) and (r.board, r.seq) not in done]
 
     async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
         self._require_open()

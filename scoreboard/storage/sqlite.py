@@ -24,7 +24,7 @@ from pathlib import Path
 import aiosqlite
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
+from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
 from scoreboard.storage.base import (
@@ -299,6 +299,10 @@ class SqliteLog(ActionLog):
                  for r in await self._read(_ARCHIVE.periods, (board, until, limit))]
         return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
                 for p in found]
+
+    async def unarchived(self) -> list[PeriodClosedRecord]:
+        return [r for r in records_from_rows(await self._read(_ARCHIVE.unarchived))
+                if isinstance(r, PeriodClosedRecord)]
 
     # -- internals --------------------------------------------------------------------
 

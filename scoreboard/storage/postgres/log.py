@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, SnapshotSink
+from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
 from scoreboard.storage import schema
 from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
 from scoreboard.storage.base import (
@@ -324,6 +324,13 @@ class PostgresLog(ActionLog):
                 _ARCHIVE.periods, board, until, max(limit, 0))]
             return [p._replace(top=tuple(ArchiveRow(*r) for r in await conn.fetch(
                 _ARCHIVE.page, board, p.period, 0, TOP))) for p in found]
+
+        return await self._sessions.read(run)
+
+    async def unarchived(self) -> list[PeriodClosedRecord]:
+        async def run(conn: asyncpg.Connection) -> list[PeriodClosedRecord]:
+            return [r for r in records_from_rows(await conn.fetch(_ARCHIVE.unarchived))
+                    if isinstance(r, PeriodClosedRecord)]
 
         return await self._sessions.read(run)
 

@@ -1,0 +1,147 @@
+"""The archiver: a closed period's final standings into the store's archive (SPEC §11).
+
+When a `period_closed` record commits, the engine keeps the period's final ranking
+(`Engine.take_closed`); `Archiver.on_commit`, a commit listener of the writer, hands it
+to the task `run`, which writes it in chunks of `chunk` rows (`ActionLog.write_archive`
+inserts or ignores each row) and marks the period complete with the last one. The live
+engine never waits for it.
+
+On start, before anything new: every period the log closed whose archive is not
+complete (the process stopped while writing it, or before it started) is rebuilt from
+the log: an engine of the same boards restored from the newest snapshot before the
+close and replayed up to it holds the very ranking the close ended. Rows are inserted
+or ignored by user, so writing a period again from its first row changes nothing.
+
+The archive is derived from the log: a write that fails is logged and tried again,
+and the log still holds everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from scoreboard.core.engine import Engine
+from scoreboard.core.ranking import Ranking
+from scoreboard.core.records import LogRecord, PeriodClosedRecord
+from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveRow, StoreError
+from scoreboard.storage.snapshots import replay, restore_newest
+
+log = logging.getLogger("scoreboard.writer.archiver")
+
+CHUNK = 5_000
+
+
+def _bound(t: float) -> float | None:
+    return None if t in (float("inf"), float("-inf")) else t
+
+
+class Archiver:
+    def __init__(self, engine: Engine, store: ActionLog, make_engine: Callable[[], Engine],
+                 *, chunk: int = CHUNK, retry_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.store = store
+        self.make_engine = make_engine  # an empty engine of the same rules and boards
+        self.chunk = chunk
+        self.retry_seconds = retry_seconds
+        self.archived = 0  # periods written complete by this process
+        self._queue: deque[tuple[PeriodClosedRecord, Ranking]] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._closing = False
+
+    def on_commit(self, records: Sequence[LogRecord]) -> None:
+        """A commit listener: a committed close hands its final ranking over."""
+        if any(isinstance(r, PeriodClosedRecord) for r in records):
+            self._take()
+
+    def _take(self) -> None:
+        closed = self.engine.take_closed()
+        if closed:
+            self._queue.extend(closed)
+            self._idle.clear()
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Complete what the log closed before this start, then archive each close as
+        it commits, until `stop`."""
+        started_seq = self.engine.last_seq
+        self._take()  # closes that recovery replayed: their rankings are at hand
+        await self._drain()
+        if not self._closing:
+            await self._rebuild(started_seq)
+        while not self._closing:
+            self._idle.set()
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drain()
+
+    def stop(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    async def idle(self) -> None:
+        """Until every close handed over so far is archived (tests, shutdown)."""
+        await self._idle.wait()
+
+    async def _drain(self) -> None:
+        while self._queue and not self._closing:
+            record, ranking = self._queue[0]
+            if await self._write(record, ranking):
+                self._queue.popleft()
+            else:
+                await self._pause()
+
+    async def _pause(self) -> None:
+        """After a failed write: until `retry_seconds` pass or `stop`."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _rebuild(self, up_to: int) -> None:
+        """Archive every close up to seq `up_to` that the store has no complete
+        archive of, replaying the log into an engine of its own."""
+        try:
+            missing = [r for r in await self.store.unarchived() if r.seq <= up_to]
+        except StoreError as exc:
+            log.warning("could not list the periods to archive: %s", exc)
+            return
+        if not missing:
+            return
+        wanted = {(r.board, r.seq) for r in missing}
+        log.info("rebuilding %d closed periods from the log", len(missing))
+        engine = self.make_engine()
+        try:
+            await restore_newest(self.store, engine, up_to=missing[0].seq - 1)
+            await replay(self.store, engine, up_to=missing[-1].seq)
+        except StoreError as exc:
+            log.warning("could not replay the log to archive closed periods: %s", exc)
+            return
+        for record, ranking in engine.take_closed():
+            if (record.board, record.seq) in wanted and not self._closing:
+                while not await self._write(record, ranking) and not self._closing:
+                    await self._pause()
+
+    async def _write(self, r: PeriodClosedRecord, ranking: Ranking) -> bool:
+        """The period's rows in chunks, the last one marking it complete; False when the
+        store refused (the caller tries again)."""
+        period = ArchivedPeriod(r.board, r.period, _bound(r.starts_at), _bound(r.ends_at),
+                                len(ranking), r.seq, False)
+        rows: list[ArchiveRow] = []
+        try:
+            for position, (user, score, rank) in enumerate(ranking.ranks(), 1):
+                rows.append(ArchiveRow(position, user, score, rank))
+                if len(rows) >= self.chunk:
+                    await self.store.write_archive(period, rows)
+                    rows = []
+            await self.store.write_archive(period._replace(complete=True), rows)
+        except StoreError as exc:
+            log.warning("archiving %s period %s failed: %s", r.board, r.period, exc)
+            return False
+        self.archived += 1
+        log.info("archived %s period %s: %d users", r.board, r.period, len(ranking))
+        return True
