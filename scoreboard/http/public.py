@@ -41,6 +41,8 @@ from scoreboard.settings.model import Settings
 from scoreboard.writer.actor import Submitter
 
 ACTION_BODY = v.BodyReader(ActionRequest)
+NO_CACHE = {"Cache-Control": "no-cache"}
+TOP_HEADERS = {**NO_CACHE, "Content-Type": JSON}
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
@@ -194,12 +196,11 @@ class PublicApi:
         lb = self.settings.leaderboard
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
-        version, body = self.views.leaderboard(ranking, limit)
-        etag = f'"{ranking.board}-{version}-{limit}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        reply = self.views.leaderboard(ranking, limit)  # the cached public view
+        etag = reply.etag
         if etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers)
-        return json_response(body, headers=headers)
+            return web.Response(status=304, headers={"ETag": etag, **NO_CACHE})
+        return web.Response(body=reply.body, headers={"ETag": etag, **TOP_HEADERS})
 
     def _target(self, request: web.Request, raw: str) -> Target:
         """Whom a read is about: `me`, an id a public view shows (a hidden user's
