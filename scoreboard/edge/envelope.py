@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
 
 from scoreboard.edge.contract import REQUEST_ID_RE
 from scoreboard.edge.errors import JSON, MethodNotAllowed, UnknownResource, error_response
@@ -174,25 +173,8 @@ def _peer(request: web.Request) -> str:
 
 def _route_metrics(metrics: Metrics | None, route: str
                    ) -> Callable[[str, int, float], None] | None:
-    """Per-route count and latency; children are kept, since `labels()` parses and locks
-    on every call."""
-    if metrics is None:
-        return None
-    counts: dict[tuple[str, int], Counter] = {}
-    timings: dict[str, Histogram] = {}
-
-    def observe(method: str, status: int, seconds: float) -> None:
-        count = counts.get((method, status))
-        if count is None:
-            count = counts[(method, status)] = metrics.http_requests.labels(
-                route, method, str(status))
-        count.inc()
-        timing = timings.get(method)
-        if timing is None:
-            timing = timings[method] = metrics.http_seconds.labels(route, method)
-        timing.observe(seconds)
-
-    return observe
+    """Per-route count and latency (`scoreboard.runtime.route_stats`)."""
+    return None if metrics is None else metrics.http.observer(route)
 
 
 def _log_request(request: web.Request, status: int, seconds: float, rid: str,
