@@ -62,7 +62,10 @@ class WebSocketSink:
         self.write = self._transport.write
 
     def is_open(self) -> bool:
-        return self._protocol.state is State.OPEN
+        # `protocol.state` without the property's call: the fan-out asks this once per
+        # client per update, and that call costs as much as the rest of the check.
+        # tests/unit/test_sink_privates.py fails if `_state` stops being that state.
+        return self._protocol._state is OPEN
 
     def limit_kernel_buffer(self, size: int) -> None:
         shrink_send_buffer(self._transport, size)
@@ -74,6 +77,9 @@ class WebSocketSink:
 
     def closing(self) -> bool:
         return self._transport.is_closing()
+
+
+OPEN = State.OPEN
 
 
 def when_gone(conn: ServerConnection, callback: Callable[[], None]) -> None:

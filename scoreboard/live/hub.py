@@ -81,7 +81,9 @@ class Group:
     limit: int
     current: TopView
     checked: int  # the board version `current` was last compared at
-    ws: set[WsClient] = field(default_factory=set)
+    # a dict as an ordered set: the fan-out walks it in the order clients joined, over
+    # contiguous entries, which is measurably cheaper than a set's hash order
+    ws: dict[WsClient, None] = field(default_factory=dict)
     sse: set[SseClient] = field(default_factory=set)
     # clients that joined with a view newer than `current`, and that view's top
     joiners: dict[WsClient | SseClient, list[dict[str, Any]]] = field(default_factory=dict)
@@ -179,18 +181,19 @@ class Hub:
         sent = 0
         behind: list[WsClient] = []
         over: list[WsClient] = []
-        for c in group.ws:  # the hot loop: per client, one check and one write
+        for c in group.ws:  # the hot loop: per client, two checks and one write
             if c.version == version:
                 continue
             sink = c.sink
+            # `buffer_state`, inlined: this runs once per client per update
+            buffered = sink.buffered()
             if not sink.is_open():
                 continue
-            state = buffer_state(sink.buffered(), cap)
-            if state == READY:
+            if not buffered:
                 sink.write(frame)
                 c.version = version
                 sent += 1
-            elif state == OVER:
+            elif buffered > cap:
                 over.append(c)
             else:
                 behind.append(c)
@@ -294,13 +297,13 @@ class Hub:
         view = self._snapshot(group, client)
         sink.write(view.ws_frame)
         client.version = view.version
-        group.ws.add(client)
+        group.ws[client] = None
         self.metrics.connections.labels("ws").inc()
         return client
 
     def leave_ws(self, client: WsClient) -> None:
         group = client.group
-        group.ws.discard(client)
+        group.ws.pop(client, None)
         group.joiners.pop(client, None)
         self._behind.pop(client, None)
         self.metrics.connections.labels("ws").dec()
