@@ -41,9 +41,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Preflight = Callable[[web.Request, set[str]], web.StreamResponse | None]
 
 
+JSON_HEADERS = {"Content-Type": JSON}
+
+
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
-    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+    # Content-Type as a header: aiohttp's `content_type=` path checks and builds more
+    return web.Response(body=body, status=status,
+                        headers={**headers, **JSON_HEADERS} if headers else JSON_HEADERS)
 
 
 class RequestIds:

@@ -25,7 +25,7 @@ from scoreboard.edge import validation as v
 from scoreboard.edge.bearer import Bearer
 from scoreboard.edge.bodies import ActionRequest
 from scoreboard.edge.clients import ClientAddress
-from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
+from scoreboard.edge.envelope import ACTION, JSON_HEADERS, USER, Routes, json_response
 from scoreboard.edge.errors import (
     JSON,
     RateLimited,
@@ -42,7 +42,7 @@ from scoreboard.writer.actor import Submitter
 
 ACTION_BODY = v.BodyReader(ActionRequest)
 NO_CACHE = {"Cache-Control": "no-cache"}
-TOP_HEADERS = {**NO_CACHE, "Content-Type": JSON}
+TOP_HEADERS = {**NO_CACHE, **JSON_HEADERS}
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
@@ -88,7 +88,10 @@ class Gatekeeper:
         return principal
 
     def reader(self, request: web.Request) -> Principal | None:
-        return self.principal(request, required=not self.settings.leaderboard.public)
+        public = self.settings.leaderboard.public
+        if public and "Authorization" not in request.headers:
+            return None  # an anonymous reader of a public board: nothing to check
+        return self.principal(request, required=not public)
 
     def limit(self, request: web.Request, user_id: str | None) -> Verdict | None:
         now = time.monotonic()
