@@ -108,6 +108,16 @@ class Views:
             for i, (user, score) in enumerate(ranking.top(limit), 1)
         ]
 
+    def top(self, ranking: Ranking, limit: int) -> dict[str, Any]:
+        """The top `limit` of a board: the object of GET /leaderboard."""
+        return {
+            "board": ranking.board,
+            "entries": self.entries(ranking, limit),
+            "totalUsers": len(ranking),
+            "version": ranking.version,
+            "generatedAt": iso(time.time()),
+        }
+
     def leaderboard(self, ranking: Ranking, limit: int) -> TopReply:
         """The reply to GET /leaderboard: the cached one while the board's version stands."""
         slot = (ranking.board, None)
@@ -115,15 +125,7 @@ class Views:
         reply = self.replies.get(slot, version, limit)
         if reply is not None:
             return reply
-        body = orjson.dumps(
-            {
-                "board": ranking.board,
-                "entries": self.entries(ranking, limit),
-                "totalUsers": len(ranking),
-                "version": version,
-                "generatedAt": iso(time.time()),
-            }
-        )
+        body = orjson.dumps(self.top(ranking, limit))
         reply = TopReply(ranking.board, limit, version,
                          f'"{ranking.board}-{version}-{limit}"', body)
         self.replies.put(slot, reply)
