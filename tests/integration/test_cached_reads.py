@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 
 from tests.integration.conftest import Running
+from tests.integration.test_live_sse import stream
 from tests.integration.test_privacy import ALICE, hide, hides_alice
 
 TOP = "/api/v1/leaderboard"
@@ -74,3 +75,20 @@ async def test_hiding_replaces_the_cached_reply(server: Running) -> None:
         status, etag, body, _ = await fetch(server, TOP, headers)
         assert status == 200 and etag != before and hides_alice(body)
         agrees(etag, body, 10)
+
+
+async def test_sse_snapshots_follow_the_board(server: Running) -> None:
+    """A stream that joins gets the top as it is now, whatever the open streams of its
+    group were last sent, and the same top the GET answers."""
+    await server.act("alice")
+    async with stream(server, limit=3) as held:
+        await held.block()
+        await held.event()
+        for n in range(3):
+            await server.act(f"bob{n}", "WIN_MATCH")  # each one moves the top 3
+            _, board = await server.get(f"{TOP}?limit=3")
+            async with stream(server, limit=3) as events:
+                await events.block()
+                snapshot = await events.event()
+            assert snapshot["version"] == board["version"]
+            assert snapshot["top"] == board["entries"]
