@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from scoreboard.app import HUB_TASK, LOCK_TASK, WRITER_TASK
+from scoreboard.app import HUB_TASK, LOCK_TASK, SNAPSHOT_TASK, WRITER_TASK
 from scoreboard.core.records import LogRecord
 from scoreboard.storage import PostgresLog
 from tests.integration.conftest import Running
@@ -30,7 +30,7 @@ async def test_a_raising_commit_listener_keeps_the_callers_200(server: Running) 
         text = await r.text()
     assert "scoreboard_commit_listener_failures_total 1.0" in text
     status, ready = await server.get("/ready")
-    running = {HUB_TASK: "running", WRITER_TASK: "running"}
+    running = {HUB_TASK: "running", WRITER_TASK: "running", SNAPSHOT_TASK: "running"}
     if isinstance(server.service.store, PostgresLog):  # the writer also checks its lock
         running[LOCK_TASK] = "running"
     assert status == 200 and ready["tasks"] == running
