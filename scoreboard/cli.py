@@ -55,17 +55,26 @@ def _flags(p: argparse.ArgumentParser, *, server: bool, database: bool, top: boo
 
 
 def _parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog,
-                                description="Scoreboard: a live top-N leaderboard service.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Scoreboard: a live top-N leaderboard service.",
+        epilog="Every setting also has a SCOREBOARD_* environment variable; "
+               "docs/configuration.md lists them all. '<command> --help' for each command.")
     p.add_argument("--version", action="version", version=f"scoreboard {__version__}")
     _flags(p, server=True, database=True, top=True)
     p.add_argument("--demo", action="store_true", help="serve with simulated players")
     sub = p.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="serve HTTP and WebSocket (the default)")
+    serve = sub.add_parser("serve", help="serve HTTP and WebSocket (the default)",
+                           description="Serve HTTP, the WebSocket and the live page at /; "
+                                       "the command when none is given. Ctrl-C stops it.")
     _flags(serve, server=True, database=True, top=False)
     serve.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
                        help="add simulated players")
-    token = sub.add_parser("token", help="print a user token for this server")
+    token = sub.add_parser(
+        "token", help="print a user token for this server",
+        description="Print a user token (a JWT signed with the server's secret) as the "
+                    "last line of the output, for 'Authorization: Bearer <token>' or the "
+                    "page's #token=. Run it with the server's data folder (or its secret): "
+                    "it reads the secret the server made there.")
     _flags(token, server=False, database=False, top=False)
     token.add_argument("--sub", required=True, help="the user id (the token's sub)")
     token.add_argument("--name", help="the display name shown on boards")
@@ -73,7 +82,11 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
                        help="add a scope: admin, service, or any string (repeatable)")
     token.add_argument("--ttl", type=_positive,
                        help="seconds until it expires (default: auth.token_ttl_seconds)")
-    proof = sub.add_parser("proof", help="print a one-time action proof")
+    proof = sub.add_parser(
+        "proof", help="print a one-time action proof",
+        description="Print a one-time action proof for one user and action type, signed "
+                    "with the server's proof secret (read from its data folder), as the last "
+                    "line of the output; the action's report carries it in its 'proof' field.")
     _flags(proof, server=False, database=False, top=False)
     proof.add_argument("--sub", required=True, help="the user who may use it")
     proof.add_argument("--action", required=True,
@@ -83,7 +96,11 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
                        help="seconds until it expires (default: proofs.ttl_seconds)")
     verify = sub.add_parser(
         "verify", help="check the stored state against the log (read-only; the server "
-                       "may be running)")
+                       "may be running)",
+        description="Replay the action log and compare it with the stored state and the "
+                    "newest snapshot, without writing anything (the server may be running). "
+                    "Prints OK and exits 0 when they match; exits 1 and says what differs "
+                    "when they do not.")
     _flags(verify, server=False, database=True, top=False)
     return p
 

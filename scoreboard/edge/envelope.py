@@ -24,7 +24,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
 
 from scoreboard.edge.contract import REQUEST_ID_RE
 from scoreboard.edge.errors import JSON, MethodNotAllowed, UnknownResource, error_response
@@ -41,9 +40,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Preflight = Callable[[web.Request, set[str]], web.StreamResponse | None]
 
 
+JSON_HEADERS = {"Content-Type": JSON}
+
+
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
-    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+    # Content-Type as a header: aiohttp's `content_type=` path checks and builds more
+    return web.Response(body=body, status=status,
+                        headers={**headers, **JSON_HEADERS} if headers else JSON_HEADERS)
 
 
 class RequestIds:
@@ -173,25 +177,8 @@ def _peer(request: web.Request) -> str:
 
 def _route_metrics(metrics: Metrics | None, route: str
                    ) -> Callable[[str, int, float], None] | None:
-    """Per-route count and latency; children are kept, since `labels()` parses and locks
-    on every call."""
-    if metrics is None:
-        return None
-    counts: dict[tuple[str, int], Counter] = {}
-    timings: dict[str, Histogram] = {}
-
-    def observe(method: str, status: int, seconds: float) -> None:
-        count = counts.get((method, status))
-        if count is None:
-            count = counts[(method, status)] = metrics.http_requests.labels(
-                route, method, str(status))
-        count.inc()
-        timing = timings.get(method)
-        if timing is None:
-            timing = timings[method] = metrics.http_seconds.labels(route, method)
-        timing.observe(seconds)
-
-    return observe
+    """Per-route count and latency (`scoreboard.runtime.route_stats`)."""
+    return None if metrics is None else metrics.http.observer(route)
 
 
 def _log_request(request: web.Request, status: int, seconds: float, rid: str,

@@ -62,7 +62,9 @@ class WebSocketSink:
         self.write = self._transport.write
 
     def is_open(self) -> bool:
-        return self._protocol.state is State.OPEN
+        # websockets' public `state`: reading its private attribute instead would save a
+        # property call per client per update, not worth a library private.
+        return self._protocol.state is OPEN
 
     def limit_kernel_buffer(self, size: int) -> None:
         shrink_send_buffer(self._transport, size)
@@ -74,6 +76,9 @@ class WebSocketSink:
 
     def closing(self) -> bool:
         return self._transport.is_closing()
+
+
+OPEN = State.OPEN
 
 
 def when_gone(conn: ServerConnection, callback: Callable[[], None]) -> None:

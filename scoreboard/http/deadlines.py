@@ -19,11 +19,12 @@ from scoreboard.settings.edge import EdgeSettings
 
 async def read_body(request: web.Request, cap: int, deadlines: EdgeSettings) -> bytes:
     """The whole body of `request`, or PayloadTooLarge (413) / RequestTimeout (408)."""
-    if request.content_length is not None and request.content_length > cap:
+    length = request.content_length
+    if length is not None and length > cap:
         raise PayloadTooLarge(f"the body limit is {cap} bytes")
     content = request.content
-    if content.is_eof():  # all of it is here already
-        body = await content.read()
+    if content.is_eof():  # all of it is here already: taken without a wait
+        body = content.read_nowait()
         if len(body) > cap:
             raise PayloadTooLarge(f"the body limit is {cap} bytes")
         return body

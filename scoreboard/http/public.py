@@ -26,7 +26,7 @@ from scoreboard.edge import validation as v
 from scoreboard.edge.bearer import Bearer
 from scoreboard.edge.bodies import ActionRequest
 from scoreboard.edge.clients import ClientAddress
-from scoreboard.edge.envelope import ACTION, USER, Routes, json_response
+from scoreboard.edge.envelope import ACTION, JSON_HEADERS, USER, Routes, json_response
 from scoreboard.edge.errors import (
     JSON,
     BadRequest,
@@ -45,6 +45,8 @@ from scoreboard.settings.model import Settings
 from scoreboard.writer.actor import Submitter
 
 ACTION_BODY = v.BodyReader(ActionRequest)
+NO_CACHE = {"Cache-Control": "no-cache"}
+TOP_HEADERS = {**NO_CACHE, **JSON_HEADERS}
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
@@ -102,7 +104,10 @@ class Gatekeeper:
         return principal
 
     def reader(self, request: web.Request) -> Principal | None:
-        return self.principal(request, required=not self.settings.leaderboard.public)
+        public = self.settings.leaderboard.public
+        if public and "Authorization" not in request.headers:
+            return None  # an anonymous reader of a public board: nothing to check
+        return self.principal(request, required=not public)
 
     def limit(self, request: web.Request, user_id: str | None) -> Verdict | None:
         now = time.monotonic()
@@ -226,12 +231,11 @@ class PublicApi:
         if cursor is not None:  # a later page: no ETag, it moves with every change
             after = page_cursor(cursor, ranking.board, self.views.period(ranking.board))
             return json_response(orjson.dumps(self.views.page(ranking, after, limit)))
-        version, body = self.views.leaderboard(ranking, limit)
-        etag = f'"{ranking.board}-{version}-{limit}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        reply = self.views.leaderboard(ranking, limit)  # the cached public view
+        etag = reply.etag
         if etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers)
-        return json_response(body, headers=headers)
+            return web.Response(status=304, headers={"ETag": etag, **NO_CACHE})
+        return web.Response(body=reply.body, headers={"ETag": etag, **TOP_HEADERS})
 
     def _target(self, request: web.Request, raw: str) -> Target:
         if raw == "me":

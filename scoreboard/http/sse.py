@@ -48,6 +48,7 @@ from scoreboard.settings.model import LiveSettings
 log = logging.getLogger("scoreboard.http.sse")
 
 RETRY_MS = 2000
+RETRY = messages.sse_retry(RETRY_MS)
 
 
 class SseEndpoint:
@@ -128,9 +129,8 @@ class SseEndpoint:
 
     async def _pump(self, request: web.Request, response: web.StreamResponse,
                     client: SseClient, snapshot: TopView | None) -> None:
-        first = messages.sse_retry(RETRY_MS)
-        if snapshot is not None:
-            first += snapshot.sse_event
+        # the snapshot is the group's view, encoded once for every client that joins
+        first = RETRY if snapshot is None else RETRY + snapshot.sse_event
         if not await self._write(request, response, first):
             return
         heartbeat = self.settings.sse_heartbeat

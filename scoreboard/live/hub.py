@@ -81,10 +81,15 @@ class Group:
     limit: int
     current: TopView
     checked: int  # the board version `current` was last compared at
-    ws: set[WsClient] = field(default_factory=set)
+    # a dict as an ordered set: the fan-out walks it in the order clients joined, over
+    # contiguous entries, which is measurably cheaper than a set's hash order
+    ws: dict[WsClient, None] = field(default_factory=dict)
     sse: set[SseClient] = field(default_factory=set)
     # clients that joined with a view newer than `current`, and that view's top
     joiners: dict[WsClient | SseClient, list[dict[str, Any]]] = field(default_factory=dict)
+    # the view those joiners were given, built once for all of them; it becomes
+    # `current` at the next flush if the board is still at its version
+    ahead: TopView | None = None
 
     def __len__(self) -> int:
         return len(self.ws) + len(self.sse)
@@ -140,22 +145,30 @@ class Hub:
         if self._behind:
             self._service_behind()
 
-    def _fresh(self, group: Group) -> dict[str, Any] | None:
-        """The board's data object if its version moved since the group last looked."""
+    def _fresh(self, group: Group) -> TopView | None:
+        """The board's newest top if its version moved since the group last looked and
+        the top differs from `current`; None otherwise. Built once per version: the
+        view made for joiners (`ahead`) is reused."""
         ranking = self.views.ranking(group.board)
         if ranking is None or ranking.version == group.checked:
             return None
-        return self.views.live_update(ranking, group.limit)
+        ahead = group.ahead
+        if ahead is not None and ahead.version == ranking.version:
+            return ahead
+        data = self.views.live_update(ranking, group.limit)
+        if not top_changed(group.current.top, data["top"]):
+            group.checked = data["version"]
+            return None
+        return TopView.build(group.limit, data)
 
     def _refresh(self, group: Group) -> TopView | None:
-        data = self._fresh(group)
-        if data is None:
+        view = self._fresh(group)
+        group.ahead = None
+        if view is None:
             return None
-        group.checked = data["version"]
-        if not top_changed(group.current.top, data["top"]):
-            return None
-        group.current = TopView.build(group.limit, data)
-        return group.current
+        group.checked = view.version
+        group.current = view
+        return view
 
     # -- sending -------------------------------------------------------------------------
 
@@ -168,18 +181,19 @@ class Hub:
         sent = 0
         behind: list[WsClient] = []
         over: list[WsClient] = []
-        for c in group.ws:  # the hot loop: per client, one check and one write
+        for c in group.ws:  # the hot loop: per client, two checks and one write
             if c.version == version:
                 continue
             sink = c.sink
+            # `buffer_state`, inlined: this runs once per client per update
+            buffered = sink.buffered()
             if not sink.is_open():
                 continue
-            state = buffer_state(sink.buffered(), cap)
-            if state == READY:
+            if not buffered:
                 sink.write(frame)
                 c.version = version
                 sent += 1
-            elif state == OVER:
+            elif buffered > cap:
                 over.append(c)
             else:
                 behind.append(c)
@@ -267,13 +281,10 @@ class Hub:
     def _snapshot(self, group: Group, client: WsClient | SseClient) -> TopView:
         """What a new client starts from: the group's view, or a newer one if the top
         moved and the group has not been told yet (it will be at the next flush)."""
-        data = self._fresh(group)
-        if data is None:
+        view = self._fresh(group)
+        if view is None:
             return group.current
-        if not top_changed(group.current.top, data["top"]):
-            group.checked = data["version"]
-            return group.current
-        view = TopView.build(group.limit, data)
+        group.ahead = view
         group.joiners[client] = view.top
         self._wake.set()
         return view
@@ -286,13 +297,13 @@ class Hub:
         view = self._snapshot(group, client)
         sink.write(view.ws_frame)
         client.version = view.version
-        group.ws.add(client)
+        group.ws[client] = None
         self.metrics.connections.labels("ws").inc()
         return client
 
     def leave_ws(self, client: WsClient) -> None:
         group = client.group
-        group.ws.discard(client)
+        group.ws.pop(client, None)
         group.joiners.pop(client, None)
         self._behind.pop(client, None)
         self.metrics.connections.labels("ws").dec()

@@ -1,8 +1,9 @@
 """Read models built from the engine, shared by HTTP, WebSocket and SSE.
 
 Readers only ever see the engine, and the engine only holds committed changes.
-Encoded leaderboard bodies are cached per (board, limit, version): a busy board is
-encoded once per change, not once per request.
+The top-N reply is encoded once per (board, limit, version) and served as the same
+bytes, with its ETag, until the board changes (`TopReplies`): a busy board is encoded
+once per change, not once per request.
 
 Every view here is public unless it says otherwise: a user who hid their name is shown
 under their pseudonym (`scoreboard.read.privacy`) and as "Anonymous". Hiding changes the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -38,14 +40,65 @@ def iso(ts: float) -> str:
     return f"{_iso_second(second)}.{micros // 1000:03d}Z"
 
 
+@dataclass(frozen=True, slots=True)
+class TopReply:
+    """The public GET /leaderboard answer for one (board, limit) at one version: the
+    encoded body and the ETag that names exactly that body."""
+
+    board: str
+    limit: int
+    version: int
+    etag: str
+    body: bytes
+
+
+# A board's slot in the reply cache: (board, period). The period is None until boards
+# have periods; a period's top then gets its own slot and ETag.
+Slot = tuple[str, str | None]
+
+
+class TopReplies:
+    """Encoded top-N replies, at most `per_board` limits for each of `boards` slots.
+
+    A slot holds one version only: the first request after a change finds the version
+    moved and drops the slot's replies, so a reply is never served for a version it was
+    not built from. Only public views are kept here, never an answer for one caller.
+    """
+
+    def __init__(self, *, boards: int = 64, per_board: int = 4) -> None:
+        self.boards = boards
+        self.per_board = per_board
+        self._slots: dict[Slot, tuple[int, dict[int, TopReply]]] = {}
+
+    def get(self, slot: Slot, version: int, limit: int) -> TopReply | None:
+        held = self._slots.get(slot)
+        if held is None or held[0] != version:
+            return None
+        return held[1].get(limit)
+
+    def put(self, slot: Slot, reply: TopReply) -> None:
+        held = self._slots.get(slot)
+        if held is None or held[0] != reply.version:
+            if held is None and len(self._slots) >= self.boards:
+                self._slots.pop(next(iter(self._slots)))  # the oldest slot
+            held = self._slots[slot] = (reply.version, {})
+        replies = held[1]
+        if len(replies) >= self.per_board and reply.limit not in replies:
+            replies.pop(next(iter(replies)))
+        replies[reply.limit] = reply
+
+    def __len__(self) -> int:
+        return sum(len(replies) for _, replies in self._slots.values())
+
+
 class Views:
-    def __init__(self, engine: Engine, *, top_size: int = 10, cache_size: int = 256,
-                 pseudonym_key: bytes | None = None) -> None:
+    def __init__(self, engine: Engine, *, top_size: int = 10,
+                 pseudonym_key: bytes | None = None,
+                 replies: TopReplies | None = None) -> None:
         self.engine = engine
         self.pseudonyms = Pseudonyms(engine.anonymous, pseudonym_key)
         self.top_size = top_size
-        self._cache: dict[tuple[str, int], tuple[int, bytes]] = {}
-        self._cache_size = cache_size
+        self.replies = replies or TopReplies()
 
     def ranking(self, board: str) -> Ranking | None:
         return self.engine.boards.get(board)
@@ -71,17 +124,19 @@ class Views:
             **self._paging(ranking, ranking.window(limit - 1, limit), limit),
         }
 
-    def leaderboard(self, ranking: Ranking, limit: int) -> tuple[int, bytes]:
-        """(version, encoded reply) for GET /leaderboard: the first page."""
-        key = (ranking.board, limit)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == ranking.version:
-            return hit
+    def leaderboard(self, ranking: Ranking, limit: int) -> TopReply:
+        """The reply to GET /leaderboard: the cached one while the board's version stands."""
+        period = self.period(ranking.board)
+        slot = (ranking.board, None if period is None else period.id)
+        version = ranking.version
+        reply = self.replies.get(slot, version, limit)
+        if reply is not None:
+            return reply
         body = orjson.dumps(self.top(ranking, limit))
-        if len(self._cache) >= self._cache_size and key not in self._cache:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = (ranking.version, body)
-        return ranking.version, body
+        reply = TopReply(ranking.board, limit, version,
+                         f'"{ranking.board}-{version}-{limit}"', body)
+        self.replies.put(slot, reply)
+        return reply
 
     def page(self, ranking: Ranking, after: Cursor, limit: int) -> dict[str, Any]:
         """The GET /leaderboard reply for the page after a cursor (of this board and

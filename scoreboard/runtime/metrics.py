@@ -16,6 +16,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scoreboard import __version__
+from scoreboard.runtime.route_stats import RouteStats
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -85,15 +86,9 @@ class Metrics:
             "(kind=timeout), connection caps (kind=cap) and the HTTP parser (kind=parser)",
             ["kind", "reason"], registry=r,
         )
-        self.http_requests = Counter(
-            "scoreboard_http_requests_total", "HTTP requests answered, by route",
-            ["route", "method", "status"], registry=r,
-        )
-        self.http_seconds = Histogram(
-            "scoreboard_http_request_seconds", "Time to answer an HTTP request, by route",
-            ["route", "method"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10),
-            registry=r,
+        # scoreboard_http_requests_total and scoreboard_http_request_seconds
+        self.http = RouteStats(
+            (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10), r
         )
         ProcessCollector(registry=r)  # CPU, memory, open and maximum file descriptors
 

@@ -47,11 +47,16 @@ function main() {
     document.getElementById("empty"),
     document.getElementById("version"),
   );
-  const token = tokenFromHash();
+  // Once the server refuses the token (a bad or expired one in the address), the page
+  // goes on without it: a public board stays live and the panel says why.
+  let token = tokenFromHash();
   const client = new Scoreboard({
     baseUrl: window.location.origin,
     wsUrl: webSocketUrl(config),
-    getToken: () => token,
+    getToken: ({ refresh } = {}) => {
+      if (refresh) token = null;
+      return token;
+    },
   });
   const me = new MyRank(document.getElementById("me"), client, config.board, token,
     (id) => board.markMine(id));

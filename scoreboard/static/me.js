@@ -49,7 +49,10 @@ export class MyRank {
       ]);
     } catch (err) {
       if (err.status === 404) this.#show(["You have no score on this board yet."]);
-      else if (err.status === 401) this.#show(["The token in the address is not valid (any more)."]);
+      else if (err.status === 401) {
+        this.token = null; // refused for good: no more asking
+        this.#show(["The token in the address is not valid (any more)."]);
+      }
       // else offline: the connection state says so; try again with the next update
     } finally {
       this.inFlight = false;

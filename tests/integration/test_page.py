@@ -181,6 +181,21 @@ async def test_own_rank_from_the_fragment_never_in_an_http_url(
     await expect(page.locator('#board li[data-user-id="dana"]')).to_have_class("row mine")
 
 
+async def test_a_refused_token_in_the_fragment_leaves_the_board_live(
+    server: Running, page: Any
+) -> None:
+    from playwright.async_api import expect
+
+    await seed(server, {"alice": 20})
+    await open_live(page, server, "#token=not-a-token")  # live: the board is public
+    await expect(page.locator("#board li")).to_have_count(1, timeout=WAIT_MS)
+    await expect(page.locator("#me")).to_contain_text("not valid", timeout=WAIT_MS)
+    await seed(server, {"bob": 30})
+    await expect(page.locator("#board li").first).to_have_attribute(
+        "data-user-id", "bob", timeout=WAIT_MS
+    )
+
+
 async def test_falls_back_to_sse_then_to_polling(start_server: ServerFactory, page: Any) -> None:
     from playwright.async_api import expect
 

@@ -96,6 +96,19 @@ def test_help_shows_demo_and_each_commands_own_flags(capsys: pytest.CaptureFixtu
             assert text, (command, flag, out)
 
 
+@pytest.mark.parametrize(("command", "says"), [
+    ("serve", "Ctrl-C"), ("token", "last line of the output"),
+    ("proof", "'proof' field"), ("verify", "exits 1"),
+])
+def test_each_commands_help_says_what_it_does(
+    command: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert says in out, out
+
+
 @pytest.mark.parametrize("ttl", ["-5", "0", "soon"])
 def test_a_token_that_would_be_born_expired_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], ttl: str

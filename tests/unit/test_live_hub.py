@@ -233,3 +233,21 @@ def test_close_sse_ends_every_stream(hub: Hub) -> None:
     clients = [hub.join_sse("global", 2, None)[0] for _ in range(3)]
     hub.close_sse()
     assert all(c.closed and c.wake.is_set() for c in clients)
+
+
+def test_joiners_ahead_of_the_group_share_one_snapshot(hub: Hub, engine: Engine) -> None:
+    a = join(hub, "a")
+    score(engine, "dee", 60)  # the top moved; the group has not broadcast it yet
+    b, c = join(hub, "b"), join(hub, "c")
+    client, snapshot = hub.join_sse("global", 2, None)
+    assert snapshot is not None and snapshot.version == engine.boards["global"].version
+    assert b.written[-1] is c.written[-1] is snapshot.ws_frame  # built once for all
+    hub.flush()
+    group = client.group
+    assert group.current is snapshot  # and it is what the group broadcasts
+    assert a.written[-1] is snapshot.ws_frame
+    assert len(b.updates()) == len(c.updates()) == 1  # they had it already
+    score(engine, "cy", 90)  # a later change gets a view of its own
+    _, view = hub.join_sse("global", 2, None)
+    assert view is not None and view is not snapshot and view.version > snapshot.version
+    assert [e["userId"] for e in view.top] == ["cy", "dee"]
