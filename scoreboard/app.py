@@ -58,6 +58,7 @@ from scoreboard.http.listener import Edge, EdgeSite
 from scoreboard.http.openapi import add_openapi_route
 from scoreboard.http.probes import Probes
 from scoreboard.http.public import Gatekeeper, PublicApi
+from scoreboard.read.archive import PeriodReads
 from scoreboard.read.privacy import pseudonym_key
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
@@ -216,7 +217,8 @@ class Service:
         )
         routes = Routes(app, lambda: service.draining, ids, metrics=metrics,
                         client=addresses.of)
-        public = PublicApi(gate, submitter, views, proofs, progress)
+        archive = PeriodReads(store, views)
+        public = PublicApi(gate, submitter, views, proofs, progress, archive)
         public.add_routes(routes)
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed, live.sessions).add_routes(routes)
@@ -224,7 +226,7 @@ class Service:
         if settings.graphql.enabled:
             Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
-        BoardsApi(gate, submitter, views).add_routes(routes)
+        BoardsApi(gate, submitter, views, archive).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
         add_openapi_route(routes, settings)
         cors = Cors(settings.cors)

@@ -37,6 +37,9 @@ REVOKE_PATH = f"{ADMIN_USER_PATH}/revoke-tokens"
 FLAGS_PATH = f"{API}/admin/flags"
 BOARDS_PATH = f"{API}/boards"
 LEADERBOARD_USERS_PATH = f"{API}/leaderboard/users"  # a friends view
+PERIODS_PATH = f"{API}/boards/{{board}}/periods"  # closed periods, newest first
+DEFAULT_PERIODS = 10
+MAX_PERIODS = 100
 ADMIN_BOARD_PATH = f"{API}/admin/boards/{{board}}"
 RESET_PATH = f"{ADMIN_BOARD_PATH}/reset"
 STANDING_PATH = f"{ADMIN_BOARD_PATH}/users/{{userId}}"
@@ -85,6 +88,7 @@ PRINTABLE = r"[^\u0000-\u001F\u007F]+"  # no C0 controls, no DEL; lengths are se
 BOARD = r"[a-z0-9][a-z0-9_\-]{0,63}"
 JWS = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
 REQUEST_ID = r"[A-Za-z0-9._:\-]{1,128}"
+PERIOD = r"[A-Za-z0-9._:\-]{1,64}"  # a period's id: 2026-12-04, 2026-W49.2, season …
 
 
 def ecma(pattern: str) -> str:
@@ -103,5 +107,6 @@ def compiled(pattern: str) -> re.Pattern[str]:
 
 PRINTABLE_RE = compiled(PRINTABLE)
 BOARD_RE = compiled(BOARD)
+PERIOD_RE = compiled(PERIOD)
 JWS_RE = compiled(JWS)
 REQUEST_ID_RE = compiled(REQUEST_ID)

@@ -89,6 +89,26 @@ class Leaderboard(Reply):
     next_cursor: Cursor | None
 
 
+class ClosedPeriod(Reply):
+    """A closed period whose standings are archived, with its top 3."""
+
+    id: str
+    starts_at: Annotated[datetime, Meta(description="null: since ever")] | None
+    ends_at: Annotated[datetime, Meta(description="null: never ends")] | None
+    total_users: Count
+    closed_seq: Seq
+    top: list[Entry]
+
+
+class Periods(Reply):
+    """A board's closed periods, newest first."""
+
+    board: BoardName
+    periods: list[ClosedPeriod]
+    next_before: Annotated[str, Meta(description=(
+        "Send it as `before` for older periods; null when there are none."))] | None
+
+
 class LeaderboardUsers(Reply):
     """Those of the asked users who are on the board, in rank order."""
 
@@ -326,4 +346,5 @@ REPLIES: tuple[type[msgspec.Struct], ...] = (
     Error, ActionResult, Leaderboard, Around, UserScore, LiveUpdate, LiveEvent, LiveConfig,
     Proof, UserChange, TokensRevoked, History, Flags, Health, Ready, BatchItemError,
     BatchResult, EventPage, FeedEvent, LeaderboardUsers, Boards, BoardChange, StandingRemoved,
+    Periods,
 )

@@ -22,7 +22,14 @@ from msgspec.structs import astuple
 
 from scoreboard.core.errors import Refused
 from scoreboard.edge import strict_json
-from scoreboard.edge.contract import BOARD_RE, DEFAULT_BOARD, MAX_DEPTH, MAX_ID, PRINTABLE_RE
+from scoreboard.edge.contract import (
+    BOARD_RE,
+    DEFAULT_BOARD,
+    MAX_DEPTH,
+    MAX_ID,
+    PERIOD_RE,
+    PRINTABLE_RE,
+)
 from scoreboard.edge.errors import BadRequest
 
 __all__ = ["BadRequest", "BodyReader"]
@@ -222,6 +229,16 @@ def board_name(value: str | None, default: str = DEFAULT_BOARD) -> str:
         return default
     if not BOARD_RE.match(value):
         raise BadRequest("board: must be 1-64 characters of a-z, 0-9, '_' and '-'")
+    return value
+
+
+def period_id(value: str | None, name: str = "period") -> str | None:
+    """A period's id as a query gives it (None when not given), or 400."""
+    if value is None:
+        return None
+    if not PERIOD_RE.match(value):
+        raise BadRequest(f"{name}: must be 1-64 characters of A-Z, a-z, 0-9, '.', ':', '_' "
+                         "and '-'")
     return value
 
 

@@ -23,6 +23,7 @@ from scoreboard.edge.bodies import BoardRequest, ReasonRequest
 from scoreboard.edge.envelope import Routes, json_response
 from scoreboard.edge.errors import BadRequest, UnknownResource
 from scoreboard.http.public import Gatekeeper
+from scoreboard.read.archive import PeriodReads
 from scoreboard.read.views import Views, iso
 from scoreboard.writer.actor import Submitter
 
@@ -31,8 +32,10 @@ REASON_BODY = v.BodyReader(ReasonRequest)
 
 
 class BoardsApi:
-    def __init__(self, gate: Gatekeeper, writer: Submitter, views: Views) -> None:
+    def __init__(self, gate: Gatekeeper, writer: Submitter, views: Views,
+                 archive: PeriodReads | None = None) -> None:
         self.gate = gate
+        self.archive = archive
         self.settings = gate.settings
         self.writer = writer
         self.views = views
@@ -40,6 +43,7 @@ class BoardsApi:
     def add_routes(self, routes: Routes) -> None:
         routes.add_get(c.BOARDS_PATH, self.get_boards)
         routes.add_get(c.LEADERBOARD_USERS_PATH, self.get_users)
+        routes.add_get(c.PERIODS_PATH, self.get_periods)
         routes.add_put(c.ADMIN_BOARD_PATH, self.put_board)
         routes.add_post(c.RESET_PATH, self.reset)
         routes.add_delete(c.STANDING_PATH, self.remove_standing)
@@ -50,6 +54,19 @@ class BoardsApi:
         self.gate.reader(request)
         self.gate.limit(request, None)
         return json_response(orjson.dumps({"boards": self.views.boards()}))
+
+    async def get_periods(self, request: web.Request) -> web.Response:
+        """A board's closed periods, newest first, each with its top 3."""
+        self.gate.reader(request)
+        self.gate.limit(request, None)
+        ranking = self._ranking(request.match_info["board"])
+        if self.archive is None:
+            raise UnknownResource("closed periods are not kept here")
+        limit = v.int_param(request.query.get("limit"), "limit", c.DEFAULT_PERIODS, 1,
+                            c.MAX_PERIODS)
+        before = v.period_id(request.query.get("before"), "before")
+        return json_response(orjson.dumps(
+            await self.archive.periods(ranking.board, before, limit)))
 
     async def get_users(self, request: web.Request) -> web.Response:
         """A friends view: the asked users who are on the board, in rank order. An id is

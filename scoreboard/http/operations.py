@@ -23,7 +23,7 @@ from scoreboard.edge.bodies import (
     ProofRequest,
     ReasonRequest,
 )
-from scoreboard.edge.contract import BOARD, MAX_BOARD, MAX_ID, ecma
+from scoreboard.edge.contract import BOARD, MAX_BOARD, MAX_ID, PERIOD, ecma
 from scoreboard.edge.errors import JSON
 from scoreboard.http.components import (
     BAD,
@@ -98,6 +98,10 @@ def operations(settings: Settings) -> list[Operation]:
                      "How many entries from the top.")
     radius_q = query("radius", integer(0, lb.max_radius, default=c.DEFAULT_RADIUS),
                       "How many neighbours above and below the user.")
+    period_q = query("period", {"type": "string", "pattern": ecma(PERIOD)},
+                     "A closed period's id: its final standings from the archive (404 "
+                     "for a period not closed and archived); the current one's id, or "
+                     "none, reads the live board.")
     min_seq_q = query("minSeq", integer(0, c.MAX_SEQ),
                       "Answer from a state that includes this seq (a `seq` from an action's "
                       "reply); a follower waits up to `cluster.max_wait_seconds` for it, "
@@ -216,7 +220,7 @@ def operations(settings: Settings) -> list[Operation]:
                 " `nextCursor` pages through the whole board (keyset: a user who did not "
                 "change is neither repeated nor skipped while others score); pages after "
                 "the first carry no ETag."),
-            parameters=[board_q, limit_q, query(
+            parameters=[board_q, limit_q, period_q, query(
                 "cursor", {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
                 "`nextCursor` of the previous page (of the same board and period), or 400."
             ), min_seq_q, {
@@ -236,14 +240,14 @@ def operations(settings: Settings) -> list[Operation]:
             "get", c.MY_SCORE_PATH, "getMyScore", "The caller's score and rank", "users",
             {"200": json_answer("The caller's standing", schema("UserScore")),
              **errors(reader_errors)},
-            security=bearer, parameters=[board_q, min_seq_q],
+            security=bearer, parameters=[board_q, period_q, min_seq_q],
             description="404 when the caller is not on the board.",
         ),
         Operation(
             "get", c.USER_SCORE_PATH, "getUserScore", "A user's score and rank", "users",
             {"200": json_answer("The user's standing", schema("UserScore")),
              **errors(reader_errors)},
-            security=reader, parameters=[user_path_me, board_q, min_seq_q],
+            security=reader, parameters=[user_path_me, board_q, period_q, min_seq_q],
             description=reader_note + " 404 when the user is not on the board.",
         ),
         Operation(
@@ -440,6 +444,19 @@ def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
              **errors({401: UNAUTH, 429: LIMITED})},
             security=reader,
             description="`period` is null for a board without periods and once it closed.",
+        ),
+        Operation(
+            "get", c.PERIODS_PATH, "getPeriods", "A board's closed periods", "boards",
+            {"200": json_answer("Closed periods, newest first, each with its top 3",
+                                schema("Periods")),
+             **errors({400: BAD, 401: UNAUTH, 404: MISSING, 429: LIMITED})},
+            security=reader, parameters=[
+                board_path,
+                query("limit", integer(1, c.MAX_PERIODS, default=c.DEFAULT_PERIODS),
+                      "How many periods."),
+                query("before", {"type": "string", "pattern": ecma(PERIOD)},
+                      "`nextBefore` of the previous answer: periods closed before that "
+                      "one (404 when it is not a closed period of the board).")],
         ),
         Operation(
             "get", c.LEADERBOARD_USERS_PATH, "getLeaderboardUsers",

@@ -38,6 +38,7 @@ from scoreboard.edge.errors import (
 )
 from scoreboard.edge.ratelimit import RateLimiter, Verdict
 from scoreboard.http.deadlines import read_body
+from scoreboard.read.archive import PeriodReads
 from scoreboard.read.cursor import Cursor, CursorError
 from scoreboard.read.views import Views, iso
 from scoreboard.runtime.metrics import Metrics
@@ -138,8 +139,10 @@ class Gatekeeper:
 
 class PublicApi:
     def __init__(self, gate: Gatekeeper, writer: Submitter, views: Views,
-                 proofs: ProofAuthority, progress: Progress | None = None) -> None:
+                 proofs: ProofAuthority, progress: Progress | None = None,
+                 archive: PeriodReads | None = None) -> None:
         self.gate = gate
+        self.archive = archive  # closed periods' standings (`period=`)
         self.settings = gate.settings
         self.metrics = gate.metrics
         self.writer = writer
@@ -228,6 +231,12 @@ class PublicApi:
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
         cursor = request.query.get("cursor")
+        closed = self.closed_period(request, ranking)
+        if closed is not None:  # a closed period's standings, from the archive
+            after = None if cursor is None else page_cursor(
+                cursor, ranking.board, Period(closed, 0.0, 0.0))
+            return json_response(orjson.dumps(await self.archived(
+                ).leaderboard(ranking.board, closed, after, limit)))
         if cursor is not None:  # a later page: no ETag, it moves with every change
             after = page_cursor(cursor, ranking.board, self.views.period(ranking.board))
             return json_response(orjson.dumps(self.views.page(ranking, after, limit)))
@@ -236,6 +245,20 @@ class PublicApi:
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers={"ETag": etag, **NO_CACHE})
         return web.Response(body=reply.body, headers={"ETag": etag, **TOP_HEADERS})
+
+    def closed_period(self, request: web.Request, ranking: Ranking) -> str | None:
+        """`period=`: None for the board's current period (or none asked), else the id
+        of the period to read from the archive."""
+        asked = v.period_id(request.query.get("period"))
+        if asked is None:
+            return None
+        current = self.views.period(ranking.board)
+        return None if current is not None and current.id == asked else asked
+
+    def archived(self) -> PeriodReads:
+        if self.archive is None:
+            raise UnknownResource("closed periods are not kept here")
+        return self.archive
 
     def _target(self, request: web.Request, raw: str) -> Target:
         if raw == "me":
@@ -291,7 +314,16 @@ class PublicApi:
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
-        return json_response(orjson.dumps(self.score(target, ranking)))
+        closed = self.closed_period(request, ranking)
+        if closed is None:
+            return json_response(orjson.dumps(self.score(target, ranking)))
+        data = None
+        if target.shown:
+            data = await self.archived().user_score(ranking.board, closed, target.user_id,
+                                                    private=target.private)
+        if data is None:
+            raise target.missing(ranking)
+        return json_response(orjson.dumps(data))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ class ArchiveQueries(NamedTuple):
     user: str  # (board, period, user_id)
     periods: str  # (board, before_seq, limit): complete ones, newest first
     closed_seq: str  # (board, period)
+    one: str  # (board, period): a complete period
     unarchived: str  # (): period_closed records without a complete archive, in seq order
 
     @classmethod
@@ -46,6 +47,8 @@ class ArchiveQueries(NamedTuple):
             periods=f"SELECT {_PERIOD} FROM periods WHERE board = {b} AND complete"
                     f" AND closed_seq < {per} ORDER BY closed_seq DESC LIMIT {after}",
             closed_seq=f"SELECT closed_seq FROM periods WHERE board = {b} AND period = {per}",
+            one=f"SELECT {_PERIOD} FROM periods WHERE board = {b} AND period = {per}"
+                " AND complete",
             unarchived=f"{schema.SELECT_RECORDS} WHERE kind = 'period_closed' AND NOT EXISTS"
                        " (SELECT 1 FROM periods WHERE periods.board = action_log.board"
                        " AND periods.closed_seq = action_log.seq AND periods.complete)"

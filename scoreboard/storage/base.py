@@ -185,6 +185,10 @@ class ActionLog(abc.ABC):
 
 
     @abc.abstractmethod
+    async def archived_period(self, board: str, period: str) -> ArchivedPeriod | None:
+        """The board's period when its archive is complete (without its top), else None."""
+
+    @abc.abstractmethod
     async def unarchived(self) -> list[PeriodClosedRecord]:
         """The `period_closed` records whose period has no complete archive, in seq
         order (the archiver writes them after a crash)."""

@@ -197,6 +197,11 @@ class MemoryLog(ActionLog):
         return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
                 for p in found]
 
+    async def archived_period(self, board: str, period: str) -> ArchivedPeriod | None:
+        self._require_open()
+        found = self._periods.get((board, period))
+        return found if found is not None and found.complete else None
+
     async def unarchived(self) -> list[PeriodClosedRecord]:
         self._require_open()
         done = {(p.board, p.closed_seq) for p in self._periods.values() if p.complete}

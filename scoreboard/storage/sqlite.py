@@ -300,6 +300,13 @@ class SqliteLog(ActionLog):
         return [p._replace(top=tuple(await self.archive_page(board, p.period, 0, TOP)))
                 for p in found]
 
+    async def archived_period(self, board: str, period: str) -> ArchivedPeriod | None:
+        rows = await self._read(_ARCHIVE.one, (board, period))
+        if not rows:
+            return None
+        r = rows[0]
+        return ArchivedPeriod(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
+
     async def unarchived(self) -> list[PeriodClosedRecord]:
         return [r for r in records_from_rows(await self._read(_ARCHIVE.unarchived))
                 if isinstance(r, PeriodClosedRecord)]

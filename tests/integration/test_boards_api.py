@@ -213,3 +213,46 @@ async def test_a_run_time_board_and_a_removal_survive_a_restart(
     assert relisted["boards"] == listed["boards"]
     status, _ = await again.get(f"{API}/users/amy/score?board=cup")
     assert status == 404
+
+
+async def test_a_closed_period_is_archived_and_read_by_period(server: Running) -> None:
+    status, made = await call(server, "PUT", "/admin/boards/cup",
+                              {"reason": "cup", "ranks": "competition", "reset": "weekly"})
+    assert status == 200, made
+    period = made["board"]["period"]["id"]
+    await scores(server, {"amy": 3, "bob": 2, "cat": 2, "dan": 1}, board="cup")
+    status, _ = await call(server, "POST", "/admin/boards/cup/reset", {"reason": "end"})
+    assert status == 200
+    archiver = server.service.archiver
+    assert archiver is not None
+    await asyncio.wait_for(archiver.idle(), 10)
+
+    status, listed = await server.get(f"{API}/boards/cup/periods")
+    assert status == 200 and listed["nextBefore"] is None
+    [closed] = listed["periods"]
+    assert closed["id"] == period and closed["totalUsers"] == 4
+    assert [(e["userId"], e["score"], e["rank"]) for e in closed["top"]] == [
+        ("amy", 30, 1), ("bob", 20, 2), ("cat", 20, 2)]
+
+    status, first = await server.get(f"{API}/leaderboard?board=cup&period={period}&limit=2")
+    assert status == 200 and first["period"] == period and first["totalUsers"] == 4
+    assert [e["userId"] for e in first["entries"]] == ["amy", "bob"]
+    status, second = await server.get(
+        f"{API}/leaderboard?board=cup&period={period}&limit=2&cursor={first['nextCursor']}")
+    assert [(e["userId"], e["rank"]) for e in second["entries"]] == [("cat", 2), ("dan", 4)]
+    assert second["nextCursor"] is None
+    status, now = await server.get(f"{API}/leaderboard?board=cup")
+    assert now["entries"] == [] and now["period"] != period  # the next period is empty
+
+    status, cat = await server.get(f"{API}/users/cat/score?board=cup&period={period}")
+    assert status == 200 and (cat["score"], cat["rank"], cat["topPercent"]) == (20, 2, 50.0)
+    status, _ = await server.get(f"{API}/users/cat/score?board=cup")
+    assert status == 404  # not on the current period
+    for path in ("/leaderboard?board=cup&period=1999-W01", "/boards/cup/periods?before=x",
+                 "/users/cat/score?board=cup&period=1999-W01", "/boards/nope/periods"):
+        status, err = await server.get(f"{API}{path}")
+        assert status == 404 and err["error"]["code"] == "NOT_FOUND", path
+    for path in ("/leaderboard?board=cup&period=a%20b", "/boards/cup/periods?limit=0",
+                 f"/leaderboard?board=cup&period={period}&cursor={now['nextCursor'] or 'x'}"):
+        status, err = await server.get(f"{API}{path}")
+        assert status == 400 and err["error"]["code"] == "INVALID_REQUEST", path

@@ -91,6 +91,7 @@ async def test_a_start_completes_a_period_left_incomplete(backend: Backend) -> N
         [close] = await store.unarchived()
         await store.write_archive(first._replace(closed_seq=close.seq), EXPECTED[:2])
         assert await store.periods("daily", None, 10) == []
+        assert await store.archived_period("daily", "2026-12-04") is None  # incomplete
         restarted = engine()
         await store.load(0.0, into=Restore(restarted))
         archiver = Archiver(restarted, store, engine, chunk=2)
@@ -98,6 +99,7 @@ async def test_a_start_completes_a_period_left_incomplete(backend: Backend) -> N
         assert archiver.archived == 1 and await store.unarchived() == []
         [period] = await store.periods("daily", None, 10)
         assert period.complete and list(period.top) == EXPECTED[:3]
+        assert await store.archived_period("daily", "2026-12-04") == period._replace(top=())
         assert await store.archive_page("daily", "2026-12-04", 0, 10) == EXPECTED
     finally:
         await store.close()

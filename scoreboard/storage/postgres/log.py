@@ -327,6 +327,13 @@ class PostgresLog(ActionLog):
 
         return await self._sessions.read(run)
 
+    async def archived_period(self, board: str, period: str) -> ArchivedPeriod | None:
+        async def run(conn: asyncpg.Connection) -> ArchivedPeriod | None:
+            row = await conn.fetchrow(_ARCHIVE.one, board, period)
+            return None if row is None else ArchivedPeriod(*row)
+
+        return await self._sessions.read(run)
+
     async def unarchived(self) -> list[PeriodClosedRecord]:
         async def run(conn: asyncpg.Connection) -> list[PeriodClosedRecord]:
             return [r for r in records_from_rows(await conn.fetch(_ARCHIVE.unarchived))
