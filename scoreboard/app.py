@@ -189,7 +189,8 @@ class Service:
             settings.server.role != "writer" or settings.cluster.enabled
         ):
             secret = settings.cluster.secret.encode() or jwt_secret
-            applied = [live.hub.on_commit, live.sessions.on_commit, feed.on_commit]
+            applied = [live.hub.on_commit, live.sessions.on_commit, feed.on_commit,
+                       archiver.on_followed]
             node = Node(settings, store, engine, writer, applied, secret, metrics, progress)
             submitter = node
         metrics.bind_gauges(

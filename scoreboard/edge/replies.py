@@ -105,7 +105,7 @@ class Periods(Reply):
 
     board: BoardName
     periods: list[ClosedPeriod]
-    next_before: Annotated[str, Meta(description=(
+    next: Annotated[str, Meta(description=(
         "Send it as `before` for older periods; null when there are none."))] | None
 
 

@@ -455,7 +455,7 @@ def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
                 query("limit", integer(1, c.MAX_PERIODS, default=c.DEFAULT_PERIODS),
                       "How many periods."),
                 query("before", {"type": "string", "pattern": ecma(PERIOD)},
-                      "`nextBefore` of the previous answer: periods closed before that "
+                      "`next` of the previous answer: periods closed before that "
                       "one (404 when it is not a closed period of the board).")],
         ),
         Operation(

@@ -89,5 +89,5 @@ class PeriodReads:
                          "endsAt": _when(p.ends_at), "totalUsers": p.total_users,
                          "closedSeq": p.closed_seq, "top": self.entries(list(p.top))}
                         for p in found],
-            "nextBefore": found[-1].period if more and found else None,
+            "next": found[-1].period if more and found else None,
         }

@@ -57,6 +57,12 @@ class Archiver:
         if any(isinstance(r, PeriodClosedRecord) for r in records):
             self._take()
 
+    def on_followed(self, records: Sequence[LogRecord]) -> None:
+        """A follower's listener: the writer archives, so a follower lets the closed
+        rankings go (one that takes over rebuilds what is missing from the log)."""
+        if any(isinstance(r, PeriodClosedRecord) for r in records):
+            self.engine.take_closed()
+
     def _take(self) -> None:
         closed = self.engine.take_closed()
         if closed:

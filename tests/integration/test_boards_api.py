@@ -228,7 +228,7 @@ async def test_a_closed_period_is_archived_and_read_by_period(server: Running) -
     await asyncio.wait_for(archiver.idle(), 10)
 
     status, listed = await server.get(f"{API}/boards/cup/periods")
-    assert status == 200 and listed["nextBefore"] is None
+    assert status == 200 and listed["next"] is None
     [closed] = listed["periods"]
     assert closed["id"] == period and closed["totalUsers"] == 4
     assert [(e["userId"], e["score"], e["rank"]) for e in closed["top"]] == [
