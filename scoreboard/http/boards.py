@@ -83,6 +83,12 @@ class BoardsApi:
             raise BadRequest(f"ids: at most {c.MAX_FRIENDS} user ids")
         users = [u for u in (self._visible(v.user_id(a), principal) for a in asked) if u]
         period = self.views.period(ranking.board)
+        asked_period = v.period_id(request.query.get("period"))
+        if asked_period is not None and (period is None or period.id != asked_period):
+            if self.archive is None:
+                raise UnknownResource("closed periods are not kept here")
+            return json_response(orjson.dumps(
+                await self.archive.users(ranking.board, asked_period, users)))
         return json_response(orjson.dumps({
             "board": ranking.board, "period": None if period is None else period.id,
             "entries": self.views.users(ranking, users), "totalUsers": len(ranking),

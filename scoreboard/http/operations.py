@@ -80,6 +80,13 @@ class Operation:
         return out
 
 
+def period_query() -> Schema:
+    return query("period", {"type": "string", "pattern": ecma(PERIOD)},
+                 "A closed period's id: its final standings from the archive (404 for a "
+                 "period not closed and archived); the current one's id, or none, reads "
+                 "the live board.")
+
+
 def operations(settings: Settings) -> list[Operation]:
     """Every operation of a service running with `settings`."""
     lb = settings.leaderboard
@@ -98,10 +105,7 @@ def operations(settings: Settings) -> list[Operation]:
                      "How many entries from the top.")
     radius_q = query("radius", integer(0, lb.max_radius, default=c.DEFAULT_RADIUS),
                       "How many neighbours above and below the user.")
-    period_q = query("period", {"type": "string", "pattern": ecma(PERIOD)},
-                     "A closed period's id: its final standings from the archive (404 "
-                     "for a period not closed and archived); the current one's id, or "
-                     "none, reads the live board.")
+    period_q = period_query()
     min_seq_q = query("minSeq", integer(0, c.MAX_SEQ),
                       "Answer from a state that includes this seq (a `seq` from an action's "
                       "reply); a follower waits up to `cluster.max_wait_seconds` for it, "
@@ -471,7 +475,7 @@ def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
                      f"{c.MAX_FRIENDS - 1}}}")},
                  "description": f"1-{c.MAX_FRIENDS} user ids (or pseudonyms), separated "
                                 "by commas; unknown ids are left out."},
-                board_q],
+                board_q, period_query()],
         ),
         Operation(
             "put", c.ADMIN_BOARD_PATH, "putBoard", "Create a board, or retitle it", "admin",

@@ -75,6 +75,16 @@ class PeriodReads:
             "topPercent": round(100 * row.rank / p.total_users, 2),
         }
 
+    async def users(self, board: str, period: str, user_ids: list[str]) -> dict[str, Any]:
+        """GET /leaderboard/users?period=: those users' final standings in the closed
+        period, in rank order; users not in it are left out (ids as in `Views.users`)."""
+        p = await self.period(board, period)
+        rows = [row for row in [await self.store.archive_user(board, period, u)
+                                for u in dict.fromkeys(user_ids)] if row is not None]
+        return {"board": board, "period": period,
+                "entries": self.entries(sorted(rows)), "totalUsers": p.total_users,
+                "version": p.closed_seq}
+
     async def periods(self, board: str, before: str | None, limit: int) -> dict[str, Any]:
         """GET /boards/{board}/periods: closed periods, newest first, with their top 3;
         `before` must be one of them."""

@@ -244,6 +244,10 @@ async def test_a_closed_period_is_archived_and_read_by_period(server: Running) -
     status, now = await server.get(f"{API}/leaderboard?board=cup")
     assert now["entries"] == [] and now["period"] != period  # the next period is empty
 
+    status, friends = await server.get(
+        f"{API}/leaderboard/users?board=cup&period={period}&ids=dan,ghost,bob,dan")
+    assert status == 200 and friends["period"] == period and friends["totalUsers"] == 4
+    assert [(e["userId"], e["rank"]) for e in friends["entries"]] == [("bob", 2), ("dan", 4)]
     status, cat = await server.get(f"{API}/users/cat/score?board=cup&period={period}")
     assert status == 200 and (cat["score"], cat["rank"], cat["topPercent"]) == (20, 2, 50.0)
     status, _ = await server.get(f"{API}/users/cat/score?board=cup")
