@@ -24,7 +24,7 @@ from scoreboard.storage.base import ActionLog, StoredSnapshot
 
 log = logging.getLogger("scoreboard.storage.snapshots")
 
-FORMAT = "msgpack+zlib/1"
+FORMAT = "msgpack+zlib/2"  # /2: boards as columns in rank order (/1 is ignored)
 KEEP = 3  # snapshots kept; older ones are deleted when a new one is written
 _DECODER = msgspec.msgpack.Decoder(EngineImage)
 _ENCODER = msgspec.msgpack.Encoder()
