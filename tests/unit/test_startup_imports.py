@@ -6,7 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # a process of its own: a clean set of imported modules
 def test_the_service_imports_graphql_and_nats_only_when_it_uses_them() -> None:
     code = ("import sys, scoreboard.cli, scoreboard.app; "
             "print(sorted(m for m in ('strawberry', 'nats') if m in sys.modules))")
