@@ -27,7 +27,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -47,9 +47,6 @@ from scoreboard.edge.cors import Cors
 from scoreboard.edge.envelope import RequestIds, Routes
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
-from scoreboard.events.nats import NatsPublisher
-from scoreboard.graphql.context import Parts
-from scoreboard.graphql.endpoint import Endpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.boards import BoardsApi
@@ -72,6 +69,9 @@ from scoreboard.writer.actor import Submitter, Writer
 from scoreboard.writer.archiver import Archiver
 from scoreboard.writer.snapshots import Snapshotter
 from scoreboard.ws.server import LiveServer
+
+if TYPE_CHECKING:
+    from scoreboard.events.nats import NatsPublisher
 
 log = logging.getLogger("scoreboard.app")
 
@@ -208,6 +208,10 @@ class Service:
                       app=app, edge=Edge(settings.edge, budget, metrics, ids), feed=feed,
                       node=node, keys=keys, snapshots=snapshots, archiver=archiver)
         if settings.events.nats.url:
+            # Imported only when used, as GraphQL below: every start pays for an import
+            # (Strawberry's is a third of the service's), a restart included.
+            from scoreboard.events.nats import NatsPublisher
+
             service.publisher = NatsPublisher(settings.events.nats, feed, metrics.registry)
         gate = Gatekeeper(
             settings, bearer,
@@ -225,6 +229,9 @@ class Service:
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
         if settings.graphql.enabled:
+            from scoreboard.graphql.context import Parts
+            from scoreboard.graphql.endpoint import Endpoint
+
             Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         BoardsApi(gate, submitter, views, archive).add_routes(routes)

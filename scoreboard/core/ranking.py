@@ -8,8 +8,9 @@ Each ranked user is one integer key in a `SortedList`, so ordering compares plai
 A higher score gives a smaller key (on an ascending board the key holds
 `score + SCORE_CEIL` instead, so a lower score does); for equal scores the smaller seq
 (reached first) sorts first. `reached_seq` is the seq of the log record that produced
-the score, which is unique per user, so keys never collide. `slot` numbers the board's users in the
-order they joined it and finds the user of a key in a plain list: a million users cost
+the score, which is unique per user, so keys never collide. `slot` numbers the board's
+users in the order they joined it (after a restore from a snapshot: in the order they
+were ranked then) and finds the user of a key in a plain list: a million users cost
 one pointer each there, not a dict entry, and the key stays the same size of int.
 Frozen users keep their key but leave the sorted order until they are unfrozen.
 
@@ -24,7 +25,8 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import islice
+from itertools import islice, repeat
+from operator import add, and_, lshift, or_, rshift, sub
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -34,7 +36,6 @@ SEQ_BITS = 48
 SEQ_MASK = (1 << SEQ_BITS) - 1
 SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
-VACANT = -1  # `Ranking.export`: the key of a slot whose user was taken off the board
 SCORE_CEIL = MAX_SCORE
 
 
@@ -169,56 +170,60 @@ class Ranking:
         return min(a, b) if self.ascending else max(a, b)
 
     def export(self) -> tuple[list[str], list[int], list[int]]:
-        """Copies for a snapshot, cheap enough for the loop (immutable items, C-speed
-        copies): the users by slot, their keys by slot (`_key_of` is filled in slot
-        order; a user taken off leaves a `VACANT` slot) and the ranked keys in order.
-        `columns` turns them into plain values, away from the loop."""
-        keys = list(self._key_of.values())
-        if len(keys) != len(self._users):  # users taken off left their slots vacant
-            by_slot = [VACANT] * len(self._users)
-            for k in keys:
-                by_slot[k & SLOT_MASK] = k
-            keys = by_slot
-        return list(self._users), keys, list(self._order)
+        """For a snapshot, cheap enough for the loop: the users by slot (the list itself,
+        not a copy: it only grows, and a slot never changes hands), and copies of the
+        ranked keys in order and of the frozen users' keys (a user taken off the board
+        has no key: their slot is left behind). `columns` turns them into plain values,
+        away from the loop."""
+        key_of = self._key_of
+        frozen = [key_of[u] for u in self.frozen if u in key_of]
+        return self._users, self._order[:], frozen
 
     @staticmethod
-    def columns(keys: list[int], ranked: list[int], ascending: bool = False
-                ) -> tuple[list[int], list[int], list[int]]:
-        """`export`'s keys as scores and reached seqs by slot, and the ranked slots in
-        order (so a restore needs no sort); `ascending`: the keys are of such a board.
-        A vacant slot has the seq -1."""
-        scores = ([(k >> (SEQ_BITS + SLOT_BITS)) - SCORE_CEIL for k in keys] if ascending
-                  else [key_score(k) for k in keys])
-        seqs = [key_seq(k) for k in keys]
-        if VACANT in keys:
-            for slot in (i for i, k in enumerate(keys) if k == VACANT):
-                scores[slot], seqs[slot] = 0, -1
-        return scores, seqs, [k & SLOT_MASK for k in ranked]
+    def columns(users: list[str], ranked: list[int], frozen: list[int],
+                ascending: bool = False) -> tuple[list[int], list[str], list[int], list[int]]:
+        """`export`'s copies as columns in rank order, the frozen after the ranked: the
+        slot each user had, their ids, scores and reached seqs (`ascending`: the keys
+        are of such a board). A restore numbers the slots anew in this order, so its
+        keys come out sorted."""
+        keys = ranked + frozen
+        slots = list(map(and_, keys, repeat(SLOT_MASK)))
+        # key_score and key_seq written as `map`s: a million keys at C speed
+        high = map(rshift, keys, repeat(SEQ_BITS + SLOT_BITS))
+        scores = map(sub, high, repeat(SCORE_CEIL)) if ascending else map(
+            sub, repeat(SCORE_CEIL), high)
+        seqs = map(and_, map(rshift, keys, repeat(SLOT_BITS)), repeat(SEQ_MASK))
+        return slots, list(map(users.__getitem__, slots)), list(scores), list(seqs)
 
     def restore(self, users: list[str], scores: Sequence[int], seqs: Sequence[int],
-                ranked: Sequence[int], version: int) -> None:
-        """Into an empty ranking: what `export` and `columns` gave. `frozen` must be set
-        first; the users it names are the ones left out of `ranked`."""
+                ranked: int, version: int) -> None:
+        """Into an empty ranking: columns as `columns` gave them, the first `ranked`
+        users ranked (in order) and the rest frozen. `frozen` must be set first. Each
+        user's slot is their position: one key per user made at C speed (`make_key`
+        written as `map`s) and one pass of a sort that finds them in order."""
         assert not self._key_of, "restore() is for an empty ranking"
-        if not len(users) == len(scores) == len(seqs):
+        count = len(users)
+        if not count == len(scores) == len(seqs):
             raise ValueError(f"board {self.board!r}: columns of different lengths")
-        key = self._key
-        keys = [key(score, seq, slot) if seq >= 0 else VACANT
-                for slot, score, seq in zip(range(len(users)), scores, seqs, strict=True)]
-        held = len(users)
-        if VACANT in keys:  # slots of users taken off
-            key_of = {u: k for u, k in zip(users, keys, strict=True) if k != VACANT}
-            held -= keys.count(VACANT)
-        else:
-            key_of = dict(zip(users, keys, strict=True))
-        if len(key_of) != held:
+        if not 0 <= ranked <= count:
+            raise ValueError(f"board {self.board!r}: {ranked} ranked of {count} users")
+        if count and not (0 <= min(seqs) and max(seqs) <= SEQ_MASK
+                          and -MAX_SCORE <= min(scores) and max(scores) <= MAX_SCORE):
+            raise ValueError(f"board {self.board!r}: a score or a reached seq out of range")
+        high = map(add, scores, repeat(SCORE_CEIL)) if self.ascending else map(
+            sub, repeat(SCORE_CEIL), scores)
+        keys = list(map(or_, map(lshift, high, repeat(SEQ_BITS + SLOT_BITS)),
+                        map(or_, map(lshift, seqs, repeat(SLOT_BITS)), range(count))))
+        key_of = dict(zip(users, keys, strict=True))
+        if len(key_of) != count:
             raise ValueError(f"board {self.board!r}: a user twice")
-        on_board = held - sum(1 for u in self.frozen if u in key_of)
-        if len(ranked) != on_board:
-            raise ValueError(f"board {self.board!r}: {len(ranked)} ranked of {on_board}")
+        left_out = users[ranked:]
+        on_board = sum(1 for u in self.frozen if u in key_of)
+        if on_board != len(left_out) or not self.frozen.issuperset(left_out):
+            raise ValueError(f"board {self.board!r}: the unranked users are not the frozen")
         self._users, self._key_of = users, key_of
-        # Already in order: the sort inside SortedList only checks it (one pass).
-        self._order = SortedList([keys[slot] for slot in ranked])
+        del keys[ranked:]
+        self._order = SortedList(keys)  # in order already: its sort only checks them
         self.version = version
 
     # -- queries -------------------------------------------------------------------------

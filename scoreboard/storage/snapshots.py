@@ -21,10 +21,11 @@ import msgspec
 from scoreboard.core.engine import Engine
 from scoreboard.core.image import EngineImage, restore
 from scoreboard.storage.base import ActionLog, StoredSnapshot
+from scoreboard.storage.bulk import return_free_memory
 
 log = logging.getLogger("scoreboard.storage.snapshots")
 
-FORMAT = "msgpack+zlib/1"
+FORMAT = "msgpack+zlib/2"  # /2: boards as columns in rank order (/1 is ignored)
 KEEP = 3  # snapshots kept; older ones are deleted when a new one is written
 _DECODER = msgspec.msgpack.Decoder(EngineImage)
 _ENCODER = msgspec.msgpack.Encoder()
@@ -79,6 +80,8 @@ async def restore_newest(store: ActionLog, engine: Engine, *, up_to: int | None 
         except ValueError as exc:  # SnapshotDamaged, or an image that does not hold
             log.warning("ignoring the snapshot at seq %d: %s", info.seq, exc)
             continue
+        del stored  # the body and the decoded columns are gone: their pages can go back
+        return_free_memory()
         return info.seq
     return None
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoreboard.core.commands import Command, ProofClaims, SubmitAction
+from scoreboard.core.commands import Command, ProofClaims, SetFrozen, SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.idempotency import command_fingerprint
 from scoreboard.core.image import restore, take
@@ -123,3 +123,19 @@ def test_an_image_that_does_not_hold_together_leaves_the_engine_untouched() -> N
     with pytest.raises(ValueError):
         restore(fresh, broken)
     assert fresh.state_digest() == engine().state_digest()
+
+
+def test_a_board_holds_its_ranked_users_in_order_then_the_frozen() -> None:
+    live, _ = live_run([[act("ann", "1"), act("bob", "1", "WIN_MATCH"), act("cyd", "1"),
+                         SetFrozen("bob", actor="adm", frozen=True, reason="r")]], [0.0])
+    board = next(b for b in take(live).boards if b.name == "global")
+    assert board.users[:board.ranked] == [u for u, _ in live.boards["global"].top(10)]
+    assert board.users[board.ranked:] == ["bob"]
+    swapped = dataclasses.replace(board, users=board.users[::-1])  # cyd left unranked
+    for wrong in (swapped, dataclasses.replace(board, ranked=board.ranked + 1),
+                  dataclasses.replace(board, ranked=-1),
+                  dataclasses.replace(board, seqs=[-1] * 3)):
+        fresh = engine()
+        with pytest.raises(ValueError):
+            restore(fresh, dataclasses.replace(take(live), boards=[wrong]))
+        assert fresh.state_digest() == engine().state_digest()
