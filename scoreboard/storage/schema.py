@@ -212,7 +212,8 @@ SELECT_USERS = f"SELECT {USERS.column_list} FROM users"
 # record (an administrator's, so few): what recovery needs of boards, in seq order.
 LAST_CLOSES = f"""{SELECT_RECORDS} WHERE seq IN (SELECT max(seq) FROM action_log
     WHERE kind = 'period_closed' GROUP BY board)
-    OR kind IN ('board_defined', 'standing_removed') ORDER BY seq"""
+    UNION ALL {SELECT_RECORDS} WHERE kind IN ('board_defined', 'standing_removed')
+    ORDER BY seq"""
 LAST_AT = "SELECT coalesce((SELECT at FROM action_log ORDER BY seq DESC LIMIT 1), 0)"
 LIST_SNAPSHOTS = ("SELECT seq, created_at, format, checksum, length(body) FROM snapshots"
                   " ORDER BY seq DESC")
