@@ -70,6 +70,20 @@ export class BoardView {
       `version ${update.version} · ${Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString()}`;
   }
 
+  /** Empty the list (another board is coming). */
+  clear() {
+    for (const li of this.rows.values()) li.remove();
+    this.rows.clear();
+    this.empty.hidden = true;
+    this.footer.textContent = "";
+  }
+
+  /** Show a closed period's final standings: `entries` as in a leaderboard page. */
+  final(entries, note) {
+    this.render({ version: null, top: entries, timestamp: null });
+    this.footer.textContent = note;
+  }
+
   markMine(userId) {
     this.mine = userId;
     for (const [id, li] of this.rows) li.classList.toggle("mine", id === userId);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Running, ServerFactory
+from tests.integration.test_boards_api import call, scores
 
 pytestmark = pytest.mark.browser
 
@@ -255,3 +257,65 @@ async def test_static_refusals_are_json_and_the_icon_is_served(server: Running) 
     async with server.http.get(f"{server.url}/favicon.ico") as resp:
         assert resp.status == 200 and resp.content_type == "image/svg+xml"
         assert (await resp.text()).startswith("<svg")
+
+
+async def test_a_weekly_board_its_countdown_switcher_and_past_periods(
+    server: Running, page: Any
+) -> None:
+    from playwright.async_api import expect
+
+    status, made = await call(server, "PUT", "/admin/boards/weekly",
+                              {"reason": "page", "title": "Weekly cup", "reset": "weekly"})
+    assert status == 200, made
+    period = made["board"]["period"]["id"]
+    await scores(server, {"amy": 3, "bob": 2}, board="weekly")
+    await seed(server, {"zed": 10})  # on global only
+    await open_live(page, server, "?board=weekly")
+    await expect(page.locator("#title")).to_have_text("Weekly cup")
+    await expect(page.locator("#period-id")).to_have_text(period)
+    await expect(page.locator("#countdown")).to_have_text(
+        re.compile(r"^resets in (\d+d )?(\d+h )?\d+m$"))
+    await expect(page.locator("#players")).to_have_text("2 players", timeout=WAIT_MS)
+    picker = page.locator("#picker")
+    await expect(picker).to_have_value("weekly")
+    assert await picker.locator("option").evaluate_all(
+        "os => os.map(o => o.value)") == ["global", "weekly"]
+    await expect(page.locator("#board li")).to_have_count(2, timeout=WAIT_MS)
+    live = await rows(page)
+    assert [r[2] for r in live] == ["30", "20"]
+    await expect(page.locator("#past")).to_be_hidden()
+
+    status, _ = await call(server, "POST", "/admin/boards/weekly/reset", {"reason": "end"})
+    assert status == 200
+    # The live feed names no period yet: the next update's count reply shows the change.
+    await scores(server, {"cat": 1}, board="weekly")
+    await expect(page.locator("#period-id")).to_have_text(f"{period}.2", timeout=WAIT_MS)
+    await expect(page.locator("#board li")).to_have_count(1, timeout=WAIT_MS)
+    await expect(page.locator("#past")).to_be_visible(timeout=WAIT_MS)
+    await page.locator("#past summary").click()
+    closed = page.locator(f'#past-list button[data-period="{period}"]')
+    await expect(closed).to_contain_text(f"2 players · won by {live[0][1]}")
+    await closed.click()
+    await expect(page.locator("#viewing")).to_contain_text(
+        f"Final standings · {period} · 2 players", timeout=WAIT_MS)
+    await expect(page.locator("#board li")).to_have_count(2)
+    assert await rows(page) == live
+    assert f"period={period}" in page.url
+    await expect(page.locator("#back-live")).to_be_focused()
+
+    await page.locator("#back-live").click()
+    await expect(page.locator("#viewing")).to_be_hidden()
+    await expect(page.locator("#board li")).to_have_count(1)
+    await expect(page.locator("#board li").first).to_have_attribute("data-user-id", "cat")
+    assert "period=" not in page.url
+    await picker.select_option("global")
+    await expect(page.locator("#title")).to_have_text("global")
+    await expect(page.locator("#period")).to_be_hidden()
+    await expect(page.locator("#board li")).to_have_count(1, timeout=WAIT_MS)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live",
+                                                             timeout=WAIT_MS)
+    assert page.url.endswith("/?board=global")
+
+    await page.goto(f"{server.url}/?board=nope")  # an unknown board: said, and global shown
+    await expect(page.locator("#notice")).to_contain_text('no board "nope"', timeout=WAIT_MS)
+    await expect(picker).to_have_value("global")
