@@ -233,7 +233,8 @@ async def test_live_config_and_page_headers(server: Running) -> None:
     status, config = await server.get("/api/v1/live-config")
     assert status == 200 and config["wsPort"] == server.service.ws_port
     assert config["wsPath"] == "/api/v1/leaderboard/live" and config["wsUrl"] == ""
-    names = ("app.js", "board.js", "me.js", "style.css", "sdk/index.js", "sdk/subscription.js")
+    names = ("app.js", "board.js", "me.js", "period.js", "past.js", "style.css", "sdk/index.js",
+             "sdk/subscription.js")
     for name in names:
         async with server.http.get(f"{server.url}/static/{name}") as resp:
             assert resp.status == 200, name
