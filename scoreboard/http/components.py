@@ -205,11 +205,13 @@ def body_schemas(settings: Settings) -> dict[str, Schema]:
     return schemas
 
 
-def _ecma(value: Any) -> Any:
+def _ecma(value: Any, *, names: bool = False) -> Any:
     """Patterns as JSON Schema (ECMA-262) reads them: the Structs' `\\Z` is `$` there;
-    titles dropped (the component's name says it)."""
+    the `title` keyword dropped (the component's name says it). `names`: `value` maps
+    property names to schemas, where a property may well be called "title"."""
     if isinstance(value, dict):
-        out = {k: _ecma(v) for k, v in value.items() if k != "title"}
+        out = {k: _ecma(v, names=k == "properties" and not names) for k, v in value.items()
+               if names or k != "title"}
         pattern = out.get("pattern")
         if isinstance(pattern, str) and pattern.endswith("\\Z"):
             out["pattern"] = pattern[:-2] + "$"

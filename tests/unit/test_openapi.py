@@ -219,3 +219,23 @@ def test_every_error_code_in_the_table_is_in_the_document(doc: dict[str, Any]) -
     assert documented == {code for codes in codes_by_status().values() for code in codes}
     assert {"METHOD_NOT_ALLOWED", "REQUEST_TIMEOUT", "HEADERS_TOO_LARGE",
             "STORE_UNAVAILABLE", "QUOTA_EXCEEDED"} <= documented
+
+
+def test_every_declared_field_is_in_its_component(doc: dict[str, Any]) -> None:
+    """Each body and reply Struct's fields, by their JSON names, are its component's
+    properties — including fields that share a name with a JSON Schema keyword (title)."""
+    from scoreboard.edge import bodies, replies
+    schemas = doc["components"]["schemas"]
+    checked = 0
+    for module in (bodies, replies):
+        for name, struct in vars(module).items():
+            if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)
+                    and name in schemas and "properties" in schemas[name]):
+                continue
+            info = msgspec.inspect.type_info(struct)
+            assert isinstance(info, msgspec.inspect.StructType)
+            declared = {f.encode_name for f in info.fields}
+            assert declared == set(schemas[name]["properties"]), name
+            checked += 1
+    assert checked >= 10
+    assert "title" in schemas["Board"]["properties"]
