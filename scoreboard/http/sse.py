@@ -145,6 +145,9 @@ class SseEndpoint:
             client.wake.clear()
             if client.ending is not None:
                 return  # no more tops on a token that is no longer valid
+            notices, client.notices = client.notices, []
+            if notices and not await self._write(request, response, b"".join(notices)):
+                return
             current = client.group.current
             if client.version == current.version:
                 if client.closed:

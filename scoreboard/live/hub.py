@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scoreboard.core.records import LogRecord
-from scoreboard.live.messages import TopView, top_changed
+from scoreboard.core.records import LogRecord, PeriodClosedRecord
+from scoreboard.live.messages import PeriodClosedNotice, TopView, top_changed
 from scoreboard.live.sink import OVER, READY, Sink, buffer_state
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
@@ -53,12 +53,13 @@ class WsClient:
 class SseClient:
     """One SSE viewer; its own writer task sends `group.current` when woken."""
 
-    __slots__ = ("closed", "ending", "group", "version", "wake")
+    __slots__ = ("closed", "ending", "group", "notices", "version", "wake")
 
     def __init__(self, group: Group) -> None:
         self.group = group
         self.version = -1
         self.wake = asyncio.Event()
+        self.notices: list[bytes] = []  # events to send before the next top (in order)
         self.closed = False
         self.ending: str | None = None  # why its session ended (token revoked or expired)
 
@@ -111,8 +112,31 @@ class Hub:
     # -- the change feed -----------------------------------------------------------------
 
     def on_commit(self, records: Sequence[LogRecord]) -> None:
-        """Writer listener: a batch was committed and applied."""
+        """Writer listener: a batch was committed and applied. A closed period is told
+        at once, so that it comes before the next flush's new (empty) board."""
+        for r in records:
+            if isinstance(r, PeriodClosedRecord):
+                self._period_closed(r)
         self._wake.set()
+
+    def _period_closed(self, r: PeriodClosedRecord) -> None:
+        """PERIOD_CLOSED to every viewer of the board, encoded once per group."""
+        for group in self._groups.values():
+            if group.board != r.board or not len(group):
+                continue
+            notice = PeriodClosedNotice.build(
+                r.board, r.period, r.ends_at, self.views.closed_top(r.top, group.limit))
+            for c in group.ws:
+                sink = c.sink
+                if not sink.is_open():
+                    continue
+                if buffer_state(sink.buffered(), self.cap) == OVER:
+                    self._cut(c, "its send buffer passed the cap")
+                else:
+                    sink.write(notice.ws_frame)
+            for viewer in group.sse:
+                viewer.notices.append(notice.sse_event)
+                viewer.wake.set()
 
     async def run(self) -> None:
         """Broadcast changes; owned by the live server.
@@ -156,7 +180,8 @@ class Hub:
         if ahead is not None and ahead.version == ranking.version:
             return ahead
         data = self.views.live_update(ranking, group.limit)
-        if not top_changed(group.current.top, data["top"]):
+        if data["period"] == group.current.period and not top_changed(
+                group.current.top, data["top"]):
             group.checked = data["version"]
             return None
         return TopView.build(group.limit, data)
