@@ -207,9 +207,10 @@ def body_schemas(settings: Settings) -> dict[str, Schema]:
 
 def _ecma(value: Any) -> Any:
     """Patterns as JSON Schema (ECMA-262) reads them: the Structs' `\\Z` is `$` there;
-    titles dropped (the component's name says it)."""
+    titles dropped (the component's name says it), not a property named `title`."""
     if isinstance(value, dict):
-        out = {k: _ecma(v) for k, v in value.items() if k != "title"}
+        out = {k: _ecma(v) for k, v in value.items()
+               if not (k == "title" and isinstance(v, str))}
         pattern = out.get("pattern")
         if isinstance(pattern, str) and pattern.endswith("\\Z"):
             out["pattern"] = pattern[:-2] + "$"

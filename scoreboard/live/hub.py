@@ -59,7 +59,8 @@ class SseClient:
         self.group = group
         self.version = -1
         self.wake = asyncio.Event()
-        self.notices: list[bytes] = []  # events to send before the next top (in order)
+        # events to send before the next top, in order; None: the viewer takes tops only
+        self.notices: list[bytes] | None = None
         self.closed = False
         self.ending: str | None = None  # why its session ended (token revoked or expired)
 
@@ -135,8 +136,9 @@ class Hub:
                 else:
                     sink.write(notice.ws_frame)
             for viewer in group.sse:
-                viewer.notices.append(notice.sse_event)
-                viewer.wake.set()
+                if viewer.notices is not None:
+                    viewer.notices.append(notice.sse_event)
+                    viewer.wake.set()
 
     async def run(self) -> None:
         """Broadcast changes; owned by the live server.
@@ -334,12 +336,15 @@ class Hub:
         self.metrics.connections.labels("ws").dec()
         self._drop_if_empty(group)
 
-    def join_sse(self, board: str, limit: int, last_event_id: int | None
-                 ) -> tuple[SseClient, TopView | None]:
+    def join_sse(self, board: str, limit: int, last_event_id: int | None, *,
+                 notices: bool = False) -> tuple[SseClient, TopView | None]:
         """Register an SSE viewer; returns it and the snapshot to send first, or None
-        when the client's Last-Event-ID shows it already has the current top."""
+        when the client's Last-Event-ID shows it already has the current top. With
+        `notices`, it also gets the events that come between tops (a period closed)."""
         group = self._group(board, limit)
         client = SseClient(group)
+        if notices:
+            client.notices = []
         view = self._snapshot(group, client)
         client.version = view.version
         group.sse.add(client)
