@@ -10,10 +10,12 @@ from __future__ import annotations
 from scoreboard.core import errors
 from scoreboard.core.boards import BoardDef, BoardError, check_boards
 from scoreboard.core.commands import DefineBoard, ResetBoard
-from scoreboard.core.pending import Pending
+from scoreboard.core.pending import ROLLED, Pending
 from scoreboard.core.periods import Period, next_id
 from scoreboard.core.ranking import Ranking
 from scoreboard.core.records import BoardDefinedRecord, LogRecord, PeriodClosedRecord
+
+CLOSED_TOP = 100  # the final standings a close records: the longest live top list
 
 
 class BoardTimes:
@@ -47,17 +49,49 @@ class BoardTimes:
                pending: Pending, **fields: str) -> PeriodClosedRecord:
         if following is not None and not following.holds(now):
             following = None  # past the season's end
+        top, total = self._final(board, pending)
         record = PeriodClosedRecord(
             seq=pending.next_seq, at=now, board=board, user_id="", display_name=None,
             period=period.id, starts_at=period.starts_at, ends_at=period.ends_at,
             next_period=None if following is None else following.id,
             next_starts_at=None if following is None else following.starts_at,
-            next_ends_at=None if following is None else following.ends_at, **fields,
+            next_ends_at=None if following is None else following.ends_at,
+            top=top, total_users=total, **fields,
         )
         pending.next_seq += 1
         pending.records.append(record)
         pending.rolled.add(board)
         return record
+
+    def _final(self, board: str, pending: Pending
+               ) -> tuple[tuple[tuple[str, int, int], ...], int]:
+        """The board's first `CLOSED_TOP` standings (user, score, rank) and how many are
+        ranked, as they stand with the groups still committing (`pending`'s chain)."""
+        ranking = self.boards[board]
+        touched = pending.touched(board)
+        entries: list[tuple[str, int, int]] = []  # (user, score, reached seq)
+        total = len(ranking)
+        for user in touched:
+            row = pending.user(user)
+            was_ranked = user in ranking and user not in ranking.frozen
+            hit = pending.score((board, user))
+            if hit is None and user in ranking:
+                hit = (ranking.score(user) or 0, ranking.reached_seq(user) or 0)
+            frozen = row.frozen if row is not None else user in self.frozen
+            ranked = hit is not None and hit is not ROLLED and not frozen
+            total += int(ranked) - int(was_ranked)
+            if ranked and hit is not None:
+                entries.append((user, hit[0], hit[1]))
+        for user, score in ranking.top(CLOSED_TOP + len(touched)):
+            if user not in touched:
+                entries.append((user, score, ranking.reached_seq(user) or 0))
+        sign = 1 if ranking.ascending else -1
+        entries.sort(key=lambda e: (sign * e[1], e[2]))
+        top: list[tuple[str, int, int]] = []
+        for position, (user, score, _) in enumerate(entries[:CLOSED_TOP], 1):
+            tied = ranking.competition and top and top[-1][1] == score
+            top.append((user, score, top[-1][2] if tied else position))
+        return tuple(top), total
 
     def _decide_reset(self, cmd: ResetBoard, now: float, pending: Pending) -> LogRecord:
         """Close the current period now; the next one takes the schedule's id with a

@@ -65,6 +65,14 @@ class Pending:
         """Whether a group of the chain closed the board's period."""
         return board in self.rolled or (self.prior is not None and self.prior.has_rolled(board))
 
+    def touched(self, board: str) -> set[str]:
+        """The users whose standing on `board` the chain may have changed: scored, taken
+        off, or frozen or unfrozen."""
+        users = {u for b, u in self.scores if b == board}
+        users.update(u for b, u in self.removed if b == board)
+        users.update(self.users)
+        return users if self.prior is None else users | self.prior.touched(board)
+
     def user(self, user_id: str) -> UserRow | None:
         row = self.users.get(user_id)
         return row if row is not None or self.prior is None else self.prior.user(user_id)

@@ -132,7 +132,9 @@ class PeriodClosedRecord(LogRecord):
     """The board's current period ended: its standings are final (archived from the
     log) and the next period, if any, starts empty. Written by the writer when its clock
     passes `ends_at`, or by an administrator's reset (`actor`, `reason`); `user_id` is
-    empty. No next period: the board's season is over and it is closed."""
+    empty. No next period: the board's season is over and it is closed. `top` holds the
+    final standings' first `CLOSED_TOP` entries as (user, score, rank) and `total_users`
+    how many were ranked, decided with the close so that the event is one of the log."""
 
     period: str
     starts_at: float
@@ -142,6 +144,8 @@ class PeriodClosedRecord(LogRecord):
     next_ends_at: float | None
     actor: str | None = None
     reason: str | None = None
+    top: tuple[tuple[str, int, int], ...] = ()
+    total_users: int = 0
 
 
 @dataclass(frozen=True, slots=True)

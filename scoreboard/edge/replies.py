@@ -181,6 +181,8 @@ class UserScore(Reply):
 class LiveUpdate(Reply):
     board: BoardName
     version: Count
+    period: Annotated[str, Meta(description="The board's current period; null for a "
+                                            "board without periods.")] | None
     top: list[Entry]
     timestamp: datetime
 

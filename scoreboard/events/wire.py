@@ -65,6 +65,8 @@ def _period(r: PeriodClosedRecord, kind: str) -> dict[str, Any]:
     body["next"] = None if r.next_period is None else {
         "id": r.next_period, "startsAt": _when(r.next_starts_at),
         "endsAt": _when(r.next_ends_at)}
+    body["top"] = [{"rank": rank, "userId": u, "score": score} for u, score, rank in r.top]
+    body["totalUsers"] = r.total_users
     return body
 
 

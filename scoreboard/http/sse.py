@@ -110,7 +110,7 @@ class SseEndpoint:
         if request.transport is not None:
             shrink_send_buffer(request.transport, self.settings.socket_send_buffer)
         last_id = messages.parse_last_event_id(request.headers.get("Last-Event-ID"))
-        client, snapshot = self.hub.join_sse(live.board, live.limit, last_id)
+        client, snapshot = self.hub.join_sse(live.board, live.limit, last_id, notices=True)
         when_gone(request, client.hang_up)
         # a revoked or expired token ends the stream: its writer wakes, sees `ending`
         # and sends it as an `error` event
@@ -145,6 +145,9 @@ class SseEndpoint:
             client.wake.clear()
             if client.ending is not None:
                 return  # no more tops on a token that is no longer valid
+            notices, client.notices = client.notices or [], []
+            if notices and not await self._write(request, response, b"".join(notices)):
+                return
             current = client.group.current
             if client.version == current.version:
                 if client.closed:

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scoreboard.core.records import LogRecord
-from scoreboard.live.messages import TopView, top_changed
+from scoreboard.core.records import LogRecord, PeriodClosedRecord
+from scoreboard.live.messages import PeriodClosedNotice, TopView, top_changed
 from scoreboard.live.sink import OVER, READY, Sink, buffer_state
 from scoreboard.read.views import Views
 from scoreboard.runtime.metrics import Metrics
@@ -53,12 +53,14 @@ class WsClient:
 class SseClient:
     """One SSE viewer; its own writer task sends `group.current` when woken."""
 
-    __slots__ = ("closed", "ending", "group", "version", "wake")
+    __slots__ = ("closed", "ending", "group", "notices", "version", "wake")
 
     def __init__(self, group: Group) -> None:
         self.group = group
         self.version = -1
         self.wake = asyncio.Event()
+        # events to send before the next top, in order; None: the viewer takes tops only
+        self.notices: list[bytes] | None = None
         self.closed = False
         self.ending: str | None = None  # why its session ended (token revoked or expired)
 
@@ -111,8 +113,32 @@ class Hub:
     # -- the change feed -----------------------------------------------------------------
 
     def on_commit(self, records: Sequence[LogRecord]) -> None:
-        """Writer listener: a batch was committed and applied."""
+        """Writer listener: a batch was committed and applied. A closed period is told
+        at once, so that it comes before the next flush's new (empty) board."""
+        for r in records:
+            if isinstance(r, PeriodClosedRecord):
+                self._period_closed(r)
         self._wake.set()
+
+    def _period_closed(self, r: PeriodClosedRecord) -> None:
+        """PERIOD_CLOSED to every viewer of the board, encoded once per group."""
+        for group in self._groups.values():
+            if group.board != r.board or not len(group):
+                continue
+            notice = PeriodClosedNotice.build(
+                r.board, r.period, r.ends_at, self.views.closed_top(r.top, group.limit))
+            for c in group.ws:
+                sink = c.sink
+                if not sink.is_open():
+                    continue
+                if buffer_state(sink.buffered(), self.cap) == OVER:
+                    self._cut(c, "its send buffer passed the cap")
+                else:
+                    sink.write(notice.ws_frame)
+            for viewer in group.sse:
+                if viewer.notices is not None:
+                    viewer.notices.append(notice.sse_event)
+                    viewer.wake.set()
 
     async def run(self) -> None:
         """Broadcast changes; owned by the live server.
@@ -156,7 +182,8 @@ class Hub:
         if ahead is not None and ahead.version == ranking.version:
             return ahead
         data = self.views.live_update(ranking, group.limit)
-        if not top_changed(group.current.top, data["top"]):
+        if data["period"] == group.current.period and not top_changed(
+                group.current.top, data["top"]):
             group.checked = data["version"]
             return None
         return TopView.build(group.limit, data)
@@ -309,12 +336,15 @@ class Hub:
         self.metrics.connections.labels("ws").dec()
         self._drop_if_empty(group)
 
-    def join_sse(self, board: str, limit: int, last_event_id: int | None
-                 ) -> tuple[SseClient, TopView | None]:
+    def join_sse(self, board: str, limit: int, last_event_id: int | None, *,
+                 notices: bool = False) -> tuple[SseClient, TopView | None]:
         """Register an SSE viewer; returns it and the snapshot to send first, or None
-        when the client's Last-Event-ID shows it already has the current top."""
+        when the client's Last-Event-ID shows it already has the current top. With
+        `notices`, it also gets the events that come between tops (a period closed)."""
         group = self._group(board, limit)
         client = SseClient(group)
+        if notices:
+            client.notices = []
         view = self._snapshot(group, client)
         client.version = view.version
         group.sse.add(client)

@@ -8,6 +8,9 @@ many clients receive it:
 - `ws_frame`: the whole WebSocket text frame. Server frames are never masked and we
   negotiate no extension, so the frame bytes are the same for every client;
 - `sse_event`: the whole SSE event.
+
+A period that closes is told once per (board, limit) by a `PeriodClosedNotice`, before
+the new period's (empty) board comes as a normal update.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class TopView:
     board: str
     limit: int
     version: int
+    period: str | None
     top: list[dict[str, Any]]
     data_json: bytes
     ws_frame: bytes
@@ -117,6 +121,7 @@ class TopView:
             board=str(data["board"]),
             limit=limit,
             version=version,
+            period=data.get("period"),
             top=data["top"],
             data_json=data_json,
             ws_frame=ws_text_frame(message("LEADERBOARD_UPDATE", data_json)),
@@ -127,3 +132,19 @@ class TopView:
     def ws_message(self) -> bytes:
         """The LEADERBOARD_UPDATE message itself (for the protocol-level send)."""
         return message("LEADERBOARD_UPDATE", self.data_json)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodClosedNotice:
+    """PERIOD_CLOSED for the viewers of one (board, limit), encoded once for all."""
+
+    ws_frame: bytes
+    sse_event: bytes
+
+    @classmethod
+    def build(cls, board: str, period: str, ends_at: float,
+              top: list[dict[str, Any]]) -> PeriodClosedNotice:
+        data_json = orjson.dumps({"board": board, "period": period, "endsAt": iso(ends_at),
+                                  "top": top})
+        return cls(ws_text_frame(message("PERIOD_CLOSED", data_json)),
+                   sse_event("period_closed", None, data_json))

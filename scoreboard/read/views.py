@@ -13,7 +13,7 @@ version of each board the user is on, so no cached body outlives it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -198,12 +198,22 @@ class Views:
 
     def live_update(self, ranking: Ranking, limit: int) -> dict[str, Any]:
         """The data object of LEADERBOARD_UPDATE and of the SSE `leaderboard` event."""
+        period = self.period(ranking.board)
         return {
             "board": ranking.board,
             "version": ranking.version,
+            "period": None if period is None else period.id,
             "top": self.entries(ranking, limit),
             "timestamp": iso(time.time()),
         }
+
+    def closed_top(self, top: Sequence[tuple[str, int, int]], limit: int
+                   ) -> list[dict[str, Any]]:
+        """A closed period's final (user, score, rank) as live entries."""
+        name = self.engine.display_name
+        public = self.pseudonyms.public_id
+        return [{"rank": rank, "userId": public(user), "displayName": name(user),
+                 "score": score} for user, score, rank in top[:limit]]
 
     def around(self, ranking: Ranking, user_id: str, radius: int) -> dict[str, Any] | None:
         rows = ranking.around(user_id, radius)

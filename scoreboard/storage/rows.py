@@ -180,7 +180,8 @@ def _period_row(r: PeriodClosedRecord, kind: str) -> RecordRow:
     """The period's id and bounds (and the next one's) in the metadata column."""
     period = {"period": r.period, "startsAt": _finite(r.starts_at), "endsAt": _finite(r.ends_at),
               "next": r.next_period, "nextStartsAt": _finite(r.next_starts_at),
-              "nextEndsAt": _finite(r.next_ends_at)}
+              "nextEndsAt": _finite(r.next_ends_at), "top": [list(e) for e in r.top],
+              "totalUsers": r.total_users}
     return _row(r, kind, None, None, 0, 0, 0, period, r.actor, r.reason, None, None)
 
 
@@ -195,6 +196,8 @@ def _period(cls: type[PeriodClosedRecord], row: Sequence[Any]) -> PeriodClosedRe
         next_ends_at=inf if p["next"] is not None and p["nextEndsAt"] is None
         else p["nextEndsAt"],
         actor=row[12], reason=row[13],
+        top=tuple((u, s, rank) for u, s, rank in p.get("top", ())),
+        total_users=p.get("totalUsers", 0),
     )
 
 

@@ -74,7 +74,7 @@ async def test_snapshot_first_then_an_update_after_a_change(server: Running) -> 
         snapshot = await events.event()
         _, board = await server.get("/api/v1/leaderboard?limit=5")
         assert snapshot["top"] == board["entries"] and snapshot["version"] == board["version"]
-        assert set(snapshot) == {"board", "version", "top", "timestamp"}
+        assert set(snapshot) == {"board", "version", "period", "top", "timestamp"}
         await server.act("bob")
         update = await events.event()
     assert users(update) == ["alice", "bob"] and update["version"] > snapshot["version"]

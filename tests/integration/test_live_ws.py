@@ -77,7 +77,7 @@ async def test_ack_then_snapshot_on_connect(server: Running) -> None:
     assert snap["type"] == "LEADERBOARD_UPDATE"
     _, board = await server.get("/api/v1/leaderboard?limit=5")
     assert snap["data"]["top"] == board["entries"] and snap["data"]["version"] == board["version"]
-    assert set(snap["data"]) == {"board", "version", "top", "timestamp"}
+    assert set(snap["data"]) == {"board", "version", "period", "top", "timestamp"}
     async with viewer(server) as (_, anonymous):  # no token: public board
         assert users(anonymous) == ["alice", "bob"]
         async with server.http.get(f"{server.url}/metrics") as resp:

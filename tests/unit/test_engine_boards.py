@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from scoreboard.core import errors
 from scoreboard.core.boards import BoardDef
-from scoreboard.core.commands import Command, ProofClaims, ResetBoard, SubmitAction
+from scoreboard.core.commands import Command, ProofClaims, ResetBoard, SetFrozen, SubmitAction
 from scoreboard.core.engine import Engine
 from scoreboard.core.records import ActionRecord, LogRecord, PeriodClosedRecord
 from scoreboard.core.rules import RuleSet
@@ -108,6 +108,22 @@ def test_the_clock_closes_a_period_and_the_next_starts_empty() -> None:
     ((record, final),) = engine.take_closed()
     assert record is closed and list(final.ranks()) == [("a", 10, 1), ("b", 10, 2)]
     assert engine.take_closed() == []
+
+
+def test_a_close_records_the_final_top_with_groups_still_committing() -> None:
+    """The standings in the record count the groups decided before the close and not
+    yet committed: their scores, and who they froze."""
+    engine = Engine(RULES, [BoardDef("c", ranks="competition")])
+    run(engine, [act(u, "1", board="c") for u in "abcd"] + [act("a", "2", board="c")])
+    first = engine.new_pending()
+    engine.decide(act("b", "2", board="c"), T0, first)
+    engine.decide(act("e", "1", board="c"), T0, first)
+    engine.decide(SetFrozen("d", actor="adm", frozen=True, reason="r"), T0, first)
+    second = first.then()
+    closed = engine.decide(ResetBoard("", "adm", "c", "end"), T0 + 1, second)
+    assert isinstance(closed, PeriodClosedRecord)
+    assert closed.top == (("a", 20, 1), ("b", 20, 1), ("c", 10, 3), ("e", 10, 3))
+    assert closed.total_users == 4
 
 
 def test_a_season_refuses_before_start_and_closes_at_end() -> None:

@@ -72,10 +72,13 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
       for cls, kind in [(HideNameRecord, "hide_name"), (ShowNameRecord, "show_name")]],
     (PeriodClosedRecord(seq=5, at=AT, board="weekly", user_id="", display_name=None,
                         period="2023-W46", starts_at=AT - 60, ends_at=AT, next_period="2023-W47",
-                        next_starts_at=AT, next_ends_at=AT + 60, actor="admin-1", reason="r"),
+                        next_starts_at=AT, next_ends_at=AT + 60, actor="admin-1", reason="r",
+                        top=(("amy", 30, 1), ("bob", 30, 1), ("cy", 5, 3)), total_users=7),
      (5, AT, "weekly", "", "period_closed", None, None, 0, 0, 0, None,
       f'{{"period":"2023-W46","startsAt":{AT - 60},"endsAt":{AT},"next":"2023-W47",'
-      f'"nextStartsAt":{AT},"nextEndsAt":{AT + 60}}}', "admin-1", "r", None, None)),
+      f'"nextStartsAt":{AT},"nextEndsAt":{AT + 60},'
+      '"top":[["amy",30,1],["bob",30,1],["cy",5,3]],"totalUsers":7}', "admin-1", "r",
+      None, None)),
     (BoardDefinedRecord(seq=6, at=AT, board="laps", user_id="", display_name=None,
                         definition=BoardDef("laps", "Laps", "asc", "best", ("global",),
                                             "weekly", "Europe/Paris", None, AT, "competition"),
@@ -146,6 +149,10 @@ def test_the_event_json_is_that_of_the_flat_record(record: LogRecord,
                               "endsAt": ISO}
         expected["next"] = {"id": "2023-W47", "startsAt": ISO,
                             "endsAt": "2023-11-14T22:14:20.250Z"}
+        expected["top"] = [{"rank": 1, "userId": "amy", "score": 30},
+                           {"rank": 1, "userId": "bob", "score": 30},
+                           {"rank": 3, "userId": "cy", "score": 5}]
+        expected["totalUsers"] = 7
     if isinstance(record, BoardDefinedRecord):  # the definition under a key of its own
         expected["metadata"] = None
         expected["definition"] = {**orjson.loads(meta), "end": ISO}

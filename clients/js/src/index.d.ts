@@ -82,8 +82,8 @@ export interface LiveUpdate {
   version: number;
   top: LeaderboardEntry[];
   timestamp: string;
-  /** @pending SPEC §11 */
-  period?: string | null;
+  /** The board's current period (null for a board without periods). */
+  period: string | null;
 }
 
 /** PERIOD_CLOSED (WebSocket) / `event: period_closed` (SSE). @pending SPEC §11 */
@@ -147,6 +147,7 @@ export interface PastPeriod {
 
 /** @pending SPEC §11 */
 export interface Periods {
+  board: string;
   periods: PastPeriod[];
   /** Pass as `before` for the next (older) page; null on the last. */
   next: string | null;
