@@ -136,6 +136,19 @@ class RemoveStanding(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludeFromPeriod(Command):
+    """An administrator takes a user out of a closed period's standings. The period's
+    archive is in the store, not the engine: the edge found the user in it, with
+    `score`, before sending this."""
+
+    actor: str
+    board: str
+    period: str
+    score: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ActionResult:
     """The reply to an accepted (or replayed) score change."""
 

@@ -27,6 +27,7 @@ from scoreboard.core.commands import (
     ClearFlag,
     Command,
     DefineBoard,
+    ExcludeFromPeriod,
     RemoveStanding,
     ResetBoard,
     RevokeTokens,
@@ -52,6 +53,7 @@ from scoreboard.core.records import (
     HideNameRecord,
     LogRecord,
     PeriodClosedRecord,
+    PeriodExclusionRecord,
     RevokeTokensRecord,
     ScoreRecord,
     ScoreRow,
@@ -140,6 +142,8 @@ class Engine(BoardTimes):
             return self._decide_define(cmd, now, pending)
         if isinstance(cmd, RemoveStanding):
             return self._decide_remove(cmd, now, pending)
+        if isinstance(cmd, ExcludeFromPeriod):
+            return self._decide_exclude(cmd, now, pending)
         raise errors.InvalidCommand(f"unsupported command {type(cmd).__name__}")
 
     def _board(self, board: str) -> Ranking:
@@ -368,6 +372,20 @@ class Engine(BoardTimes):
         pending.removed.add((cmd.board, cmd.user_id))
         return record
 
+    def _decide_exclude(self, cmd: ExcludeFromPeriod, now: float, pending: Pending
+                        ) -> LogRecord:
+        """The edge found the user in the closed period's archive; the engine checks the
+        board and logs it. The live state does not change: the archiver re-ranks."""
+        if cmd.board not in self.boards:
+            raise errors.NotFound(f"no board {cmd.board!r}")
+        user = self._user(cmd.user_id, pending)
+        record = PeriodExclusionRecord(pending.next_seq, now, cmd.board, cmd.user_id,
+                                       user.display_name, cmd.score, cmd.score, cmd.actor,
+                                       cmd.reason, cmd.period)
+        pending.next_seq += 1
+        pending.records.append(record)
+        return record
+
     def new_pending(self, after: Pending | None = None) -> Pending:
         """A group decided on the committed state, or on top of `after`: a group that
         is decided but not committed yet (see `Pending`)."""
@@ -408,6 +426,8 @@ class Engine(BoardTimes):
                 self.define(r.definition, r.seq)
             case StandingRemovedRecord():
                 self.boards[r.board].remove(r.user_id, r.seq)
+            case PeriodExclusionRecord():
+                pass  # a closed period's archive, not the live state (the archiver's)
             case FreezeRecord():
                 self.frozen.add(r.user_id)
                 for b in self.boards.values():

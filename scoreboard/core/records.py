@@ -32,6 +32,7 @@ class Kind(StrEnum):
     PERIOD_CLOSED = "period_closed"  # a board's period ended (by the clock or an admin)
     BOARD_DEFINED = "board_defined"  # an administrator created or changed a board
     STANDING_REMOVED = "standing_removed"  # an administrator took a user off a board
+    PERIOD_EXCLUSION = "period_exclusion"  # an administrator took a user off a closed period
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,15 @@ class StandingRemovedRecord(ModerationRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodExclusionRecord(ModerationRecord):
+    """An administrator took the user out of the closed period `period` of `board`: its
+    archive is re-ranked without them (the close and its archive stay in the log).
+    `prev_score` and `new_score` both show the user's final score in that period."""
+
+    period: str
+
+
+@dataclass(frozen=True, slots=True)
 class HideNameRecord(StandingRecord):
     """The user asked to appear as anonymous."""
 
@@ -187,6 +197,7 @@ RECORD_TYPES: dict[Kind, type[LogRecord]] = {
     Kind.PERIOD_CLOSED: PeriodClosedRecord,
     Kind.BOARD_DEFINED: BoardDefinedRecord,
     Kind.STANDING_REMOVED: StandingRemovedRecord,
+    Kind.PERIOD_EXCLUSION: PeriodExclusionRecord,
 }
 _KIND_OF: dict[type[LogRecord], Kind] = {cls: kind for kind, cls in RECORD_TYPES.items()}
 

@@ -99,6 +99,13 @@ class ReasonRequest(Body):
     reason: Reason
 
 
+class ExclusionRequest(Body):
+    """Whom an administrator takes out of a closed period's standings, and why."""
+
+    user_id: Annotated[str, printable(MAX_ID, "A user in the period's standings.")]
+    reason: Reason
+
+
 class ProofRequest(Body):
     """A one-time proof for one action of one user."""
 
@@ -162,5 +169,5 @@ class BoardRequest(Body):
 
 REQUESTS: tuple[type[Body], ...] = (
     ActionRequest, AdjustRequest, ReasonRequest, ProofRequest, PrivacyRequest, BatchRequest,
-    BoardRequest,
+    BoardRequest, ExclusionRequest,
 )

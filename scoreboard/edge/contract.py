@@ -43,6 +43,7 @@ MAX_PERIODS = 100
 ADMIN_BOARD_PATH = f"{API}/admin/boards/{{board}}"
 RESET_PATH = f"{ADMIN_BOARD_PATH}/reset"
 STANDING_PATH = f"{ADMIN_BOARD_PATH}/users/{{userId}}"
+EXCLUSIONS_PATH = f"{ADMIN_BOARD_PATH}/periods/{{period}}/exclusions"
 HEALTH_PATH = "/health"
 READY_PATH = "/ready"
 METRICS_PATH = "/metrics"

@@ -157,6 +157,14 @@ class StandingRemoved(Reply):
     at: datetime
 
 
+class PeriodExclusion(Reply):
+    board: BoardName
+    period: str
+    user_id: UserId
+    seq: Seq
+    at: datetime
+
+
 class Around(Reply):
     board: BoardName
     user_id: UserId
@@ -348,5 +356,5 @@ REPLIES: tuple[type[msgspec.Struct], ...] = (
     Error, ActionResult, Leaderboard, Around, UserScore, LiveUpdate, LiveEvent, LiveConfig,
     Proof, UserChange, TokensRevoked, History, Flags, Health, Ready, BatchItemError,
     BatchResult, EventPage, FeedEvent, LeaderboardUsers, Boards, BoardChange, StandingRemoved,
-    Periods,
+    Periods, PeriodExclusion,
 )

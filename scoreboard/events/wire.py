@@ -24,6 +24,7 @@ from scoreboard.core.records import (
     LogRecord,
     ModerationRecord,
     PeriodClosedRecord,
+    PeriodExclusionRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     StandingRecord,
@@ -90,6 +91,12 @@ def _moderation(r: ModerationRecord, kind: str) -> dict[str, Any]:
                  None)
 
 
+def _exclusion(r: PeriodExclusionRecord, kind: str) -> dict[str, Any]:
+    body = _moderation(r, kind)
+    body["period"] = r.period
+    return body
+
+
 def _standing(r: StandingRecord, kind: str) -> dict[str, Any]:
     return _json(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None)
 
@@ -109,6 +116,7 @@ ENCODERS: dict[type[LogRecord], Callable[[Any, str], dict[str, Any]]] = {
     PeriodClosedRecord: _period,
     BoardDefinedRecord: _board,
     StandingRemovedRecord: _moderation,
+    PeriodExclusionRecord: _exclusion,
 }
 _BY_CLASS = {cls: (kind.value, ENCODERS[cls]) for kind, cls in RECORD_TYPES.items()}
 

@@ -1,6 +1,6 @@
 """Boards over HTTP (SPEC §11): what boards there are, a friends view, and the
 administrator's run-time changes (create or redefine a board, reset its period, take a
-user off it).
+user off it or out of a closed period's standings).
 
 Reads are public when the leaderboard is; every change is a command to the writer, so it
 is a logged record with who made it and why, seen by followers and after a restart.
@@ -15,11 +15,17 @@ from aiohttp import web
 
 from scoreboard.auth.tokens import Principal
 from scoreboard.core.boards import BoardDef
-from scoreboard.core.commands import DefineBoard, RemoveStanding, ResetBoard, UserResult
+from scoreboard.core.commands import (
+    DefineBoard,
+    ExcludeFromPeriod,
+    RemoveStanding,
+    ResetBoard,
+    UserResult,
+)
 from scoreboard.core.ranking import Ranking
 from scoreboard.edge import contract as c
 from scoreboard.edge import validation as v
-from scoreboard.edge.bodies import BoardRequest, ReasonRequest
+from scoreboard.edge.bodies import BoardRequest, ExclusionRequest, ReasonRequest
 from scoreboard.edge.envelope import Routes, json_response
 from scoreboard.edge.errors import BadRequest, UnknownResource
 from scoreboard.http.public import Gatekeeper
@@ -29,6 +35,7 @@ from scoreboard.writer.actor import Submitter
 
 BOARD_BODY = v.BodyReader(BoardRequest)
 REASON_BODY = v.BodyReader(ReasonRequest)
+EXCLUSION_BODY = v.BodyReader(ExclusionRequest)
 
 
 class BoardsApi:
@@ -47,6 +54,7 @@ class BoardsApi:
         routes.add_put(c.ADMIN_BOARD_PATH, self.put_board)
         routes.add_post(c.RESET_PATH, self.reset)
         routes.add_delete(c.STANDING_PATH, self.remove_standing)
+        routes.add_post(c.EXCLUSIONS_PATH, self.exclude)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -155,6 +163,27 @@ class BoardsApi:
         assert isinstance(result, UserResult)
         return json_response(orjson.dumps({"board": board, "userId": user_id,
                                            "seq": result.seq, "at": iso(result.at)}))
+
+    async def exclude(self, request: web.Request) -> web.Response:
+        """Take a user out of a closed period's standings: logged, then the archiver
+        re-ranks the period without them (the close and its archive stay in the log)."""
+        admin = self._admin(request)
+        board = self._board_path(request)
+        period = v.period_id(request.match_info["period"]) or ""
+        body = EXCLUSION_BODY.read(await self.gate.json_body(request))
+        if self.archive is None:
+            raise UnknownResource("closed periods are not kept here")
+        await self.archive.period(board, period)  # NotFound unless closed and archived
+        row = await self.archive.store.archive_user(board, period, body.user_id)
+        if row is None:
+            raise UnknownResource(f"user {body.user_id!r} is not in period {period!r}")
+        result = await self.writer.submit(ExcludeFromPeriod(
+            user_id=body.user_id, actor=admin.user_id, board=board, period=period,
+            score=row.score, reason=body.reason))
+        assert isinstance(result, UserResult)
+        return json_response(orjson.dumps({"board": board, "period": period,
+                                           "userId": body.user_id, "seq": result.seq,
+                                           "at": iso(result.at)}))
 
     def _board_path(self, request: web.Request) -> str:
         board = v.board_name(request.match_info["board"])

@@ -19,6 +19,7 @@ from scoreboard.edge.bodies import (
     AdjustRequest,
     BatchRequest,
     BoardRequest,
+    ExclusionRequest,
     PrivacyRequest,
     ProofRequest,
     ReasonRequest,
@@ -505,5 +506,20 @@ def board_operations(settings: Settings, board_q: Schema) -> list[Operation]:
             request=ReasonRequest,
             description="404 when the user is not on the board. They may score again, "
                         "from nothing.",
+        ),
+        Operation(
+            "post", c.EXCLUSIONS_PATH, "excludeFromPeriod",
+            "Take a user out of a closed period's standings", "admin",
+            {"200": json_answer("The exclusion as logged", schema("PeriodExclusion")),
+             **errors({**body_errors, 404: MISSING})},
+            security=admin, parameters=[board_path, {
+                "name": "period", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": ecma(PERIOD)},
+                "description": "A closed period of the board."}],
+            request=ExclusionRequest,
+            description="The others close up (ranks as the board's `ranks` rule); the "
+                        "period's archive is re-ranked right after the record commits. "
+                        "404 when the period is not a closed one of the board or the "
+                        "user is not in its standings (so also once excluded).",
         ),
     ]

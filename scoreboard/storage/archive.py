@@ -30,6 +30,8 @@ class ArchiveQueries(NamedTuple):
     closed_seq: str  # (board, period)
     one: str  # (board, period): a complete period
     unarchived: str  # (): period_closed records without a complete archive, in seq order
+    exclude: tuple[str, ...]  # (board, period, user_id, position) each: see `exclusion_values`
+    exclusions: str  # (): every period_exclusion record, in seq order
 
     @classmethod
     def of(cls, dialect: Dialect) -> ArchiveQueries:
@@ -53,6 +55,23 @@ class ArchiveQueries(NamedTuple):
                        " (SELECT 1 FROM periods WHERE periods.board = action_log.board"
                        " AND periods.closed_seq = action_log.seq AND periods.complete)"
                        " ORDER BY seq",
+            exclude=(
+                f"DELETE FROM archive WHERE board = {b} AND period = {per}"
+                f" AND user_id = {after}",
+                # Two steps through negative positions: the unique index on positions
+                # holds after each row, whatever order the rows are updated in. A rank
+                # past the removed position moves up by one under either rule: ordinal
+                # ranks are positions, and a competition tie group after it starts one
+                # place earlier; a group that started at or before it keeps its rank.
+                f"UPDATE archive SET position = -position, rank = CASE WHEN rank > {b}"
+                f" THEN rank - 1 ELSE rank END WHERE board = {per} AND period = {after}"
+                f" AND position > {limit}",
+                f"UPDATE archive SET position = -position - 1 WHERE board = {b}"
+                f" AND period = {per} AND position < 0",
+                f"UPDATE periods SET total_users = total_users - 1 WHERE board = {b}"
+                f" AND period = {per}",
+            ),
+            exclusions=f"{schema.SELECT_RECORDS} WHERE kind = 'period_exclusion' ORDER BY seq",
         )
 
 
@@ -63,3 +82,11 @@ def period_values(p: ArchivedPeriod) -> tuple[object, ...]:
 
 def archive_values(p: ArchivedPeriod, rows: list[ArchiveRow]) -> list[tuple[object, ...]]:
     return [(p.board, p.period, *row) for row in rows]
+
+
+def exclusion_values(board: str, period: str, user_id: str, position: int
+                     ) -> tuple[tuple[object, ...], ...]:
+    """The parameters of each statement of `ArchiveQueries.exclude`, in order, for
+    taking the user at `position` out of the period."""
+    return ((board, period, user_id), (position, board, period, position), (board, period),
+            (board, period))

@@ -11,7 +11,13 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
+from scoreboard.core.records import (
+    CommitBatch,
+    LogRecord,
+    PeriodClosedRecord,
+    PeriodExclusionRecord,
+    SnapshotSink,
+)
 
 
 class StoreError(Exception):
@@ -192,6 +198,17 @@ class ActionLog(abc.ABC):
     async def unarchived(self) -> list[PeriodClosedRecord]:
         """The `period_closed` records whose period has no complete archive, in seq
         order (the archiver writes them after a crash)."""
+
+    @abc.abstractmethod
+    async def exclude_from_archive(self, board: str, period: str, user_id: str) -> bool:
+        """Take the user out of the period's archive and close the standings up: the
+        rows after theirs move up one position, ranks past their position one rank,
+        and the period counts one user less; one transaction. False (nothing changed)
+        when the user is not in it, so applying an exclusion again is a no-op."""
+
+    @abc.abstractmethod
+    async def exclusions(self) -> list[PeriodExclusionRecord]:
+        """Every `period_exclusion` record of the log, in seq order."""
 
     # -- snapshots (not part of the log: a copy of the state at one seq) ---------------
 

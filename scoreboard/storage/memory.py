@@ -17,6 +17,7 @@ from scoreboard.core.records import (
     CommitBatch,
     LogRecord,
     PeriodClosedRecord,
+    PeriodExclusionRecord,
     ScoreRow,
     SnapshotSink,
     UserRow,
@@ -208,6 +209,28 @@ class MemoryLog(ActionLog):
         return [r for r in last_closes(self._rows[seq] for seq in self._seqs
                                        if self._rows[seq][4] == "period_closed")
                 if isinstance(r, PeriodClosedRecord) and (r.board, r.seq) not in done]
+
+    async def exclude_from_archive(self, board: str, period: str, user_id: str) -> bool:
+        self._require_open()
+        rows = self._archive.get((board, period), {})
+        gone = rows.pop(user_id, None)
+        if gone is None:
+            return False
+        for user, row in rows.items():  # as `ArchiveQueries.exclude` does
+            if row.position > gone.position:
+                rows[user] = row._replace(position=row.position - 1, rank=row.rank - 1
+                                          if row.rank > gone.position else row.rank)
+        key = (board, period)
+        if key in self._periods:
+            self._periods[key] = self._periods[key]._replace(
+                total_users=self._periods[key].total_users - 1)
+        return True
+
+    async def exclusions(self) -> list[PeriodExclusionRecord]:
+        self._require_open()
+        return [r for r in records_from_rows(self._rows[seq] for seq in self._seqs
+                                             if self._rows[seq][4] == "period_exclusion")
+                if isinstance(r, PeriodExclusionRecord)]
 
     async def save_snapshot(self, snapshot: StoredSnapshot, *, keep: int) -> None:
         self._require_open()

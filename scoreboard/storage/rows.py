@@ -31,6 +31,7 @@ from scoreboard.core.records import (
     LogRecord,
     ModerationRecord,
     PeriodClosedRecord,
+    PeriodExclusionRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     StandingRecord,
@@ -201,6 +202,17 @@ def _period(cls: type[PeriodClosedRecord], row: Sequence[Any]) -> PeriodClosedRe
     )
 
 
+def _exclusion_row(r: PeriodExclusionRecord, kind: str) -> RecordRow:
+    """A moderation row with the period's id in the metadata column."""
+    return _row(r, kind, None, None, 0, r.prev_score, r.new_score, {"period": r.period},
+                r.actor, r.reason, None, None)
+
+
+def _exclusion(cls: type[PeriodExclusionRecord], row: Sequence[Any]) -> PeriodExclusionRecord:
+    return cls(row[0], row[1], row[2], row[3], row[10], row[8], row[9], row[12], row[13],
+               orjson.loads(row[11])["period"])
+
+
 def _standing_row(r: StandingRecord, kind: str) -> RecordRow:
     return _row(r, kind, None, None, 0, r.prev_score, r.new_score, None, None, None, None,
                 None)
@@ -242,6 +254,7 @@ CODECS: dict[type[LogRecord], tuple[_Encode, _Decode]] = {
     PeriodClosedRecord: (_period_row, _period),
     BoardDefinedRecord: (_board_row, _board),
     StandingRemovedRecord: (_moderation_row, _moderation),
+    PeriodExclusionRecord: (_exclusion_row, _exclusion),
 }
 _ENCODERS = {cls: (kind.value, CODECS[cls][0]) for kind, cls in RECORD_TYPES.items()}
 _DECODERS = {kind.value: (cls, CODECS[cls][1]) for kind, cls in RECORD_TYPES.items()}

@@ -24,9 +24,21 @@ from pathlib import Path
 import aiosqlite
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
+from scoreboard.core.records import (
+    CommitBatch,
+    LogRecord,
+    PeriodClosedRecord,
+    PeriodExclusionRecord,
+    SnapshotSink,
+)
 from scoreboard.storage import schema
-from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
+from scoreboard.storage.archive import (
+    TOP,
+    ArchiveQueries,
+    archive_values,
+    exclusion_values,
+    period_values,
+)
 from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
@@ -310,6 +322,27 @@ class SqliteLog(ActionLog):
     async def unarchived(self) -> list[PeriodClosedRecord]:
         return [r for r in records_from_rows(await self._read(_ARCHIVE.unarchived))
                 if isinstance(r, PeriodClosedRecord)]
+
+    async def exclude_from_archive(self, board: str, period: str, user_id: str) -> bool:
+        removed = False
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            nonlocal removed
+            async with conn.execute(_ARCHIVE.user, (board, period, user_id)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return
+            for sql, args in zip(_ARCHIVE.exclude,
+                                 exclusion_values(board, period, user_id, row[0]), strict=True):
+                await conn.execute(sql, args)
+            removed = True
+
+        await self._transaction("excluding a user from an archive", work)
+        return removed
+
+    async def exclusions(self) -> list[PeriodExclusionRecord]:
+        return [r for r in records_from_rows(await self._read(_ARCHIVE.exclusions))
+                if isinstance(r, PeriodExclusionRecord)]
 
     # -- internals --------------------------------------------------------------------
 

@@ -12,6 +12,12 @@ the log: an engine of the same boards restored from the newest snapshot before t
 close and replayed up to it holds the very ranking the close ended. Rows are inserted
 or ignored by user, so writing a period again from its first row changes nothing.
 
+An administrator's exclusion (a `period_exclusion` record) is applied after the
+archives before it, in log order: the user's row goes and the rows after it close up
+(`ActionLog.exclude_from_archive`, a no-op for a user no longer there). On start, after
+the rebuild, every exclusion of the log is applied again: one that committed while the
+process stopped, or one whose period was just rebuilt from the log, takes effect.
+
 The archive is derived from the log: a write that fails is logged and tried again,
 and the log still holds everything.
 """
@@ -25,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
-from scoreboard.core.records import LogRecord, PeriodClosedRecord
+from scoreboard.core.records import LogRecord, PeriodClosedRecord, PeriodExclusionRecord
 from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveRow, StoreError
 from scoreboard.storage.snapshots import replay, restore_newest
 
@@ -47,7 +53,7 @@ class Archiver:
         self.chunk = chunk
         self.retry_seconds = retry_seconds
         self.archived = 0  # periods written complete by this process
-        self._queue: deque[tuple[PeriodClosedRecord, Ranking]] = deque()
+        self._queue: deque[tuple[PeriodClosedRecord, Ranking] | PeriodExclusionRecord] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closing = False
@@ -56,6 +62,11 @@ class Archiver:
         """A commit listener: a committed close hands its final ranking over."""
         if any(isinstance(r, PeriodClosedRecord) for r in records):
             self._take()
+        exclusions = [r for r in records if isinstance(r, PeriodExclusionRecord)]
+        if exclusions:
+            self._queue.extend(exclusions)
+            self._idle.clear()
+            self._wake.set()
 
     def on_followed(self, records: Sequence[LogRecord]) -> None:
         """A follower's listener: the writer archives, so a follower lets the closed
@@ -78,6 +89,8 @@ class Archiver:
         await self._drain()
         if not self._closing:
             await self._rebuild(started_seq)
+        if not self._closing:
+            await self._exclude_logged(started_seq)
         while not self._closing:
             self._idle.set()
             await self._wake.wait()
@@ -94,8 +107,10 @@ class Archiver:
 
     async def _drain(self) -> None:
         while self._queue and not self._closing:
-            record, ranking = self._queue[0]
-            if await self._write(record, ranking):
+            item = self._queue[0]
+            done = (await self._exclude(item) if isinstance(item, PeriodExclusionRecord)
+                    else await self._write(*item))
+            if done:
                 self._queue.popleft()
             else:
                 await self._pause()
@@ -131,6 +146,29 @@ class Archiver:
             if (record.board, record.seq) in wanted and not self._closing:
                 while not await self._write(record, ranking) and not self._closing:
                     await self._pause()
+
+    async def _exclude_logged(self, up_to: int) -> None:
+        """Apply every exclusion the log holds up to seq `up_to` (the later ones are
+        queued by `on_commit`)."""
+        try:
+            logged = [r for r in await self.store.exclusions() if r.seq <= up_to]
+        except StoreError as exc:
+            log.warning("could not list the exclusions from closed periods: %s", exc)
+            return
+        for r in logged:
+            while not await self._exclude(r) and not self._closing:
+                await self._pause()
+
+    async def _exclude(self, r: PeriodExclusionRecord) -> bool:
+        """Take the user out of the period's archive; False when the store refused."""
+        try:
+            if await self.store.exclude_from_archive(r.board, r.period, r.user_id):
+                log.info("excluded %s from %s period %s", r.user_id, r.board, r.period)
+        except StoreError as exc:
+            log.warning("excluding %s from %s period %s failed: %s", r.user_id, r.board,
+                        r.period, exc)
+            return False
+        return True
 
     async def _write(self, r: PeriodClosedRecord, ranking: Ranking) -> bool:
         """The period's rows in chunks, the last one marking it complete; False when the

@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 
 from scoreboard.core import errors
-from scoreboard.core.commands import DefineBoard, RemoveStanding
+from scoreboard.core.commands import DefineBoard, ExcludeFromPeriod, RemoveStanding
 from scoreboard.core.engine import Engine
-from scoreboard.core.records import BoardDefinedRecord, LogRecord, StandingRemovedRecord
+from scoreboard.core.records import (
+    BoardDefinedRecord,
+    LogRecord,
+    PeriodExclusionRecord,
+    StandingRemovedRecord,
+)
 from tests.unit.test_engine_boards import RULES, T0, act, lap, run
 
 
@@ -84,3 +89,19 @@ def test_a_user_taken_off_a_board_leaves_its_order_and_may_score_again() -> None
     assert isinstance(out[1], LogRecord) and out[1].new_score == 10  # from nothing again
     assert [type(o) for o in out[2:]] == [errors.NotFound, errors.NotFound]
     assert engine.boards["global"].top(3) == [("a", 10), ("b", 10)]
+
+
+def test_an_exclusion_from_a_closed_period_is_logged_and_leaves_the_live_board() -> None:
+    engine = Engine(RULES)
+    run(engine, [act("a", "1"), act("b", "1")])
+    before = engine.state_digest()
+    out = run(engine, [ExcludeFromPeriod("a", actor="root", board="global", period="p1",
+                                         score=40, reason="cheat"),
+                       ExcludeFromPeriod("a", actor="root", board="nope", period="p1",
+                                         score=40, reason="x")])
+    assert isinstance(out[0], PeriodExclusionRecord)
+    assert (out[0].period, out[0].prev_score, out[0].actor, out[0].reason) == (
+        "p1", 40, "root", "cheat")
+    assert type(out[1]) is errors.NotFound
+    assert engine.boards["global"].top(3) == [("a", 10), ("b", 10)]
+    assert engine.state_digest() != before and engine.last_seq == out[0].seq

@@ -24,6 +24,7 @@ from scoreboard.core.records import (
     Kind,
     LogRecord,
     PeriodClosedRecord,
+    PeriodExclusionRecord,
     RevokeTokensRecord,
     ShowNameRecord,
     StandingRemovedRecord,
@@ -70,6 +71,10 @@ SAMPLES: list[tuple[LogRecord, tuple[Any, ...]]] = [
        (4, AT, "global", "amy", kind, None, None, 0, 10, 10, "Amy", None, None, None, None,
         None))
       for cls, kind in [(HideNameRecord, "hide_name"), (ShowNameRecord, "show_name")]],
+    (PeriodExclusionRecord(seq=5, **HEAD, board="weekly", prev_score=10, new_score=10,
+                           actor="admin-1", reason="cheat", period="2023-W46"),
+     (5, AT, "weekly", "amy", "period_exclusion", None, None, 0, 10, 10, "Amy",
+      '{"period":"2023-W46"}', "admin-1", "cheat", None, None)),
     (PeriodClosedRecord(seq=5, at=AT, board="weekly", user_id="", display_name=None,
                         period="2023-W46", starts_at=AT - 60, ends_at=AT, next_period="2023-W47",
                         next_starts_at=AT, next_ends_at=AT + 60, actor="admin-1", reason="r",
@@ -153,6 +158,9 @@ def test_the_event_json_is_that_of_the_flat_record(record: LogRecord,
                            {"rank": 1, "userId": "bob", "score": 30},
                            {"rank": 3, "userId": "cy", "score": 5}]
         expected["totalUsers"] = 7
+    if isinstance(record, PeriodExclusionRecord):  # the period's id, not in metadata
+        expected["metadata"] = None
+        expected["period"] = "2023-W46"
     if isinstance(record, BoardDefinedRecord):  # the definition under a key of its own
         expected["metadata"] = None
         expected["definition"] = {**orjson.loads(meta), "end": ISO}

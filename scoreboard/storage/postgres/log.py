@@ -21,9 +21,21 @@ from typing import Any
 import asyncpg
 import orjson
 
-from scoreboard.core.records import CommitBatch, LogRecord, PeriodClosedRecord, SnapshotSink
+from scoreboard.core.records import (
+    CommitBatch,
+    LogRecord,
+    PeriodClosedRecord,
+    PeriodExclusionRecord,
+    SnapshotSink,
+)
 from scoreboard.storage import schema
-from scoreboard.storage.archive import TOP, ArchiveQueries, archive_values, period_values
+from scoreboard.storage.archive import (
+    TOP,
+    ArchiveQueries,
+    archive_values,
+    exclusion_values,
+    period_values,
+)
 from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
@@ -338,6 +350,27 @@ class PostgresLog(ActionLog):
         async def run(conn: asyncpg.Connection) -> list[PeriodClosedRecord]:
             return [r for r in records_from_rows(await conn.fetch(_ARCHIVE.unarchived))
                     if isinstance(r, PeriodClosedRecord)]
+
+        return await self._sessions.read(run)
+
+    async def exclude_from_archive(self, board: str, period: str, user_id: str) -> bool:
+        async def run(conn: asyncpg.Connection) -> bool:
+            async with conn.transaction():
+                position = await conn.fetchval(_ARCHIVE.user, board, period, user_id)
+                if position is None:
+                    return False
+                for sql, args in zip(_ARCHIVE.exclude,
+                                     exclusion_values(board, period, user_id, position),
+                                     strict=True):
+                    await conn.execute(sql, *args)
+                return True
+
+        return bool(await self._sessions.write(run))
+
+    async def exclusions(self) -> list[PeriodExclusionRecord]:
+        async def run(conn: asyncpg.Connection) -> list[PeriodExclusionRecord]:
+            return [r for r in records_from_rows(await conn.fetch(_ARCHIVE.exclusions))
+                    if isinstance(r, PeriodExclusionRecord)]
 
         return await self._sessions.read(run)
 
