@@ -35,8 +35,8 @@ from bench.common import Report, paced, rss_mb
 from scoreboard.core.boards import BoardDef
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.engine import Engine
-from scoreboard.core.records import LogRecord, PeriodClosedRecord, ScoreRow, Snapshot, UserRow
-from scoreboard.core.recovery import restore
+from scoreboard.core.records import LogRecord, PeriodClosedRecord, ScoreRow, UserRow
+from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.read.cursor import Cursor
 from scoreboard.read.views import Views
@@ -94,16 +94,18 @@ async def follows_cost(actions: int, rounds: int, report: Report) -> None:
 # -- 2. rollover -----------------------------------------------------------------------------
 
 def loaded_engine(users: int, now: float) -> Engine:
-    """`users` users on `global` and on the `daily` board's period holding `now`."""
+    """`users` users on `global` and on the `daily` board's period holding `now`, fed in
+    chunks the way recovery streams a snapshot."""
     engine = Engine(RULES, ("global", *DAILY))
-    restore(engine, Snapshot(
-        last_seq=users,
-        scores=[ScoreRow(board, f"user{i:07d}", (i * 7919) % 1_000_000, i + 1)
-                for board in ("global", "daily") for i in range(users)],
-        users=[UserRow(f"user{i:07d}", f"Player {i}", False, False) for i in range(users)],
-        recent=[],
-        last_at=now,
-    ))
+    sink = Restore(engine)
+    sink.periods([], now)
+    for first in range(0, users, 10_000):
+        ids = range(first, min(users, first + 10_000))
+        sink.scores([ScoreRow(board, f"user{i:07d}", (i * 7919) % 1_000_000, i + 1)
+                     for board in ("global", "daily") for i in ids])
+        sink.users([UserRow(f"user{i:07d}", f"Player {i}", False, False) for i in ids])
+    sink.recent([])
+    sink.end(users)
     if engine.periods["daily"] is None:
         raise SystemExit("the daily board has no period after the restore")
     gc.collect()
@@ -159,10 +161,10 @@ async def rollover(store: ActionLog, label: str, users: int, report: Report,
     lead = 3.0  # seconds of load before the day ends
     end_of_day = DAILY[0].period_at(time.time())
     assert end_of_day is not None
-    shift = end_of_day.ends_at - 0.001 - time.time() - lead
-    engine = loaded_engine(users, time.time() + shift)
+    engine = loaded_engine(users, end_of_day.ends_at - 3600)
     loaded_rss = rss_mb()
     await store.open()
+    shift = end_of_day.ends_at - 0.001 - time.time() - lead  # the day ends `lead` from now
     writer = Writer(engine, store, queue_size=100_000, clock=lambda: time.time() + shift)
     archiver = Archiver(engine, store, lambda: Engine(RULES, ("global", *DAILY)), chunk=chunk)
     commits: list[float] = []
@@ -228,8 +230,9 @@ async def rollover(store: ActionLog, label: str, users: int, report: Report,
                "<= 30 s")
     report.add(f"{label}: RSS, engine of {users:,} users on 2 boards", loaded_rss - base_rss,
                "MB", "")
-    report.add(f"{label}: RSS peak during rollover and archive", watch.peak - base_rss, "MB",
-               "<= 300 MB + 1 period")
+    report.add(f"{label}: RSS peak during rollover and archive, added", watch.peak - base_rss,
+               "MB", "")
+    report.add(f"{label}: RSS peak of the process", watch.peak, "MB", "<= 300 MB + 1 period")
     return engine
 
 
