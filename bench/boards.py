@@ -156,13 +156,15 @@ class Watch:
 
 
 async def rollover(store: ActionLog, label: str, users: int, report: Report,
-                   chunk: int = CHUNK) -> Engine:
+                   chunk: int = CHUNK, freeze: bool = False) -> Engine:
     base_rss = rss_mb()
     lead = 3.0  # seconds of load before the day ends
     end_of_day = DAILY[0].period_at(time.time())
     assert end_of_day is not None
     engine = loaded_engine(users, end_of_day.ends_at - 3600)
     loaded_rss = rss_mb()
+    if freeze:  # the loaded engine out of the collector's reach
+        gc.freeze()
     await store.open()
     shift = end_of_day.ends_at - 0.001 - time.time() - lead  # the day ends `lead` from now
     writer = Writer(engine, store, queue_size=100_000, clock=lambda: time.time() + shift)
@@ -226,6 +228,8 @@ async def rollover(store: ActionLog, label: str, users: int, report: Report,
     report.add(f"{label}: loop lag (5 ms ticker), close → archived",
                watch.lag(closed_at, archived_at) * 1000, "ms", "<= 50 ms",
                watch.lag(0, closed_at) * 1000, "before the close")
+    report.add(f"{label}: longest garbage collection in the run",
+               max(watch.collections, default=0) * 1000, "ms", "")
     report.add(f"{label}: close → archive of {users:,} users queryable", queryable, "s",
                "<= 30 s")
     report.add(f"{label}: RSS, engine of {users:,} users on 2 boards", loaded_rss - base_rss,
@@ -270,9 +274,10 @@ async def main_async(args: argparse.Namespace) -> None:
     await follows_cost(args.actions, args.rounds, report)
     with tempfile.TemporaryDirectory() as tmp:
         engine = await rollover(SqliteLog(Path(tmp) / "bench.db"), "SQLite", args.users, report,
-                                args.chunk)
+                                args.chunk, args.gc_freeze)
     paging(engine, report)
     del engine
+    gc.unfreeze()
     gc.collect()
     if args.postgres:
         from bench.http_load import fresh_pg_database
@@ -280,7 +285,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
         url = await fresh_pg_database("scoreboard_bench_boards")
         try:
-            await rollover(PostgresLog(url), "PostgreSQL", args.users, report, args.chunk)
+            await rollover(PostgresLog(url), "PostgreSQL", args.users, report, args.chunk,
+                           args.gc_freeze)
         finally:
             await drop_pg_database("scoreboard_bench_boards")
     print(f"saved {report.save()}")
@@ -304,6 +310,8 @@ def main() -> int:
     p.add_argument("--actions", type=int, default=20_000, help="per round of the follows cost")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--chunk", type=int, default=CHUNK, help="archive rows per write")
+    p.add_argument("--gc-freeze", action="store_true",
+                   help="gc.freeze() the loaded engine first (what the collector costs)")
     p.add_argument("--postgres", action="store_true", help="also roll over on PostgreSQL")
     asyncio.run(main_async(p.parse_args()))
     return 0
