@@ -1,6 +1,6 @@
 """Run every SPEC §8 measurement and print one table.
 
-    python -m bench [--quick] [--only core,http_load,restart,live_fanout,cluster]
+    python -m bench [--quick] [--only core,http_load,restart,live_fanout,cluster,boards]
 
 Each bench runs as its own process (so one cannot warm or starve another), writes
 bench/results/<name>.json, and the rows are gathered here into one table with the
@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "trusted": ([], ["--duration", "3", "--records", "100000", "--nats-seconds", "4"]),
     "cluster": ([], ["--users", "100000", "--records", "1000000", "--actions", "1000",
                      "--viewers", "300", "--duration", "5"]),
+    "boards": (["--postgres"], ["--users", "100000", "--actions", "5000", "--rounds", "3"]),
 }
 
 
