@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from scoreboard.auth.tokens import Principal
+from scoreboard.core.ranking import Ranking
 from scoreboard.edge import validation as v
 from scoreboard.edge.admission import Gate
 from scoreboard.edge.envelope import USER
@@ -69,6 +70,12 @@ class Context:
         if self.principal is None and not self.parts.settings.leaderboard.public:
             return self.caller()
         return self.principal
+
+    def board(self, board: str | None) -> Ranking:
+        """A read of one board: the caller checked, one hit, the board (400 / 404)."""
+        self.reader()
+        self.hit()
+        return self.parts.api.ranking(board)
 
     def hit(self, user_id: str | None = None) -> None:
         """One root field: one hit on the rate limits, as one REST request is."""

@@ -25,7 +25,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from scoreboard.edge import contract as c
-from scoreboard.edge.errors import BadRequest, UnknownResource, describe
+from scoreboard.edge import validation as v
+from scoreboard.edge.errors import BadRequest, describe
 from scoreboard.graphql import types as t
 from scoreboard.graphql.context import Context
 from scoreboard.http.public import ACTION_BODY, action_fields
@@ -53,32 +54,41 @@ class Query:
                             "version": ranking.version})
         return out  # type: ignore[return-value]
 
-    @strawberry.field(description="The top `limit` of a board. `period` and `cursor` are "
-                                  "for boards with time, which this server does not serve "
-                                  "yet: given, they are refused.")
-    def leaderboard(self, info: Ctx, board: str | None = None, limit: int | None = None,
-                    period: str | None = None, cursor: str | None = None) -> t.Leaderboard:
+    @strawberry.field(description="A page of a board's standings, as GET /leaderboard: "
+                                  "the top `limit`, the page after `cursor` (a "
+                                  "`nextCursor`), of a closed `period` when one is given.")
+    async def leaderboard(self, info: Ctx, board: str | None = None,
+                          limit: int | None = None, period: str | None = None,
+                          cursor: str | None = None) -> t.Leaderboard:
         ctx = info.context
-        ctx.reader()
-        ctx.hit()
+        ranking = ctx.board(board)
         api = ctx.parts.api
-        ranking = api.ranking(board)
-        if period is not None:
-            raise UnknownResource(f"board {ranking.board!r} has no period {period!r}")
-        if cursor is not None:
-            raise BadRequest("cursor: not a cursor this server issued")
         lb = ctx.parts.settings.leaderboard
         n = ctx.bounded(limit, "limit", lb.default_limit, 1, lb.max_limit)
-        return api.views.top(ranking, n)  # type: ignore[no-any-return]
+        data = await api.page(ranking, n, period, cursor)
+        return api.views.top(ranking, n) if data is None else data  # type: ignore[return-value]
 
-    @strawberry.field(description="A user's score and rank (`me`: the caller).")
-    def score(self, info: Ctx, userId: str = "me",
-              board: str | None = None) -> t.UserScore:
+    @strawberry.field(description="A user's score and rank (`me`: the caller), in a "
+                                  "closed `period` when one is given.")
+    async def score(self, info: Ctx, userId: str = "me", board: str | None = None,
+                    period: str | None = None) -> t.UserScore:
         ctx = info.context
         api = ctx.parts.api
         target = api.target(userId, ctx.caller() if userId == "me" else ctx.reader())
         ctx.hit()
-        return api.score(target, api.ranking(board))  # type: ignore[return-value]
+        return await api.score(target, api.ranking(board), period)  # type: ignore[return-value]
+
+    @strawberry.field(description="A board's closed periods, newest first, each with its "
+                                  "top 3 (as GET /boards/{board}/periods); `before`: a "
+                                  "`next` given earlier.")
+    async def periods(self, info: Ctx, board: str, limit: int | None = None,
+                      before: str | None = None) -> t.Periods:
+        ctx = info.context
+        ranking = ctx.board(board)
+        archive = ctx.parts.api.archived()
+        n = ctx.bounded(limit, "limit", c.DEFAULT_PERIODS, 1, c.MAX_PERIODS)
+        return await archive.periods(  # type: ignore[no-any-return]
+            ranking.board, v.period_id(before, "before"), n)
 
     @strawberry.field(description="A user and their neighbours by rank (`me`: the caller).")
     def around(self, info: Ctx, userId: str = "me",

@@ -84,6 +84,7 @@ Around = object_type(replies.Around)
 UserScore = object_type(replies.UserScore)
 ActionResult = object_type(replies.ActionResult)
 LiveUpdate = object_type(replies.LiveUpdate)
+Periods = object_type(replies.Periods)
 
 
 @strawberry.type(description="A board and how many users are on it.")

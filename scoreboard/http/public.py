@@ -230,26 +230,35 @@ class PublicApi:
         lb = self.settings.leaderboard
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
-        cursor = request.query.get("cursor")
-        closed = self.closed_period(request, ranking)
-        if closed is not None:  # a closed period's standings, from the archive
-            after = None if cursor is None else page_cursor(
-                cursor, ranking.board, Period(closed, 0.0, 0.0))
-            return json_response(orjson.dumps(await self.archived(
-                ).leaderboard(ranking.board, closed, after, limit)))
-        if cursor is not None:  # a later page: no ETag, it moves with every change
-            after = page_cursor(cursor, ranking.board, self.views.period(ranking.board))
-            return json_response(orjson.dumps(self.views.page(ranking, after, limit)))
+        data = await self.page(ranking, limit, request.query.get("period"),
+                               request.query.get("cursor"))
+        if data is not None:  # a closed period's, or a later page: no ETag
+            return json_response(orjson.dumps(data))
         reply = self.views.leaderboard(ranking, limit)  # the cached public view
         etag = reply.etag
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers={"ETag": etag, **NO_CACHE})
         return web.Response(body=reply.body, headers={"ETag": etag, **TOP_HEADERS})
 
-    def closed_period(self, request: web.Request, ranking: Ranking) -> str | None:
-        """`period=`: None for the board's current period (or none asked), else the id
-        of the period to read from the archive."""
-        asked = v.period_id(request.query.get("period"))
+    async def page(self, ranking: Ranking, limit: int, period: str | None,
+                   cursor: str | None) -> dict[str, Any] | None:
+        """A GET /leaderboard page other than the current period's first: a closed
+        period's (`period`, from the archive) or the one after `cursor`; None for that
+        first page, which the caller takes from the top. Every transport pages here."""
+        closed = self.closed_period(ranking, period)
+        if closed is not None:
+            after = None if cursor is None else page_cursor(
+                cursor, ranking.board, Period(closed, 0.0, 0.0))
+            return await self.archived().leaderboard(ranking.board, closed, after, limit)
+        if cursor is not None:  # it moves with every change
+            after = page_cursor(cursor, ranking.board, self.views.period(ranking.board))
+            return self.views.page(ranking, after, limit)
+        return None
+
+    def closed_period(self, ranking: Ranking, period: str | None) -> str | None:
+        """`period` as asked: None for the board's current period (or none asked), else
+        the id of the period to read from the archive (400 for a malformed id)."""
+        asked = v.period_id(period)
         if asked is None:
             return None
         current = self.views.period(ranking.board)
@@ -291,10 +300,16 @@ class PublicApi:
             raise target.missing(ranking)
         return data
 
-    def score(self, target: Target, ranking: Ranking) -> dict[str, Any]:
-        """The GET /users/{userId}/score object, or 404."""
+    async def score(self, target: Target, ranking: Ranking,
+                    period: str | None = None) -> dict[str, Any]:
+        """The GET /users/{userId}/score object (of a closed `period`, from the archive,
+        when one is asked), or 404."""
+        closed = self.closed_period(ranking, period)
         data = None
-        if target.shown:
+        if target.shown and closed is not None:
+            data = await self.archived().user_score(ranking.board, closed, target.user_id,
+                                                    private=target.private)
+        elif target.shown:
             data = self.views.user_score(ranking, target.user_id, private=target.private)
         if data is None:
             raise target.missing(ranking)
@@ -314,16 +329,8 @@ class PublicApi:
         self.gate.limit(request, None)
         ranking = self.board(request)
         await self.caught_up(request)
-        closed = self.closed_period(request, ranking)
-        if closed is None:
-            return json_response(orjson.dumps(self.score(target, ranking)))
-        data = None
-        if target.shown:
-            data = await self.archived().user_score(ranking.board, closed, target.user_id,
-                                                    private=target.private)
-        if data is None:
-            raise target.missing(ranking)
-        return json_response(orjson.dumps(data))
+        return json_response(orjson.dumps(
+            await self.score(target, ranking, request.query.get("period"))))
 
 
 @dataclass(frozen=True, slots=True)

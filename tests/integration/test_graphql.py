@@ -13,6 +13,7 @@ import pytest
 
 from scoreboard.graphql.endpoint import GRAPHQL_PATH
 from tests.integration.conftest import PROOF_SECRET, Running, ServerFactory, wait_for
+from tests.integration.test_boards_api import closed_cup, scores
 
 TOP = "{ leaderboard(limit: 10) { board totalUsers version entries { rank userId score } } }"
 REPORT = """mutation($a: String!, $c: String!, $p: String, $m: JSON) {
@@ -123,11 +124,6 @@ async def test_report_action_errors_carry_the_rest_codes(server: Running) -> Non
     assert codes(reused) == ["PROOF_REUSED"]
     bad = await report(server, "alice", "COMPLETE_LEVEL", "m-1", m=[1, 2])
     assert codes(bad) == ["INVALID_REQUEST"] and "metadata" in bad["errors"][0]["message"]
-    # boards with time are not served yet: refused, never answered with made-up data
-    body = await gql(server, '{ leaderboard(period: "2026-W01") { board } }')
-    assert codes(body) == ["NOT_FOUND"] and body["data"] is None
-    body = await gql(server, '{ leaderboard(cursor: "abc") { board } }')
-    assert codes(body) == ["INVALID_REQUEST"]
     body = await gql(server, '{ leaderboard(board: "nope") { board } }')
     assert codes(body) == ["NOT_FOUND"]
     # a token that is sent must be valid: the request itself is refused
@@ -135,6 +131,72 @@ async def test_report_action_errors_carry_the_rest_codes(server: Running) -> Non
                                 headers={"Authorization": "Bearer nonsense"}) as r:
         assert r.status == 401
         assert (await r.json())["error"]["code"] == "UNAUTHORIZED"
+
+
+PAGE = """query($b: String, $n: Int, $p: String, $c: String) {
+  leaderboard(board: $b, limit: $n, period: $p, cursor: $c) {
+    board period totalUsers nextCursor entries { rank userId score } } }"""
+
+
+async def test_cursors_page_the_whole_board_as_rest_does(server: Running) -> None:
+    users = {f"u{i:02}": 1 + i % 4 for i in range(17)}
+    await scores(server, users)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        lb = (await gql(server, PAGE, n=5, c=cursor))["data"]["leaderboard"]
+        status, rest = await server.get("/api/v1/leaderboard?limit=5"
+                                        + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200 and lb["nextCursor"] == rest["nextCursor"]
+        assert lb["entries"] == [{k: e[k] for k in ("rank", "userId", "score")}
+                                 for e in rest["entries"]]
+        seen += [e["userId"] for e in lb["entries"]]
+        cursor = lb["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(users) and len(seen) == len(users)
+    for bad in ("abc", "!!", cursor or "x"):
+        body = await gql(server, PAGE, n=5, c=bad)
+        assert codes(body) == ["INVALID_REQUEST"] and body["data"] is None, bad
+        assert body["errors"][0]["extensions"]["status"] == 400
+
+
+async def test_a_closed_period_is_read_with_period(server: Running) -> None:
+    period = await closed_cup(server)
+    first = (await gql(server, PAGE, b="cup", n=2, p=period))["data"]["leaderboard"]
+    assert first["period"] == period and first["totalUsers"] == 4
+    assert [e["userId"] for e in first["entries"]] == ["amy", "bob"]
+    second = (await gql(server, PAGE, b="cup", n=2, p=period,
+                        c=first["nextCursor"]))["data"]["leaderboard"]
+    assert [(e["userId"], e["rank"]) for e in second["entries"]] == [("cat", 2), ("dan", 4)]
+    assert second["nextCursor"] is None
+    now = (await gql(server, PAGE, b="cup"))["data"]["leaderboard"]
+    assert now["entries"] == [] and now["period"] not in (None, period)
+
+    body = await gql(server, 'query($p: String) { score(userId: "cat", board: "cup", '
+                             'period: $p) { score rank topPercent } }', p=period)
+    assert body["data"]["score"] == {"score": 20, "rank": 2, "topPercent": 50.0}
+    body = await gql(server, '{ periods(board: "cup") { next periods { id totalUsers '
+                             'top { userId score rank } } } }')
+    status, rest = await server.get("/api/v1/boards/cup/periods")
+    assert status == 200 and body["data"]["periods"]["next"] is None
+    [closed] = body["data"]["periods"]["periods"]
+    assert closed["id"] == period and closed["totalUsers"] == 4
+    assert closed["top"] == [{k: e[k] for k in ("userId", "score", "rank")}
+                             for e in rest["periods"][0]["top"]]
+
+    for query in ('{ leaderboard(board: "cup", period: "1999-W01") { board } }',
+                  '{ score(userId: "cat", board: "cup", period: "1999-W01") { rank } }',
+                  '{ periods(board: "cup", before: "x") { next } }',
+                  '{ periods(board: "nope") { next } }'):
+        body = await gql(server, query)
+        assert codes(body) == ["NOT_FOUND"] and body["data"] is None, query
+        assert body["errors"][0]["extensions"]["status"] == 404
+    for query in ('{ leaderboard(board: "cup", period: "a b") { board } }',
+                  '{ periods(board: "cup", limit: 0) { next } }',
+                  '{ score(userId: "cat", board: "cup", period: "a b") { rank } }'):
+        body = await gql(server, query)
+        assert codes(body) == ["INVALID_REQUEST"] and body["data"] is None, query
 
 
 async def test_subscription_gets_the_top_then_each_update(server: Running) -> None:
@@ -221,7 +283,7 @@ async def test_body_and_media_type_are_checked(server: Running) -> None:
 async def test_introspection_is_allowed(server: Running) -> None:
     body = await gql(server, "{ __schema { queryType { fields { name } } } }")
     names = {f["name"] for f in body["data"]["__schema"]["queryType"]["fields"]}
-    assert names == {"boards", "leaderboard", "score", "around", "users"}
+    assert names == {"boards", "leaderboard", "score", "around", "users", "periods"}
 
 
 async def test_disabled_graphql_answers_404(start_server: ServerFactory) -> None:
