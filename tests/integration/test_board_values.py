@@ -4,6 +4,9 @@ user's own body never carries a value. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import Running, ServerFactory
@@ -17,6 +20,18 @@ LAPS = {
     "rules.LAP_TIME.min": 1,
     "rules.LAP_TIME.max": 600_000,
 }
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "boards.md"
+
+
+def documented_laps() -> dict[str, Any]:
+    """The best-lap example of docs/boards.md as dotted settings."""
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)
+                 if "LAP_TIME" in b)
+    tree = tomllib.loads(block)
+    return {f"{section}.{name}.{key}": value for section, tables in tree.items()
+            for name, table in tables.items() for key, value in table.items()}
 
 
 async def mint(server: Running, user: str, **extra: Any) -> tuple[int, Any]:
@@ -92,3 +107,16 @@ async def test_latest_values_come_from_batch_items(start_server: ServerFactory) 
         assert refused(status, err, "INVALID_REQUEST", "value"), (bad, err)
     status, err = await mint(server, "ann", actionType="COMPLETE_LEVEL", value=5)
     assert refused(status, err, "INVALID_REQUEST", "does not score a value"), err
+
+
+async def test_the_documented_best_lap_board_works(start_server: ServerFactory) -> None:
+    server = await start_server(**documented_laps())
+    for user, ms in (("ann", 70_000), ("bob", 66_000), ("ann", 65_000)):
+        status, body = await lap(server, user, ms, f"{user}-{ms}")
+        assert status == 200, body
+    status, body = await lap(server, "bob", 999, "too-fast")  # below the documented min
+    assert refused(status, body, "INVALID_REQUEST", "from 1000 to 600000"), body
+    status, top = await server.get("/api/v1/leaderboard?board=laps")
+    assert top["period"] is not None
+    assert [(e["userId"], e["score"]) for e in top["entries"]] == [
+        ("ann", 65_000), ("bob", 66_000)]
