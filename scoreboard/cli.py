@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scoreboard import __version__
+from scoreboard.core.rules import MAX_VALUE
 from scoreboard.runtime import logs
 from scoreboard.settings.model import Settings, SettingsError, load_settings
 
@@ -28,6 +29,16 @@ def _positive(value: str) -> int:
     if seconds < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {value!r}")
     return seconds
+
+
+def _value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = MAX_VALUE + 1
+    if abs(value) > MAX_VALUE:
+        raise argparse.ArgumentTypeError(f"expected an integer within ±(2^53-1), not {text!r}")
+    return value
 
 
 def _flags(p: argparse.ArgumentParser, *, server: bool, database: bool, top: bool) -> None:
@@ -94,6 +105,9 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     proof.add_argument("--board", help="the one board it is good for (default: any)")
     proof.add_argument("--ttl", type=_positive,
                        help="seconds until it expires (default: proofs.ttl_seconds)")
+    proof.add_argument("--value", type=_value,
+                       help='the integer it claims as val, which a rule with value = "proof" '
+                            "scores (e.g. a lap time in ms)")
     verify = sub.add_parser(
         "verify", help="check the stored state against the log (read-only; the server "
                        "may be running)",
@@ -193,6 +207,9 @@ def _proof(settings: Settings, args: argparse.Namespace) -> int:
     if args.action not in settings.rules:
         print(f"unknown action type {args.action!r}", file=sys.stderr)
         return 2
+    if args.value is not None and not settings.rules[args.action].valued:
+        print(f'{args.action} does not score a value (no value = "proof")', file=sys.stderr)
+        return 2
     if args.board is not None and args.board not in settings.leaderboard.boards:
         print(f"unknown board {args.board!r}", file=sys.stderr)
         return 2
@@ -201,7 +218,8 @@ def _proof(settings: Settings, args: argparse.Namespace) -> int:
     if secret is None:
         return 1
     authority = ProofAuthority(settings.proofs, secret)
-    print(authority.mint(args.sub, args.action, ttl=args.ttl, board=args.board))
+    print(authority.mint(args.sub, args.action, ttl=args.ttl, board=args.board,
+                         value=args.value))
     return 0
 
 

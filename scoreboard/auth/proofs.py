@@ -1,7 +1,8 @@
 """Action proofs: short-lived one-time JWS from a trusted backend.
 
 A proof binds `sub` (the user), `act` (the actionType), `jti` (a nonce) and `exp`, and
-may name the one board it is good for (`board`). This
+may name the one board it is good for (`board`) and the integer value a `value = "proof"`
+rule scores (`val`, SPEC §11). This
 module checks the signature and shape; whether the jti is still unspent, and whether it
 matches the caller and the action, is decided by the engine inside the writer, so that
 concurrent reuse has exactly one winner and spent proofs survive restarts.
@@ -17,6 +18,7 @@ import jwt
 
 from scoreboard.core.commands import ProofClaims
 from scoreboard.core.errors import ProofInvalid
+from scoreboard.core.rules import MAX_VALUE
 from scoreboard.settings.model import ProofSettings
 
 PROOF_TYP = "scoreboard-proof"
@@ -68,10 +70,15 @@ class ProofAuthority:
         if bound is not None and (not isinstance(bound, str) or bound != board):
             raise ProofInvalid(f"the proof is for board {str(bound)[:64]!r}, "
                                f"not {str(board)[:64]!r}")
-        return ProofClaims(sub=sub, act=act, jti=jti, exp=float(exp))
+        val = claims.get("val")
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int)
+                                or abs(val) > MAX_VALUE):
+            raise ProofInvalid("proof claim val must be an integer within ±(2^53-1)")
+        return ProofClaims(sub=sub, act=act, jti=jti, exp=float(exp), val=val)
 
     def mint(self, sub: str, act: str, *, ttl: float | None = None,
-             now: float | None = None, board: str | None = None) -> str:
+             now: float | None = None, board: str | None = None,
+             value: int | None = None) -> str:
         now = time.time() if now is None else now
         claims: dict[str, Any] = {
             "sub": sub,
@@ -82,4 +89,6 @@ class ProofAuthority:
         }
         if board is not None:
             claims["board"] = board
+        if value is not None:
+            claims["val"] = value
         return jwt.encode(claims, self._secret, algorithm="HS256", headers={"typ": PROOF_TYP})

@@ -198,6 +198,9 @@ class Engine(BoardTimes):
                 raise errors.InvalidCommand(
                     f"{cmd.action_type}: the value must be from {rule.min} to {rule.max}")
             amount = value
+        elif cmd.value is not None:
+            raise errors.InvalidCommand(
+                f'{cmd.action_type} scores points, not a value (no value = "proof")')
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
         also = tuple(

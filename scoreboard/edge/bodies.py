@@ -22,6 +22,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from scoreboard.core.errors import ProofInvalid
 from scoreboard.core.ranking import MAX_SCORE
+from scoreboard.core.rules import MAX_VALUE
 from scoreboard.edge.contract import (
     BOARD,
     JWS,
@@ -59,6 +60,11 @@ Proof = Annotated[str, Meta(
     description="A compact JWS from POST /api/v1/proofs; required by rules with "
                 "proof = required.",
     extra={"means": "a compact JWS", "refusal": ProofInvalid},
+)]
+Value = Annotated[int, Meta(
+    ge=-MAX_VALUE, le=MAX_VALUE,
+    description=f"{INTEGER}: the value a rule with value = \"proof\" scores, within the "
+                "rule's min and max (SPEC §11).",
 )]
 Metadata = Annotated[dict[str, Any], Meta(
     description=f"Kept for audit: a small JSON object, nested at most {MAX_DEPTH} levels, "
@@ -117,6 +123,7 @@ class ProofRequest(Body):
         description="The one board the proof is good for; any board when absent.",
         extra={"means": "1-64 characters of a-z, 0-9, '_' and '-'"},
     )] | None = None
+    value: Value | None = None
 
 
 class PrivacyRequest(Body):
@@ -136,6 +143,7 @@ class BatchAction(Body):
     board: Board | None = None
     display_name: Annotated[str, printable(MAX_NAME)] | None = None
     metadata: Metadata | None = None
+    value: Value | None = None
 
 
 class BatchRequest(Body):

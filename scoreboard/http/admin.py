@@ -153,8 +153,11 @@ class AdminApi:
         self.gate.scoped(request, self.settings.auth.service_scope)
         body = await self.body(request, PROOF_BODY)
         user_id, action = body.user_id, body.action_type
-        if action not in self.settings.rules:
+        rule = self.settings.rules.get(action)
+        if rule is None:
             raise self.settings.rules.unknown(action)
+        if body.value is not None and not rule.valued:
+            raise BadRequest(f'value: {action} does not score a value (no value = "proof")')
         proofs = self.settings.proofs
         ttl = proofs.ttl_seconds if body.ttl_seconds is UNSET else body.ttl_seconds
         if ttl > proofs.max_ttl_seconds:
@@ -163,11 +166,13 @@ class AdminApi:
         if board is not None and board not in self.engine.boards:
             raise UnknownResource(f"no board {board!r}")
         now = time.time()
-        token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board)
-        reply = {"proof": token, "userId": user_id, "actionType": action,
-                 "expiresAt": iso(int(now + ttl))}
+        token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board, value=body.value)
+        reply: dict[str, object] = {"proof": token, "userId": user_id, "actionType": action,
+                                    "expiresAt": iso(int(now + ttl))}
         if board is not None:
             reply["board"] = board
+        if body.value is not None:
+            reply["value"] = body.value
         return json_response(orjson.dumps(reply))
 
     async def privacy(self, request: web.Request) -> web.Response:

@@ -2,10 +2,11 @@
 
 `POST /api/v1/scores/actions/batch` with a service-scope token and
 `{"actions": [{"userId", "actionType", "clientActionId", "board"?, "displayName"?,
-"metadata"?}, ...]}`. Each action is checked like a single one and becomes the same
-command; the writer takes them as one unit, decides them in order and commits them in
-one transaction, so rules, quotas, frozen users, abuse flags and idempotency per
-`(userId, clientActionId)` hold exactly as for single actions.
+"metadata"?, "value"?}, ...]}`; `value` is what a rule with `value = "proof"` scores (SPEC
+§11), which a user's own body may never carry. Each action is checked like a single one
+and becomes the same command; the writer takes them as one unit, decides them in order
+and commits them in one transaction, so rules, quotas, frozen users, abuse flags and
+idempotency per `(userId, clientActionId)` hold exactly as for single actions.
 
 The answer lists, in request order, each action's single-action reply or its own
 refusal (an unknown action or board, a frozen user, a quota, an idempotency conflict)
@@ -94,7 +95,8 @@ class BatchApi:
         if name is not None and INVISIBLE.search(name):
             name = visible(name) or None  # as a token's name claim: bidi and zero-width go
         return SubmitAction(item.user_id, name, item.board or c.DEFAULT_BOARD,
-                            item.action_type, item.client_action_id, metadata)
+                            item.action_type, item.client_action_id, metadata,
+                            value=item.value)
 
     async def post_batch(self, request: web.Request) -> web.Response:
         gate = self.gate

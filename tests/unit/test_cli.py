@@ -81,7 +81,8 @@ def test_help_shows_demo_and_each_commands_own_flags(capsys: pytest.CaptureFixtu
     assert "--demo" in capsys.readouterr().out
     for command, own, foreign in [
         ("token", ("--sub", "--name", "--scope", "--ttl"), ("--http-port", "--role", "--host")),
-        ("proof", ("--sub", "--action", "--board", "--ttl"), ("--ws-port", "--role", "--host")),
+        ("proof", ("--sub", "--action", "--board", "--ttl", "--value"),
+         ("--ws-port", "--role", "--host")),
         ("verify", ("--database-url", "--data-dir"), ("--http-port", "--demo")),
     ]:
         with pytest.raises(SystemExit):
@@ -150,3 +151,19 @@ def test_a_proof_for_one_board(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert jwt.decode(out.splitlines()[-1], SECRET, algorithms=["HS256"])["board"] == "global"
     assert main([*base, "--board", "nowhere"]) == 2
     assert "unknown board 'nowhere'" in capsys.readouterr().err
+
+
+def test_a_proof_claiming_a_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "proof-secret").write_text(SECRET)
+    config = tmp_path / "laps.toml"
+    config.write_text('[rules.LAP_TIME]\nvalue = "proof"\nmin = 1\nmax = 600000\n')
+    base = ["proof", "--sub", "alice", "--data-dir", str(tmp_path), "--config", str(config)]
+    assert main([*base, "--action", "LAP_TIME", "--value", "65000"]) == 0
+    out, _ = capsys.readouterr()
+    assert jwt.decode(out.splitlines()[-1], SECRET, algorithms=["HS256"])["val"] == 65000
+    assert main([*base, "--action", "BOSS_DEFEAT", "--value", "5"]) == 2
+    assert "BOSS_DEFEAT does not score a value" in capsys.readouterr().err
+    for bad in ("1.5", "x", str(2**53)):
+        with pytest.raises(SystemExit):
+            main([*base, "--action", "LAP_TIME", "--value", bad])
+        assert "within ±(2^53-1)" in capsys.readouterr().err
