@@ -156,14 +156,14 @@ class Watch:
 
 
 async def rollover(store: ActionLog, label: str, users: int, report: Report,
-                   chunk: int = CHUNK, freeze: bool = False) -> Engine:
+                   chunk: int = CHUNK, freeze: bool = True) -> Engine:
     base_rss = rss_mb()
     lead = 3.0  # seconds of load before the day ends
     end_of_day = DAILY[0].period_at(time.time())
     assert end_of_day is not None
     engine = loaded_engine(users, end_of_day.ends_at - 3600)
     loaded_rss = rss_mb()
-    if freeze:  # the loaded engine out of the collector's reach
+    if freeze:  # the loaded engine out of the collector's reach, as after recovery
         gc.freeze()
     await store.open()
     shift = end_of_day.ends_at - 0.001 - time.time() - lead  # the day ends `lead` from now
@@ -310,8 +310,9 @@ def main() -> int:
     p.add_argument("--actions", type=int, default=20_000, help="per round of the follows cost")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--chunk", type=int, default=CHUNK, help="archive rows per write")
-    p.add_argument("--gc-freeze", action="store_true",
-                   help="gc.freeze() the loaded engine first (what the collector costs)")
+    p.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
+                   help="gc.freeze() the loaded engine first, as the service does after "
+                        "recovery (--no-gc-freeze: what the collector would cost)")
     p.add_argument("--postgres", action="store_true", help="also roll over on PostgreSQL")
     asyncio.run(main_async(p.parse_args()))
     return 0

@@ -280,8 +280,12 @@ class Service:
                 replayed = await replay(self.store, self.engine)
                 if self.snapshots is not None:
                     self.snapshots.saved_seq = snapshot_seq
-        # Millions of long-lived objects now exist; keep later collections from
-        # rescanning them all (a full pass over 1M users would stall the loop).
+        # Every role (writer, standby, follower) and both paths (snapshot restore or
+        # rows) end here with millions of long-lived objects: move them out of the
+        # collector's generations. Full collections over them were the main pause of a
+        # period rollover (a 1M-user engine: 260-320 ms each while the archive
+        # allocates its rows, docs/benchmarks.md); frozen objects are still freed by
+        # reference counting, e.g. a closed period's ranking once archived.
         gc.freeze()
         elapsed = time.perf_counter() - started
         self.metrics.recovery_seconds.set(elapsed)

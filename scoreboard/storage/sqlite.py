@@ -286,7 +286,9 @@ class SqliteLog(ActionLog):
             await conn.executemany(_ARCHIVE.insert_rows, archive_values(period, list(rows)))
             await conn.execute(_ARCHIVE.upsert_period, period_values(period))
 
-        await self._transaction("writing an archive", work)
+        # Not synced on its own (the archive is rebuilt from the log when a crash loses
+        # it, and WAL keeps commits in order): the next append's sync covers it.
+        await self._transaction("writing an archive", work, synced=False)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:
@@ -347,19 +349,28 @@ class SqliteLog(ActionLog):
     # -- internals --------------------------------------------------------------------
 
     async def _transaction(self, what: str,
-                           work: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
+                           work: Callable[[aiosqlite.Connection], Awaitable[None]],
+                           *, synced: bool = True) -> None:
         """`work` in one transaction on the writer's connection (SQLite has one writer
-        at a time anyway: an append queued meanwhile waits as long as this takes)."""
+        at a time anyway: an append queued meanwhile waits as long as this takes).
+        `synced=False`: the commit skips its fsync (`synchronous=NORMAL`), for data
+        derived from the log; the connection is back to FULL before the lock goes."""
         async with self._write_lock:
             conn = self._require(self._writer)
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                if not synced:
+                    await self._pragma(conn, "synchronous = NORMAL")
                 try:
-                    await work(conn)
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await _rollback_quietly(conn)
-                    raise
+                    await conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        await work(conn)
+                        await conn.execute("COMMIT")
+                    except BaseException:
+                        await _rollback_quietly(conn)
+                        raise
+                finally:
+                    if not synced:
+                        await self._pragma(conn, "synchronous = FULL")
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"{what} failed: {exc}") from exc
 
