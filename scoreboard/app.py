@@ -115,6 +115,7 @@ class Service:
     node: Node | None = None  # PostgreSQL with several processes (SPEC §8)
     snapshots: Snapshotter | None = None
     archiver: Archiver | None = None
+    progress: Progress | None = None  # how far this process has applied the log
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -206,7 +207,8 @@ class Service:
         service = cls(settings=settings, store=store, engine=engine, writer=writer,
                       auth=auth, proofs=proofs, views=views, metrics=metrics, live=live,
                       app=app, edge=Edge(settings.edge, budget, metrics, ids), feed=feed,
-                      node=node, keys=keys, snapshots=snapshots, archiver=archiver)
+                      node=node, keys=keys, snapshots=snapshots, archiver=archiver,
+                      progress=progress)
         if settings.events.nats.url:
             # Imported only when used, as GraphQL below: every start pays for an import
             # (Strawberry's is a third of the service's), a restart included.

@@ -157,9 +157,6 @@ class PublicApi:
         routes.add_get(c.MY_SCORE_PATH, self.get_user_score)
         routes.add_get(c.USER_SCORE_PATH, self.get_user_score)
 
-    def board(self, request: web.Request) -> Ranking:
-        return self.ranking(request.query.get("board"))
-
     def ranking(self, board: str | None) -> Ranking:
         """The board named (`global` when none is), or 400 / 404."""
         name = v.board_name(board)
@@ -168,16 +165,20 @@ class PublicApi:
             raise UnknownResource(f"no board {name!r}")
         return ranking
 
-    async def caught_up(self, request: web.Request) -> None:
-        """`minSeq`: answer only from a state that includes that seq (waiting a bounded
-        time on a follower), so a client reads its own write wherever it reads."""
+    async def caught_up(self, request: web.Request) -> Ranking:
+        """The asked board's ranking as it stands once `minSeq` is applied here: answer
+        only from a state that includes that seq (waiting a bounded time on a follower),
+        so a client reads its own write wherever it reads. The board is looked up again
+        after the wait: a period that closed meanwhile put a new ranking in its place."""
+        board = request.query.get("board")
+        ranking = self.ranking(board)  # 400 / 404 before any wait
         raw = request.query.get("minSeq")
         if raw is None or self.progress is None:
-            return
+            return ranking
         seq = v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ)
         patience = self.progress.patience
         if await self.progress.wait(seq, patience):
-            return
+            return self.ranking(board)
         if patience <= 0:  # the writer: it has applied every committed seq
             raise UnknownResource(f"seq {seq} has not been committed")
         raise Unavailable(f"seq {seq} is not applied here yet", retry_after=1.0)
@@ -225,8 +226,7 @@ class PublicApi:
     async def get_leaderboard(self, request: web.Request) -> web.Response:
         self.gate.reader(request)
         self.gate.limit(request, None)
-        ranking = self.board(request)
-        await self.caught_up(request)
+        ranking = await self.caught_up(request)
         lb = self.settings.leaderboard
         limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
                             lb.max_limit)
@@ -318,8 +318,7 @@ class PublicApi:
     async def get_around(self, request: web.Request) -> web.Response:
         target = self._target(request, request.match_info["userId"])
         self.gate.limit(request, None)
-        ranking = self.board(request)
-        await self.caught_up(request)
+        ranking = await self.caught_up(request)
         radius = v.int_param(request.query.get("radius"), "radius", c.DEFAULT_RADIUS, 0,
                              self.settings.leaderboard.max_radius)
         return json_response(orjson.dumps(self.around(target, ranking, radius)))
@@ -327,8 +326,7 @@ class PublicApi:
     async def get_user_score(self, request: web.Request) -> web.Response:
         target = self._target(request, request.match_info.get("userId", "me"))
         self.gate.limit(request, None)
-        ranking = self.board(request)
-        await self.caught_up(request)
+        ranking = await self.caught_up(request)
         return json_response(orjson.dumps(
             await self.score(target, ranking, request.query.get("period"))))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tests.integration.conftest import Running, ServerFactory
+from tests.integration.conftest import Running, ServerFactory, wait_for
 from tests.integration.test_batch import item, post
 
 API = "/api/v1"
@@ -134,6 +134,31 @@ async def test_boards_listed_and_an_admin_board_created_reset_and_pruned(
     async with server.http.put(f"{server.url}{API}/admin/boards/x", json={"reason": "x"},
                                headers=server.headers("mallory")) as r:
         assert r.status == 403
+
+
+async def test_a_read_waiting_on_min_seq_sees_the_period_that_seq_opened(
+        server: Running) -> None:
+    """A read that waits for its `minSeq` (as a follower's does) answers from the board
+    as it stands after the wait: when that seq closed the period, the new empty one."""
+    status, cup = await call(server, "PUT", "/admin/boards/cup",
+                             {"reason": "cup", "reset": "weekly"})
+    assert status == 200, cup
+    await scores(server, {"amy": 1, "ben": 2}, board="cup")
+    progress = server.service.progress
+    assert progress is not None
+    progress.patience = 5.0  # wait as a follower does, rather than answer 404 at once
+    seq = server.service.engine.last_seq + 1  # the reset's
+    paths = [f"{API}/leaderboard?board=cup&minSeq={seq}",
+             f"{API}/leaderboard/around/amy?board=cup&minSeq={seq}",
+             f"{API}/users/amy/score?board=cup&minSeq={seq}"]
+    reads = [asyncio.ensure_future(server.get(path)) for path in paths]
+    await wait_for(lambda: progress.queued == len(paths))
+    status, reset = await call(server, "POST", "/admin/boards/cup/reset", {"reason": "redo"})
+    assert status == 200 and reset["seq"] == seq, reset
+    (s1, top), (s2, around), (s3, score) = await asyncio.gather(*reads)
+    assert s1 == 200 and top["entries"] == [] and top["totalUsers"] == 0, top
+    assert top["period"] == cup["board"]["period"]["id"] + ".2"
+    assert s2 == 404 and s3 == 404, (around, score)  # amy has no standing in the new period
 
 
 async def test_the_friends_view_ranks_on_the_whole_board_and_keeps_hidden_ids(
