@@ -27,6 +27,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -45,6 +46,7 @@ from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.connections import ConnectionBudget, client_budget, descriptor_limit
 from scoreboard.edge.cors import Cors
 from scoreboard.edge.envelope import RequestIds, Routes
+from scoreboard.edge.errors import EdgeRefusal
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
 from scoreboard.http.admin import AdminApi
@@ -147,6 +149,7 @@ class Service:
         a = settings.auth
         keys = KeySource(a, metrics) if a.jwks_url or a.oidc_issuer else None
         log.info("data folder %s", data_dir.resolve())
+        _warn_if_open(data_dir)
         try:
             jwt_secret = load_or_create_secret(a.jwt_secret, data_dir)
             proof_secret = load_or_create_secret(settings.proofs.secret, data_dir,
@@ -237,7 +240,16 @@ class Service:
             Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         BoardsApi(gate, submitter, views, archive).add_routes(routes)
-        Probes(service.readiness, metrics).add_routes(routes)
+        def administrator(request: web.Request) -> bool:
+            if "Authorization" not in request.headers:
+                return False
+            try:
+                gate.scoped(request, settings.auth.admin_scope)
+            except EdgeRefusal:
+                return False
+            return True
+
+        Probes(service.readiness, metrics, administrator).add_routes(routes)
         add_openapi_route(routes, settings)
         cors = Cors(settings.cors)
         cors.install(app)
@@ -457,6 +469,19 @@ class Service:
         if self.node is not None:
             cluster_ok, details["cluster"] = self.node.readiness()
         return started and tasks_ok and store_ok and cluster_ok, details
+
+
+def _warn_if_open(data_dir: Path) -> None:
+    """A data folder the service did not create keeps its mode (it may be shared on
+    purpose), but a group- or world-readable one is said at start-up: it holds the
+    secrets. The files themselves are created owner-only either way."""
+    try:
+        mode = data_dir.stat().st_mode & 0o777
+    except OSError:
+        return  # not there yet: it is created 0700
+    if mode & 0o077:
+        log.warning("data folder %s is readable by others (mode %o); it holds the "
+                    "secrets: chmod 700 it", data_dir.resolve(), mode)
 
 
 async def serve(settings: Settings, *, demo: bool = False) -> int:

@@ -2,7 +2,9 @@
 
 `/health` answers while the process can answer at all. `/ready` asks the service's
 readiness check (the store reachable, every watched task alive, not draining) and
-answers 503 with the reasons when any of it fails.
+answers 503 with the reasons when any of it fails. `/ready` is public: the text of a
+dependency's last error (which may name hosts, addresses or URLs) is shown only to an
+administrator's token; anyone else reads that there is one, and the log has it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,30 @@ from scoreboard.runtime.metrics import CONTENT_TYPE_LATEST, Metrics
 
 # (ready, details): details are shown on /ready either way.
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+# Whether a request carries an administrator's token.
+Administrator = Callable[[web.Request], bool]
+
+WITHHELD = "failing (the log has the cause; an administrator's token shows it here)"
+
+
+def withheld(details: dict[str, Any]) -> dict[str, Any]:
+    """`details` for anyone: each dependency's `error` text replaced by `WITHHELD`."""
+    out = dict(details)
+    for key, value in details.items():
+        if isinstance(value, dict) and value.get("error") is not None:
+            out[key] = {**value, "error": WITHHELD}
+    return out
+
+
+def nobody(request: web.Request) -> bool:
+    return False
 
 
 class Probes:
-    def __init__(self, readiness: Readiness, metrics: Metrics) -> None:
+    def __init__(self, readiness: Readiness, metrics: Metrics,
+                 administrator: Administrator = nobody) -> None:
         self.readiness = readiness
+        self.administrator = administrator
         self.metrics = metrics
         self._health = orjson.dumps({"status": "ok", "version": __version__})
 
@@ -38,6 +59,8 @@ class Probes:
 
     async def ready(self, request: web.Request) -> web.Response:
         ok, details = await self.readiness()
+        if not self.administrator(request):
+            details = withheld(details)
         body = orjson.dumps({"status": "ready" if ok else "not ready", **details})
         return json_response(body, 200 if ok else 503)
 

@@ -77,6 +77,20 @@ async def test_start_up_says_where_the_data_and_secrets_are_never_what(
     assert generated not in text and PROOF_SECRET not in text
 
 
+async def test_a_data_folder_open_to_others_is_said_at_start_up(
+    start_server: ServerFactory, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    await start_server()
+    warnings = [e["msg"] for e in map(orjson.loads, log_lines.getvalue().splitlines())
+                if e["level"] == "warning"]
+    assert f"data folder {data.resolve()} is readable by others (mode 755); it holds the " \
+           "secrets: chmod 700 it" in warnings
+    assert data.stat().st_mode & 0o777 == 0o755  # said, not changed
+
+
 @pytest.mark.parametrize("content", [b"", b"\n", b"short-secret\n"])
 def test_an_empty_or_short_secret_file_stops_start_up_naming_it(
     tmp_path: Path, content: bytes
