@@ -1,6 +1,7 @@
 """Trusted backends and other services: batch ingestion, the event feed, JetStream.
 
     python -m bench.trusted [--duration 8] [--records 1000000] [--nats-seconds 10]
+                            [--batch-only]
 
 1. Durable actions/s through `POST /api/v1/scores/actions/batch` on PostgreSQL, 8
    concurrent clients sending 500-action batches, next to the engine's own
@@ -10,6 +11,8 @@
 3. JetStream publish lag at 1,000 actions/s: a `nats-server -js` of its own, the
    service publishing; lag in records (sampled from /ready) and commit → stream
    latency (a subscriber compares each message's arrival with its record's time).
+
+`--batch-only` runs part 1 alone (a short round for comparing two versions).
 """
 
 from __future__ import annotations
@@ -187,6 +190,17 @@ async def nats_lag(database_url: str, data_dir: Path, seconds: float, report: Re
     report.add("commit → in stream (subscriber), p99", percentile(ms, 99), "ms", "")
 
 
+async def feed_catch_up(url: str, clients: int, records: int, report: Report) -> None:
+    """Fill the log up to `records` through the batch endpoint, then time one consumer."""
+    last = (await ready(url))["lastSeq"]
+    if last < records:
+        await drive_batches(url, clients, 1000, 3600, first=2 * 10**11, total=records - last)
+        last = (await ready(url))["lastSeq"]
+    rate = await consume(url, last)
+    report.add(f"event feed catch-up, one SSE consumer, {last:,} records", rate,
+               "records/s", "")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     report = Report("trusted")
     has_nats = Path(NATS_SERVER).exists()  # noqa: ASYNC240 (once, before anything runs)
@@ -204,28 +218,28 @@ async def main_async(args: argparse.Namespace) -> None:
                        "actions/s", ">= 30,000", ceiling, "engine decide+apply")
             report.add("batch round trip p99 (500 actions)", percentile(latencies, 99) * 1000,
                        "ms", "")
-            last = (await ready(url))["lastSeq"]
-            if last < args.records:
-                await drive_batches(url, clients, 1000, 3600, first=2 * 10**11,
-                                    total=args.records - last)
-                last = (await ready(url))["lastSeq"]
-            rate = await consume(url, last)
-            report.add(f"event feed catch-up, one SSE consumer, {last:,} records", rate,
-                       "records/s", "")
+            if not args.batch_only:
+                await feed_catch_up(url, clients, args.records, report)
         finally:
             proc.terminate()
             proc.wait(60)
-        if has_nats:
+        if has_nats and not args.batch_only:
             await nats_lag(await fresh_pg_database("scoreboard_bench_nats"),
                            Path(tmp) / "nats-data", args.nats_seconds, report)
     print(f"saved {report.save()}")
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--duration", type=float, default=8.0)
-    p.add_argument("--records", type=int, default=1_000_000)
-    p.add_argument("--nats-seconds", type=float, default=10.0)
+    p = argparse.ArgumentParser(description="Batch ingestion, event feed and JetStream "
+                                "figures on PostgreSQL.")
+    p.add_argument("--duration", type=float, default=8.0,
+                   help="seconds of batch load measured (after 1 s of warm-up)")
+    p.add_argument("--records", type=int, default=1_000_000,
+                   help="log size the event-feed consumer catches up on")
+    p.add_argument("--nats-seconds", type=float, default=10.0,
+                   help="seconds of 1,000 actions/s for the JetStream part")
+    p.add_argument("--batch-only", action="store_true",
+                   help="run only the batch part (no event feed, no JetStream)")
     asyncio.run(main_async(p.parse_args()))
     return 0
 

@@ -25,8 +25,10 @@ class AbuseMonitor:
 
     def __init__(self, limits: AbuseLimits) -> None:
         self.limits = limits
-        # user → [minute, actions, points], the user last counted longest ago first
-        self._activity: OrderedDict[str, list[int]] = OrderedDict()
+        # user → (minute, actions, points), the user last counted longest ago first.
+        # Tuples of numbers, replaced rather than changed: the collector stops tracking
+        # them, so a full collection does not walk one object per active user.
+        self._activity: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
 
     @property
     def auto_freeze(self) -> bool:
@@ -59,11 +61,10 @@ class AbuseMonitor:
         minute = int(r.at // 60)
         entry = self._activity.get(r.user_id)
         if entry is None or entry[0] != minute:
-            self._activity[r.user_id] = [minute, 1, r.delta]
+            self._activity[r.user_id] = (minute, 1, r.delta)
             self._activity.move_to_end(r.user_id)
         else:
-            entry[1] += 1
-            entry[2] += r.delta
+            self._activity[r.user_id] = (minute, entry[1] + 1, entry[2] + r.delta)
 
     def expire(self, now: float) -> None:
         minute = int(now // 60)
@@ -82,4 +83,5 @@ class AbuseMonitor:
 
     def load(self, activity: Iterable[Sequence[Any]]) -> None:
         """Take back what `export` gave, into an empty memory."""
-        self._activity = OrderedDict((user_id, list(entry)) for user_id, entry in activity)
+        self._activity = OrderedDict(
+            (user_id, (entry[0], entry[1], entry[2])) for user_id, entry in activity)

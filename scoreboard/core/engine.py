@@ -203,11 +203,12 @@ class Engine(BoardTimes):
                 f'{cmd.action_type} scores points, not a value (no value = "proof")')
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
+        followers = self.followers[cmd.board]
         also = tuple(
             BoardScore(b, *self._scored(b, cmd.user_id, amount, pending))
-            for b in self.followers[cmd.board]
+            for b in followers
             if self.defs[b].open_at(now) and b not in self.ended
-        )
+        ) if followers else ()
         prev, new = self._scored(cmd.board, cmd.user_id, amount, pending)
         record = ActionRecord(  # positional, in field order: the hot path, and cheaper
             pending.next_seq, now, cmd.board, cmd.user_id, cmd.display_name or user.display_name,
@@ -228,8 +229,10 @@ class Engine(BoardTimes):
                pending: Pending) -> None:
         """Flag (and optionally freeze) a user whose last minute passes a threshold."""
         reason = monitor.observe(user_id, points, now, pending)
+        if reason is None:
+            return
         user = self._user(user_id, pending)
-        if reason is None or user.flag is not None:
+        if user.flag is not None:
             return
         user = user._replace(flag=reason)
         self._user_record(pending, now, user, FlagRecord, actor=MONITOR, reason=reason)

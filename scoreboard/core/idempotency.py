@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -32,11 +33,25 @@ class Replay:
     seq: int
 
 
-def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
+def fingerprint(kind: str, board: str, what: str | int, extra: Mapping[str, Any] | None) -> int:
     """What must match for a repeated key to count as the same request: 64 bits of a
     digest, the same in every process (a snapshot carries them to the next one)."""
+    if not extra:  # most actions carry no metadata: a few (kind, board, what) recur
+        return _plain_fingerprint(kind, board, what, type(what).__name__)
+    return _digest(kind, board, what, extra)
+
+
+def _digest(kind: str, board: str, what: str | int, extra: Mapping[str, Any] | None) -> int:
     body = orjson.dumps([kind, board, what, extra or None], option=orjson.OPT_SORT_KEYS)
     return int.from_bytes(blake2b(body, digest_size=8).digest())
+
+
+@lru_cache(maxsize=4096)
+def _plain_fingerprint(kind: str, board: str, what: str | int, _type: str) -> int:
+    # Digested once per distinct value, three times looked up per action (decided,
+    # held, remembered). The type is part of the key: 1, 1.0 and True are equal keys
+    # but not equal JSON.
+    return _digest(kind, board, what, None)
 
 
 def record_fingerprint(r: ScoreRecord) -> int:

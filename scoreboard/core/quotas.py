@@ -25,7 +25,9 @@ class QuotaWindows:
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         # (user, actionType) → times of accepted actions inside the rule's window
-        self._hits: dict[Key, deque[float]] = {}
+        # (At most `limit` times, as a tuple replaced on each change: tuples of numbers
+        # are not tracked by the collector, so a full collection walks no object per key.)
+        self._hits: dict[Key, tuple[float, ...]] = {}
         # actionType → (time, user) of every remembered hit, oldest first
         self._order: dict[str, deque[tuple[float, str]]] = {}
 
@@ -53,7 +55,8 @@ class QuotaWindows:
             return
         rule = self.rules.get(r.action_type)
         if rule is not None and rule.quota is not None:
-            self._hits.setdefault((r.user_id, r.action_type), deque()).append(r.at)
+            key = (r.user_id, r.action_type)
+            self._hits[key] = (*self._hits.get(key, ()), r.at)
             self._order.setdefault(r.action_type, deque()).append((r.at, r.user_id))
 
     def expire(self, now: float) -> None:
@@ -66,12 +69,14 @@ class QuotaWindows:
                 if not self._prune(key, now - window):
                     self._hits.pop(key, None)
 
-    def _prune(self, key: Key, horizon: float) -> deque[float]:
+    def _prune(self, key: Key, horizon: float) -> tuple[float, ...]:
         hits = self._hits.get(key)
-        if hits is None:
-            return deque()
-        while hits and hits[0] <= horizon:
-            hits.popleft()
+        if not hits or hits[0] > horizon:
+            return hits or ()
+        i = 1
+        while i < len(hits) and hits[i] <= horizon:
+            i += 1
+        hits = self._hits[key] = hits[i:]
         return hits
 
     def digest(self) -> dict[Key, list[float]]:
@@ -86,5 +91,5 @@ class QuotaWindows:
 
     def load(self, hits: Iterable[Sequence[Any]], order: Iterable[Sequence[Any]]) -> None:
         """Take back what `export` gave, into an empty memory."""
-        self._hits = {(user, action): deque(times) for user, action, times in hits}
+        self._hits = {(user, action): tuple(times) for user, action, times in hits}
         self._order = {action: deque((t, user) for t, user in pairs) for action, pairs in order}

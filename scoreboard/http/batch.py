@@ -89,8 +89,10 @@ class BatchApi:
 
     def command(self, item: BatchAction, i: int) -> SubmitAction:
         """One decoded action as the command a single action would become."""
-        metadata = v.metadata(item.metadata, self.settings.limits.max_metadata_bytes,
-                              f"actions[{i}].metadata")
+        metadata = item.metadata
+        if metadata is not None:  # (the path is spelled only when it is checked)
+            metadata = v.metadata(metadata, self.settings.limits.max_metadata_bytes,
+                                  f"actions[{i}].metadata")
         name = item.display_name
         if name is not None and INVISIBLE.search(name):
             name = visible(name) or None  # as a token's name claim: bidi and zero-width go

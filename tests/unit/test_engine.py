@@ -266,6 +266,20 @@ def test_key_memory_is_capped() -> None:
     assert len(e.keys) == 5
 
 
+def test_fingerprints_without_metadata_match_the_digest_and_tell_types_apart() -> None:
+    # Plain (kind, board, what) fingerprints are memoised; they must stay the digest a
+    # snapshot of another process holds, and 1, 1.0 and True must stay apart.
+    from scoreboard.core import idempotency as idem
+
+    for what in ("COMPLETE_LEVEL", 1, 1.0, True, -7):
+        for extra in (None, {}):
+            assert idem.fingerprint("action", "global", what, extra) \
+                == idem._digest("action", "global", what, None)
+    assert len({idem.fingerprint("adjust", "global", w, None) for w in (1, 1.0, True)}) == 3
+    assert idem.fingerprint("action", "global", "A", {"k": 1}) \
+        != idem.fingerprint("action", "global", "A", None)
+
+
 def rows_of(engine: Engine, users: list[str]) -> Snapshot:
     """What storage would hold for the engine: current rows, no recent records."""
     return Snapshot(
