@@ -35,7 +35,6 @@ from scoreboard.auth.keyring import KeySetError
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.provider import FetchError, KeySource
 from scoreboard.auth.tokens import Authenticator, SecretFileError, load_or_create_secret
-from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
@@ -62,7 +61,7 @@ from scoreboard.runtime.metrics import Metrics
 from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
-from scoreboard.storage import PostgresLog, gc_paused, open_store
+from scoreboard.storage import gc_paused, is_postgres, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.storage.snapshots import replay, restore_newest
 from scoreboard.writer.actor import Submitter, Writer
@@ -71,6 +70,7 @@ from scoreboard.writer.snapshots import Snapshotter
 from scoreboard.ws.server import LiveServer
 
 if TYPE_CHECKING:
+    from scoreboard.cluster.node import Node
     from scoreboard.events.nats import NatsPublisher
 
 log = logging.getLogger("scoreboard.app")
@@ -186,9 +186,12 @@ class Service:
         writer.listeners.append(progress.on_commit)
         node = None
         submitter: Submitter = writer
-        if isinstance(store, PostgresLog) and (
+        if is_postgres(store) and (
             settings.server.role != "writer" or settings.cluster.enabled
         ):
+            # Imported only when used: it brings a WebSocket client along.
+            from scoreboard.cluster.node import Node
+
             secret = settings.cluster.secret.encode() or jwt_secret
             applied = [live.hub.on_commit, live.sessions.on_commit, feed.on_commit,
                        archiver.on_followed]
@@ -377,7 +380,7 @@ class Service:
             self.tasks.start(SNAPSHOT_TASK, self.snapshots.run())
         if self.archiver is not None:
             self.tasks.start(ARCHIVE_TASK, self.archiver.run())
-        if isinstance(self.store, PostgresLog):
+        if is_postgres(self.store):
             self.tasks.start(LOCK_TASK, self.store.watch_lock(LOCK_CHECK_SECONDS))
 
     async def _drain_writer(self) -> None:
