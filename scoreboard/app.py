@@ -46,6 +46,8 @@ from scoreboard.edge.cors import Cors
 from scoreboard.edge.envelope import RequestIds, Routes
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
+from scoreboard.graphql.context import Parts
+from scoreboard.graphql.deferred import DeferredEndpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.boards import BoardsApi
@@ -84,6 +86,7 @@ KEYS_TASK = "provider-keys"
 LOCK_TASK = "writer-lock"
 SNAPSHOT_TASK = "snapshots"
 ARCHIVE_TASK = "archiver"
+GRAPHQL_TASK = "graphql"
 LOCK_CHECK_SECONDS = 1.0
 
 
@@ -116,6 +119,7 @@ class Service:
     snapshots: Snapshotter | None = None
     archiver: Archiver | None = None
     progress: Progress | None = None  # how far this process has applied the log
+    graphql: DeferredEndpoint | None = None  # with graphql.enabled
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -233,11 +237,10 @@ class Service:
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
-        if settings.graphql.enabled:
-            from scoreboard.graphql.context import Parts
-            from scoreboard.graphql.endpoint import Endpoint
-
-            Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
+        if settings.graphql.enabled:  # its library is imported once the service listens
+            service.graphql = DeferredEndpoint(Parts(public, live.gate, live.hub,
+                                                     live.sessions))
+            service.graphql.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         BoardsApi(gate, submitter, views, archive).add_routes(routes)
         Probes(service.readiness, metrics).add_routes(routes)
@@ -327,6 +330,9 @@ class Service:
             if self.node is not None:
                 await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = self.live.http_port = await self._listen(stack)
+            if self.graphql is not None:  # after the listeners: ready does not wait for it
+                self.tasks.start(GRAPHQL_TASK, _build_and_hold(self.graphql))
+                stack.push_async_callback(self.tasks.stop, GRAPHQL_TASK)
         except BaseException:
             self.draining = True
             await stack.aclose()
@@ -478,6 +484,13 @@ async def serve(settings: Settings, *, demo: bool = False) -> int:
     print(f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
           file=sys.stderr, flush=True)
     return await service.run_until(stop, demo=demo)
+
+
+async def _build_and_hold(graphql: DeferredEndpoint) -> None:
+    """Build the GraphQL endpoint, then stay until stopped: a build that fails is a
+    watched task's crash (`/ready` 503, exit 1), as a failed start was."""
+    await graphql.build()
+    await asyncio.Event().wait()
 
 
 async def _first(*events: asyncio.Event) -> None:

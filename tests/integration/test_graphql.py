@@ -11,7 +11,7 @@ import aiohttp
 import jwt
 import pytest
 
-from scoreboard.graphql.endpoint import GRAPHQL_PATH
+from scoreboard.graphql.deferred import GRAPHQL_PATH
 from tests.integration.conftest import PROOF_SECRET, Running, ServerFactory, wait_for
 from tests.integration.test_boards_api import closed_cup, scores
 
