@@ -488,8 +488,9 @@ async def serve(settings: Settings, *, demo: bool = False) -> int:
 
 async def _build_and_hold(graphql: DeferredEndpoint) -> None:
     """Build the GraphQL endpoint, then stay until stopped: a build that fails is a
-    watched task's crash (`/ready` 503, exit 1), as a failed start was."""
-    await graphql.build()
+    watched task's crash (`/ready` 503, exit 1), as a failed start was. Stopping it
+    leaves a build under way to the requests that wait for it."""
+    await graphql.endpoint()
     await asyncio.Event().wait()
 
 
