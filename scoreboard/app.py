@@ -36,7 +36,6 @@ from scoreboard.auth.keyring import KeySetError
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.provider import FetchError, KeySource
 from scoreboard.auth.tokens import Authenticator, SecretFileError, load_or_create_secret
-from scoreboard.cluster.node import Node
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
@@ -49,6 +48,8 @@ from scoreboard.edge.envelope import RequestIds, Routes
 from scoreboard.edge.errors import EdgeRefusal
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
+from scoreboard.graphql.context import Parts
+from scoreboard.graphql.deferred import DeferredEndpoint
 from scoreboard.http.admin import AdminApi
 from scoreboard.http.batch import BatchApi
 from scoreboard.http.boards import BoardsApi
@@ -64,7 +65,7 @@ from scoreboard.runtime.metrics import Metrics
 from scoreboard.runtime.retry import Backoff
 from scoreboard.runtime.watch import TaskWatch
 from scoreboard.settings.model import Settings
-from scoreboard.storage import PostgresLog, gc_paused, open_store
+from scoreboard.storage import gc_paused, is_postgres, open_store
 from scoreboard.storage.base import ActionLog, StoreError, StoreUnavailable
 from scoreboard.storage.snapshots import replay, restore_newest
 from scoreboard.writer.actor import Submitter, Writer
@@ -73,6 +74,7 @@ from scoreboard.writer.snapshots import Snapshotter
 from scoreboard.ws.server import LiveServer
 
 if TYPE_CHECKING:
+    from scoreboard.cluster.node import Node
     from scoreboard.events.nats import NatsPublisher
 
 log = logging.getLogger("scoreboard.app")
@@ -86,6 +88,7 @@ KEYS_TASK = "provider-keys"
 LOCK_TASK = "writer-lock"
 SNAPSHOT_TASK = "snapshots"
 ARCHIVE_TASK = "archiver"
+GRAPHQL_TASK = "graphql"
 LOCK_CHECK_SECONDS = 1.0
 
 
@@ -118,6 +121,7 @@ class Service:
     snapshots: Snapshotter | None = None
     archiver: Archiver | None = None
     progress: Progress | None = None  # how far this process has applied the log
+    graphql: DeferredEndpoint | None = None  # with graphql.enabled
 
     @classmethod
     def build(cls, settings: Settings, store: ActionLog | None = None) -> Service:
@@ -189,9 +193,12 @@ class Service:
         writer.listeners.append(progress.on_commit)
         node = None
         submitter: Submitter = writer
-        if isinstance(store, PostgresLog) and (
+        if is_postgres(store) and (
             settings.server.role != "writer" or settings.cluster.enabled
         ):
+            # Imported only when used: it brings a WebSocket client along.
+            from scoreboard.cluster.node import Node
+
             secret = settings.cluster.secret.encode() or jwt_secret
             applied = [live.hub.on_commit, live.sessions.on_commit, feed.on_commit,
                        archiver.on_followed]
@@ -233,11 +240,10 @@ class Service:
         BatchApi(gate, submitter).add_routes(routes)
         EventsApi(gate, feed, live.sessions).add_routes(routes)
         live.add_routes(routes)
-        if settings.graphql.enabled:
-            from scoreboard.graphql.context import Parts
-            from scoreboard.graphql.endpoint import Endpoint
-
-            Endpoint(Parts(public, live.gate, live.hub, live.sessions)).add_routes(routes)
+        if settings.graphql.enabled:  # its library is imported once the service listens
+            service.graphql = DeferredEndpoint(Parts(public, live.gate, live.hub,
+                                                     live.sessions))
+            service.graphql.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         BoardsApi(gate, submitter, views, archive).add_routes(routes)
         def administrator(request: web.Request) -> bool:
@@ -336,6 +342,9 @@ class Service:
             if self.node is not None:
                 await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = self.live.http_port = await self._listen(stack)
+            if self.graphql is not None:  # after the listeners: ready does not wait for it
+                self.tasks.start(GRAPHQL_TASK, _build_and_hold(self.graphql))
+                stack.push_async_callback(self.tasks.stop, GRAPHQL_TASK)
         except BaseException:
             self.draining = True
             await stack.aclose()
@@ -389,7 +398,7 @@ class Service:
             self.tasks.start(SNAPSHOT_TASK, self.snapshots.run())
         if self.archiver is not None:
             self.tasks.start(ARCHIVE_TASK, self.archiver.run())
-        if isinstance(self.store, PostgresLog):
+        if is_postgres(self.store):
             self.tasks.start(LOCK_TASK, self.store.watch_lock(LOCK_CHECK_SECONDS))
 
     async def _drain_writer(self) -> None:
@@ -500,6 +509,14 @@ async def serve(settings: Settings, *, demo: bool = False) -> int:
     print(f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
           file=sys.stderr, flush=True)
     return await service.run_until(stop, demo=demo)
+
+
+async def _build_and_hold(graphql: DeferredEndpoint) -> None:
+    """Build the GraphQL endpoint, then stay until stopped: a build that fails is a
+    watched task's crash (`/ready` 503, exit 1), as a failed start was. Stopping it
+    leaves a build under way to the requests that wait for it."""
+    await graphql.endpoint()
+    await asyncio.Event().wait()
 
 
 async def _first(*events: asyncio.Event) -> None:

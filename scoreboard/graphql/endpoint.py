@@ -10,6 +10,8 @@ validating, before any resolver runs. With `graphql.enabled = false` no route is
 added and the catch-all answers 404.
 
 Sockets close with 1001 when the service shuts down, so they never hold up the drain.
+The routes are `scoreboard.graphql.deferred`'s, which builds this endpoint after the
+service is ready.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from scoreboard.edge.envelope import Routes
 from scoreboard.edge.errors import (
     BadRequest,
     EdgeRefusal,
@@ -36,7 +37,6 @@ from scoreboard.graphql.schema import build_schema
 
 log = logging.getLogger("scoreboard.graphql")
 
-GRAPHQL_PATH = "/graphql"
 CONNECTION_INIT_SECONDS = 10
 CLOSING = 1001
 
@@ -69,11 +69,6 @@ class Endpoint(GraphQLView[Context, None]):
         )
         self.parts = parts
         self.sockets: set[web.WebSocketResponse] = set()
-
-    def add_routes(self, routes: Routes) -> None:
-        routes.add_post(GRAPHQL_PATH, self.post)
-        routes.add_get(GRAPHQL_PATH, self.socket, stream=True)
-        routes.app.on_shutdown.append(self._close_sockets)
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         gate = self.parts.api.gate
@@ -116,7 +111,7 @@ class Endpoint(GraphQLView[Context, None]):
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) \
                 from None
 
-    async def _close_sockets(self, app: web.Application) -> None:
+    async def close_sockets(self) -> None:
         for ws in list(self.sockets):
             await ws.close(code=CLOSING, message=b"the service is shutting down")
         self.sockets.clear()

@@ -1,11 +1,16 @@
 """The action log: one interface (`ActionLog`), three backends, one factory.
 
 `open_store` picks the backend from a database URL; the caller still awaits `open()`.
+Each backend is imported when first asked for: a start on SQLite never loads asyncpg,
+one on PostgreSQL never loads aiosqlite (every start, a restart too, pays for an import).
 """
 
 from __future__ import annotations
 
+import sys
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 from scoreboard.storage.base import (
@@ -18,9 +23,11 @@ from scoreboard.storage.base import (
     WriterLockHeld,
 )
 from scoreboard.storage.bulk import gc_paused
-from scoreboard.storage.memory import MemoryLog
-from scoreboard.storage.postgres.log import PostgresLog
-from scoreboard.storage.sqlite import SqliteLog
+
+if TYPE_CHECKING:
+    from scoreboard.storage.memory import MemoryLog
+    from scoreboard.storage.postgres.log import PostgresLog
+    from scoreboard.storage.sqlite import SqliteLog
 
 __all__ = [
     "DEFAULT_SQLITE_FILE",
@@ -35,10 +42,31 @@ __all__ = [
     "WriterFenced",
     "WriterLockHeld",
     "gc_paused",
+    "is_postgres",
     "open_store",
 ]
 
 DEFAULT_SQLITE_FILE = "scoreboard.db"
+_BACKENDS = {
+    "MemoryLog": "scoreboard.storage.memory",
+    "PostgresLog": "scoreboard.storage.postgres.log",
+    "SqliteLog": "scoreboard.storage.sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`from scoreboard.storage import SqliteLog` and the like, imported on first use."""
+    module = _BACKENDS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def is_postgres(store: ActionLog) -> TypeGuard[PostgresLog]:
+    """Whether `store` is the PostgreSQL log, without importing it (and asyncpg): no
+    store can be one before its module was loaded."""
+    module = sys.modules.get(_BACKENDS["PostgresLog"])
+    return module is not None and isinstance(store, module.PostgresLog)
 
 
 def open_store(
@@ -59,15 +87,20 @@ def open_store(
 
     Raises `ValueError` naming the scheme for anything else.
     """
-    if not database_url:
-        return SqliteLog(data_dir / DEFAULT_SQLITE_FILE, read_only=read_only)
-    scheme = urlsplit(database_url).scheme.lower()
+    url = database_url or "sqlite://"  # the default file in the data folder
+    scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
-        return SqliteLog(_sqlite_path(database_url, data_dir), read_only=read_only)
+        from scoreboard.storage.sqlite import SqliteLog
+
+        return SqliteLog(_sqlite_path(url, data_dir), read_only=read_only)
     if scheme in ("postgresql", "postgres"):
-        return PostgresLog(database_url, connect_timeout=connect_timeout,
+        from scoreboard.storage.postgres.log import PostgresLog
+
+        return PostgresLog(url, connect_timeout=connect_timeout,
                            follower=follower or read_only)
     if scheme == "memory":
+        from scoreboard.storage.memory import MemoryLog
+
         return MemoryLog()
     raise ValueError(
         f"unsupported database URL scheme {scheme!r} "

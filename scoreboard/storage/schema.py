@@ -15,7 +15,7 @@ from enum import Enum
 
 from scoreboard.storage.base import StoreUnavailable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class ColumnType(Enum):
@@ -154,6 +154,14 @@ _LATER: dict[int, tuple[str, ...]] = {
         # and every run-time board definition and standing removal.
         """CREATE INDEX action_log_board_admin ON action_log (seq)
         WHERE kind IN ('board_defined', 'standing_removed')"""),
+    # The archiver's catch-up at every start (closes without a complete archive, and
+    # every exclusion) reads these few records in seq order instead of the whole log:
+    # on SQLite that scan also held the one reading connection, and so readiness, for
+    # seconds with ten million records.
+    6: ("""CREATE INDEX action_log_closes ON action_log (seq)
+        WHERE kind = 'period_closed'""",
+        """CREATE INDEX action_log_exclusions ON action_log (seq)
+        WHERE kind = 'period_exclusion'"""),
 }
 
 

@@ -4,6 +4,7 @@ the document caps, and the switch."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -11,7 +12,8 @@ import aiohttp
 import jwt
 import pytest
 
-from scoreboard.graphql.endpoint import GRAPHQL_PATH
+from scoreboard.app import GRAPHQL_TASK
+from scoreboard.graphql.deferred import GRAPHQL_PATH, DeferredEndpoint
 from tests.integration.conftest import PROOF_SECRET, Running, ServerFactory, wait_for
 from tests.integration.test_boards_api import closed_cup, scores
 
@@ -291,3 +293,17 @@ async def test_disabled_graphql_answers_404(start_server: ServerFactory) -> None
     async with server.http.post(f"{server.url}{GRAPHQL_PATH}", json={"query": TOP}) as r:
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_the_endpoint_is_built_once_for_everyone_who_waits(server: Running) -> None:
+    # Ready does not wait for the GraphQL endpoint: requests that come before it is
+    # built wait for the one build.
+    graphql = server.service.graphql
+    assert graphql is not None
+    fresh = DeferredEndpoint(graphql.parts)
+    first, second = await asyncio.gather(fresh.endpoint(), fresh.endpoint())
+    assert first is second
+    assert await fresh.endpoint() is first
+    assert server.service.tasks.states()[GRAPHQL_TASK] == "running"
+    body = await gql(server, TOP)
+    assert body["data"]["leaderboard"]["entries"] == []

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from scoreboard.app import Service
 from scoreboard.edge.contract import DOCS_PATH, EVENTS_PATH, OPENAPI_PATH, STREAM_PATH
-from scoreboard.graphql.endpoint import GRAPHQL_PATH
+from scoreboard.graphql.deferred import GRAPHQL_PATH
 from scoreboard.http.openapi import build_openapi
 from scoreboard.settings.model import Settings
 from tests.integration.conftest import Running, make_settings

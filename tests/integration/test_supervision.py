@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from scoreboard.app import ARCHIVE_TASK, HUB_TASK, LOCK_TASK, SNAPSHOT_TASK, WRITER_TASK
+from scoreboard.app import (
+    ARCHIVE_TASK,
+    GRAPHQL_TASK,
+    HUB_TASK,
+    LOCK_TASK,
+    SNAPSHOT_TASK,
+    WRITER_TASK,
+)
 from scoreboard.core.records import LogRecord
 from scoreboard.storage import PostgresLog
 from tests.integration.conftest import Running
@@ -31,7 +38,7 @@ async def test_a_raising_commit_listener_keeps_the_callers_200(server: Running) 
     assert "scoreboard_commit_listener_failures_total 1.0" in text
     status, ready = await server.get("/ready")
     running = {HUB_TASK: "running", WRITER_TASK: "running", SNAPSHOT_TASK: "running",
-               ARCHIVE_TASK: "running"}
+               ARCHIVE_TASK: "running", GRAPHQL_TASK: "running"}
     if isinstance(server.service.store, PostgresLog):  # the writer also checks its lock
         running[LOCK_TASK] = "running"
     assert status == 200 and ready["tasks"] == running

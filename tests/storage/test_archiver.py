@@ -5,11 +5,16 @@ a complete archive rebuilt from the log. No mocks; no sleeps."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
-from scoreboard.storage import ActionLog
+from scoreboard.storage import ActionLog, schema
+from scoreboard.storage.archive import ArchiveQueries
 from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
+from scoreboard.storage.sqlite import SqliteLog
 from scoreboard.writer.actor import Writer
 from scoreboard.writer.archiver import Archiver
 from tests.storage.test_boards_contract import BOARDS, DAY1, RULES, run_writer, win
@@ -103,3 +108,17 @@ async def test_a_start_completes_a_period_left_incomplete(backend: Backend) -> N
         assert await store.archive_page("daily", "2026-12-04", 0, 10) == EXPECTED
     finally:
         await store.close()
+
+
+async def test_the_start_up_reads_use_an_index_not_the_whole_log(tmp_path: Path) -> None:
+    # Every start lists the closes without an archive and every exclusion: with ten
+    # million records a scan held SQLite's one reading connection for seconds.
+    log = SqliteLog(tmp_path / "scoreboard.db")
+    await log.open()
+    await log.close()
+    queries = ArchiveQueries.of(schema.SQLITE)
+    with closing(sqlite3.connect(tmp_path / "scoreboard.db")) as db:
+        for sql in (queries.unarchived, queries.exclusions):
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert "SCAN action_log" not in plan, plan
+            assert any(step.startswith("SCAN action_log USING INDEX") for step in plan), plan
