@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 from scoreboard.core.records import LogRecord, UserRow
 
-ROLLED = (0, -1)  # `Pending.score`: the board's period closed in the chain, or the user
-# was taken off the board
+# A pending score: (board, user, score, reached seq), the row the batch writes as it is.
+Score = tuple[str, str, int, int]
+ROLLED: Score = ("", "", 0, -1)  # `Pending.score`: the board's period closed in the chain,
+# or the user was taken off the board
 
 
 @dataclass(slots=True)
@@ -27,7 +29,7 @@ class Pending:
     next_seq: int
     prior: Pending | None = None  # the group decided before this one, not yet committed
     records: list[LogRecord] = field(default_factory=list)
-    scores: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    scores: dict[tuple[str, str], Score] = field(default_factory=dict)
     users: dict[str, UserRow] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # → (fp, seq)
     quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -50,8 +52,8 @@ class Pending:
 
     # Each look-up asks this group first, then the ones before it, newest first.
 
-    def score(self, key: tuple[str, str]) -> tuple[int, int] | None:
-        """(score, seq) of (board, user), or `ROLLED` when a group of the chain closed
+    def score(self, key: tuple[str, str]) -> Score | None:
+        """The pending score of (board, user), or `ROLLED` when a group of the chain closed
         the board's period after any score it holds (a period closes first in a group)
         or took the user off the board after it."""
         hit = self.scores.get(key)

@@ -18,9 +18,7 @@ from scoreboard.core.records import (
     LogRecord,
     PeriodClosedRecord,
     PeriodExclusionRecord,
-    ScoreRow,
     SnapshotSink,
-    UserRow,
 )
 from scoreboard.storage.archive import TOP
 from scoreboard.storage.base import (
@@ -35,6 +33,8 @@ from scoreboard.storage.rows import (
     INT64_MAX,
     PreparedBatch,
     RecordRow,
+    ScoreValues,
+    UserValues,
     already_committed,
     chunked,
     last_closes,
@@ -53,8 +53,11 @@ class MemoryLog(ActionLog):
         self._seqs: list[int] = []  # sorted
         self._seq_by_key: dict[tuple[str, str], int] = {}
         self._seq_by_jti: dict[str, int] = {}
-        self._scores: dict[tuple[str, str], ScoreRow] = {}
-        self._users: dict[str, UserRow] = {}
+        # The checked rows as `prepare` made them, in the field order of `ScoreRow` and
+        # `UserRow` (what recovery reads): plain tuples of plain values, which the
+        # garbage collector stops tracking, so a big board costs no collection time.
+        self._scores: dict[tuple[str, str], ScoreValues] = {}
+        self._users: dict[str, UserValues] = {}
         self._periods: dict[tuple[str, str], ArchivedPeriod] = {}
         self._archive: dict[tuple[str, str], dict[str, ArchiveRow]] = {}
         self._snapshots: dict[int, StoredSnapshot] = {}
@@ -271,7 +274,9 @@ class MemoryLog(ActionLog):
                 self._seq_by_key[(row[3], row[6])] = seq
             if row[14] is not None:
                 self._seq_by_jti[row[14]] = seq
-        for board, user_id, score, reached_seq in prepared.scores:
-            self._scores[(board, user_id)] = ScoreRow(board, user_id, score, reached_seq)
-        for values in prepared.users:
-            self._users[values[0]] = UserRow(*values)
+        scores = self._scores
+        for score in prepared.scores:
+            scores[(score[0], score[1])] = score
+        users = self._users
+        for user in prepared.users:
+            users[user[0]] = user

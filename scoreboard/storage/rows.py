@@ -134,10 +134,29 @@ def _row(
 def _also_json(also: Sequence[BoardScore]) -> str | None:
     if not also:
         return None
-    return orjson.dumps([
-        [_required_text(b, "also.board"), _int(prev, "also.prev_score"),
-         _int(new, "also.new_score")] for b, prev, new in also
-    ]).decode()
+    for b, prev, new in also:
+        if not (_plain(b) and INT64_MIN <= prev <= INT64_MAX and INT64_MIN <= new <= INT64_MAX):
+            _required_text(b, "also.board")  # the one that is wrong raises
+            _int(prev, "also.prev_score")
+            _int(new, "also.new_score")
+    return orjson.dumps([tuple(a) for a in also]).decode()
+
+
+def _plain(value: str) -> bool:
+    """Whether a text needs no closer look: ASCII without NUL (a board id, most ids)."""
+    return value.isascii() and "\x00" not in value
+
+
+def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
+    """One checked score row (a plain tuple is kept as it is). Every action writes one
+    per board it scores on: the common case (ASCII ids, values inside 64 bits) passes
+    one test, anything else is checked field by field, naming the one that is wrong."""
+    board, user_id, score, reached_seq = row
+    if _plain(board) and _plain(user_id) and INT64_MIN <= score <= INT64_MAX \
+            and INT64_MIN <= reached_seq <= INT64_MAX:
+        return row if type(row) is tuple else (board, user_id, score, reached_seq)
+    return (_required_text(board, "board"), _required_text(user_id, "user_id"),
+            _int(score, "score"), _int(reached_seq, "reached_seq"))
 
 
 def _action_row(r: ActionRecord, kind: str) -> RecordRow:
@@ -151,7 +170,7 @@ def _action(cls: type[ActionRecord], row: Sequence[Any]) -> ActionRecord:
     metadata, also = row[11], row[16]
     return cls(row[0], row[1], row[2], row[3], row[10], row[7], row[8], row[9], row[6],
                row[5], None if metadata is None else orjson.loads(metadata), row[14], row[15],
-               () if also is None else tuple(BoardScore(*a) for a in orjson.loads(also)))
+               () if also is None else tuple(tuple(a) for a in orjson.loads(also)))
 
 
 def _adjust_row(r: AdjustRecord, kind: str) -> RecordRow:
@@ -335,15 +354,10 @@ def prepare(batch: CommitBatch) -> PreparedBatch:
     """Check and encode a batch; raises `StoreUnavailable` for values no backend can
     store (nothing is written)."""
     records = [record_row(r) for r in batch.records]
-    scores: list[ScoreValues] = [
-        (
-            _required_text(s.board, "board"),
-            _required_text(s.user_id, "user_id"),
-            _int(s.score, "score"),
-            _int(s.reached_seq, "reached_seq"),
-        )
-        for s in _last_per_key(batch.scores, lambda s: (s.board, s.user_id))
-    ]
+    # A batch may carry several rows for one key; the last one is the current state,
+    # exactly as if they had been upserted one after another.
+    latest = {(s[0], s[1]): s for s in batch.scores}
+    scores: list[ScoreValues] = [_score_values(s) for s in latest.values()]
     users: list[UserValues] = [
         (
             _required_text(u.user_id, "user_id"),

@@ -17,7 +17,6 @@ from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
     BoardDefinedRecord,
-    BoardScore,
     FlagRecord,
     FreezeRecord,
     HideNameRecord,
@@ -125,13 +124,13 @@ def test_rows_are_those_of_the_flat_record(record: LogRecord, row: tuple[Any, ..
 def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
     record = ActionRecord(seq=7, board="daily", **HEAD, delta=3, prev_score=0, new_score=3,
                           client_action_id="c7", action_type="WIN",
-                          also=(BoardScore("weekly", 5, 8), BoardScore("season", 0, 3)))
+                          also=(("weekly", 5, 8), ("season", 0, 3)))
     row = rows.record_row(record)
     assert row[16] == '[["weekly",5,8],["season",0,3]]'
     assert rows.record_from_row(row) == record
     with pytest.raises(StoreUnavailable, match=r"also\.board contains a NUL"):
         rows.record_row(ActionRecord(**{**vars_of(record),
-                                        "also": (BoardScore("a\x00", 0, 1),)}))
+                                        "also": (("a\x00", 0, 1),)}))
 
 
 def vars_of(record: ActionRecord) -> dict[str, Any]:
