@@ -135,16 +135,13 @@ def _also_json(also: Sequence[BoardScore]) -> str | None:
     if not also:
         return None
     for b, prev, new in also:
-        if not (_plain(b) and INT64_MIN <= prev <= INT64_MAX and INT64_MIN <= new <= INT64_MAX):
+        # ASCII without NUL needs no closer look (as in `_score_values`)
+        if not (b.isascii() and "\x00" not in b
+                and INT64_MIN <= prev <= INT64_MAX and INT64_MIN <= new <= INT64_MAX):
             _required_text(b, "also.board")  # the one that is wrong raises
             _int(prev, "also.prev_score")
             _int(new, "also.new_score")
     return orjson.dumps([tuple(a) for a in also]).decode()
-
-
-def _plain(value: str) -> bool:
-    """Whether a text needs no closer look: ASCII without NUL (a board id, most ids)."""
-    return value.isascii() and "\x00" not in value
 
 
 def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
@@ -152,7 +149,8 @@ def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
     per board it scores on: the common case (ASCII ids, values inside 64 bits) passes
     one test, anything else is checked field by field, naming the one that is wrong."""
     board, user_id, score, reached_seq = row
-    if _plain(board) and _plain(user_id) and INT64_MIN <= score <= INT64_MAX \
+    if board.isascii() and "\x00" not in board and user_id.isascii() \
+            and "\x00" not in user_id and INT64_MIN <= score <= INT64_MAX \
             and INT64_MIN <= reached_seq <= INT64_MAX:
         return row if type(row) is tuple else (board, user_id, score, reached_seq)
     return (_required_text(board, "board"), _required_text(user_id, "user_id"),
