@@ -74,7 +74,7 @@ class BoardTimes:
         for user in touched:
             row = pending.user(user)
             was_ranked = user in ranking and user not in ranking.frozen
-            hit = pending.score((board, user))
+            hit = pending.score(board, user)
             if hit is None and user in ranking:
                 hit = (board, user, ranking.score(user) or 0, ranking.reached_seq(user) or 0)
             frozen = row.frozen if row is not None else user in self.frozen

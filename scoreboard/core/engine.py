@@ -153,7 +153,7 @@ class Engine(BoardTimes):
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
         """The user's score on the board's current period, None when they have none."""
-        hit = pending.score((board, user_id))
+        hit = pending.score(board, user_id)
         if hit is None:
             return self.boards[board].score(user_id)
         if hit is ROLLED:  # the period closed in a pending group (a fresh board), or the
@@ -323,15 +323,15 @@ class Engine(BoardTimes):
         action did on the boards that follow its board; `user` as `_user` gives it: the
         decision already looked it up."""
         user_id, display_name, seq = record.user_id, record.display_name, record.seq
-        scores = pending.scores
+        put = pending.put
         # An unchanged score (a best not beaten) keeps its seq.
         if record.new_score != record.prev_score \
                 or self._current(record.board, user_id, pending) is None:
-            scores[(record.board, user_id)] = (record.board, user_id, record.new_score, seq)
+            put((record.board, user_id, record.new_score, seq))
         if isinstance(record, ActionRecord):
             for b, old, score in record.also:
                 if score != old or self._current(b, user_id, pending) is None:
-                    scores[(b, user_id)] = (b, user_id, score, seq)
+                    put((b, user_id, score, seq))
         pending.next_seq += 1
         pending.records.append(record)
         if display_name is not None and display_name != user.display_name:
@@ -393,7 +393,7 @@ class Engine(BoardTimes):
                                        user.display_name, score, 0, cmd.actor, cmd.reason)
         pending.next_seq += 1
         pending.records.append(record)
-        pending.scores.pop((cmd.board, cmd.user_id), None)
+        pending.scores.get(cmd.board, {}).pop(cmd.user_id, None)
         pending.removed.add((cmd.board, cmd.user_id))
         return record
 
@@ -422,7 +422,7 @@ class Engine(BoardTimes):
         """What one transaction must write for the pending changes."""
         # The pending scores are the rows as they are: an action on followed boards
         # makes one tuple per board, from decision to the store.
-        return CommitBatch(tuple(pending.records), tuple(pending.scores.values()),
+        return CommitBatch(tuple(pending.records), tuple(pending.rows()),
                            tuple(pending.users.values()))
 
     # -- applying ------------------------------------------------------------------------

@@ -55,8 +55,9 @@ class MemoryLog(ActionLog):
         self._seq_by_jti: dict[str, int] = {}
         # The checked rows as `prepare` made them, in the field order of `ScoreRow` and
         # `UserRow` (what recovery reads): plain tuples of plain values, which the
-        # garbage collector stops tracking, so a big board costs no collection time.
-        self._scores: dict[tuple[str, str], ScoreValues] = {}
+        # garbage collector stops tracking; scores by board, then user (no key tuple
+        # per row).
+        self._scores: dict[str, dict[str, ScoreValues]] = {}
         self._users: dict[str, UserValues] = {}
         self._periods: dict[tuple[str, str], ArchivedPeriod] = {}
         self._archive: dict[tuple[str, str], dict[str, ArchiveRow]] = {}
@@ -124,7 +125,8 @@ class MemoryLog(ActionLog):
                 closes[row[0]] = row
         into.periods(last_closes(sorted(closes.values())),
                      self._rows[self._seqs[-1]][1] if self._seqs else 0.0)
-        for scores in chunked(self._scores.values(), chunk):
+        for scores in chunked((row for board in self._scores.values()
+                               for row in board.values()), chunk):
             into.scores(scores)
         for users in chunked(self._users.values(), chunk):
             into.users(users)
@@ -276,7 +278,10 @@ class MemoryLog(ActionLog):
                 self._seq_by_jti[row[14]] = seq
         scores = self._scores
         for score in prepared.scores:
-            scores[(score[0], score[1])] = score
+            board = scores.get(score[0])
+            if board is None:
+                board = scores[score[0]] = {}
+            board[score[1]] = score
         users = self._users
         for user in prepared.users:
             users[user[0]] = user
