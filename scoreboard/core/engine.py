@@ -297,8 +297,13 @@ class Engine(BoardTimes):
     def _scored(self, board: str, user_id: str, amount: int, pending: Pending
                 ) -> tuple[int, int]:
         """(prev, new) of the user's score on `board` after an action worth `amount`,
-        by the board's operator; prev is 0 when they had none."""
-        prev = self._current(board, user_id, pending)
+        by the board's operator; prev is 0 when they had none. Once per board an action
+        scores on: `_current` written out."""
+        hit = pending.score(board, user_id)
+        if hit is None:
+            prev = self.boards[board].score(user_id)
+        else:
+            prev = None if hit is ROLLED else hit[2]
         operator = self.defs[board].operator
         if operator == "sum":
             new = amount if prev is None else prev + amount
