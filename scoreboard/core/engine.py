@@ -333,10 +333,14 @@ class Engine(BoardTimes):
         if record.new_score != record.prev_score \
                 or self._current(record.board, user_id, pending) is None:
             put((record.board, user_id, record.new_score, seq))
-        if isinstance(record, ActionRecord):
+        if isinstance(record, ActionRecord) and record.also:
+            scores = pending.scores
             for b, old, score in record.also:
                 if score != old or self._current(b, user_id, pending) is None:
-                    put((b, user_id, score, seq))
+                    board = scores.get(b)  # `put`, written out: once per follower
+                    if board is None:
+                        board = scores[b] = {}
+                    board[user_id] = (b, user_id, score, seq)
         pending.next_seq += 1
         pending.records.append(record)
         if display_name is not None and display_name != user.display_name:
@@ -440,9 +444,7 @@ class Engine(BoardTimes):
                 ranking = self._score(r.board, r.user_id, r.prev_score, r.new_score, r.seq,
                                       r.at)
                 if isinstance(r, ActionRecord) and r.also:
-                    score = self._score
-                    for follower, prev, new in r.also:
-                        score(follower, r.user_id, prev, new, r.seq, r.at)
+                    self._followed(r)
                 if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
                     self.names[r.user_id] = r.display_name
                     self._touch(r.user_id, r.seq, skip=ranking)
@@ -485,6 +487,17 @@ class Engine(BoardTimes):
         self.remember(r)
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
+
+    def _followed(self, r: ActionRecord) -> None:
+        """An action's scores on the boards that follow its board: `_score` written out
+        for a board whose ranking exists and whose period is open (nearly always)."""
+        boards, periods, user_id, seq = self.boards, self.periods, r.user_id, r.seq
+        for board, prev, new in r.also:
+            ranking = boards.get(board)
+            if ranking is None or periods.get(board, 0) is None:
+                self._score(board, user_id, prev, new, seq, r.at)
+            elif new != prev or user_id not in ranking._key_of:
+                ranking.set(user_id, new, seq)
 
     def _score(self, board: str, user_id: str, prev: int, new: int, seq: int, at: float
                ) -> Ranking:

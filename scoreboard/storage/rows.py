@@ -141,7 +141,10 @@ def _also_json(also: Sequence[BoardScore]) -> str | None:
             _required_text(b, "also.board")  # the one that is wrong raises
             _int(prev, "also.prev_score")
             _int(new, "also.new_score")
-    return orjson.dumps([tuple(a) for a in also]).decode()
+    try:
+        return orjson.dumps(also).decode()  # plain tuples, as the engine makes them
+    except orjson.JSONEncodeError:  # any other sequence of three
+        return orjson.dumps([list(a) for a in also]).decode()
 
 
 def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:

@@ -4,7 +4,7 @@ and feed consumers read the same)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -121,6 +121,12 @@ def test_rows_are_those_of_the_flat_record(record: LogRecord, row: tuple[Any, ..
     assert kind_of(record) == row[4]
 
 
+class Named(NamedTuple):
+    board: str
+    prev: int
+    new: int
+
+
 def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
     record = ActionRecord(seq=7, board="daily", **HEAD, delta=3, prev_score=0, new_score=3,
                           client_action_id="c7", action_type="WIN",
@@ -128,6 +134,8 @@ def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
     row = rows.record_row(record)
     assert row[16] == '[["weekly",5,8],["season",0,3]]'
     assert rows.record_from_row(row) == record
+    named = ActionRecord(**{**vars_of(record), "also": (Named("weekly", 5, 8),)})
+    assert rows.record_row(named)[16] == '[["weekly",5,8]]'  # any sequence of three
     with pytest.raises(StoreUnavailable, match=r"also\.board contains a NUL"):
         rows.record_row(ActionRecord(**{**vars_of(record),
                                         "also": (("a\x00", 0, 1),)}))
