@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -136,7 +137,7 @@ def _also_json(also: Sequence[BoardScore]) -> str | None:
         return None
     for b, prev, new in also:
         # ASCII without NUL needs no closer look (as in `_score_values`)
-        if not (b.isascii() and "\x00" not in b
+        if not (type(b) is str and b.isascii() and "\x00" not in b
                 and INT64_MIN <= prev <= INT64_MAX and INT64_MIN <= new <= INT64_MAX):
             _required_text(b, "also.board")  # the one that is wrong raises
             _int(prev, "also.prev_score")
@@ -147,14 +148,42 @@ def _also_json(also: Sequence[BoardScore]) -> str | None:
         return orjson.dumps([list(a) for a in also]).decode()
 
 
+def _checked_scores(rows: Sequence[tuple[str, str, int, int]]) -> list[ScoreValues]:
+    """The score rows checked, the last of each (board, user) only: a batch may carry
+    several for one key, and the last is the current state, exactly as if they had
+    been upserted one after another.
+
+    An action writes one row per board it scores on, so the common case is checked for
+    the whole batch at once, at C speed: plain tuples, unique keys, the ids ASCII
+    without NUL and the integers inside 64 bits. Otherwise row by row, naming the field
+    that is wrong."""
+    keys = list(map(_KEY, rows))
+    if len(set(keys)) != len(keys):
+        rows = list(dict(zip(keys, rows, strict=True)).values())
+    elif rows and set(map(type, rows)) == {tuple}:
+        try:
+            ids = "".join(chain.from_iterable(keys))
+            numbers = list(chain.from_iterable(map(_NUMBERS, rows)))
+            if ids.isascii() and "\x00" not in ids and INT64_MIN <= min(numbers) \
+                    and max(numbers) <= INT64_MAX:
+                return list(rows)
+        except TypeError:  # not text, or not numbers: the row by row check says which
+            pass
+    return [_score_values(s) for s in rows]
+
+
+_KEY = itemgetter(0, 1)
+_NUMBERS = itemgetter(2, 3)
+
+
 def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
     """One checked score row (a plain tuple is kept as it is). Every action writes one
     per board it scores on: the common case (ASCII ids, values inside 64 bits) passes
     one test, anything else is checked field by field, naming the one that is wrong."""
     board, user_id, score, reached_seq = row
-    if board.isascii() and "\x00" not in board and user_id.isascii() \
-            and "\x00" not in user_id and INT64_MIN <= score <= INT64_MAX \
-            and INT64_MIN <= reached_seq <= INT64_MAX:
+    if type(board) is str and type(user_id) is str and board.isascii() \
+            and "\x00" not in board and user_id.isascii() and "\x00" not in user_id \
+            and INT64_MIN <= score <= INT64_MAX and INT64_MIN <= reached_seq <= INT64_MAX:
         return row if type(row) is tuple else (board, user_id, score, reached_seq)
     return (_required_text(board, "board"), _required_text(user_id, "user_id"),
             _int(score, "score"), _int(reached_seq, "reached_seq"))
@@ -355,10 +384,7 @@ def prepare(batch: CommitBatch) -> PreparedBatch:
     """Check and encode a batch; raises `StoreUnavailable` for values no backend can
     store (nothing is written)."""
     records = [record_row(r) for r in batch.records]
-    # A batch may carry several rows for one key; the last one is the current state,
-    # exactly as if they had been upserted one after another.
-    latest = {(s[0], s[1]): s for s in batch.scores}
-    scores: list[ScoreValues] = [_score_values(s) for s in latest.values()]
+    scores = _checked_scores(batch.scores)
     users: list[UserValues] = [
         (
             _required_text(u.user_id, "user_id"),

@@ -144,6 +144,7 @@ def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
 @pytest.mark.parametrize(("also", "refusal"), [
     ((("w\udc00", 0, 1),), r"also\.board is not valid UTF-8"),
     ((("weekly", 2**63, 1),), r"also\.prev_score \d+ does not fit in 64 bits"),
+    (((None, 0, 1),), r"also\.board is missing"),
     ((("weekly", 0, -(2**63) - 1),), r"also\.new_score -\d+ does not fit in 64 bits"),
 ])
 def test_followers_values_are_checked_like_any_column(also: Any, refusal: str) -> None:
@@ -161,6 +162,7 @@ def test_followers_values_are_checked_like_any_column(also: Any, refusal: str) -
     (("main", "u\udc00", 1, 1), "user_id is not valid UTF-8"),
     (("main", "u1", 2**63, 1), "score 9223372036854775808 does not fit"),
     (("main", "u1", 1, -(2**63) - 1), "reached_seq -9223372036854775809 does not fit"),
+    (("main", None, 1, 1), "user_id is missing"),
 ])
 def test_score_rows_are_checked_field_by_field(row: Any, refusal: str) -> None:
     record = ActionRecord(seq=1, board="main", **HEAD, delta=1, prev_score=0, new_score=1,
