@@ -74,14 +74,14 @@ class BoardTimes:
         for user in touched:
             row = pending.user(user)
             was_ranked = user in ranking and user not in ranking.frozen
-            hit = pending.score((board, user))
+            hit = pending.score(board, user)
             if hit is None and user in ranking:
-                hit = (ranking.score(user) or 0, ranking.reached_seq(user) or 0)
+                hit = (board, user, ranking.score(user) or 0, ranking.reached_seq(user) or 0)
             frozen = row.frozen if row is not None else user in self.frozen
             ranked = hit is not None and hit is not ROLLED and not frozen
             total += int(ranked) - int(was_ranked)
             if ranked and hit is not None:
-                entries.append((user, hit[0], hit[1]))
+                entries.append((user, hit[2], hit[3]))
         for user, score in ranking.top(CLOSED_TOP + len(touched)):
             if user not in touched:
                 entries.append((user, score, ranking.reached_seq(user) or 0))

@@ -56,7 +56,6 @@ from scoreboard.core.records import (
     PeriodExclusionRecord,
     RevokeTokensRecord,
     ScoreRecord,
-    ScoreRow,
     ShowNameRecord,
     StandingRecord,
     StandingRemovedRecord,
@@ -154,12 +153,12 @@ class Engine(BoardTimes):
 
     def _current(self, board: str, user_id: str, pending: Pending) -> int | None:
         """The user's score on the board's current period, None when they have none."""
-        hit = pending.score((board, user_id))
+        hit = pending.score(board, user_id)
+        if hit is None:
+            return self.boards[board].score(user_id)
         if hit is ROLLED:  # the period closed in a pending group (a fresh board), or the
             return None  # user was taken off it
-        if hit is not None:
-            return hit[0]
-        return self.boards[board].score(user_id)
+        return hit[2]
 
     def _user(self, user_id: str, pending: Pending) -> UserRow:
         row = pending.user(user_id)
@@ -204,11 +203,7 @@ class Engine(BoardTimes):
         if rule.quota is not None:
             self.quotas.check(cmd.user_id, cmd.action_type, rule.quota, now, pending)
         followers = self.followers[cmd.board]
-        also = tuple(
-            BoardScore(b, *self._scored(b, cmd.user_id, amount, pending))
-            for b in followers
-            if self.defs[b].open_at(now) and b not in self.ended
-        ) if followers else ()
+        also = self._also(followers, cmd.user_id, amount, now, pending) if followers else ()
         prev, new = self._scored(cmd.board, cmd.user_id, amount, pending)
         record = ActionRecord(  # positional, in field order: the hot path, and cheaper
             pending.next_seq, now, cmd.board, cmd.user_id, cmd.display_name or user.display_name,
@@ -287,19 +282,42 @@ class Engine(BoardTimes):
         if board in self.ended or not d.open_at(now):
             raise errors.BoardClosed(f"the board {board!r} counts no actions now")
 
+    def _also(self, followers: tuple[str, ...], user_id: str, amount: int, now: float,
+              pending: Pending) -> tuple[BoardScore, ...]:
+        """What an action worth `amount` does on the boards that follow its board: the
+        action's checks are made once, for its own board; here each follower whose
+        season is open only scores it by its operator."""
+        defs, ended, scored = self.defs, self.ended, self._scored
+        also = []
+        for b in followers:
+            d = defs[b]
+            if ((d.start is None and d.end is None) or d.open_at(now)) and b not in ended:
+                prev, new = scored(b, user_id, amount, pending)
+                also.append((b, prev, new))
+        return tuple(also)
+
     def _scored(self, board: str, user_id: str, amount: int, pending: Pending
                 ) -> tuple[int, int]:
         """(prev, new) of the user's score on `board` after an action worth `amount`,
-        by the board's operator; prev is 0 when they had none."""
-        prev = self._current(board, user_id, pending)
+        by the board's operator; prev is 0 when they had none. Once per board an action
+        scores on: `_current` written out."""
+        hit = pending.score(board, user_id)
+        if hit is None:
+            prev = self.boards[board].score(user_id)
+        else:
+            prev = None if hit is ROLLED else hit[2]
         operator = self.defs[board].operator
-        if operator == "sum" or (prev is None and operator == "best"):
-            new = (prev or 0) + amount if operator == "sum" else amount
+        if operator == "sum":
+            new = amount if prev is None else prev + amount
+        elif prev is None:  # the first score of `best` or `latest`
+            new = amount
         elif operator == "best":
-            new = self.boards[board].better(prev or 0, amount)
+            new = self.boards[board].better(prev, amount)
         else:
             new = amount
-        return prev or 0, self._within_range(new)
+        if not -MAX_SCORE <= new <= MAX_SCORE:
+            raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
+        return prev or 0, new
 
     @staticmethod
     def _within_range(score: int) -> int:
@@ -312,10 +330,19 @@ class Engine(BoardTimes):
         action did on the boards that follow its board; `user` as `_user` gives it: the
         decision already looked it up."""
         user_id, display_name, seq = record.user_id, record.display_name, record.seq
-        also = record.also if isinstance(record, ActionRecord) else ()
-        for b, old, score in [(record.board, record.prev_score, record.new_score), *also]:
-            if score != old or self._current(b, user_id, pending) is None:
-                pending.scores[(b, user_id)] = (score, seq)  # an unchanged best keeps its seq
+        put = pending.put
+        # An unchanged score (a best not beaten) keeps its seq.
+        if record.new_score != record.prev_score \
+                or self._current(record.board, user_id, pending) is None:
+            put((record.board, user_id, record.new_score, seq))
+        if isinstance(record, ActionRecord) and record.also:
+            scores = pending.scores
+            for b, old, score in record.also:
+                if score != old or self._current(b, user_id, pending) is None:
+                    board = scores.get(b)  # `put`, written out: once per follower
+                    if board is None:
+                        board = scores[b] = {}
+                    board[user_id] = (b, user_id, score, seq)
         pending.next_seq += 1
         pending.records.append(record)
         if display_name is not None and display_name != user.display_name:
@@ -331,9 +358,12 @@ class Engine(BoardTimes):
                 or user.tokens_revoked_at is not None:
             return False
         user_id = user.user_id
-        return pending.user(user_id) is None and not any(
-            user_id in b for b in self.boards.values()
-        )
+        if pending.user(user_id) is not None:
+            return False
+        for b in self.boards.values():  # a new user is looked for on every board
+            if user_id in b._key_of:
+                return False
+        return True
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
@@ -374,7 +404,7 @@ class Engine(BoardTimes):
                                        user.display_name, score, 0, cmd.actor, cmd.reason)
         pending.next_seq += 1
         pending.records.append(record)
-        pending.scores.pop((cmd.board, cmd.user_id), None)
+        pending.scores.get(cmd.board, {}).pop(cmd.user_id, None)
         pending.removed.add((cmd.board, cmd.user_id))
         return record
 
@@ -401,11 +431,10 @@ class Engine(BoardTimes):
 
     def batch(self, pending: Pending) -> CommitBatch:
         """What one transaction must write for the pending changes."""
-        scores = tuple(
-            ScoreRow(board, user, score, seq)
-            for (board, user), (score, seq) in pending.scores.items()
-        )
-        return CommitBatch(tuple(pending.records), scores, tuple(pending.users.values()))
+        # The pending scores are the rows as they are: an action on followed boards
+        # makes one tuple per board, from decision to the store.
+        return CommitBatch(tuple(pending.records), tuple(pending.rows()),
+                           tuple(pending.users.values()))
 
     # -- applying ------------------------------------------------------------------------
 
@@ -416,9 +445,8 @@ class Engine(BoardTimes):
             case ScoreRecord():
                 ranking = self._score(r.board, r.user_id, r.prev_score, r.new_score, r.seq,
                                       r.at)
-                if isinstance(r, ActionRecord):
-                    for follower, prev, new in r.also:
-                        self._score(follower, r.user_id, prev, new, r.seq, r.at)
+                if isinstance(r, ActionRecord) and r.also:
+                    self._followed(r)
                 if r.display_name is not None and self.names.get(r.user_id) != r.display_name:
                     self.names[r.user_id] = r.display_name
                     self._touch(r.user_id, r.seq, skip=ranking)
@@ -462,16 +490,28 @@ class Engine(BoardTimes):
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
 
+    def _followed(self, r: ActionRecord) -> None:
+        """An action's scores on the boards that follow its board: `_score` written out
+        for a board whose ranking exists and whose period is open (nearly always)."""
+        boards, periods, user_id, seq = self.boards, self.periods, r.user_id, r.seq
+        for board, prev, new in r.also:
+            ranking = boards.get(board)
+            if ranking is None or periods.get(board, 0) is None:
+                self._score(board, user_id, prev, new, seq, r.at)
+            elif new != prev or user_id not in ranking._key_of:
+                ranking.set(user_id, new, seq)
+
     def _score(self, board: str, user_id: str, prev: int, new: int, seq: int, at: float
                ) -> Ranking:
         ranking = self.boards.get(board)
         if ranking is None:  # a board removed from the config keeps its history
             ranking = self.boards[board] = Ranking(board)
             ranking.frozen |= self.frozen
-        if new != prev or user_id not in ranking:  # an unchanged best keeps its tie order
-            ranking.set(user_id, new, seq)
-        if board in self.periods and self.periods[board] is None and board not in self.ended:
-            self.periods[board] = self.defs[board].period_at(at)  # its first score opens it
+        if new != prev or user_id not in ranking._key_of:  # an unchanged best keeps its
+            ranking.set(user_id, new, seq)  # tie order
+        periods = self.periods
+        if board in periods and periods[board] is None and board not in self.ended:
+            periods[board] = self.defs[board].period_at(at)  # its first score opens it
         return ranking
 
     def _touch(self, user_id: str, seq: int, skip: Ranking | None = None) -> None:

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 from scoreboard.core.records import LogRecord, UserRow
 
-ROLLED = (0, -1)  # `Pending.score`: the board's period closed in the chain, or the user
-# was taken off the board
+# A pending score: (board, user, score, reached seq), the row the batch writes as it is.
+Score = tuple[str, str, int, int]
+ROLLED: Score = ("", "", 0, -1)  # `Pending.score`: the board's period closed in the chain,
+# or the user was taken off the board
 
 
 @dataclass(slots=True)
@@ -27,7 +29,9 @@ class Pending:
     next_seq: int
     prior: Pending | None = None  # the group decided before this one, not yet committed
     records: list[LogRecord] = field(default_factory=list)
-    scores: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # board → user → score: an action on followed boards adds one row per board and
+    # no key tuple (see `put`)
+    scores: dict[str, dict[str, Score]] = field(default_factory=dict)
     users: dict[str, UserRow] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # → (fp, seq)
     quota_hits: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -50,16 +54,29 @@ class Pending:
 
     # Each look-up asks this group first, then the ones before it, newest first.
 
-    def score(self, key: tuple[str, str]) -> tuple[int, int] | None:
-        """(score, seq) of (board, user), or `ROLLED` when a group of the chain closed
-        the board's period after any score it holds (a period closes first in a group)
-        or took the user off the board after it."""
-        hit = self.scores.get(key)
-        if hit is not None:
-            return hit
-        if key[0] in self.rolled or key in self.removed:
+    def put(self, row: Score) -> None:
+        """A decided score: (board, user, score, reached seq)."""
+        board = self.scores.get(row[0])
+        if board is None:
+            board = self.scores[row[0]] = {}
+        board[row[1]] = row
+
+    def rows(self) -> list[Score]:
+        """This group's scores, one row per (board, user)."""
+        return [row for board in self.scores.values() for row in board.values()]
+
+    def score(self, board: str, user_id: str) -> Score | None:
+        """The pending score of the user on the board, or `ROLLED` when a group of the
+        chain closed the board's period after any score it holds (a period closes first
+        in a group) or took the user off the board after it."""
+        scores = self.scores.get(board)
+        if scores is not None:
+            hit = scores.get(user_id)
+            if hit is not None:
+                return hit
+        if board in self.rolled or (self.removed and (board, user_id) in self.removed):
             return ROLLED
-        return None if self.prior is None else self.prior.score(key)
+        return None if self.prior is None else self.prior.score(board, user_id)
 
     def has_rolled(self, board: str) -> bool:
         """Whether a group of the chain closed the board's period."""
@@ -68,7 +85,7 @@ class Pending:
     def touched(self, board: str) -> set[str]:
         """The users whose standing on `board` the chain may have changed: scored, taken
         off, or frozen or unfrozen."""
-        users = {u for b, u in self.scores if b == board}
+        users = set(self.scores.get(board, ()))
         users.update(u for b, u in self.removed if b == board)
         users.update(self.users)
         return users if self.prior is None else users | self.prior.touched(board)

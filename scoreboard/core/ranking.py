@@ -69,18 +69,22 @@ class Ranking:
     # -- changes -------------------------------------------------------------------------
 
     def set(self, user_id: str, score: int, reached_seq: int) -> None:
-        old = self._key_of.get(user_id)
+        # Every action sets one key on each board it scores on: `_key` written out.
+        key_of = self._key_of
+        old = key_of.get(user_id)
         if old is None:
-            key = self._key(score, reached_seq, len(self._users))
+            slot = len(self._users)
             self._users.append(user_id)
         else:
-            key = self._key(score, reached_seq, old & SLOT_MASK)
+            slot = old & SLOT_MASK
             if user_id not in self.frozen:
                 self._order.remove(old)
-        self._key_of[user_id] = key
+        rank_score = score + SCORE_CEIL if self.ascending else SCORE_CEIL - score
+        key_of[user_id] = key = (rank_score << SEQ_BITS | reached_seq) << SLOT_BITS | slot
         if user_id not in self.frozen:
             self._order.add(key)
-        self.version = max(self.version, reached_seq)
+        if reached_seq > self.version:
+            self.version = reached_seq
 
     def freeze(self, user_id: str, version: int) -> None:
         if user_id in self.frozen:
@@ -261,7 +265,10 @@ class Ranking:
 
     def score(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)
-        return None if key is None else self._score(key)
+        if key is None:
+            return None
+        high = key >> (SEQ_BITS + SLOT_BITS)  # `_score` written out: decisions ask often
+        return high - SCORE_CEIL if self.ascending else SCORE_CEIL - high
 
     def reached_seq(self, user_id: str) -> int | None:
         key = self._key_of.get(user_id)

@@ -90,7 +90,9 @@ class Context:
 
     async def follow(self, board: str | None, limit: int | None) -> AsyncIterator[dict[str, Any]]:
         """The live top of a board: now, then after each change of it (newest only, as
-        an SSE viewer gets it), under the live connection caps."""
+        an SSE viewer gets it), under the live connection caps. When a period closes,
+        the next update is the new period's board at once, with `periodClosed` telling
+        the period that closed (one update per close); every other has it null."""
         parts = self.parts
         query = {"board": v.board_name(board)}
         if limit is not None:
@@ -98,20 +100,27 @@ class Context:
         live = parts.live.check(query, self.authorization, query_token=False)
         ticket = parts.live.admit(live, parts.api.gate.addresses.of(self.request))
         try:
-            client, snapshot = parts.hub.join_sse(live.board, live.limit, None)
+            client, snapshot = parts.hub.join_sse(live.board, live.limit, None, notices=True)
             session = parts.sessions.add(live.principal, client.end)
             try:
                 assert snapshot is not None  # no Last-Event-ID: always a snapshot
-                yield orjson.loads(snapshot.data_json)
+                yield {**orjson.loads(snapshot.data_json), "periodClosed": None}
                 while True:
                     await client.wake.wait()
                     client.wake.clear()
                     if client.ending is not None:
                         raise Unauthorized(client.ending)
+                    notices, client.notices = client.notices or [], []
+                    for notice in notices:
+                        # The close is applied: the board is the new period's already,
+                        # though the broadcast of it may not have come yet.
+                        data = self._now(live.board, live.limit)
+                        client.version = data["version"]
+                        yield {**data, "periodClosed": orjson.loads(notice.data_json)}
                     current = client.group.current
-                    if client.version != current.version:
+                    if client.version < current.version:  # versions only grow
                         client.version = current.version
-                        yield orjson.loads(current.data_json)
+                        yield {**orjson.loads(current.data_json), "periodClosed": None}
                     if client.closed:
                         return
             finally:
@@ -119,3 +128,8 @@ class Context:
                 parts.hub.leave_sse(client)
         finally:
             parts.live.release(ticket)
+
+    def _now(self, board: str, limit: int) -> dict[str, Any]:
+        """The live top of the board as it stands (not as last broadcast)."""
+        api = self.parts.api
+        return api.views.live_update(api.ranking(board), limit)

@@ -9,7 +9,7 @@ nothing is copied or converted per request.
 
 from __future__ import annotations
 
-from typing import Any, NewType
+from typing import Annotated, Any, NewType
 
 import msgspec
 import strawberry
@@ -30,6 +30,7 @@ _SCALARS: dict[type[mi.Type], Any] = {
     mi.StrType: str, mi.BoolType: bool, mi.FloatType: float, mi.DateTimeType: str,
 }
 _BUILT: dict[type[msgspec.Struct], Any] = {}
+_EXTRA: dict[type[msgspec.Struct], list[str]] = {}  # fields only GraphQL has, by reply
 
 
 def _python_type(t: mi.Type) -> Any:
@@ -53,13 +54,15 @@ def _python_type(t: mi.Type) -> Any:
     raise TypeError(f"no GraphQL type for {t}")
 
 
-def object_type(struct: type[msgspec.Struct]) -> Any:
-    """The Strawberry type of a reply Struct, built once."""
+def object_type(struct: type[msgspec.Struct], **extra: Any) -> Any:
+    """The Strawberry type of a reply Struct, built once; `extra`: fields GraphQL adds
+    (name → type)."""
     built = _BUILT.get(struct)
     if built is None:
         info = mi.type_info(struct)
         assert isinstance(info, mi.StructType)
-        annotations = {f.encode_name: _python_type(f.type) for f in info.fields}
+        annotations = {f.encode_name: _python_type(f.type) for f in info.fields} | extra
+        _EXTRA[struct] = list(extra)
         cls = type(struct.__name__, (), {"__annotations__": annotations,
                                          "__doc__": struct.__doc__})
         built = _BUILT[struct] = strawberry.type(cls, description=struct.__doc__)
@@ -69,6 +72,11 @@ def object_type(struct: type[msgspec.Struct]) -> Any:
 def fields_of(struct: type[msgspec.Struct]) -> list[str]:
     """The JSON names of a reply's fields, in declared order."""
     return [f.encode_name for f in msgspec.structs.fields(struct)]
+
+
+def extra_fields(struct: type[msgspec.Struct]) -> list[str]:
+    """The fields GraphQL adds to a reply's type (after the reply's own)."""
+    return _EXTRA.get(struct, [])
 
 
 def item(source: Any, name: str) -> object:
@@ -83,7 +91,25 @@ Leaderboard = object_type(replies.Leaderboard)
 Around = object_type(replies.Around)
 UserScore = object_type(replies.UserScore)
 ActionResult = object_type(replies.ActionResult)
-LiveUpdate = object_type(replies.LiveUpdate)
+
+
+@strawberry.type(description="A period of the board that closed (on schedule or by an "
+                             "administrator's reset): its id, when it ended and its final "
+                             "top at the subscription's limit (as PERIOD_CLOSED on "
+                             "WebSocket and `event: period_closed` on SSE).")
+class PeriodClosed:
+    board: str
+    period: str
+    endsAt: str | None  # the GraphQL name: resolved from the dict by key
+    top: list[Entry]  # type: ignore[valid-type]
+
+
+LiveUpdate = object_type(
+    replies.LiveUpdate,
+    periodClosed=Annotated[PeriodClosed | None, strawberry.field(description=(
+        "Set on the first update of a new period: the period that closed just before it. "
+        "Null on every other update."))],
+)
 Periods = object_type(replies.Periods)
 
 

@@ -157,9 +157,18 @@ _HEADER_DOCS = {
 # -- parameters --------------------------------------------------------------------------
 
 
+BOARD_TEXT = ("A board id: 1-64 of a-z, 0-9, '_' and '-', starting with a letter or "
+              "digit. Boards come from the settings or from an administrator at run time "
+              "(`PUT /api/v1/admin/boards/{board}`); `GET /api/v1/boards` lists them, and "
+              "an id that names no board is 404.")
+
+
 def board_schema(settings: Settings) -> Schema:
-    return {"type": "string", "enum": list(settings.leaderboard.boards),
-            "default": "global", "pattern": ecma(BOARD), "maxLength": MAX_BOARD}
+    """Any board id, not only the configured boards (an enum would refuse boards an
+    administrator creates at run time); those are given as examples."""
+    return {"type": "string", "default": "global", "pattern": ecma(BOARD),
+            "maxLength": MAX_BOARD, "description": BOARD_TEXT,
+            "examples": list(settings.leaderboard.boards)}
 
 
 def query(name: str, schema: Schema, description: str) -> Schema:

@@ -146,7 +146,8 @@ class SseEndpoint:
             if client.ending is not None:
                 return  # no more tops on a token that is no longer valid
             notices, client.notices = client.notices or [], []
-            if notices and not await self._write(request, response, b"".join(notices)):
+            if notices and not await self._write(
+                    request, response, b"".join(n.sse_event for n in notices)):
                 return
             current = client.group.current
             if client.version == current.version:

@@ -59,8 +59,9 @@ class SseClient:
         self.group = group
         self.version = -1
         self.wake = asyncio.Event()
-        # events to send before the next top, in order; None: the viewer takes tops only
-        self.notices: list[bytes] | None = None
+        # what came between tops (a period closed), to tell before the next top, in
+        # order; None: the viewer takes tops only
+        self.notices: list[PeriodClosedNotice] | None = None
         self.closed = False
         self.ending: str | None = None  # why its session ended (token revoked or expired)
 
@@ -137,7 +138,7 @@ class Hub:
                     sink.write(notice.ws_frame)
             for viewer in group.sse:
                 if viewer.notices is not None:
-                    viewer.notices.append(notice.sse_event)
+                    viewer.notices.append(notice)
                     viewer.wake.set()
 
     async def run(self) -> None:

@@ -138,6 +138,7 @@ class TopView:
 class PeriodClosedNotice:
     """PERIOD_CLOSED for the viewers of one (board, limit), encoded once for all."""
 
+    data_json: bytes  # {"board", "period", "endsAt", "top"}
     ws_frame: bytes
     sse_event: bytes
 
@@ -146,5 +147,5 @@ class PeriodClosedNotice:
               top: list[dict[str, Any]]) -> PeriodClosedNotice:
         data_json = orjson.dumps({"board": board, "period": period, "endsAt": iso(ends_at),
                                   "top": top})
-        return cls(ws_text_frame(message("PERIOD_CLOSED", data_json)),
+        return cls(data_json, ws_text_frame(message("PERIOD_CLOSED", data_json)),
                    sse_event("period_closed", None, data_json))

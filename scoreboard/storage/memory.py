@@ -18,9 +18,7 @@ from scoreboard.core.records import (
     LogRecord,
     PeriodClosedRecord,
     PeriodExclusionRecord,
-    ScoreRow,
     SnapshotSink,
-    UserRow,
 )
 from scoreboard.storage.archive import TOP
 from scoreboard.storage.base import (
@@ -35,6 +33,8 @@ from scoreboard.storage.rows import (
     INT64_MAX,
     PreparedBatch,
     RecordRow,
+    ScoreValues,
+    UserValues,
     already_committed,
     chunked,
     last_closes,
@@ -53,8 +53,12 @@ class MemoryLog(ActionLog):
         self._seqs: list[int] = []  # sorted
         self._seq_by_key: dict[tuple[str, str], int] = {}
         self._seq_by_jti: dict[str, int] = {}
-        self._scores: dict[tuple[str, str], ScoreRow] = {}
-        self._users: dict[str, UserRow] = {}
+        # The checked rows as `prepare` made them, in the field order of `ScoreRow` and
+        # `UserRow` (what recovery reads): plain tuples of plain values, which the
+        # garbage collector stops tracking; scores by board, then user (no key tuple
+        # per row).
+        self._scores: dict[str, dict[str, ScoreValues]] = {}
+        self._users: dict[str, UserValues] = {}
         self._periods: dict[tuple[str, str], ArchivedPeriod] = {}
         self._archive: dict[tuple[str, str], dict[str, ArchiveRow]] = {}
         self._snapshots: dict[int, StoredSnapshot] = {}
@@ -121,7 +125,8 @@ class MemoryLog(ActionLog):
                 closes[row[0]] = row
         into.periods(last_closes(sorted(closes.values())),
                      self._rows[self._seqs[-1]][1] if self._seqs else 0.0)
-        for scores in chunked(self._scores.values(), chunk):
+        for scores in chunked((row for board in self._scores.values()
+                               for row in board.values()), chunk):
             into.scores(scores)
         for users in chunked(self._users.values(), chunk):
             into.users(users)
@@ -271,7 +276,12 @@ class MemoryLog(ActionLog):
                 self._seq_by_key[(row[3], row[6])] = seq
             if row[14] is not None:
                 self._seq_by_jti[row[14]] = seq
-        for board, user_id, score, reached_seq in prepared.scores:
-            self._scores[(board, user_id)] = ScoreRow(board, user_id, score, reached_seq)
-        for values in prepared.users:
-            self._users[values[0]] = UserRow(*values)
+        scores = self._scores
+        for score in prepared.scores:
+            board = scores.get(score[0])
+            if board is None:
+                board = scores[score[0]] = {}
+            board[score[1]] = score
+        users = self._users
+        for user in prepared.users:
+            users[user[0]] = user

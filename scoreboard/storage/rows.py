@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -134,10 +135,58 @@ def _row(
 def _also_json(also: Sequence[BoardScore]) -> str | None:
     if not also:
         return None
-    return orjson.dumps([
-        [_required_text(b, "also.board"), _int(prev, "also.prev_score"),
-         _int(new, "also.new_score")] for b, prev, new in also
-    ]).decode()
+    for b, prev, new in also:
+        # ASCII without NUL needs no closer look (as in `_score_values`)
+        if not (type(b) is str and b.isascii() and "\x00" not in b
+                and INT64_MIN <= prev <= INT64_MAX and INT64_MIN <= new <= INT64_MAX):
+            _required_text(b, "also.board")  # the one that is wrong raises
+            _int(prev, "also.prev_score")
+            _int(new, "also.new_score")
+    try:
+        return orjson.dumps(also).decode()  # plain tuples, as the engine makes them
+    except orjson.JSONEncodeError:  # any other sequence of three
+        return orjson.dumps([list(a) for a in also]).decode()
+
+
+def _checked_scores(rows: Sequence[tuple[str, str, int, int]]) -> list[ScoreValues]:
+    """The score rows checked, the last of each (board, user) only: a batch may carry
+    several for one key, and the last is the current state, exactly as if they had
+    been upserted one after another.
+
+    An action writes one row per board it scores on, so the common case is checked for
+    the whole batch at once, at C speed: plain tuples, unique keys, the ids ASCII
+    without NUL and the integers inside 64 bits. Otherwise row by row, naming the field
+    that is wrong."""
+    keys = list(map(_KEY, rows))
+    if len(set(keys)) != len(keys):
+        rows = list(dict(zip(keys, rows, strict=True)).values())
+    elif rows and set(map(type, rows)) == {tuple}:
+        try:
+            ids = "".join(chain.from_iterable(keys))
+            numbers = list(chain.from_iterable(map(_NUMBERS, rows)))
+            if ids.isascii() and "\x00" not in ids and INT64_MIN <= min(numbers) \
+                    and max(numbers) <= INT64_MAX:
+                return list(rows)
+        except TypeError:  # not text, or not numbers: the row by row check says which
+            pass
+    return [_score_values(s) for s in rows]
+
+
+_KEY = itemgetter(0, 1)
+_NUMBERS = itemgetter(2, 3)
+
+
+def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
+    """One checked score row (a plain tuple is kept as it is). Every action writes one
+    per board it scores on: the common case (ASCII ids, values inside 64 bits) passes
+    one test, anything else is checked field by field, naming the one that is wrong."""
+    board, user_id, score, reached_seq = row
+    if type(board) is str and type(user_id) is str and board.isascii() \
+            and "\x00" not in board and user_id.isascii() and "\x00" not in user_id \
+            and INT64_MIN <= score <= INT64_MAX and INT64_MIN <= reached_seq <= INT64_MAX:
+        return row if type(row) is tuple else (board, user_id, score, reached_seq)
+    return (_required_text(board, "board"), _required_text(user_id, "user_id"),
+            _int(score, "score"), _int(reached_seq, "reached_seq"))
 
 
 def _action_row(r: ActionRecord, kind: str) -> RecordRow:
@@ -151,7 +200,7 @@ def _action(cls: type[ActionRecord], row: Sequence[Any]) -> ActionRecord:
     metadata, also = row[11], row[16]
     return cls(row[0], row[1], row[2], row[3], row[10], row[7], row[8], row[9], row[6],
                row[5], None if metadata is None else orjson.loads(metadata), row[14], row[15],
-               () if also is None else tuple(BoardScore(*a) for a in orjson.loads(also)))
+               () if also is None else tuple(tuple(a) for a in orjson.loads(also)))
 
 
 def _adjust_row(r: AdjustRecord, kind: str) -> RecordRow:
@@ -335,15 +384,7 @@ def prepare(batch: CommitBatch) -> PreparedBatch:
     """Check and encode a batch; raises `StoreUnavailable` for values no backend can
     store (nothing is written)."""
     records = [record_row(r) for r in batch.records]
-    scores: list[ScoreValues] = [
-        (
-            _required_text(s.board, "board"),
-            _required_text(s.user_id, "user_id"),
-            _int(s.score, "score"),
-            _int(s.reached_seq, "reached_seq"),
-        )
-        for s in _last_per_key(batch.scores, lambda s: (s.board, s.user_id))
-    ]
+    scores = _checked_scores(batch.scores)
     users: list[UserValues] = [
         (
             _required_text(u.user_id, "user_id"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 from scoreboard.app import GRAPHQL_TASK
 from scoreboard.graphql.deferred import GRAPHQL_PATH, DeferredEndpoint
 from tests.integration.conftest import PROOF_SECRET, Running, ServerFactory, wait_for
-from tests.integration.test_boards_api import closed_cup, scores
+from tests.integration.test_boards_api import call, closed_cup, scores
 
 TOP = "{ leaderboard(limit: 10) { board totalUsers version entries { rank userId score } } }"
 REPORT = """mutation($a: String!, $c: String!, $p: String, $m: JSON) {
@@ -223,6 +224,48 @@ async def test_subscription_gets_the_top_then_each_update(server: Running) -> No
         assert top == [{"userId": "bob", "score": 20}, {"userId": "alice", "score": 10}]
         await ws.send_json({"id": "1", "type": "complete"})
     await wait_for(lambda: server.service.live.gate.total == 0)  # its place given back
+
+
+LIVE_CUP = """subscription { leaderboard(board: "cup", limit: 2) {
+  period top { userId score }
+  periodClosed { board period endsAt top { rank userId displayName score } } } }"""
+
+
+async def test_subscription_hears_a_period_close_with_the_new_period(
+        server: Running) -> None:
+    status, made = await call(server, "PUT", "/admin/boards/cup",
+                              {"reason": "cup", "reset": "weekly"})
+    assert status == 200, made
+    period = made["board"]["period"]["id"]
+    await scores(server, {"amy": 3, "bob": 2, "cat": 1}, board="cup")
+    async with server.http.ws_connect(f"{server.url}{GRAPHQL_PATH}",
+                                      protocols=("graphql-transport-ws",)) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {}})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": LIVE_CUP}})
+        first = (await ws.receive_json(timeout=5))["payload"]["data"]["leaderboard"]
+        assert first["period"] == period and first["periodClosed"] is None
+        assert [e["userId"] for e in first["top"]] == ["amy", "bob"]
+
+        status, reset = await call(server, "POST", "/admin/boards/cup/reset",
+                                   {"reason": "season over"})
+        assert status == 200, reset
+        msg = await ws.receive_json(timeout=5)
+        assert msg["type"] == "next", msg
+        update = msg["payload"]["data"]["leaderboard"]
+        assert update["period"] == period + ".2" and update["top"] == []
+        closed = update["periodClosed"]
+        assert (closed["board"], closed["period"]) == ("cup", period)
+        assert datetime.fromisoformat(closed["endsAt"]) <= datetime.now(UTC)  # reset now
+        assert closed["top"] == [
+            {"rank": 1, "userId": "amy", "displayName": "amy", "score": 30},
+            {"rank": 2, "userId": "bob", "displayName": "bob", "score": 20}]
+
+        await scores(server, {"dan": 1}, board="cup")  # the next update: no close
+        later = (await ws.receive_json(timeout=5))["payload"]["data"]["leaderboard"]
+        assert later["periodClosed"] is None and later["period"] == period + ".2"
+        assert later["top"] == [{"userId": "dan", "score": 10}]
+        await ws.send_json({"id": "1", "type": "complete"})
 
 
 async def test_subscription_refuses_a_bad_token_at_connection_init(server: Running) -> None:

@@ -18,7 +18,7 @@ from scoreboard.core.commands import (
 )
 from scoreboard.core.engine import Engine
 from scoreboard.core.image import take
-from scoreboard.core.records import BoardScore, ScoreRow
+from scoreboard.core.records import ScoreRow
 from scoreboard.core.recovery import Restore
 from scoreboard.core.rules import RuleSet
 from scoreboard.storage import ActionLog
@@ -31,8 +31,8 @@ __all__ = ["backend", "store"]  # the contract's fixtures, over the three backen
 
 
 async def test_an_action_on_followed_boards_is_stored_and_read_back(store: ActionLog) -> None:
-    followed = rec(1, board="daily", also=(BoardScore("weekly", 10, 20),
-                                           BoardScore("season", 0, 10)))
+    followed = rec(1, board="daily", also=(("weekly", 10, 20),
+                                           ("season", 0, 10)))
     plain = rec(2)
     scores = [ScoreRow("daily", "u1", 10, 1), ScoreRow("weekly", "u1", 20, 1),
               ScoreRow("season", "u1", 10, 1), ScoreRow("main", "u1", 20, 2)]

@@ -4,7 +4,7 @@ and feed consumers read the same)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -17,7 +17,6 @@ from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
     BoardDefinedRecord,
-    BoardScore,
     FlagRecord,
     FreezeRecord,
     HideNameRecord,
@@ -122,16 +121,58 @@ def test_rows_are_those_of_the_flat_record(record: LogRecord, row: tuple[Any, ..
     assert kind_of(record) == row[4]
 
 
+class Named(NamedTuple):
+    board: str
+    prev: int
+    new: int
+
+
 def test_an_action_on_followed_boards_keeps_them_in_the_also_column() -> None:
     record = ActionRecord(seq=7, board="daily", **HEAD, delta=3, prev_score=0, new_score=3,
                           client_action_id="c7", action_type="WIN",
-                          also=(BoardScore("weekly", 5, 8), BoardScore("season", 0, 3)))
+                          also=(("weekly", 5, 8), ("season", 0, 3)))
     row = rows.record_row(record)
     assert row[16] == '[["weekly",5,8],["season",0,3]]'
     assert rows.record_from_row(row) == record
+    named = ActionRecord(**{**vars_of(record), "also": (Named("weekly", 5, 8),)})
+    assert rows.record_row(named)[16] == '[["weekly",5,8]]'  # any sequence of three
     with pytest.raises(StoreUnavailable, match=r"also\.board contains a NUL"):
         rows.record_row(ActionRecord(**{**vars_of(record),
-                                        "also": (BoardScore("a\x00", 0, 1),)}))
+                                        "also": (("a\x00", 0, 1),)}))
+
+
+@pytest.mark.parametrize(("also", "refusal"), [
+    ((("w\udc00", 0, 1),), r"also\.board is not valid UTF-8"),
+    ((("weekly", 2**63, 1),), r"also\.prev_score \d+ does not fit in 64 bits"),
+    (((None, 0, 1),), r"also\.board is missing"),
+    ((("weekly", 0, -(2**63) - 1),), r"also\.new_score -\d+ does not fit in 64 bits"),
+])
+def test_followers_values_are_checked_like_any_column(also: Any, refusal: str) -> None:
+    record = ActionRecord(seq=7, board="daily", **HEAD, delta=3, prev_score=0, new_score=3,
+                          client_action_id="c7", action_type="WIN", also=also)
+    with pytest.raises(StoreUnavailable, match=refusal):
+        rows.record_row(record)
+    ok = ActionRecord(**{**vars_of(record), "also": (("wöchentlich", 0, 1),)})
+    assert rows.record_from_row(rows.record_row(ok)) == ok  # not ASCII, and fine
+
+
+@pytest.mark.parametrize(("row", "refusal"), [
+    (("main", "u\x00", 1, 1), "user_id contains a NUL"),
+    (("m\x00", "u1", 1, 1), "board contains a NUL"),
+    (("main", "u\udc00", 1, 1), "user_id is not valid UTF-8"),
+    (("main", "u1", 2**63, 1), "score 9223372036854775808 does not fit"),
+    (("main", "u1", 1, -(2**63) - 1), "reached_seq -9223372036854775809 does not fit"),
+    (("main", None, 1, 1), "user_id is missing"),
+])
+def test_score_rows_are_checked_field_by_field(row: Any, refusal: str) -> None:
+    record = ActionRecord(seq=1, board="main", **HEAD, delta=1, prev_score=0, new_score=1,
+                          client_action_id="c1", action_type="WIN")
+    with pytest.raises(StoreUnavailable, match=refusal):
+        rows.prepare(records.CommitBatch((record,), (row,), ()))
+    kept = ("main", "u1", 1, 1)  # the last per key, kept as it is
+    batch = records.CommitBatch((record,), (("main", "u1", 0, 1), kept, ("main", "ü", 2, 1)), ())
+    assert rows.prepare(batch).scores == [kept, ("main", "ü", 2, 1)]  # not ASCII, valid
+    assert rows.prepare(batch).scores[0] is kept
 
 
 def vars_of(record: ActionRecord) -> dict[str, Any]:
