@@ -5,7 +5,8 @@
 `ArchiveRow` a row of `archive`, one per user who stood in the period's final
 standings. Rows are inserted or ignored by (board, period, user): writing a chunk
 twice (after a crash) changes nothing, so the archiver may always start a period
-again from its first row.
+again from its first row. Each backend inserts a chunk's rows as one JSON array, in a
+statement of its own dialect (`sqlite_archive`, `postgres.log`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from scoreboard.storage import schema
-from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
-from scoreboard.storage.schema import ARCHIVE, PERIODS, Dialect
+from scoreboard.storage.base import ArchivedPeriod
+from scoreboard.storage.schema import PERIODS, Dialect
 
 TOP = 3
 _ROW = "position, user_id, score, rank"
@@ -23,7 +24,6 @@ _PERIOD = ", ".join(PERIODS.column_names)
 
 class ArchiveQueries(NamedTuple):
     upsert_period: str  # a full periods row
-    insert_rows: str  # a full archive row, ignored when (board, period, user) exists
     page: str  # (board, period, after_position, limit)
     user: str  # (board, period, user_id)
     periods: str  # (board, before_seq, limit): complete ones, newest first
@@ -37,11 +37,9 @@ class ArchiveQueries(NamedTuple):
     def of(cls, dialect: Dialect) -> ArchiveQueries:
         p = dialect.params
         values = ", ".join(p(len(PERIODS.columns)))
-        rows = ", ".join(p(len(ARCHIVE.columns)))
         b, per, after, limit = p(4)
         return cls(
             upsert_period=schema.insert(PERIODS, f"VALUES ({values})", upsert=True),
-            insert_rows=schema.insert(ARCHIVE, f"VALUES ({rows})") + " ON CONFLICT DO NOTHING",
             page=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
                  f" AND position > {after} ORDER BY position LIMIT {limit}",
             user=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
@@ -78,10 +76,6 @@ class ArchiveQueries(NamedTuple):
 def period_values(p: ArchivedPeriod) -> tuple[object, ...]:
     return (p.board, p.period, p.starts_at, p.ends_at, p.total_users, p.closed_seq,
             p.complete)
-
-
-def archive_values(p: ArchivedPeriod, rows: list[ArchiveRow]) -> list[tuple[object, ...]]:
-    return [(p.board, p.period, *row) for row in rows]
 
 
 def exclusion_values(board: str, period: str, user_id: str, position: int
