@@ -17,11 +17,12 @@ on start the archiver rebuilds every period whose archive is not complete and ap
 every exclusion again, and a file that is lost or deleted is rebuilt whole.
 
 The event loop never waits for it: each call is one trip to a thread of its own that
-encodes the rows and runs the whole transaction. Rows travel as one JSON array that
-SQLite unpacks itself (`json_each`), so the thread binds three parameters, not four per
-row, and runs the insert with the interpreter lock released rather than taking it back
-row by row. The thread runs at a lower priority (Linux: its nice value), so when the
-CPUs are busy the event loop's thread is scheduled first.
+runs the whole transaction. Rows travel as one JSON array (`rows_json`, encoded on the
+loop in slices) that SQLite unpacks itself (`json_each`), so the thread binds three
+parameters, not four per row, and runs the insert with the interpreter lock released
+rather than taking it back row by row: the writer's commits, whose every round trip
+needs that lock, do not queue for it. The thread runs at a lower priority (Linux: its
+nice value), so when the CPUs are busy the event loop's thread is scheduled first.
 
 A period's user index takes its rows in random order, so a transaction touches most of
 its pages, and each one is written to the WAL again per transaction: few large chunks
@@ -43,10 +44,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import orjson
-
 from scoreboard.storage import schema
-from scoreboard.storage.archive import ArchiveQueries, exclusion_values, period_values
+from scoreboard.storage.archive import (
+    ArchiveQueries,
+    exclusion_values,
+    period_values,
+    rows_json,
+)
 from scoreboard.storage.base import ArchivedPeriod, ArchiveRow, StoreUnavailable
 
 T = TypeVar("T")
@@ -104,8 +108,9 @@ class ArchiveFile:
                 thread.shutdown(wait=False)
 
     async def write(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+        body = await rows_json(rows)  # text: SQLite reads a BLOB as JSONB
+
         def work(conn: sqlite3.Connection) -> None:
-            body = orjson.dumps(rows, default=tuple).decode()  # text: a BLOB is JSONB
             conn.execute(_INSERT_ROWS, (period.board, period.period, body))
             conn.execute(_QUERIES.upsert_period, period_values(period))
 

@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
 from scoreboard.core.recovery import Restore
 from scoreboard.storage import ActionLog, SqliteLog, schema
+from scoreboard.storage.archive import rows_json
 from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
 from scoreboard.writer.archiver import Archiver
 from tests.storage.test_archiver import EXPECTED, engine, run_archiver, stop, two_days
@@ -148,3 +150,9 @@ async def test_a_version_5_log_leaves_its_archive_tables_behind(tmp_path: Path) 
     with closing(sqlite3.connect(path)) as plain:
         tables = {r[0] for r in plain.execute("SELECT name FROM sqlite_master")}
     assert not tables & {"archive", "periods"}
+
+
+async def test_rows_travel_as_one_json_array_across_encoding_steps() -> None:
+    rows = [ArchiveRow(i, f"user{i}", 10_000 - i, i) for i in range(1, 10_001)]
+    assert orjson.loads(await rows_json(rows)) == [list(r) for r in rows]
+    assert await rows_json([]) == "[]"

@@ -34,6 +34,7 @@ from scoreboard.storage.archive import (
     ArchiveQueries,
     exclusion_values,
     period_values,
+    rows_json,
 )
 from scoreboard.storage.base import (
     ActionLog,
@@ -113,8 +114,8 @@ _FIND_SEQS = f"{schema.SELECT_RECORDS} WHERE seq = ANY($1::bigint[]) ORDER BY se
 _FIND_JTIS = "SELECT proof_jti FROM action_log WHERE proof_jti = ANY($1::text[])"
 _LOAD_RECENT = f"{schema.SELECT_RECORDS} WHERE at >= $1 OR proof_exp >= $1 ORDER BY seq"
 _ARCHIVE = ArchiveQueries.of(schema.POSTGRES)
-# A chunk's rows as one JSON array of [position, user_id, score, rank]: one orjson call
-# on the event loop, not a type check per value in the driver.
+# A chunk's rows as one JSON array of [position, user_id, score, rank] (`rows_json`):
+# encoded by orjson, not type-checked value by value in the driver.
 _INSERT_ARCHIVE = f"""INSERT INTO archive ({schema.ARCHIVE.column_list})
     SELECT $1, $2, (r ->> 0)::bigint, r ->> 1, (r ->> 2)::bigint, (r ->> 3)::bigint
     FROM json_array_elements($3::json) AS r ON CONFLICT DO NOTHING"""
@@ -308,7 +309,7 @@ class PostgresLog(ActionLog):
             start = records[-1].seq + 1
 
     async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
-        body = orjson.dumps(rows, default=tuple).decode()
+        body = await rows_json(rows)
 
         async def run(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
