@@ -18,7 +18,7 @@ from typing import NamedTuple
 import orjson
 
 from scoreboard.storage import schema
-from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
+from scoreboard.storage.base import ArchivedPeriod, ArchiveValues
 from scoreboard.storage.schema import PERIODS, Dialect
 
 TOP = 3
@@ -91,7 +91,7 @@ def exclusion_values(board: str, period: str, user_id: str, position: int
             (board, period))
 
 
-async def rows_json(rows: Sequence[ArchiveRow]) -> str:
+async def rows_json(rows: Sequence[ArchiveValues]) -> str:
     """The rows as one JSON array of [position, user_id, score, rank], encoded on the
     event loop a few thousand rows at a time with a yield between: a thread encoding
     them would hold the interpreter lock that every commit's round trips need."""
@@ -99,5 +99,6 @@ async def rows_json(rows: Sequence[ArchiveRow]) -> str:
     for start in range(0, len(rows), _ENCODE_STEP):
         if start:
             await asyncio.sleep(0)
+        # default: an ArchiveRow (orjson takes plain tuples only)
         parts.append(orjson.dumps(rows[start:start + _ENCODE_STEP], default=tuple)[1:-1])
     return f"[{b','.join(parts).decode()}]"

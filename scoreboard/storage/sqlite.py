@@ -42,6 +42,7 @@ from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    ArchiveValues,
     SnapshotInfo,
     StoredSnapshot,
     StoreUnavailable,
@@ -287,7 +288,8 @@ class SqliteLog(ActionLog):
         rows = await self._read(_READ_SNAPSHOT, (seq,))
         return StoredSnapshot(*rows[0]) if rows else None
 
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
         await self._archive.write(period, rows)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int

@@ -51,7 +51,7 @@ from scoreboard.storage.archive import (
     period_values,
     rows_json,
 )
-from scoreboard.storage.base import ArchivedPeriod, ArchiveRow, StoreUnavailable
+from scoreboard.storage.base import ArchivedPeriod, ArchiveValues, StoreUnavailable
 
 T = TypeVar("T")
 VERSION = 1  # of the archive file's own schema (`PRAGMA user_version`)
@@ -107,7 +107,7 @@ class ArchiveFile:
             if thread is not None:
                 thread.shutdown(wait=False)
 
-    async def write(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]) -> None:
         body = await rows_json(rows)  # text: SQLite reads a BLOB as JSONB
 
         def work(conn: sqlite3.Connection) -> None:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
 from scoreboard.core.records import LogRecord, PeriodClosedRecord, PeriodExclusionRecord
-from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveRow, StoreError
+from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveValues, StoreError
 from scoreboard.storage.snapshots import replay, restore_newest
 
 log = logging.getLogger("scoreboard.writer.archiver")
@@ -210,13 +210,14 @@ class Archiver:
         return True
 
     async def _rows(self, ranks: Iterator[tuple[int, tuple[str, int, int]]]
-                    ) -> list[ArchiveRow]:
-        """The next `chunk` rows (fewer: the last), yielding every `SLICE` seconds."""
-        rows: list[ArchiveRow] = []
+                    ) -> list[ArchiveValues]:
+        """The next `chunk` rows (fewer: the last), yielding every `SLICE` seconds; plain
+        tuples (`ArchiveValues`), which the collector soon stops looking at."""
+        rows: list[ArchiveValues] = []
         deadline = time.perf_counter() + SLICE
         while len(rows) < self.chunk:
             step = min(_STEP, self.chunk - len(rows))
-            part = [ArchiveRow(p, u, s, k) for p, (u, s, k) in itertools.islice(ranks, step)]
+            part = [(p, u, s, k) for p, (u, s, k) in itertools.islice(ranks, step)]
             rows += part
             if len(part) < step:
                 break

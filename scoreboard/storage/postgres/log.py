@@ -40,6 +40,7 @@ from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    ArchiveValues,
     SnapshotInfo,
     StoredSnapshot,
     StoreError,
@@ -308,7 +309,8 @@ class PostgresLog(ActionLog):
             yield records
             start = records[-1].seq + 1
 
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
         body = await rows_json(rows)
 
         async def run(conn: asyncpg.Connection) -> None:
