@@ -128,17 +128,22 @@ async def test_read_only_reads_the_archive_and_opens_without_one(tmp_path: Path)
     assert not lose_archive(tmp_path)  # read-only creates nothing
 
 
+def version_5_log(path: Path) -> None:
+    """A log as version 5 left it: the archive's tables in the log's own file."""
+    steps = schema.migrations(schema.SQLITE)
+    statements = [*(s for version in range(1, 6) for s in steps[version]),
+                  *schema.archive_schema(schema.SQLITE),
+                  "INSERT INTO periods VALUES ('daily', '2026-12-04', 0, 1, 1, 1, 1)",
+                  "CREATE TABLE schema_version (version INTEGER PRIMARY KEY)",
+                  "INSERT INTO schema_version VALUES (5)"]
+    with closing(sqlite3.connect(path, isolation_level=None)) as old:
+        for statement in statements:
+            old.execute(statement)
+
+
 async def test_a_version_5_log_leaves_its_archive_tables_behind(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path, isolation_level=None)) as old:
-        for version in range(1, 6):
-            for statement in schema.migrations(schema.SQLITE)[version]:
-                old.execute(statement)
-        for statement in schema.archive_schema(schema.SQLITE):  # where version 5 kept it
-            old.execute(statement)
-        old.execute("INSERT INTO periods VALUES ('daily', '2026-12-04', 0, 1, 1, 1, 1)")
-        old.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
-        old.execute("INSERT INTO schema_version VALUES (5)")
+    version_5_log(path)
     log = SqliteLog(path)
     await log.open()
     try:
