@@ -18,7 +18,8 @@ import pytest
 from scoreboard.core.recovery import Restore
 from scoreboard.storage import ActionLog, SqliteLog, schema
 from scoreboard.storage.archive import rows_json
-from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
+from scoreboard.storage.base import ArchivedPeriod, ArchiveRow, WriterFenced
+from scoreboard.storage.postgres.log import PostgresLog
 from scoreboard.writer.archiver import Archiver
 from tests.storage.test_archiver import EXPECTED, engine, run_archiver, stop, two_days
 from tests.storage.test_contract import Backend, backend, batch, rec, store
@@ -161,3 +162,20 @@ async def test_rows_travel_as_one_json_array_across_encoding_steps() -> None:
     rows = [ArchiveRow(i, f"user{i}", 10_000 - i, i) for i in range(1, 10_001)]
     assert orjson.loads(await rows_json(rows)) == [list(r) for r in rows]
     assert await rows_json([]) == "[]"
+
+
+@pytest.mark.postgres
+async def test_a_postgres_follower_writes_no_archive(fresh_pg_dsn: str) -> None:
+    writer = PostgresLog(fresh_pg_dsn, pool_size=1)
+    await writer.open()
+    try:
+        follower = PostgresLog(fresh_pg_dsn, pool_size=1, follower=True)
+        await follower.open()
+        try:
+            with pytest.raises(WriterFenced):
+                await follower.write_archive(PERIOD, ROWS)
+            assert await follower.periods("daily", None, 10) == []
+        finally:
+            await follower.close()
+    finally:
+        await writer.close()

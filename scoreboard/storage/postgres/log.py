@@ -319,10 +319,9 @@ class PostgresLog(ActionLog):
                                    timeout=self._bulk_timeout)
                 await conn.execute(_ARCHIVE.upsert_period, *period_values(period))
 
-        # On a pooled session, not the lock's: appends never queue behind an archive.
-        # The archive is a function of the log: whoever writes it writes the same rows,
-        # and those written before are ignored.
-        await self._sessions.read(run)
+        # Appends never queue behind an archive. The archive is a function of the log:
+        # whoever writes it writes the same rows, and those written before are ignored.
+        await self._sessions.write_beside(run)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:
