@@ -21,24 +21,21 @@ runs the whole transaction. Rows travel as one JSON array (`rows_json`, encoded 
 loop in slices) that SQLite unpacks itself (`json_each`), so the thread binds three
 parameters, not four per row, and runs the insert with the interpreter lock released
 rather than taking it back row by row: the writer's commits, whose every round trip
-needs that lock, do not queue for it. The thread runs at a lower priority (Linux: its
-nice value), so when the CPUs are busy the event loop's thread is scheduled first.
+needs that lock, do not queue for it.
 
 A period's user index takes its rows in random order, so a transaction touches most of
 its pages, and each one is written to the WAL again per transaction: few large chunks
 and a page cache that holds the index (`CACHE_KIB`, handed back once a period is
-complete) write far less than many small ones (1M users: 34 s in 10,000-row chunks,
-14 s in 50,000-row chunks).
+complete) write far less than many small ones (1M users, the file alone with a 64 MiB
+cache: 34 s in 10,000-row chunks, 14 s in 50,000-row chunks; in `bench.boards` a 32 MiB
+cache was no slower and 50 MB lighter).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
-import sys
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,8 +53,7 @@ from scoreboard.storage.base import ArchivedPeriod, ArchiveValues, StoreUnavaila
 T = TypeVar("T")
 VERSION = 1  # of the archive file's own schema (`PRAGMA user_version`)
 ATTACHED = "archive"  # the name the log's read connection gives it
-CACHE_KIB = 65_536  # the writing connection's page cache at most
-NICE = 10  # added to the writing thread's nice value
+CACHE_KIB = 32_768  # the writing connection's page cache at most
 _QUERIES = ArchiveQueries.of(schema.SQLITE)
 _INSERT_ROWS = (
     f"INSERT INTO archive ({schema.ARCHIVE.column_list})"
@@ -89,8 +85,7 @@ class ArchiveFile:
         self._lock = asyncio.Lock()  # one transaction at a time
 
     async def open(self) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="archive",
-                                          initializer=_lower_priority)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="archive")
         try:
             self._conn = await self._run(self._open)
         except BaseException:
@@ -186,12 +181,3 @@ class ArchiveFile:
         if self._conn is None:
             raise sqlite3.OperationalError(f"the archive {self.path} is not open")
         return self._conn
-
-
-def _lower_priority() -> None:
-    """Make the calling thread yield the CPU to the others of the process (Linux, where
-    a thread has a nice value of its own)."""
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICE)
