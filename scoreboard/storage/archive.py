@@ -5,25 +5,30 @@
 `ArchiveRow` a row of `archive`, one per user who stood in the period's final
 standings. Rows are inserted or ignored by (board, period, user): writing a chunk
 twice (after a crash) changes nothing, so the archiver may always start a period
-again from its first row.
+again from its first row. Each backend inserts a chunk's rows as one JSON array, in a
+statement of its own dialect (`sqlite_archive`, `postgres.log`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import orjson
+
 from scoreboard.storage import schema
-from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
-from scoreboard.storage.schema import ARCHIVE, PERIODS, Dialect
+from scoreboard.storage.base import ArchivedPeriod, ArchiveValues
+from scoreboard.storage.schema import PERIODS, Dialect
 
 TOP = 3
+_ENCODE_STEP = 4_096  # rows encoded between yields to the event loop (about a millisecond)
 _ROW = "position, user_id, score, rank"
 _PERIOD = ", ".join(PERIODS.column_names)
 
 
 class ArchiveQueries(NamedTuple):
     upsert_period: str  # a full periods row
-    insert_rows: str  # a full archive row, ignored when (board, period, user) exists
     page: str  # (board, period, after_position, limit)
     user: str  # (board, period, user_id)
     periods: str  # (board, before_seq, limit): complete ones, newest first
@@ -37,11 +42,9 @@ class ArchiveQueries(NamedTuple):
     def of(cls, dialect: Dialect) -> ArchiveQueries:
         p = dialect.params
         values = ", ".join(p(len(PERIODS.columns)))
-        rows = ", ".join(p(len(ARCHIVE.columns)))
         b, per, after, limit = p(4)
         return cls(
             upsert_period=schema.insert(PERIODS, f"VALUES ({values})", upsert=True),
-            insert_rows=schema.insert(ARCHIVE, f"VALUES ({rows})") + " ON CONFLICT DO NOTHING",
             page=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
                  f" AND position > {after} ORDER BY position LIMIT {limit}",
             user=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
@@ -80,13 +83,22 @@ def period_values(p: ArchivedPeriod) -> tuple[object, ...]:
             p.complete)
 
 
-def archive_values(p: ArchivedPeriod, rows: list[ArchiveRow]) -> list[tuple[object, ...]]:
-    return [(p.board, p.period, *row) for row in rows]
-
-
 def exclusion_values(board: str, period: str, user_id: str, position: int
                      ) -> tuple[tuple[object, ...], ...]:
     """The parameters of each statement of `ArchiveQueries.exclude`, in order, for
     taking the user at `position` out of the period."""
     return ((board, period, user_id), (position, board, period, position), (board, period),
             (board, period))
+
+
+async def rows_json(rows: Sequence[ArchiveValues]) -> str:
+    """The rows as one JSON array of [position, user_id, score, rank], encoded on the
+    event loop a few thousand rows at a time with a yield between: a thread encoding
+    them would hold the interpreter lock that every commit's round trips need."""
+    parts: list[bytes] = []
+    for start in range(0, len(rows), _ENCODE_STEP):
+        if start:
+            await asyncio.sleep(0)
+        # default: an ArchiveRow (orjson takes plain tuples only)
+        parts.append(orjson.dumps(rows[start:start + _ENCODE_STEP], default=tuple)[1:-1])
+    return f"[{b','.join(parts).decode()}]"

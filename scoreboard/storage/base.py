@@ -67,6 +67,12 @@ class ArchiveRow(NamedTuple):
     rank: int  # as it stood: equal scores share it under competition ranks
 
 
+# An `ArchiveRow`'s values as a plain tuple, as the archiver writes them: the collector
+# stops tracking a plain tuple of strings and numbers, never a named one, so a chunk of
+# plain ones costs no time in the collections that run while it waits to be written.
+ArchiveValues = tuple[int, str, int, int]
+
+
 class ArchivedPeriod(NamedTuple):
     board: str
     period: str
@@ -169,7 +175,8 @@ class ActionLog(abc.ABC):
     # -- archives of closed periods (SPEC §11) -------------------------------------------
 
     @abc.abstractmethod
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
         """Record the period (its `complete` as given) and insert its rows, ignoring
         those whose (board, period, user) is stored already; one transaction."""
 

@@ -25,6 +25,7 @@ from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    ArchiveValues,
     SnapshotInfo,
     StoredSnapshot,
     StoreUnavailable,
@@ -174,12 +175,13 @@ class MemoryLog(ActionLog):
     async def ping(self) -> bool:
         return self._is_open
 
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
         self._require_open()
         key = (period.board, period.period)
         stored = self._archive.setdefault(key, {})
         for row in rows:
-            stored.setdefault(row.user_id, row)
+            stored.setdefault(row[1], ArchiveRow(*row))
         self._periods[key] = period._replace(top=())
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int

@@ -57,6 +57,9 @@ class Dialect:
 
     types: Mapping[ColumnType, str]
     numbered_params: bool  # $1, $2 … (PostgreSQL); else ? in order (SQLite)
+    # The archive's tables live in a database of their own (SQLite: a file beside the
+    # log's, so that writing an archive never holds the log's one write lock).
+    archive_apart: bool = False
 
     def params(self, count: int, first: int = 1) -> list[str]:
         if self.numbered_params:
@@ -72,6 +75,7 @@ SQLITE = Dialect(
     {INT: "INTEGER", REAL: "REAL", TEXT: "TEXT", JSON: "TEXT", BOOL: "INTEGER",
      BYTES: "BLOB"},
     numbered_params=False,
+    archive_apart=True,
 )
 POSTGRES = Dialect(
     {INT: "BIGINT", REAL: "DOUBLE PRECISION", TEXT: "TEXT", JSON: "JSONB", BOOL: "BOOLEAN",
@@ -129,6 +133,11 @@ PERIODS = Table("periods", (
 ), primary_key=("board", "period"), since=5)
 # Tables a schema version after the first added.
 LATER_TABLES = (SNAPSHOTS, ARCHIVE, PERIODS)
+ARCHIVE_TABLES = (ARCHIVE, PERIODS)
+ARCHIVE_INDEXES = (
+    "CREATE UNIQUE INDEX archive_position ON archive (board, period, position)",
+    "CREATE INDEX periods_closed ON periods (board, closed_seq)",
+)
 
 # The same in both dialects: partial indexes keep the unique guards to the rows that
 # have a key or a proof.
@@ -149,8 +158,6 @@ _LATER: dict[int, tuple[str, ...]] = {
     # Recovery finds each board's last period_closed without scanning the log.
     5: ("""CREATE INDEX action_log_period_closed ON action_log (board, seq)
         WHERE kind = 'period_closed'""",
-        "CREATE UNIQUE INDEX archive_position ON archive (board, period, position)",
-        "CREATE INDEX periods_closed ON periods (board, closed_seq)",
         # and every run-time board definition and standing removal.
         """CREATE INDEX action_log_board_admin ON action_log (seq)
         WHERE kind IN ('board_defined', 'standing_removed')"""),
@@ -172,12 +179,20 @@ def _column_ddl(table: Table, column: Column, dialect: Dialect) -> str:
     return f"{ddl} NOT NULL" if column.required else ddl
 
 
-def _create_table(table: Table, dialect: Dialect) -> str:
+def _create_table(table: Table, dialect: Dialect, within: str = "") -> str:
     parts = [_column_ddl(table, c, dialect) for c in table.columns if c.since <= table.since]
     if len(table.primary_key) > 1:
         parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n    ".join(parts)
-    return f"CREATE TABLE {table.name} (\n    {body}\n)"
+    return f"CREATE TABLE {within}{table.name} (\n    {body}\n)"
+
+
+def archive_schema(dialect: Dialect, *, within: str | None = None) -> tuple[str, ...]:
+    """The archive's tables and indexes (in the log's database unless `archive_apart`);
+    `within`: the tables alone, in that attached database (an empty stand-in)."""
+    if within is not None:
+        return tuple(_create_table(t, dialect, f"{within}.") for t in ARCHIVE_TABLES)
+    return (*(_create_table(t, dialect) for t in ARCHIVE_TABLES), *ARCHIVE_INDEXES)
 
 
 def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
@@ -186,12 +201,18 @@ def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
         1: (*(_create_table(t, dialect) for t in TABLES[:1]), *_INDEXES,
             *(_create_table(t, dialect) for t in TABLES[1:])),
     }
+    apart = ARCHIVE_TABLES if dialect.archive_apart else ()
     for version in range(2, SCHEMA_VERSION + 1):
         steps[version] = (*(
             f"ALTER TABLE {t.name} ADD COLUMN {_column_ddl(t, c, dialect)}"
             for t in TABLES for c in t.columns if c.since == version
-        ), *(_create_table(t, dialect) for t in LATER_TABLES if t.since == version),
+        ), *(_create_table(t, dialect) for t in LATER_TABLES
+             if t.since == version and t not in apart),
             *_LATER.get(version, ()))
+    if not dialect.archive_apart:
+        steps[5] += ARCHIVE_INDEXES
+    else:  # a log made by version 5 kept its archive itself: rebuilt in its own file
+        steps[6] += tuple(f"DROP TABLE IF EXISTS {t.name}" for t in ARCHIVE_TABLES)
     return steps
 
 

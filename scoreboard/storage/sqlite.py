@@ -6,9 +6,14 @@ transaction per batch); a second, read-only connection serves reads so they neve
 a transaction in progress and do not queue behind it. A second process pointed at the
 same file is refused by an exclusive `flock` on `<db>.lock`.
 
+Closed periods' archives live in a file of their own beside the database
+(`sqlite_archive`), which the read connection attaches: writing a million-row
+archive never holds the log's write lock.
+
 Scores, names and the audit trail are nobody else's business: a folder this log creates
-is 0700, and the database, its -wal and -shm files and the lock file are 0600 (SQLite
-gives -wal and -shm the database's mode; files from older versions are tightened).
+is 0700, and the database, the archive, their -wal and -shm files and the lock file are
+0600 (SQLite gives -wal and -shm the database's mode; files from older versions are
+tightened).
 """
 
 from __future__ import annotations
@@ -32,17 +37,12 @@ from scoreboard.core.records import (
     SnapshotSink,
 )
 from scoreboard.storage import schema
-from scoreboard.storage.archive import (
-    TOP,
-    ArchiveQueries,
-    archive_values,
-    exclusion_values,
-    period_values,
-)
+from scoreboard.storage.archive import TOP, ArchiveQueries
 from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    ArchiveValues,
     SnapshotInfo,
     StoredSnapshot,
     StoreUnavailable,
@@ -60,6 +60,7 @@ from scoreboard.storage.rows import (
     records_from_rows,
     unique,
 )
+from scoreboard.storage.sqlite_archive import ATTACHED, ArchiveFile, archive_path, stand_in
 
 
 def _insert(table: schema.Table, *, upsert: bool = False) -> str:
@@ -149,6 +150,8 @@ class SqliteLog(ActionLog):
         self.read_only = read_only
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._lock = _LockFile(Path(f"{self.path}.lock"))
+        self.archive_path = archive_path(self.path)
+        self._archive = ArchiveFile(self.archive_path, busy_timeout_ms=self._busy_timeout_ms)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -164,6 +167,7 @@ class SqliteLog(ActionLog):
             self.path.parent.mkdir(PRIVATE_DIR, parents=True, exist_ok=True)
             self._lock.acquire()
             _make_private(self.path)
+            _make_private(self.archive_path)
         except OSError as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -171,7 +175,10 @@ class SqliteLog(ActionLog):
             await self._pragma(self._writer, "journal_mode = WAL")
             await self._pragma(self._writer, "synchronous = FULL")
             await self._migrate(self._writer)
+            await self._archive.open()
             self._reader = await self._connect()
+            await self._reader.execute(f"ATTACH DATABASE ? AS {ATTACHED}",
+                                       (str(self.archive_path),))
             await self._pragma(self._reader, "query_only = ON")
         except BaseException as exc:
             await self._close_connections()
@@ -281,14 +288,9 @@ class SqliteLog(ActionLog):
         rows = await self._read(_READ_SNAPSHOT, (seq,))
         return StoredSnapshot(*rows[0]) if rows else None
 
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
-        async def work(conn: aiosqlite.Connection) -> None:
-            await conn.executemany(_ARCHIVE.insert_rows, archive_values(period, list(rows)))
-            await conn.execute(_ARCHIVE.upsert_period, period_values(period))
-
-        # Not synced on its own (the archive is rebuilt from the log when a crash loses
-        # it, and WAL keeps commits in order): the next append's sync covers it.
-        await self._transaction("writing an archive", work, synced=False)
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
+        await self._archive.write(period, rows)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:
@@ -326,21 +328,7 @@ class SqliteLog(ActionLog):
                 if isinstance(r, PeriodClosedRecord)]
 
     async def exclude_from_archive(self, board: str, period: str, user_id: str) -> bool:
-        removed = False
-
-        async def work(conn: aiosqlite.Connection) -> None:
-            nonlocal removed
-            async with conn.execute(_ARCHIVE.user, (board, period, user_id)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return
-            for sql, args in zip(_ARCHIVE.exclude,
-                                 exclusion_values(board, period, user_id, row[0]), strict=True):
-                await conn.execute(sql, args)
-            removed = True
-
-        await self._transaction("excluding a user from an archive", work)
-        return removed
+        return await self._archive.exclude(board, period, user_id)
 
     async def exclusions(self) -> list[PeriodExclusionRecord]:
         return [r for r in records_from_rows(await self._read(_ARCHIVE.exclusions))
@@ -349,28 +337,19 @@ class SqliteLog(ActionLog):
     # -- internals --------------------------------------------------------------------
 
     async def _transaction(self, what: str,
-                           work: Callable[[aiosqlite.Connection], Awaitable[None]],
-                           *, synced: bool = True) -> None:
+                           work: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
         """`work` in one transaction on the writer's connection (SQLite has one writer
-        at a time anyway: an append queued meanwhile waits as long as this takes).
-        `synced=False`: the commit skips its fsync (`synchronous=NORMAL`), for data
-        derived from the log; the connection is back to FULL before the lock goes."""
+        at a time anyway: an append queued meanwhile waits as long as this takes)."""
         async with self._write_lock:
             conn = self._require(self._writer)
             try:
-                if not synced:
-                    await self._pragma(conn, "synchronous = NORMAL")
+                await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    await conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        await work(conn)
-                        await conn.execute("COMMIT")
-                    except BaseException:
-                        await _rollback_quietly(conn)
-                        raise
-                finally:
-                    if not synced:
-                        await self._pragma(conn, "synchronous = FULL")
+                    await work(conn)
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback_quietly(conn)
+                    raise
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"{what} failed: {exc}") from exc
 
@@ -379,7 +358,14 @@ class SqliteLog(ActionLog):
             raise StoreUnavailable(f"cannot open {self.path}: no such database file")
         try:
             self._reader = await self._connect(f"{self.path.resolve().as_uri()}?mode=ro")
+            if self.archive_path.is_file():
+                await self._reader.execute(f"ATTACH DATABASE ? AS {ATTACHED}",
+                                           (f"{self.archive_path.resolve().as_uri()}?mode=ro",))
+            else:
+                for statement in stand_in():
+                    await self._reader.execute(statement)
         except (sqlite3.Error, OSError) as exc:
+            await self._close_connections()
             raise StoreUnavailable(f"cannot open {self.path} read-only: {exc}") from exc
 
     async def _connect(self, uri: str | None = None) -> aiosqlite.Connection:
@@ -480,6 +466,8 @@ class SqliteLog(ActionLog):
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.close()
         self._reader = self._writer = None
+        with contextlib.suppress(sqlite3.Error):
+            await self._archive.close()
 
 
 async def _stream(

@@ -144,6 +144,7 @@ class Backend:
     name: str
     make: Callable[[], ActionLog]  # a new handle on the same database (not opened)
     exclusive: bool  # a second handle is refused while one is open
+    dsn: str = ""  # PostgreSQL's, for a session of a test's own
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -155,7 +156,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         path = tmp_path / "nested" / "dir" / "log.db"  # parents do not exist yet
         return Backend("sqlite", lambda: SqliteLog(path), exclusive=True)
     dsn: str = request.getfixturevalue("fresh_pg_dsn")
-    return Backend("postgres", lambda: PostgresLog(dsn, pool_size=2), exclusive=True)
+    return Backend("postgres", lambda: PostgresLog(dsn, pool_size=2), exclusive=True, dsn=dsn)
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ async def test_the_folder_and_every_file_in_it_are_owner_only(tmp_path: Path) ->
         try:
             await log.append(one_action())
             files = sorted(p.name for p in (tmp_path / "data").iterdir())
-            assert files == ["scoreboard.db", "scoreboard.db-shm", "scoreboard.db-wal",
-                             "scoreboard.db.lock"]
+            assert files == ["scoreboard-archive.db", "scoreboard-archive.db-shm",
+                             "scoreboard-archive.db-wal", "scoreboard.db", "scoreboard.db-shm",
+                             "scoreboard.db-wal", "scoreboard.db.lock"]
             assert mode(tmp_path / "data") == 0o700
             assert {name: mode(tmp_path / "data" / name) for name in files} == dict.fromkeys(
                 files, 0o600)
@@ -48,13 +49,14 @@ async def test_files_left_readable_by_an_older_version_are_tightened(tmp_path: P
     await first.open()
     await first.append(one_action())
     await first.close()
-    for name in ("scoreboard.db", "scoreboard.db.lock"):
+    for name in ("scoreboard.db", "scoreboard.db.lock", "scoreboard-archive.db"):
         (tmp_path / name).chmod(0o644)
     again = SqliteLog(tmp_path / "scoreboard.db")
     await again.open()
     try:
         assert await again.last_seq() == 1
-        assert mode(tmp_path / "scoreboard.db") == mode(tmp_path / "scoreboard.db.lock") == 0o600
+        assert {mode(tmp_path / name) for name in (
+            "scoreboard.db", "scoreboard.db.lock", "scoreboard-archive.db")} == {0o600}
     finally:
         await again.close()
 

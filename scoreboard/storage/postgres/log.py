@@ -32,14 +32,15 @@ from scoreboard.storage import schema
 from scoreboard.storage.archive import (
     TOP,
     ArchiveQueries,
-    archive_values,
     exclusion_values,
     period_values,
+    rows_json,
 )
 from scoreboard.storage.base import (
     ActionLog,
     ArchivedPeriod,
     ArchiveRow,
+    ArchiveValues,
     SnapshotInfo,
     StoredSnapshot,
     StoreError,
@@ -114,6 +115,11 @@ _FIND_SEQS = f"{schema.SELECT_RECORDS} WHERE seq = ANY($1::bigint[]) ORDER BY se
 _FIND_JTIS = "SELECT proof_jti FROM action_log WHERE proof_jti = ANY($1::text[])"
 _LOAD_RECENT = f"{schema.SELECT_RECORDS} WHERE at >= $1 OR proof_exp >= $1 ORDER BY seq"
 _ARCHIVE = ArchiveQueries.of(schema.POSTGRES)
+# A chunk's rows as one JSON array of [position, user_id, score, rank] (`rows_json`):
+# encoded by orjson, not type-checked value by value in the driver.
+_INSERT_ARCHIVE = f"""INSERT INTO archive ({schema.ARCHIVE.column_list})
+    SELECT $1, $2, (r ->> 0)::bigint, r ->> 1, (r ->> 2)::bigint, (r ->> 3)::bigint
+    FROM json_array_elements($3::json) AS r ON CONFLICT DO NOTHING"""
 _RECORDS = schema.RecordQueries.of(schema.POSTGRES)
 _UPSERT_SNAPSHOT = schema.insert(schema.SNAPSHOTS, "VALUES ($1, $2, $3, $4, $5)", upsert=True)
 _READ_SNAPSHOT = f"SELECT {schema.SNAPSHOTS.column_list} FROM snapshots WHERE seq = $1"
@@ -303,13 +309,19 @@ class PostgresLog(ActionLog):
             yield records
             start = records[-1].seq + 1
 
-    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveRow]) -> None:
+    async def write_archive(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]
+                            ) -> None:
+        body = await rows_json(rows)
+
         async def run(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
-                await conn.executemany(_ARCHIVE.insert_rows, archive_values(period, list(rows)))
+                await conn.execute(_INSERT_ARCHIVE, period.board, period.period, body,
+                                   timeout=self._bulk_timeout)
                 await conn.execute(_ARCHIVE.upsert_period, *period_values(period))
 
-        await self._sessions.write(run)  # the rows are ignored when written before
+        # Appends never queue behind an archive. The archive is a function of the log:
+        # whoever writes it writes the same rows, and those written before are ignored.
+        await self._sessions.write_beside(run)
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:

@@ -188,6 +188,15 @@ class Sessions:
                         raise StoreUnavailable(f"append failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
+    async def write_beside(self, run: Run[T]) -> T:
+        """Run a write on a pooled session, not the lock's: for what is derived from the
+        log (archives), which appends must not queue behind. Refused like `write` once
+        this process is known to be fenced, or is a follower; `run` must be safe to
+        repeat (a retry on a session found dead)."""
+        if self._fenced is not None:
+            raise WriterFenced(self._fenced)
+        return await self.read(run)
+
     async def read(self, run: Run[T], *, may_retry: Callable[[], bool] = lambda: True) -> T:
         """Run a read on a pooled connection, retrying on connections found dead.
 
