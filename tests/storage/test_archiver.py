@@ -15,6 +15,7 @@ from scoreboard.storage import ActionLog, schema
 from scoreboard.storage.archive import ArchiveQueries
 from scoreboard.storage.base import ArchivedPeriod, ArchiveRow
 from scoreboard.storage.sqlite import SqliteLog
+from scoreboard.storage.sqlite_archive import ATTACHED, archive_path
 from scoreboard.writer.actor import Writer
 from scoreboard.writer.archiver import Archiver
 from tests.storage.test_boards_contract import BOARDS, DAY1, RULES, run_writer, win
@@ -118,6 +119,9 @@ async def test_the_start_up_reads_use_an_index_not_the_whole_log(tmp_path: Path)
     await log.close()
     queries = ArchiveQueries.of(schema.SQLITE)
     with closing(sqlite3.connect(tmp_path / "scoreboard.db")) as db:
+        # as the log's read connection does: the archive's tables are in their own file
+        db.execute(f"ATTACH DATABASE ? AS {ATTACHED}",
+                   (str(archive_path(tmp_path / "scoreboard.db")),))
         for sql in (queries.unarchived, queries.exclusions):
             plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
             assert "SCAN action_log" not in plan, plan
