@@ -44,7 +44,11 @@ class ArchiveQueries(NamedTuple):
         values = ", ".join(p(len(PERIODS.columns)))
         b, per, after, limit = p(4)
         return cls(
-            upsert_period=schema.insert(PERIODS, f"VALUES ({values})", upsert=True),
+            # A complete period stays as it is: a late chunk from a writer that lost
+            # its lock and does not know it yet never marks it incomplete again, nor
+            # undoes an exclusion's count.
+            upsert_period=schema.insert(PERIODS, f"VALUES ({values})", upsert=True,
+                                        unless="complete"),
             page=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"
                  f" AND position > {after} ORDER BY position LIMIT {limit}",
             user=f"SELECT {_ROW} FROM archive WHERE board = {b} AND period = {per}"

@@ -182,7 +182,9 @@ class MemoryLog(ActionLog):
         stored = self._archive.setdefault(key, {})
         for row in rows:
             stored.setdefault(row[1], ArchiveRow(*row))
-        self._periods[key] = period._replace(top=())
+        held = self._periods.get(key)
+        if held is None or not held.complete:  # a complete period stays as it is
+            self._periods[key] = period._replace(top=())
 
     async def archive_page(self, board: str, period: str, after_rank: int, limit: int
                            ) -> list[ArchiveRow]:

@@ -251,15 +251,17 @@ PRUNE_SNAPSHOTS = ("DELETE FROM snapshots WHERE seq NOT IN"
                    " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT {keep})")
 
 
-def insert(table: Table, rows: str, *, upsert: bool = False) -> str:
+def insert(table: Table, rows: str, *, upsert: bool = False, unless: str = "") -> str:
     """Insert full rows from `rows` (a VALUES list or a SELECT); with `upsert`, a row
-    whose primary key exists replaces it."""
+    whose primary key exists replaces it, except where the stored row meets `unless`."""
     statement = f"INSERT INTO {table.name} ({table.column_list}) {rows}"
     if not upsert:
         return statement
     rest = [c for c in table.column_names if c not in table.primary_key]
     updates = ", ".join(f"{c} = excluded.{c}" for c in rest)
-    return f"{statement} ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
+    guard = f" WHERE NOT ({table.name}.{unless})" if unless else ""
+    return (f"{statement} ON CONFLICT ({', '.join(table.primary_key)}) "
+            f"DO UPDATE SET {updates}{guard}")
 
 
 @dataclass(frozen=True, slots=True)

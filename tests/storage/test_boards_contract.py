@@ -126,6 +126,10 @@ async def test_archives_are_written_idempotently_and_read_by_page_user_and_perio
     assert older == first._replace(complete=True, top=tuple(rows[:3]))
     assert await store.periods("daily", "2026-12-05", 10) == [older]
     assert await store.periods("daily", None, 1) == [newest]
+    # A late chunk (a writer that lost its lock and does not know it yet) leaves a
+    # complete period complete, with its count.
+    await store.write_archive(first._replace(total_users=9), rows[:2])
+    assert await store.archived_period("daily", "2026-12-04") == older._replace(top=())
 
 
 def define(board: str, **keys: Any) -> DefineBoard:
