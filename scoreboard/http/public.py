@@ -168,13 +168,14 @@ class PublicApi:
     async def caught_up(self, request: web.Request) -> Ranking:
         """The asked board's ranking as it stands once `minSeq` is applied here: answer
         only from a state that includes that seq (waiting a bounded time on a follower),
-        so a client reads its own write wherever it reads. The board is looked up again
-        after the wait: a period that closed meanwhile put a new ranking in its place."""
+        so a client reads its own write wherever it reads. The board is looked up after
+        the wait: the seq may be the one that defined it, and a period that closed
+        meanwhile put a new ranking in its place."""
         board = request.query.get("board")
-        ranking = self.ranking(board)  # 400 / 404 before any wait
         raw = request.query.get("minSeq")
         if raw is None or self.progress is None:
-            return ranking
+            return self.ranking(board)
+        v.board_name(board)  # a malformed name is 400 at once
         seq = v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ)
         patience = self.progress.patience
         if await self.progress.wait(seq, patience):

@@ -161,6 +161,22 @@ async def test_a_read_waiting_on_min_seq_sees_the_period_that_seq_opened(
     assert s2 == 404 and s3 == 404, (around, score)  # amy has no standing in the new period
 
 
+async def test_a_read_waiting_on_min_seq_finds_the_board_that_seq_defined(
+        server: Running) -> None:
+    progress = server.service.progress
+    assert progress is not None
+    progress.patience = 5.0  # as a follower, which may not have applied the board yet
+    seq = server.service.engine.last_seq + 1
+    read = asyncio.ensure_future(server.get(f"{API}/leaderboard?board=cup&minSeq={seq}"))
+    await wait_for(lambda: progress.queued == 1)
+    status, made = await call(server, "PUT", "/admin/boards/cup", {"reason": "cup"})
+    assert status == 200 and made["seq"] == seq, made
+    status, top = await read
+    assert status == 200 and top["board"] == "cup" and top["entries"] == [], top
+    status, err = await server.get(f"{API}/leaderboard?board=no%20such&minSeq={seq + 5}")
+    assert status == 400, err  # a malformed name is refused before any wait
+
+
 async def test_the_friends_view_ranks_on_the_whole_board_and_keeps_hidden_ids(
         server: Running) -> None:
     await scores(server, {f"p{i}": 1 + i for i in range(10)})
