@@ -34,7 +34,27 @@ class Replay:
 
 def fingerprint(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
     """What must match for a repeated key to count as the same request: 64 bits of a
-    digest, the same in every process (a snapshot carries them to the next one)."""
+    digest, the same in every process (a snapshot carries them to the next one).
+
+    An accepted action is fingerprinted three times (checked, held in its group,
+    remembered once applied), and most carry no metadata: their few fingerprints (a
+    board's action types) are kept rather than digested again."""
+    if extra:
+        return _digest(kind, board, what, extra)
+    key = (kind, board, what, what.__class__)  # 1 and True are equal keys, not equal JSON
+    fp = _PLAIN.get(key)
+    if fp is None:
+        if len(_PLAIN) >= PLAIN_KEPT:
+            _PLAIN.clear()
+        fp = _PLAIN[key] = _digest(kind, board, what, None)
+    return fp
+
+
+PLAIN_KEPT = 4096
+_PLAIN: dict[tuple[str, str, object, type], int] = {}
+
+
+def _digest(kind: str, board: str, what: object, extra: Mapping[str, Any] | None) -> int:
     body = orjson.dumps([kind, board, what, extra or None], option=orjson.OPT_SORT_KEYS)
     return int.from_bytes(blake2b(body, digest_size=8).digest())
 
