@@ -27,6 +27,7 @@ from aiohttp import web
 
 from scoreboard.edge.contract import REQUEST_ID_RE
 from scoreboard.edge.errors import JSON, MethodNotAllowed, UnknownResource, error_response
+from scoreboard.runtime import logs
 from scoreboard.runtime.metrics import Metrics
 
 access_log = logging.getLogger("scoreboard.access")
@@ -197,4 +198,4 @@ def _log_request(request: web.Request, status: int, seconds: float, rid: str,
     action = request.get(ACTION)
     if action is not None:
         fields["action_type"], fields["client_action_id"] = action
-    access_log.info("request", extra=fields)
+    logs.write(access_log, logging.INFO, "request", fields)

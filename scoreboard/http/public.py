@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.tokens import Principal
@@ -74,6 +75,21 @@ def page_cursor(text: str, board: str, period: Period | None) -> Cursor:
 def action_json(r: ActionResult) -> bytes:
     """The reply to an accepted or replayed score change (user action or adjustment)."""
     return orjson.dumps(action_fields(r, iso(r.at)))
+
+
+class TopHeaders(dict[str, tuple[CIMultiDict[str], CIMultiDict[str]]]):
+    """The headers of a cached top reply (200) and of its 304, by ETag, built once per
+    reply rather than per request (aiohttp copies them into each response). Bounded: a
+    board's version moves with each change, and the old ETags are not asked again."""
+
+    SIZE = 256
+
+    def remember(self, etag: str) -> tuple[CIMultiDict[str], CIMultiDict[str]]:
+        if len(self) >= self.SIZE:
+            self.clear()
+        pair = self[etag] = (CIMultiDict({"ETag": etag, **TOP_HEADERS}),
+                             CIMultiDict({"ETag": etag, **NO_CACHE}))
+        return pair
 
 
 @dataclass
@@ -149,6 +165,7 @@ class PublicApi:
         self.views = views
         self.proofs = proofs
         self.progress = progress
+        self._top_headers = TopHeaders()
 
     def add_routes(self, routes: Routes) -> None:
         routes.add_post(c.ACTIONS_PATH, self.post_action)
@@ -225,21 +242,27 @@ class PublicApi:
         return result
 
     async def get_leaderboard(self, request: web.Request) -> web.Response:
-        self.gate.reader(request)
-        self.gate.limit(request, None)
-        ranking = await self.caught_up(request)
+        gate = self.gate
+        gate.reader(request)
+        gate.limit(request, None)
+        query = request.query
         lb = self.settings.leaderboard
-        limit = v.int_param(request.query.get("limit"), "limit", lb.default_limit, 1,
-                            lb.max_limit)
-        data = await self.page(ranking, limit, request.query.get("period"),
-                               request.query.get("cursor"))
-        if data is not None:  # a closed period's, or a later page: no ETag
-            return json_response(orjson.dumps(data))
+        limit = v.int_param(query.get("limit"), "limit", lb.default_limit, 1, lb.max_limit)
+        if len(query) > ("limit" in query):
+            # board, minSeq, period or cursor asked (or a parameter nobody reads)
+            ranking = await self.caught_up(request)
+            data = await self.page(ranking, limit, query.get("period"), query.get("cursor"))
+            if data is not None:  # a closed period's, or a later page: no ETag
+                return json_response(orjson.dumps(data))
+        else:  # the busiest read there is: the default board's current top
+            ranking = self.ranking(None)
         reply = self.views.leaderboard(ranking, limit)  # the cached public view
-        etag = reply.etag
-        if etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers={"ETag": etag, **NO_CACHE})
-        return web.Response(body=reply.body, headers={"ETag": etag, **TOP_HEADERS})
+        headers = self._top_headers.get(reply.etag)
+        if headers is None:
+            headers = self._top_headers.remember(reply.etag)
+        if reply.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers[1])
+        return web.Response(body=reply.body, headers=headers[0])
 
     async def page(self, ranking: Ranking, limit: int, period: str | None,
                    cursor: str | None) -> dict[str, Any] | None:
