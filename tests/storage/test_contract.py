@@ -657,6 +657,38 @@ async def test_postgres_migrates_a_version_1_database(fresh_pg_dsn: str) -> None
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("from_version", [0, 5])
+async def test_postgres_stores_snapshot_bodies_uncompressed(fresh_pg_dsn: str,
+                                                            from_version: int) -> None:
+    """A fresh database and one made by version 5 both store snapshot bodies (zlib
+    already) out of line without TOAST's compression."""
+    old = await asyncpg.connect(fresh_pg_dsn)
+    try:
+        steps = schema.migrations(schema.POSTGRES)
+        for version in range(1, from_version + 1):
+            for statement in steps[version]:
+                await old.execute(statement)
+        if from_version:
+            await old.execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+                f"INSERT INTO schema_version (version) VALUES ({from_version})")
+    finally:
+        await old.close()
+    log = PostgresLog(fresh_pg_dsn, pool_size=1)
+    await log.open()
+    await log.close()
+    conn = await asyncpg.connect(fresh_pg_dsn)
+    try:
+        storage = await conn.fetchval(
+            "SELECT attstorage FROM pg_attribute"
+            " WHERE attrelid = 'snapshots'::regclass AND attname = 'body'")
+        assert storage == b"e"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
 async def test_postgres_refuses_a_newer_schema(fresh_pg_dsn: str) -> None:
     newer = await asyncpg.connect(fresh_pg_dsn)
     try:
