@@ -96,12 +96,12 @@ class Views:
                  pseudonym_key: bytes | None = None,
                  replies: TopReplies | None = None) -> None:
         self.engine = engine
-        self.pseudonyms = Pseudonyms(engine.anonymous, pseudonym_key)
+        self.pseudonyms = Pseudonyms(engine.hidden_users(), pseudonym_key)
         self.top_size = top_size
         self.replies = replies or TopReplies()
 
     def ranking(self, board: str) -> Ranking | None:
-        return self.engine.boards.get(board)
+        return self.engine.ranking(board)
 
     def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
         name = self.engine.display_name
@@ -170,21 +170,16 @@ class Views:
     def period(self, board: str, now: float | None = None) -> Period | None:
         """The board's current period: the one the log opened, else the one the
         schedule gives for `now` (no score yet); None without periods or once closed."""
-        engine = self.engine
-        d = engine.defs.get(board)
-        if d is None or board in engine.ended:
-            return None
-        current = engine.periods.get(board)
-        if current is not None:
-            return current
-        return d.period_at(time.time() if now is None else now)
+        return self.engine.current_period(board, time.time() if now is None else now)
 
     def boards(self) -> list[dict[str, Any]]:
         """GET /boards: every board's definition, current period and whether it is closed."""
         now = time.time()
         out = []
-        for board, d in self.engine.defs.items():
-            period = self.period(board, now)
+        engine = self.engine
+        for d in engine.definitions():
+            board = d.id
+            period = engine.current_period(board, now)
             out.append({
                 "id": board, "title": d.title, "sort": d.sort, "operator": d.operator,
                 "ranks": d.ranks, "follows": list(d.follows), "reset": d.reset,
@@ -192,7 +187,7 @@ class Views:
                 "period": None if period is None else {
                     "id": period.id, "startsAt": _when(period.starts_at),
                     "endsAt": _when(period.ends_at)},
-                "closed": board in self.engine.ended or (d.end is not None and now >= d.end),
+                "closed": engine.season_ended(board) or (d.end is not None and now >= d.end),
             })
         return out
 
