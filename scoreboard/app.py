@@ -161,7 +161,7 @@ class Service:
         except SecretFileError as exc:
             raise StartupError(str(exc)) from None
         try:
-            auth = Authenticator(a, jwt_secret, source=keys, revoked=engine.revoked)
+            auth = Authenticator(a, jwt_secret, source=keys, revoked=engine.revocations())
         except KeySetError as exc:
             raise StartupError(f"auth.public_keys: {exc}") from None
         proofs = ProofAuthority(settings.proofs, proof_secret)
@@ -206,7 +206,7 @@ class Service:
             submitter = node
         metrics.bind_gauges(
             lambda: writer.queue_depth,
-            lambda: {name: len(b) for name, b in engine.boards.items()},
+            engine.board_sizes,
         )
 
         # The largest body any route takes; each route enforces its own cap.

@@ -83,7 +83,7 @@ class Node:
         lag_s.set_function(lambda: self.lag()[1])
 
     def _rank_of(self, board: str, user_id: str) -> int | None:
-        ranking = self.engine.boards.get(board)
+        ranking = self.engine.ranking(board)
         return None if ranking is None else ranking.rank(user_id)
 
     async def submit(self, cmd: Command) -> Result:

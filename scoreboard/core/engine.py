@@ -22,7 +22,6 @@ from scoreboard.core.abuse import MONITOR, AbuseMonitor
 from scoreboard.core.board_times import BoardTimes
 from scoreboard.core.boards import BoardDef, check_boards
 from scoreboard.core.commands import (
-    ActionResult,
     AdjustScore,
     ClearFlag,
     Command,
@@ -34,12 +33,12 @@ from scoreboard.core.commands import (
     SetFrozen,
     SetNameHidden,
     SubmitAction,
-    UserResult,
 )
 from scoreboard.core.idempotency import IdempotencyKeys, Replay, command_fingerprint
 from scoreboard.core.names import Names
 from scoreboard.core.pending import ROLLED, Pending
 from scoreboard.core.periods import Period
+from scoreboard.core.queries import ANONYMOUS, EngineQueries
 from scoreboard.core.quotas import QuotaWindows
 from scoreboard.core.ranking import MAX_SCORE, Ranking
 from scoreboard.core.records import (
@@ -70,9 +69,6 @@ from scoreboard.core.spent_proofs import SpentProofs
 # writer takes them from here with the engine.
 __all__ = ["ANONYMOUS", "MONITOR", "Engine", "Pending", "Replay", "command_fingerprint"]
 
-ANONYMOUS = "Anonymous"
-
-
 class Memory(Protocol):
     """What decisions remember of recent records, each part forgetting on its own."""
 
@@ -81,7 +77,7 @@ class Memory(Protocol):
     def digest(self) -> Any: ...
 
 
-class Engine(BoardTimes):
+class Engine(BoardTimes, EngineQueries):
     def __init__(
         self,
         rules: RuleSet,
@@ -537,53 +533,7 @@ class Engine(BoardTimes):
         for memory in self._memories:
             memory.expire(now)
 
-    # -- answering -----------------------------------------------------------------------
-
-    def result(self, r: LogRecord, *, replayed: bool, ranked: bool = True
-               ) -> ActionResult | UserResult:
-        """The answer to the command that wrote `r`, from the committed state (so `r`
-        is applied first): the score change with its rank (none when `ranked` is false:
-        the caller ranks it itself), or the user's standing after the change."""
-        if isinstance(r, ScoreRecord):
-            ranking = self.boards.get(r.board) if ranked else None
-            return ActionResult(
-                user_id=r.user_id, board=r.board,
-                action_type=r.action_type if isinstance(r, ActionRecord) else None,
-                delta=r.delta, new_score=r.new_score,
-                rank=ranking.rank(r.user_id) if ranking else None,
-                replayed=replayed, seq=r.seq, at=r.at,
-            )
-        return UserResult(
-            user_id=r.user_id, frozen=r.user_id in self.frozen,
-            hidden=r.user_id in self.anonymous, flag=self.flags.get(r.user_id),
-            seq=r.seq, at=r.at,
-        )
-
     # -- reading -------------------------------------------------------------------------
-
-    def display_name(self, user_id: str) -> str:
-        if user_id in self.anonymous:
-            return ANONYMOUS
-        return self.names.get(user_id) or user_id
-
-    def state_digest(self) -> dict[str, Any]:
-        """Everything a replay must reproduce, in a comparable form (tests, `verify`)."""
-        return {
-            "boards": {
-                name: sorted(b.rows()) for name, b in self.boards.items() if len(b._key_of)
-            },
-            "order": {name: b.top(len(b)) for name, b in self.boards.items()},
-            "names": dict(sorted(self.names.items())),
-            "frozen": sorted(self.frozen),
-            "anonymous": sorted(self.anonymous),
-            "flags": dict(sorted(self.flags.items())),
-            "revoked": dict(sorted(self.revoked.items())),
-            "periods": dict(self.periods),
-            "ended": sorted(self.ended),
-            "defined": dict(sorted(self.defined.items())),
-            "closed": [(r.board, r.period, list(b.ranks())) for r, b in self.closed],
-            "last_seq": self.last_seq,
-        }
 
     def memory_digest(self) -> dict[str, Any]:
         """What decisions remember of recent records, in a comparable form (tests).

@@ -144,9 +144,9 @@ class AdminApi:
         self.admin(request)
         engine = self.engine
         return json_response(orjson.dumps({"flags": [
-            {"userId": u, "reason": reason, "frozen": u in engine.frozen,
-             "displayName": engine.names.get(u)}
-            for u, reason in sorted(engine.flags.items())
+            {"userId": u, "reason": reason, "frozen": engine.is_frozen(u),
+             "displayName": engine.chosen_name(u)}
+            for u, reason in engine.flagged()
         ]}))
 
     async def mint_proof(self, request: web.Request) -> web.Response:
@@ -163,7 +163,7 @@ class AdminApi:
         if ttl > proofs.max_ttl_seconds:
             raise BadRequest(f"ttlSeconds: must be an integer from 1 to {proofs.max_ttl_seconds}")
         board = body.board
-        if board is not None and board not in self.engine.boards:
+        if board is not None and self.engine.ranking(board) is None:
             raise UnknownResource(f"no board {board!r}")
         now = time.time()
         token = self.proofs.mint(user_id, action, ttl=ttl, now=now, board=board, value=body.value)

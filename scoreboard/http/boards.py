@@ -129,7 +129,7 @@ class BoardsApi:
         admin = self._admin(request)
         board = v.board_name(request.match_info["board"])
         body = BOARD_BODY.read(await self.gate.json_body(request))
-        old = self.views.engine.defs.get(board) or BoardDef(board)
+        old = self.views.engine.definition(board) or BoardDef(board)
         follows = body.follows if body.follows is not None else old.follows
         result = await self.writer.submit(DefineBoard(
             user_id="", actor=admin.user_id, board=board, reason=body.reason,
@@ -187,7 +187,7 @@ class BoardsApi:
 
     def _board_path(self, request: web.Request) -> str:
         board = v.board_name(request.match_info["board"])
-        if board not in self.views.engine.defs:
+        if self.views.engine.definition(board) is None:
             raise UnknownResource(f"no board {board!r}")
         return board
 

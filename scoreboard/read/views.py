@@ -13,7 +13,7 @@ version of each board the user is on, so no cached body outlives it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -96,12 +96,12 @@ class Views:
                  pseudonym_key: bytes | None = None,
                  replies: TopReplies | None = None) -> None:
         self.engine = engine
-        self.pseudonyms = Pseudonyms(engine.anonymous, pseudonym_key)
+        # The engine's own methods, bound once: asked on every read.
+        self.ranking: Callable[[str], Ranking | None] = engine.ranking
+        self._period_of = engine.current_period
+        self.pseudonyms = Pseudonyms(engine.hidden_users(), pseudonym_key)
         self.top_size = top_size
         self.replies = replies or TopReplies()
-
-    def ranking(self, board: str) -> Ranking | None:
-        return self.engine.boards.get(board)
 
     def entries(self, ranking: Ranking, limit: int) -> list[dict[str, Any]]:
         name = self.engine.display_name
@@ -126,7 +126,7 @@ class Views:
 
     def leaderboard(self, ranking: Ranking, limit: int) -> TopReply:
         """The reply to GET /leaderboard: the cached one while the board's version stands."""
-        period = self.period(ranking.board)
+        period = self._period_of(ranking.board, time.time())
         slot = (ranking.board, None if period is None else period.id)
         version = ranking.version
         reply = self.replies.get(slot, version, limit)
@@ -157,7 +157,7 @@ class Views:
     def _paging(self, ranking: Ranking, last: list[tuple[int, str, int]], limit: int
                 ) -> dict[str, Any]:
         """`period` and `nextCursor` (after `last`, the page's full last row, if any)."""
-        period = self.period(ranking.board)
+        period = self._period_of(ranking.board, time.time())
         pid = None if period is None else period.id
         cursor = None
         if last:
@@ -170,21 +170,16 @@ class Views:
     def period(self, board: str, now: float | None = None) -> Period | None:
         """The board's current period: the one the log opened, else the one the
         schedule gives for `now` (no score yet); None without periods or once closed."""
-        engine = self.engine
-        d = engine.defs.get(board)
-        if d is None or board in engine.ended:
-            return None
-        current = engine.periods.get(board)
-        if current is not None:
-            return current
-        return d.period_at(time.time() if now is None else now)
+        return self._period_of(board, time.time() if now is None else now)
 
     def boards(self) -> list[dict[str, Any]]:
         """GET /boards: every board's definition, current period and whether it is closed."""
         now = time.time()
         out = []
-        for board, d in self.engine.defs.items():
-            period = self.period(board, now)
+        engine = self.engine
+        for d in engine.definitions():
+            board = d.id
+            period = engine.current_period(board, now)
             out.append({
                 "id": board, "title": d.title, "sort": d.sort, "operator": d.operator,
                 "ranks": d.ranks, "follows": list(d.follows), "reset": d.reset,
@@ -192,13 +187,13 @@ class Views:
                 "period": None if period is None else {
                     "id": period.id, "startsAt": _when(period.starts_at),
                     "endsAt": _when(period.ends_at)},
-                "closed": board in self.engine.ended or (d.end is not None and now >= d.end),
+                "closed": engine.season_ended(board) or (d.end is not None and now >= d.end),
             })
         return out
 
     def live_update(self, ranking: Ranking, limit: int) -> dict[str, Any]:
         """The data object of LEADERBOARD_UPDATE and of the SSE `leaderboard` event."""
-        period = self.period(ranking.board)
+        period = self._period_of(ranking.board, time.time())
         return {
             "board": ranking.board,
             "version": ranking.version,

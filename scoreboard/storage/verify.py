@@ -61,7 +61,7 @@ async def verify(settings: Settings) -> int:
     if problems:
         print(f"MISMATCH between stored rows and the log in: {', '.join(problems)}")
         return 1
-    users = sum(len(r) for r in replayed.boards.values())
+    users = sum(replayed.board_sizes().values())
     checked = ""
     if snapshot is not None:
         c = snapshot.state_digest()

@@ -213,16 +213,16 @@ def test_modules_stay_small(name: str) -> None:
     assert lines <= MAX_LINES, f"{name} has {lines} lines"
 
 
-def _engine_attributes(name: str) -> list[str]:
-    """Every attribute `name` reads of an engine: of `engine`, `self.engine`, `self._engine`
-    and the like."""
+def _engine_attributes(name: str, source: str | None = None) -> list[str]:
+    """Every attribute `name` (or `source`) reads of an engine: of `engine`,
+    `self.engine`, `self._engine`, `self.views.engine` and the like."""
     def is_engine(node: ast.expr) -> bool:
         if isinstance(node, ast.Name):
             return node.id.lstrip("_") == "engine"
         return isinstance(node, ast.Attribute) and node.attr.lstrip("_") == "engine"
 
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    return [node.attr for node in ast.walk(tree)
+    text = MODULES[name].read_text(encoding="utf-8") if source is None else source
+    return [node.attr for node in ast.walk(ast.parse(text))
             if isinstance(node, ast.Attribute) and is_engine(node.value)]
 
 
@@ -247,3 +247,40 @@ def test_the_writer_uses_only_the_engines_public_interface() -> None:
 def test_nothing_outside_the_core_reads_private_engine_state(name: str) -> None:
     private = [a for a in _engine_attributes(name) if a.startswith("_")]
     assert private == [], f"{name} reads {private}"
+
+
+# What the rest of the package may ask the engine, beyond what the writer uses: its read
+# methods (`scoreboard/core/queries.py`) and, for the archiver, the closed periods it takes.
+# The log position (`last_seq`, `last_at`) is the one piece of state read directly.
+ENGINE_READ_API = {"ranking", "board_sizes", "definition", "definitions", "season_ended",
+                   "current_period", "display_name", "chosen_name", "is_frozen", "flagged",
+                   "hidden_users", "revocations", "state_digest", "take_closed"}
+ENGINE_POSITION = {"last_seq", "last_at"}
+
+
+def _outside_the_core_may_use(attribute: str) -> bool:
+    return attribute in ENGINE_READ_API | WRITER_USES_OF_ENGINE
+
+
+def test_the_engines_read_api_is_methods() -> None:
+    from scoreboard.core.engine import Engine
+
+    not_methods = {n for n in ENGINE_READ_API | WRITER_USES_OF_ENGINE
+                   if not callable(getattr(Engine, n, None))
+                   and not isinstance(getattr(Engine, n, None), property)}
+    assert not_methods == ENGINE_POSITION
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith("scoreboard.core")))
+def test_nothing_outside_the_core_reads_engine_state(name: str) -> None:
+    """Outside the core, the engine is asked through its methods, never read: its sets
+    and dicts are its own to change."""
+    read = sorted({a for a in _engine_attributes(name) if not _outside_the_core_may_use(a)})
+    assert read == [], f"{name} reads the engine's {read}: add a read method in core/queries.py"
+
+
+def test_the_state_check_sees_a_data_attribute() -> None:
+    source = "def f(self):\n    return u in self.engine.frozen or self.engine.is_frozen(u)\n"
+    used = _engine_attributes("scoreboard.http.admin", source)
+    assert sorted(used) == ["frozen", "is_frozen"]
+    assert [a for a in used if not _outside_the_core_may_use(a)] == ["frozen"]
