@@ -45,7 +45,6 @@ from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.connections import ConnectionBudget, client_budget, descriptor_limit
 from scoreboard.edge.cors import Cors
 from scoreboard.edge.envelope import RequestIds, Routes
-from scoreboard.edge.errors import EdgeRefusal
 from scoreboard.edge.ratelimit import RateLimiter
 from scoreboard.events.feed import EventFeed
 from scoreboard.graphql.context import Parts
@@ -246,16 +245,7 @@ class Service:
             service.graphql.add_routes(routes)
         AdminApi(gate, submitter, engine, store, proofs).add_routes(routes)
         BoardsApi(gate, submitter, views, archive).add_routes(routes)
-        def administrator(request: web.Request) -> bool:
-            if "Authorization" not in request.headers:
-                return False
-            try:
-                gate.scoped(request, settings.auth.admin_scope)
-            except EdgeRefusal:
-                return False
-            return True
-
-        Probes(service.readiness, metrics, administrator).add_routes(routes)
+        Probes(service.readiness, metrics, gate.administrator).add_routes(routes)
         add_openapi_route(routes, settings)
         cors = Cors(settings.cors)
         cors.install(app)

@@ -31,6 +31,7 @@ from scoreboard.edge.envelope import ACTION, JSON_HEADERS, USER, Routes, json_re
 from scoreboard.edge.errors import (
     JSON,
     BadRequest,
+    EdgeRefusal,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -119,6 +120,17 @@ class Gatekeeper:
         principal = self.bearer.scoped(request.headers.get("Authorization"), scope)
         request[USER] = principal.user_id
         return principal
+
+    def administrator(self, request: web.Request) -> bool:
+        """Whether the request carries an administrator's token (never a refusal: for
+        routes that show more to an administrator than to anyone else)."""
+        if "Authorization" not in request.headers:
+            return False
+        try:
+            self.scoped(request, self.settings.auth.admin_scope)
+        except EdgeRefusal:
+            return False
+        return True
 
     def reader(self, request: web.Request) -> Principal | None:
         public = self.settings.leaderboard.public
