@@ -19,6 +19,7 @@ from scoreboard.auth.tokens import Principal
 from scoreboard.core.ranking import Ranking
 from scoreboard.edge import validation as v
 from scoreboard.edge.admission import Gate
+from scoreboard.edge.contract import MAX_SEQ
 from scoreboard.edge.envelope import USER
 from scoreboard.edge.errors import BadRequest, Unauthorized
 from scoreboard.http.public import PublicApi
@@ -71,11 +72,17 @@ class Context:
             return self.caller()
         return self.principal
 
-    def board(self, board: str | None) -> Ranking:
-        """A read of one board: the caller checked, one hit, the board (400 / 404)."""
+    async def board(self, board: str | None, min_seq: int | None = None) -> Ranking:
+        """A read of one board: the caller checked, one hit, the board once `minSeq` is
+        applied here (400 / 404 / 503)."""
         self.reader()
         self.hit()
-        return self.parts.api.ranking(board)
+        return await self.caught_up(board, min_seq)
+
+    async def caught_up(self, board: str | None, min_seq: int | None) -> Ranking:
+        """The board once `minSeq` is applied here, as on REST (400 / 404 / 503)."""
+        seq = self.bounded(min_seq, "minSeq", 0, 0, MAX_SEQ) if min_seq is not None else None
+        return await self.parts.api.ranking_at(board, seq)
 
     def hit(self, user_id: str | None = None) -> None:
         """One root field: one hit on the rate limits, as one REST request is."""

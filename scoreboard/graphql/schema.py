@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from functools import partial
+from typing import Annotated
 
 import orjson
 import strawberry
@@ -36,6 +37,9 @@ from scoreboard.settings.graphql import GraphqlSettings
 log = logging.getLogger("scoreboard.graphql")
 
 Ctx = Info[Context, None]
+MinSeq = Annotated[t.SafeInt | None, strawberry.argument(description=(
+    "Answer from a state that includes this seq (a write's `seq`): read your own "
+    "writes on any node, as `minSeq` on REST."))]
 
 
 @strawberry.type(description="The boards and their standings (as GET /api/v1/…).")
@@ -59,9 +63,10 @@ class Query:
                                   "`nextCursor`), of a closed `period` when one is given.")
     async def leaderboard(self, info: Ctx, board: str | None = None,
                           limit: int | None = None, period: str | None = None,
-                          cursor: str | None = None) -> t.Leaderboard:
+                          cursor: str | None = None,
+                          minSeq: MinSeq = None) -> t.Leaderboard:
         ctx = info.context
-        ranking = ctx.board(board)
+        ranking = await ctx.board(board, minSeq)
         api = ctx.parts.api
         lb = ctx.parts.settings.leaderboard
         n = ctx.bounded(limit, "limit", lb.default_limit, 1, lb.max_limit)
@@ -71,12 +76,13 @@ class Query:
     @strawberry.field(description="A user's score and rank (`me`: the caller), in a "
                                   "closed `period` when one is given.")
     async def score(self, info: Ctx, userId: str = "me", board: str | None = None,
-                    period: str | None = None) -> t.UserScore:
+                    period: str | None = None, minSeq: MinSeq = None) -> t.UserScore:
         ctx = info.context
         api = ctx.parts.api
         target = api.target(userId, ctx.caller() if userId == "me" else ctx.reader())
         ctx.hit()
-        return await api.score(target, api.ranking(board), period)  # type: ignore[return-value]
+        ranking = await ctx.caught_up(board, minSeq)
+        return await api.score(target, ranking, period)  # type: ignore[return-value]
 
     @strawberry.field(description="A board's closed periods, newest first, each with its "
                                   "top 3 (as GET /boards/{board}/periods); `before`: a "
@@ -84,20 +90,20 @@ class Query:
     async def periods(self, info: Ctx, board: str, limit: int | None = None,
                       before: str | None = None) -> t.Periods:
         ctx = info.context
-        ranking = ctx.board(board)
+        ranking = await ctx.board(board)
         archive = ctx.parts.api.archived()
         n = ctx.bounded(limit, "limit", c.DEFAULT_PERIODS, 1, c.MAX_PERIODS)
         return await archive.periods(  # type: ignore[no-any-return]
             ranking.board, v.period_id(before, "before"), n)
 
     @strawberry.field(description="A user and their neighbours by rank (`me`: the caller).")
-    def around(self, info: Ctx, userId: str = "me",
-               radius: int | None = None, board: str | None = None) -> t.Around:
+    async def around(self, info: Ctx, userId: str = "me", radius: int | None = None,
+                     board: str | None = None, minSeq: MinSeq = None) -> t.Around:
         ctx = info.context
         api = ctx.parts.api
         target = api.target(userId, ctx.caller() if userId == "me" else ctx.reader())
         ctx.hit()
-        ranking = api.ranking(board)
+        ranking = await ctx.caught_up(board, minSeq)
         r = ctx.bounded(radius, "radius", c.DEFAULT_RADIUS, 0,
                         ctx.parts.settings.leaderboard.max_radius)
         return api.around(target, ranking, r)  # type: ignore[return-value]
@@ -105,12 +111,13 @@ class Query:
     @strawberry.field(description="Those users' entries in rank order (a friends list); "
                                   "ids not on the board, or hidden from the caller, are "
                                   "left out.")
-    def users(self, info: Ctx, ids: list[str], board: str | None = None) -> list[t.Entry]:
+    async def users(self, info: Ctx, ids: list[str], board: str | None = None,
+                    minSeq: MinSeq = None) -> list[t.Entry]:
         ctx = info.context
         api = ctx.parts.api
         principal = ctx.reader()
         ctx.hit()
-        ranking = api.ranking(board)
+        ranking = await ctx.caught_up(board, minSeq)
         most = ctx.parts.settings.graphql.max_users
         if len(ids) > most:
             raise BadRequest(f"ids: at most {most} users")

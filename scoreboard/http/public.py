@@ -205,7 +205,13 @@ class PublicApi:
         if raw is None or self.progress is None:
             return self.ranking(board)
         v.board_name(board)  # a malformed name is 400 at once
-        seq = v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ)
+        return await self.ranking_at(board, v.int_param(raw, "minSeq", 0, 0, c.MAX_SEQ))
+
+    async def ranking_at(self, board: str | None, seq: int | None) -> Ranking:
+        """The board once `seq` is applied here (`caught_up`, for a seq already read)."""
+        if seq is None or self.progress is None:
+            return self.ranking(board)
+        v.board_name(board)
         patience = self.progress.patience
         if await self.progress.wait(seq, patience):
             return self.ranking(board)

@@ -350,3 +350,30 @@ async def test_the_endpoint_is_built_once_for_everyone_who_waits(server: Running
     assert server.service.tasks.states()[GRAPHQL_TASK] == "running"
     body = await gql(server, TOP)
     assert body["data"]["leaderboard"]["entries"] == []
+
+
+async def test_reads_with_min_seq_wait_for_that_seq_as_rest_does(server: Running) -> None:
+    progress = server.service.progress
+    assert progress is not None
+    progress.patience = 5.0  # wait as a follower does, rather than answer at once
+    seq = server.service.engine.last_seq + 1
+    query = ('query($s: SafeInt) { leaderboard(minSeq: $s) { totalUsers entries { userId } }'
+             ' score(userId: "amy", minSeq: $s) { score }'
+             ' around(userId: "amy", minSeq: $s) { entries { userId } }'
+             ' users(ids: ["amy"], minSeq: $s) { rank } }')
+    read = asyncio.ensure_future(gql(server, query, s=seq))
+    await wait_for(lambda: progress.queued == 4)  # every field waits; none has answered
+    status, done = await server.act("amy", cid="a1")
+    assert status == 200 and done["seq"] == seq, done
+    data = (await read)["data"]
+    assert data["leaderboard"] == {"totalUsers": 1, "entries": [{"userId": "amy"}]}
+    assert data["score"] == {"score": 10} and data["users"] == [{"rank": 1}]
+    assert data["around"]["entries"] == [{"userId": "amy"}]
+
+    progress.patience = 0.0  # the writer: a seq it has not committed is not there
+    body = await gql(server, "query($s: SafeInt) { leaderboard(minSeq: $s) { version } }",
+                     s=seq + 10)
+    assert codes(body) == ["NOT_FOUND"] and body["data"] is None, body
+    body = await gql(server, "{ leaderboard(minSeq: -1) { version } }")
+    assert codes(body) == ["INVALID_REQUEST"], body
+    assert "minSeq" in body["errors"][0]["message"]
