@@ -99,6 +99,7 @@ class TopAnswers(dict[int, tuple[TopReply, Ready, Ready]]):
 
 
 PLAIN_TOP = frozenset(("board", "limit"))
+PLAIN_SIZE = 256
 
 
 @dataclass
@@ -283,9 +284,12 @@ class PublicApi:
                 return json_response(orjson.dumps(data))
         else:
             ranking = self.ranking(None)
-        if len(query) == len(PLAIN_TOP.intersection(query)) and len(self._plain) < 64:
+        if len(query) == len(PLAIN_TOP.intersection(query)):
             # each of board and limit at most once, nothing else: the same query
             # string asks for this board's top again, whatever its version then
+            # (bounded: emptied when full, so the strings in use come back)
+            if len(self._plain) >= PLAIN_SIZE:
+                self._plain.clear()
             self._plain[request.rel_url.raw_query_string] = (ranking.board, limit)
         return self.top(request, ranking, limit)
 

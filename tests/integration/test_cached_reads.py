@@ -111,3 +111,14 @@ async def test_a_query_asked_again_answers_as_the_first_time(server: Running) ->
     await server.act("bob", cid="b1")  # a known query string follows the board
     status, etag, body, _ = await fetch(server, f"{TOP}?board=global&limit=5")
     assert status == 200 and agrees(etag, body, 5)["totalUsers"] == 2
+
+
+async def test_more_query_strings_than_are_remembered(server: Running) -> None:
+    """Past the bound the remembered strings are dropped, and each still answers as asked."""
+    await server.act("alice", cid="a1")
+    for _ in range(2):
+        for n in range(1, 101):
+            for query in (f"limit={n}", f"limit={n}&board=global", f"board=global&limit={n}"):
+                status, etag, body, _ = await fetch(server, f"{TOP}?{query}")
+                assert status == 200
+                agrees(etag, body, n)
