@@ -83,6 +83,14 @@ class ReadyReply(web.StreamResponse):
         return self._sent
 
     @property
+    def prepared(self) -> bool:
+        return self._sent or super().prepared
+
+    @property
+    def body_length(self) -> int:
+        return len(self.ready.body) if self._sent else super().body_length
+
+    @property
     def keep_alive(self) -> bool | None:
         # sent as ready bytes only on a connection that stays open
         return True if self._sent else super().keep_alive

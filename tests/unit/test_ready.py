@@ -112,6 +112,9 @@ async def test_the_same_answer_as_aiohttp(name: str, close: bool, hook: bool) ->
     # the plain case went out as ready bytes, every other through aiohttp's path
     direct = name in ("keep-alive GET", "304") and not close and not hook
     assert [r.direct for r in SENT] == [direct] * times
+    assert all(r.prepared for r in SENT)
+    if direct:  # as aiohttp's access log would see it
+        assert [r.body_length for r in SENT] == [len(answers[ready][0][2])] * times
 
 
 async def test_the_date_is_now() -> None:
