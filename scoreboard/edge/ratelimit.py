@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     allowed: bool
     limit: int
     remaining: int
@@ -31,13 +29,17 @@ class RateLimiter:
 
     At most `max_keys` buckets are kept; the least recently used goes first (a key that
     returns after eviction starts with a full bucket, which errs on the side of serving).
+    The buckets are a plain dict in use order (a key is taken out and put back at the
+    end on each hit), and a verdict is a named tuple: every request with a limit on
+    comes through here, and both are cheaper than an OrderedDict and a frozen dataclass.
     """
 
     def __init__(self, per_minute: int, *, max_keys: int = 100_000) -> None:
         self.limit = per_minute
         self.rate = per_minute / 60.0
         self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._full = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -46,19 +48,18 @@ class RateLimiter:
     def hit(self, key: str, now: float) -> Verdict:
         """Take one token for `key` at monotonic time `now`."""
         buckets = self._buckets
-        state = buckets.get(key)
+        state = buckets.pop(key, None)
         if state is None:
-            tokens = float(self.limit)
+            tokens = self._full
             if len(buckets) >= self.max_keys:
-                buckets.popitem(last=False)
+                del buckets[next(iter(buckets))]  # the least recently used
         else:
-            tokens, last = state
-            tokens = min(float(self.limit), tokens + (now - last) * self.rate)
-            buckets.move_to_end(key)
+            tokens = min(self._full, state[0] + (now - state[1]) * self.rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
         buckets[key] = (tokens, now)
-        reset = math.ceil((self.limit - tokens) / self.rate) if self.rate else 0
-        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / self.rate))
+        rate = self.rate
+        reset = math.ceil((self.limit - tokens) / rate) if rate else 0
+        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
         return Verdict(allowed, self.limit, int(tokens), reset, retry)

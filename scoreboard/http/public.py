@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.tokens import Principal
@@ -39,10 +38,11 @@ from scoreboard.edge.errors import (
     UnsupportedMediaType,
 )
 from scoreboard.edge.ratelimit import RateLimiter, Verdict
+from scoreboard.edge.ready import Ready, ReadyReply
 from scoreboard.http.deadlines import read_body
 from scoreboard.read.archive import PeriodReads
 from scoreboard.read.cursor import Cursor, CursorError
-from scoreboard.read.views import Views, iso
+from scoreboard.read.views import TopReply, Views, iso
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.settings.model import Settings
 from scoreboard.writer.actor import Submitter
@@ -78,19 +78,28 @@ def action_json(r: ActionResult) -> bytes:
     return orjson.dumps(action_fields(r, iso(r.at)))
 
 
-class TopHeaders(dict[str, tuple[CIMultiDict[str], CIMultiDict[str]]]):
-    """The headers of a cached top reply (200) and of its 304, by ETag, built once per
-    reply rather than per request (aiohttp copies them into each response). Bounded: a
-    board's version moves with each change, and the old ETags are not asked again."""
+class TopAnswers(dict[int, tuple[TopReply, Ready, Ready]]):
+    """A cached top reply as ready bytes, its 200 and its 304, serialized once per reply
+    rather than per request (`scoreboard.edge.ready`). Keyed by the reply object, which
+    the entry holds (its id cannot be reused meanwhile). Bounded: a board's version
+    moves with each change, and the old replies are not asked again."""
 
     SIZE = 256
 
-    def remember(self, etag: str) -> tuple[CIMultiDict[str], CIMultiDict[str]]:
+    def of(self, reply: TopReply) -> tuple[TopReply, Ready, Ready]:
+        held = self.get(id(reply))
+        if held is not None and held[0] is reply:
+            return held
         if len(self) >= self.SIZE:
             self.clear()
-        pair = self[etag] = (CIMultiDict({"ETag": etag, **TOP_HEADERS}),
-                             CIMultiDict({"ETag": etag, **NO_CACHE}))
-        return pair
+        etag = {"ETag": reply.etag}
+        held = self[id(reply)] = (reply, Ready.of(200, {**etag, **TOP_HEADERS}, reply.body),
+                                  Ready.of(304, {**etag, **NO_CACHE}))
+        return held
+
+
+PLAIN_TOP = frozenset(("board", "limit"))
+PLAIN_SIZE = 256
 
 
 @dataclass
@@ -177,7 +186,9 @@ class PublicApi:
         self.views = views
         self.proofs = proofs
         self.progress = progress
-        self._top_headers = TopHeaders()
+        self._answers = TopAnswers()
+        # query strings that ask only for a current top: (board, limit), as parsed once
+        self._plain: dict[str, tuple[str, int]] = {}
 
     def add_routes(self, routes: Routes) -> None:
         routes.add_post(c.ACTIONS_PATH, self.post_action)
@@ -259,10 +270,15 @@ class PublicApi:
         self.metrics.action("REPLAYED" if result.replayed else "ACCEPTED")
         return result
 
-    async def get_leaderboard(self, request: web.Request) -> web.Response:
+    async def get_leaderboard(self, request: web.Request) -> web.StreamResponse:
         gate = self.gate
         gate.reader(request)
         gate.limit(request, None)
+        plain = self._plain.get(request.rel_url.raw_query_string)
+        if plain is not None:  # the busiest read there is: a board's current top
+            ranking = self.views.ranking(plain[0])
+            if ranking is not None:
+                return self.top(request, ranking, plain[1])
         query = request.query
         lb = self.settings.leaderboard
         limit = v.int_param(query.get("limit"), "limit", lb.default_limit, 1, lb.max_limit)
@@ -272,15 +288,24 @@ class PublicApi:
             data = await self.page(ranking, limit, query.get("period"), query.get("cursor"))
             if data is not None:  # a closed period's, or a later page: no ETag
                 return json_response(orjson.dumps(data))
-        else:  # the busiest read there is: the default board's current top
+        else:
             ranking = self.ranking(None)
-        reply = self.views.leaderboard(ranking, limit)  # the cached public view
-        headers = self._top_headers.get(reply.etag)
-        if headers is None:
-            headers = self._top_headers.remember(reply.etag)
+        if len(query) == len(PLAIN_TOP.intersection(query)):
+            # each of board and limit at most once, nothing else: the same query
+            # string asks for this board's top again, whatever its version then
+            # (bounded: emptied when full, so the strings in use come back)
+            if len(self._plain) >= PLAIN_SIZE:
+                self._plain.clear()
+            self._plain[request.rel_url.raw_query_string] = (ranking.board, limit)
+        return self.top(request, ranking, limit)
+
+    def top(self, request: web.Request, ranking: Ranking, limit: int) -> ReadyReply:
+        """The board's current top (the cached public view), or 304 for its ETag."""
+        reply = self.views.leaderboard(ranking, limit)
+        _, ok, unchanged = self._answers.of(reply)
         if reply.etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers[1])
-        return web.Response(body=reply.body, headers=headers[0])
+            return ReadyReply(unchanged)
+        return ReadyReply(ok)
 
     async def page(self, ranking: Ranking, limit: int, period: str | None,
                    cursor: str | None) -> dict[str, Any] | None:

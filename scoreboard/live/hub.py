@@ -107,6 +107,10 @@ class Hub:
         self.clock = clock
         self.cap = settings.send_buffer_cap
         self._groups: dict[tuple[str, int], Group] = {}
+        # the last view of each group that went away, with the version it was checked
+        # at: a viewer who comes back (or the next one) while the board stands gets the
+        # same bytes instead of a new encoding
+        self._left: dict[tuple[str, int], tuple[TopView, int]] = {}
         self._behind: dict[WsClient, float] = {}  # client → when it fell behind
         self._wake = asyncio.Event()
         self.cut_off = 0  # slow clients dropped, for logs and tests
@@ -301,8 +305,13 @@ class Hub:
             ranking = self.views.ranking(board)
             if ranking is None:
                 raise LookupError(board)
-            data = self.views.live_update(ranking, limit)
-            group = Group(board, limit, TopView.build(limit, data), data["version"])
+            left = self._left.pop((board, limit), None)
+            if left is not None and left[1] == ranking.version and left[0].period == (
+                    None if (period := self.views.period(board)) is None else period.id):
+                group = Group(board, limit, *left)
+            else:
+                data = self.views.live_update(ranking, limit)
+                group = Group(board, limit, TopView.build(limit, data), data["version"])
             self._groups[(board, limit)] = group
         return group
 
@@ -367,8 +376,12 @@ class Hub:
                 c.hang_up()
 
     def _drop_if_empty(self, group: Group) -> None:
-        if not len(group) and self._groups.get((group.board, group.limit)) is group:
-            del self._groups[(group.board, group.limit)]
+        key = (group.board, group.limit)
+        if not len(group) and self._groups.get(key) is group:
+            del self._groups[key]
+            if len(self._left) >= 256:
+                self._left.clear()
+            self._left[key] = (group.current, group.checked)
 
     # -- introspection -------------------------------------------------------------------
 

@@ -92,3 +92,33 @@ async def test_sse_snapshots_follow_the_board(server: Running) -> None:
                 snapshot = await events.event()
             assert snapshot["version"] == board["version"]
             assert snapshot["top"] == board["entries"]
+
+
+async def test_a_query_asked_again_answers_as_the_first_time(server: Running) -> None:
+    """The top's query strings are parsed once and then known: each still answers as
+    it did, per board, and one that only looks the same once decoded is still refused."""
+    await server.act("alice", cid="a1")
+    for _ in range(2):
+        for path in (f"{TOP}?board=global&limit=5", f"{TOP}?limit=5&board=global"):
+            status, etag, body, _ = await fetch(server, path)
+            assert status == 200
+            agrees(etag, body, 5)
+        status, _, body, _ = await fetch(server, f"{TOP}?board=global%26limit%3D5")
+        assert status == 400, body
+        status, _, body, _ = await fetch(server, f"{TOP}?board=nosuch&limit=5")
+        assert status == 404, body
+        assert (await fetch(server, f"{TOP}?limit=0"))[0] == 400
+    await server.act("bob", cid="b1")  # a known query string follows the board
+    status, etag, body, _ = await fetch(server, f"{TOP}?board=global&limit=5")
+    assert status == 200 and agrees(etag, body, 5)["totalUsers"] == 2
+
+
+async def test_more_query_strings_than_are_remembered(server: Running) -> None:
+    """Past the bound the remembered strings are dropped, and each still answers as asked."""
+    await server.act("alice", cid="a1")
+    for _ in range(2):
+        for n in range(1, 101):
+            for query in (f"limit={n}", f"limit={n}&board=global", f"board=global&limit={n}"):
+                status, etag, body, _ = await fetch(server, f"{TOP}?{query}")
+                assert status == 200
+                agrees(etag, body, n)

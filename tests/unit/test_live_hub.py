@@ -251,3 +251,21 @@ def test_joiners_ahead_of_the_group_share_one_snapshot(hub: Hub, engine: Engine)
     _, view = hub.join_sse("global", 2, None)
     assert view is not None and view is not snapshot and view.version > snapshot.version
     assert [e["userId"] for e in view.top] == ["cy", "dee"]
+
+
+def test_a_group_that_comes_back_reuses_its_view_while_the_board_stands(
+    hub: Hub, engine: Engine
+) -> None:
+    client, first = hub.join_sse("global", 2, None)
+    hub.leave_sse(client)
+    assert hub.groups() == []
+    client, again = hub.join_sse("global", 2, None)
+    assert again is first  # the same encoded bytes, not a new encoding
+    hub.leave_sse(client)
+    score(engine, "dee", 60)  # the board moved meanwhile: a view of its own
+    client, moved = hub.join_sse("global", 2, None)
+    assert moved is not None and moved is not first
+    assert moved.version == engine.boards["global"].version
+    assert [e["userId"] for e in moved.top] == ["dee", "ann"]
+    conn = join(hub, "a", limit=3)  # another limit is another group
+    assert conn.tops() == [["dee", "ann", "bob"]]

@@ -1,0 +1,125 @@
+"""Replies sent as ready bytes: a cached answer's status line, fixed headers and body,
+serialized once and written to the socket in one call.
+
+aiohttp builds every answer the same way: a header dict is filled, copied, completed
+(length, date, server, connection) and serialized, the body joined to it, for each
+request. For the busiest read (the cached top-N) that work is most of what the
+service adds to a bare handler, and none of it changes while the board stands. A
+`Ready` holds the result once; a `ReadyReply` sends it with what is per request: the
+date and the headers set on the reply after it was made (the envelope's `X-Request-ID`).
+
+Only the plain case is sent this way: a GET over HTTP/1.1 on a connection that stays
+open, with no `on_response_prepare` hook (CORS) to add headers. Anything else (HEAD,
+HTTP/1.0, `Connection: close`, a reply the service closes after, CORS) takes aiohttp's
+own path with the same headers, so both answer alike (tests/unit/test_ready.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from multidict import CIMultiDict
+
+_date = (0, b"")
+
+
+def http_date() -> bytes:
+    """The `Date` header's value for now, formatted once per second."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, usegmt=True).encode("ascii"))
+    return _date[1]
+
+
+def _line(name: str, value: str) -> bytes:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"header {name}: a line break in its value")
+    return f"{name}: {value}\r\n".encode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """One answer, serialized: `head` is the status line and the fixed headers (with
+    `Content-Length` when there is a body); `headers` are the same fixed headers, for
+    aiohttp's own path."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    head: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: Mapping[str, str], body: bytes = b"") -> Ready:
+        fixed = dict(headers)
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode("latin-1")]
+        lines += [_line(name, value) for name, value in fixed.items()]
+        if status not in (204, 304):  # these never carry a body, nor its length
+            lines.append(_line("Content-Length", str(len(body))))
+        lines.append(_line("Server", SERVER_SOFTWARE))
+        return cls(status, fixed, body, b"".join(lines))
+
+
+class ReadyReply(web.StreamResponse):
+    """A `Ready` answer to one request. Headers set on it before it is sent (the
+    request id) go out after the fixed ones."""
+
+    def __init__(self, ready: Ready) -> None:
+        super().__init__(status=ready.status)
+        self.ready = ready
+        self._sent = False
+        self._empty = True
+
+    @property
+    def direct(self) -> bool:
+        """Whether it went out as ready bytes (not through aiohttp's own path)."""
+        return self._sent
+
+    @property
+    def prepared(self) -> bool:
+        return self._sent or super().prepared
+
+    @property
+    def body_length(self) -> int:
+        return len(self.ready.body) if self._sent else super().body_length
+
+    @property
+    def keep_alive(self) -> bool | None:
+        # sent as ready bytes only on a connection that stays open
+        return True if self._sent else super().keep_alive
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._sent:
+            return None
+        ready = self.ready
+        if (super().keep_alive is None and request.method == "GET"
+                and request.version == HttpVersion11 and request.keep_alive
+                and isinstance(request, web.Request) and not request.app.on_response_prepare):
+            parts = [ready.head, b"Date: ", http_date(), b"\r\n"]
+            parts += [_line(name, value) for name, value in self.headers.items()]
+            parts += [b"\r\n", ready.body]
+            self._sent = True
+            await request.writer.write_eof(b"".join(parts))
+            return None
+        # aiohttp's own path, with the same headers
+        extra = CIMultiDict(self.headers)
+        headers = self.headers
+        headers.clear()
+        headers.update(ready.headers)
+        headers.extend(extra)
+        self._empty = ready.status in (204, 304) or request.method == "HEAD"
+        if ready.status not in (204, 304):
+            headers["Content-Length"] = str(len(ready.body))
+        return await super().prepare(request)
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if self._sent:
+            return
+        await super().write_eof(b"" if self._empty else self.ready.body)
