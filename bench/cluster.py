@@ -43,19 +43,12 @@ import aiohttp
 import jwt
 
 from bench.common import UNBOUNDED_RULES, Report, paced, percentile, rss_mb
-from bench.http_load import SECRET, free_port, fresh_pg_database
+from bench.http_load import SECRET, cpu_seconds, free_port, fresh_pg_database
 from bench.live_fanout import ViewerProcess, receive_latencies
 from bench.restart import build
 
 ROOT = Path(__file__).resolve().parents[1]
-TICKS = os.sysconf("SC_CLK_TCK")
 PLAYERS = [f"player{i:02d}" for i in range(12)]  # every action moves the top 10
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Node:

@@ -27,6 +27,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,12 @@ from aiohttp import web
 from scoreboard.auth.keyring import KeySetError
 from scoreboard.auth.proofs import ProofAuthority
 from scoreboard.auth.provider import FetchError, KeySource
-from scoreboard.auth.tokens import Authenticator, SecretFileError, load_or_create_secret
+from scoreboard.auth.tokens import (
+    JWT_MODULE,
+    Authenticator,
+    SecretFileError,
+    load_or_create_secret,
+)
 from scoreboard.cluster.progress import Progress
 from scoreboard.core.engine import Engine
 from scoreboard.core.recovery import Restore
@@ -88,7 +94,11 @@ LOCK_TASK = "writer-lock"
 SNAPSHOT_TASK = "snapshots"
 ARCHIVE_TASK = "archiver"
 GRAPHQL_TASK = "graphql"
+IMPORTS_TASK = "imports"
 LOCK_CHECK_SECONDS = 1.0
+# Imported after the service listens, in a thread, rather than on the way to ready: a
+# request that needs one sooner imports it itself (or waits for the thread's import).
+LATER_IMPORTS = (JWT_MODULE,)
 
 
 class StartupError(Exception):
@@ -332,6 +342,8 @@ class Service:
             if self.node is not None:
                 await self.node.start(self.tasks, stack, self._become_writer)
             self.http_port = self.live.http_port = await self._listen(stack)
+            self.tasks.start(IMPORTS_TASK, _import_and_hold(LATER_IMPORTS))
+            stack.push_async_callback(self.tasks.stop, IMPORTS_TASK)
             if self.graphql is not None:  # after the listeners: ready does not wait for it
                 self.tasks.start(GRAPHQL_TASK, _build_and_hold(self.graphql))
                 stack.push_async_callback(self.tasks.stop, GRAPHQL_TASK)
@@ -499,6 +511,19 @@ async def serve(settings: Settings, *, demo: bool = False) -> int:
     print(f"Scoreboard serving http://{settings.server.host}:{service.http_port}/",
           file=sys.stderr, flush=True)
     return await service.run_until(stop, demo=demo)
+
+
+async def _import_and_hold(modules: tuple[str, ...]) -> None:
+    """Import `modules` in a thread, so the loop keeps answering meanwhile, then stay
+    until stopped: an import that fails is a watched task's crash (`/ready` 503, exit
+    1), as a failed start was."""
+    await asyncio.to_thread(_import_all, modules)
+    await asyncio.Event().wait()
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        import_module(name)
 
 
 async def _build_and_hold(graphql: DeferredEndpoint) -> None:

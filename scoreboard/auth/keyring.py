@@ -14,9 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-from jwt.algorithms import get_default_algorithms
-
 from scoreboard.settings.model import PublicKey
 
 RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -95,6 +92,8 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> VerifyKey | None:
     kid = jwk.get("kid")
     if not algs or (kid is not None and not isinstance(kid, str)):
         return None
+    import jwt  # see scoreboard.auth.tokens: imported where used
+
     try:
         key = jwt.PyJWK(dict(jwk), algorithm=sorted(algs)[0]).key
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
@@ -117,10 +116,12 @@ def ring_from_pems(public_keys: Iterable[PublicKey]) -> KeyRing:
     """Configured PEMs: each verifies exactly the algorithm it is configured for.
 
     Raises `KeySetError` for a PEM that is not a key of that algorithm's family."""
+    import jwt
+
     out = []
     for pk in public_keys:
         try:
-            key = get_default_algorithms()[pk.alg].prepare_key(pk.pem)
+            key = jwt.algorithms.get_default_algorithms()[pk.alg].prepare_key(pk.pem)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise KeySetError(f"the {pk.alg} public key {pk.kid or ''} is unusable: {exc}"
                               ) from None

@@ -14,8 +14,6 @@ import secrets
 import time
 from typing import Any
 
-import jwt
-
 from scoreboard.core.commands import ProofClaims
 from scoreboard.core.errors import ProofInvalid
 from scoreboard.core.rules import MAX_VALUE
@@ -32,6 +30,8 @@ class ProofAuthority:
         self._secret = secret
         self.leeway = leeway
         self._keys: dict[str, Any] = {}
+        import jwt  # see scoreboard.auth.tokens: imported where used
+
         for pk in settings.public_keys:
             algo = jwt.algorithms.get_default_algorithms()[pk.alg]
             self._keys[pk.alg] = algo.prepare_key(pk.pem)
@@ -40,6 +40,8 @@ class ProofAuthority:
     def verify(self, token: str, now: float | None = None, *,
                board: str | None = None) -> ProofClaims:
         """The proof's claims; refused if it names a board other than `board`."""
+        import jwt
+
         now = time.time() if now is None else now
         try:
             alg = jwt.get_unverified_header(token).get("alg")
@@ -91,4 +93,6 @@ class ProofAuthority:
             claims["board"] = board
         if value is not None:
             claims["val"] = value
+        import jwt
+
         return jwt.encode(claims, self._secret, algorithm="HS256", headers={"typ": PROOF_TYP})

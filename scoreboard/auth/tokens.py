@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import jwt
-
 from scoreboard.auth.claims import CONTROL, display_name, scopes
 from scoreboard.auth.keyring import ASYMMETRIC, KeyRing, ring_from_pems
 from scoreboard.settings.model import AuthSettings
 
 SECRET_FILE = "jwt-secret"
 MIN_SECRET_BYTES = 32  # HS256: a key shorter than the hash is refused (RFC 7518 §3.2)
+# pyjwt, and cryptography under it, are imported inside the functions that use them
+# (here, in proofs and in keyring), not at the top: their import is a tenth of a second
+# that the way to ready does not need. The service imports it in a thread once it
+# listens (`Service.start`), so the first token after a start seldom waits for it.
+JWT_MODULE = "jwt"
 
 log = logging.getLogger("scoreboard.auth")
 MAX_SUB = 128
@@ -172,6 +175,8 @@ class Authenticator:
             raise AuthError("expired", "token has expired")
         if len(token) > self.settings.max_token_bytes:
             raise AuthError("too_large", "token is too large")
+        import jwt  # here, not at the top: see JWT_MODULE
+
         try:
             header = jwt.get_unverified_header(token)
             alg, key = self._key_for(header)
@@ -245,4 +250,6 @@ class Authenticator:
             claims["iss"] = self.issuer
         if self.settings.audience:
             claims["aud"] = self.settings.audience
+        import jwt
+
         return jwt.encode(claims, self._secret, algorithm="HS256")

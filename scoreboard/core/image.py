@@ -14,13 +14,20 @@ through `apply` then gives exactly the engine that replayed the whole log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from scoreboard.core.boards import BoardDef, BoardError
 from scoreboard.core.engine import Engine
 from scoreboard.core.names import Names
 from scoreboard.core.periods import Period
-from scoreboard.core.ranking import Ranking
+from scoreboard.core.ranking import MAX_SCORE, SEQ_MASK, Ranking
+
+# A ranking key has room for these and no more: a snapshot's columns are checked
+# against them while they are decoded, at C speed (`Ranking.restore` trusts them).
+Score = Annotated[int, Meta(ge=-MAX_SCORE, le=MAX_SCORE)]
+ReachedSeq = Annotated[int, Meta(ge=0, le=SEQ_MASK)]
 
 _DEFINITION_FIELDS = [f.name for f in fields(BoardDef) if f.init]
 
@@ -47,8 +54,8 @@ class BoardImage:
     name: str
     version: int
     users: list[str]
-    scores: list[int]
-    seqs: list[int]  # the seq that reached the score (ties)
+    scores: list[Score]
+    seqs: list[ReachedSeq]  # the seq that reached the score (ties)
     ranked: int  # how many of the users are ranked; the rest are frozen
 
 

@@ -204,16 +204,15 @@ class Ranking:
         """Into an empty ranking: columns as `columns` gave them, the first `ranked`
         users ranked (in order) and the rest frozen. `frozen` must be set first. Each
         user's slot is their position: one key per user made at C speed (`make_key`
-        written as `map`s) and one pass of a sort that finds them in order."""
+        written as `map`s) and one pass of a sort that finds them in order. Scores
+        and seqs must be in range (`MAX_SCORE`, `SEQ_MASK`): a snapshot's are checked
+        as they are decoded (`scoreboard.core.image`), not by four passes here."""
         assert not self._key_of, "restore() is for an empty ranking"
         count = len(users)
         if not count == len(scores) == len(seqs):
             raise ValueError(f"board {self.board!r}: columns of different lengths")
         if not 0 <= ranked <= count:
             raise ValueError(f"board {self.board!r}: {ranked} ranked of {count} users")
-        if count and not (0 <= min(seqs) and max(seqs) <= SEQ_MASK
-                          and -MAX_SCORE <= min(scores) and max(scores) <= MAX_SCORE):
-            raise ValueError(f"board {self.board!r}: a score or a reached seq out of range")
         high = map(add, scores, repeat(SCORE_CEIL)) if self.ascending else map(
             sub, repeat(SCORE_CEIL), scores)
         keys = list(map(or_, map(lshift, high, repeat(SEQ_BITS + SLOT_BITS)),

@@ -14,6 +14,7 @@ from scoreboard.app import (
     ARCHIVE_TASK,
     GRAPHQL_TASK,
     HUB_TASK,
+    IMPORTS_TASK,
     LOCK_TASK,
     SNAPSHOT_TASK,
     WRITER_TASK,
@@ -38,7 +39,8 @@ async def test_a_raising_commit_listener_keeps_the_callers_200(server: Running) 
     assert "scoreboard_commit_listener_failures_total 1.0" in text
     status, ready = await server.get("/ready")
     running = {HUB_TASK: "running", WRITER_TASK: "running", SNAPSHOT_TASK: "running",
-               ARCHIVE_TASK: "running", GRAPHQL_TASK: "running"}
+               ARCHIVE_TASK: "running", GRAPHQL_TASK: "running",
+               IMPORTS_TASK: "running"}
     if isinstance(server.service.store, PostgresLog):  # the writer also checks its lock
         running[LOCK_TASK] = "running"
     assert status == 200 and ready["tasks"] == running

@@ -134,8 +134,10 @@ def test_a_board_holds_its_ranked_users_in_order_then_the_frozen() -> None:
     swapped = dataclasses.replace(board, users=board.users[::-1])  # cyd left unranked
     for wrong in (swapped, dataclasses.replace(board, ranked=board.ranked + 1),
                   dataclasses.replace(board, ranked=-1),
-                  dataclasses.replace(board, seqs=[-1] * 3)):
+                  dataclasses.replace(board, seqs=[-1] * 3),
+                  dataclasses.replace(board, scores=[2**53] * 3)):
         fresh = engine()
-        with pytest.raises(ValueError):
-            restore(fresh, dataclasses.replace(take(live), boards=[wrong]))
+        image = dataclasses.replace(take(live), boards=[wrong])
+        with pytest.raises(ValueError):  # a stored one: out-of-range values fail to decode
+            restore(fresh, decode(encode(image, 0.0)))
         assert fresh.state_digest() == engine().state_digest()
