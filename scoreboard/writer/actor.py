@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitAction
@@ -89,10 +88,7 @@ def _record_in(groups: Sequence[_Group], seq: int) -> LogRecord | None:
     return None
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    # A client may hang up before its reply is ready; its failure is still handled.
-    if not fut.cancelled():
-        fut.exception()
+_GONE: tuple[None, None] = (None, None)  # no copy of the key in flight
 
 
 class Writer:
@@ -182,18 +178,25 @@ class Writer:
                     return replace(result, replayed=True) \
                         if isinstance(result, ActionResult) else result
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_consume)
         self._admit(1)  # again: the wait for an in-flight copy may have been long
         self._waiting.append((cmd, fut))
         self._wake.set()
         self._queued += 1
         self._queued_at[fut] = time.monotonic()
+        inflight = self._inflight
         if key is not None:
-            self._inflight[key] = (cmd, fut)
-            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
+            inflight[key] = (cmd, fut)
         # Not shielded: if this caller is cancelled the future is too, and the actor
         # skips answering it (the change itself still commits if it was decided).
-        return await fut
+        # Cleaned up here rather than by callbacks on the future, each of which the
+        # loop would schedule and run apart for every action. An answer set just before
+        # this caller is cancelled is still taken: the task's wakeup reads it first.
+        try:
+            return await fut
+        finally:
+            # A copy queued since this one was given up keeps its own entry.
+            if key is not None and inflight.get(key, _GONE)[1] is fut:
+                del inflight[key]
 
     async def submit_many(self, cmds: Sequence[Command], *, ranked: bool = True
                           ) -> list[Result | Refused]:
