@@ -128,6 +128,10 @@ class Writer:
         self._unranked: set[asyncio.Future[Result]] = set()
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
+        # The loop run() runs on, where callers' futures are made: asking for the
+        # running loop costs a getpid() system call each time (CPython 3.11 checks
+        # for a fork), once per action.
+        self._running: asyncio.AbstractEventLoop | None = None
         # Decided groups, oldest first: the first is committing, the others wait for it.
         self._groups: deque[_Group] = deque()
         # When each waiting request was queued: a batch retries only until its oldest
@@ -177,7 +181,7 @@ class Writer:
                 else:
                     return replace(result, replayed=True) \
                         if isinstance(result, ActionResult) else result
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Result] = (self._running or asyncio.get_running_loop()).create_future()
         self._admit(1)  # again: the wait for an in-flight copy may have been long
         self._waiting.append((cmd, fut))
         self._wake.set()
@@ -212,7 +216,7 @@ class Writer:
         a single copy sent later is queued behind the unit and replays it the same way.
         """
         self._admit(len(cmds))
-        create = asyncio.get_running_loop().create_future
+        create = (self._running or asyncio.get_running_loop()).create_future
         unit: _Unit = [(cmd, create()) for cmd in cmds]
         if not ranked:
             self._unranked.update(fut for _, fut in unit)
@@ -249,9 +253,11 @@ class Writer:
     async def run(self) -> None:
         """Take batches until `stop()`; owned by the service, which treats any other
         end of this task as a crash. However it ends, nobody is left waiting."""
+        self._running = asyncio.get_running_loop()
         try:
             await self._loop()
         finally:
+            self._running = None
             self._stopped = True
             for group in self._groups:
                 if group.commit is not None:
