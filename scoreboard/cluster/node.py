@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
@@ -86,11 +86,13 @@ class Node:
         ranking = self.engine.ranking(board)
         return None if ranking is None else ranking.rank(user_id)
 
-    async def submit(self, cmd: Command) -> Result:
-        """Decide here when this process is the writer, else forward to the writer."""
+    def submit(self, cmd: Command) -> Coroutine[Any, Any, Result]:
+        """Decide here when this process is the writer, else forward to the writer: the
+        one or the other's coroutine, handed on without a frame of its own to pass
+        every action's wakeup through."""
         if self.is_writer:
-            return await self.writer.submit(cmd)
-        return await self.forwarder.submit(cmd)
+            return self.writer.submit(cmd)
+        return self.forwarder.submit(cmd)
 
     async def submit_many(self, cmds: Sequence[Command]) -> list[Result | Refused]:
         """Batches are decided where they land: only the writer takes them."""

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from scoreboard.edge.contract import REQUEST_ID_RE
 from scoreboard.edge.errors import JSON, MethodNotAllowed, UnknownResource, error_response
@@ -42,13 +43,16 @@ Preflight = Callable[[web.Request, set[str]], web.StreamResponse | None]
 
 
 JSON_HEADERS = {"Content-Type": JSON}
+# The same, as the kind aiohttp keeps: a Response copies its headers into a new
+# CIMultiDict, and copies another CIMultiDict a third faster than a dict.
+_JSON_ONLY = CIMultiDict(JSON_HEADERS)
 
 
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
     # Content-Type as a header: aiohttp's `content_type=` path checks and builds more
     return web.Response(body=body, status=status,
-                        headers={**headers, **JSON_HEADERS} if headers else JSON_HEADERS)
+                        headers={**headers, **JSON_HEADERS} if headers else _JSON_ONLY)
 
 
 class RequestIds:

@@ -2,13 +2,15 @@
 
 orjson and msgspec parse and validate, and keep the last of repeated keys without
 saying so.
-Telling whether a key repeats needs the text. In a body without a backslash no string
-can hold a quote, so the quotes alone split the text into strings and what lies
-between them; outside strings every ':' ends exactly one key. If the text has as many
-keys as the parsed objects hold, none repeated. Only when that cheap count cannot
-rule a repeat out (a backslash anywhere, or more keys in the text than parsed) is the
-body read again, pair by pair, by the standard library, which sees every key as
-written and names the repeated one.
+Telling whether a key repeats needs the text. The parsed objects hold `keys` keys, each
+spelled at least once in the text (a caller never counts a key the text may lack), and
+every key the text spells ends at a ':' outside strings. So when the text holds
+exactly `keys` ':' in all (nearly every body: no ':' inside a string), no key
+repeats. Else, in a body without a backslash no string can hold a quote, so the quotes
+alone split the text into strings and what lies between them, and the ':' outside
+strings are counted. Only when neither count rules a repeat out (a backslash anywhere,
+or more keys in the text than parsed) is the body read again, pair by pair, by the
+standard library, which sees every key as written and names the repeated one.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def loads(body: bytes) -> Any:
 
 
 def check_unique(body: bytes, keys: int) -> None:
-    """BadRequest if an object of `body` repeats a key; `keys` is how many keys its
-    parsed value holds (fewer than the text spells only when some key repeats, or when
-    the decoder dropped some, e.g. null fields)."""
+    """BadRequest if an object of `body` repeats a key; `keys` is how many distinct keys
+    its parsed value holds, counting none the text may lack (fewer than the text spells
+    only when some key repeats, or when the decoder dropped some, e.g. null fields)."""
+    if body.count(b":") == keys:
+        return  # every ':' ends one of the `keys` keys the text spells: none is repeated
     if b"\\" in body or _keys_in_text(body) != keys:  # a backslash: escapes can spell
         try:                                          # one key in two ways
             json.loads(body, object_pairs_hook=_unique)

@@ -63,14 +63,17 @@ class BodyReader(Generic[B]):
 
 
 def count_keys(value: Any) -> int:
-    """The keys a decoded body holds, fields left at None (or unset) not counted."""
+    """The keys a decoded body holds that its text surely spells: fields at their
+    default (None, unset, or another such as `false`) are not counted, since the text
+    may lack them. Counting one would hide a repeated key of the same body."""
     keys = 0
     if isinstance(value, msgspec.Struct):
-        for item in astuple(value):
-            if item is not None and item is not UNSET:
-                keys += 1
-                if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
-                    keys += count_keys(item)
+        for item, default in zip(astuple(value), _defaults(value.__class__)):  # noqa: B905 (same length)
+            if item is default or item is None or item is UNSET:
+                continue
+            keys += 1
+            if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
+                keys += count_keys(item)
     elif value.__class__ is dict:
         keys = len(value)
         for item in value.values():
@@ -81,6 +84,16 @@ def count_keys(value: Any) -> int:
             if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
                 keys += count_keys(item)
     return keys
+
+
+_REQUIRED = object()  # a field without a default: never at it
+
+
+@functools.cache
+def _defaults(struct: type[msgspec.Struct]) -> tuple[Any, ...]:
+    """Each field's default, in field order (defaults belong to the last fields)."""
+    defaults = struct.__struct_defaults__
+    return (_REQUIRED,) * (len(struct.__struct_fields__) - len(defaults)) + defaults
 
 
 _CONTAINERS = (dict, list)

@@ -33,9 +33,11 @@ def _iso_second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@lru_cache(maxsize=64)
 def iso(ts: float) -> str:
     """UTC ISO 8601 with milliseconds and a Z. Every reply carries one, so the
-    date part is formatted once per second rather than once per call."""
+    date part is formatted once per second rather than once per call, and the whole
+    once per instant: the actions of one group share theirs."""
     second, micros = divmod(round(ts * 1_000_000), 1_000_000)  # as datetime rounds
     return f"{_iso_second(second)}.{micros // 1000:03d}Z"
 

@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitAction
@@ -89,10 +88,7 @@ def _record_in(groups: Sequence[_Group], seq: int) -> LogRecord | None:
     return None
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    # A client may hang up before its reply is ready; its failure is still handled.
-    if not fut.cancelled():
-        fut.exception()
+_GONE: tuple[None, None] = (None, None)  # no copy of the key in flight
 
 
 class Writer:
@@ -132,6 +128,10 @@ class Writer:
         self._unranked: set[asyncio.Future[Result]] = set()
         self._closing = False
         self._stopped = False  # run() has ended: nothing will answer new commands
+        # The loop run() runs on, where callers' futures are made: asking for the
+        # running loop costs a getpid() system call each time (CPython 3.11 checks
+        # for a fork), once per action.
+        self._running: asyncio.AbstractEventLoop | None = None
         # Decided groups, oldest first: the first is committing, the others wait for it.
         self._groups: deque[_Group] = deque()
         # When each waiting request was queued: a batch retries only until its oldest
@@ -181,19 +181,26 @@ class Writer:
                 else:
                     return replace(result, replayed=True) \
                         if isinstance(result, ActionResult) else result
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_consume)
+        fut: asyncio.Future[Result] = (self._running or asyncio.get_running_loop()).create_future()
         self._admit(1)  # again: the wait for an in-flight copy may have been long
         self._waiting.append((cmd, fut))
         self._wake.set()
         self._queued += 1
         self._queued_at[fut] = time.monotonic()
+        inflight = self._inflight
         if key is not None:
-            self._inflight[key] = (cmd, fut)
-            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
+            inflight[key] = (cmd, fut)
         # Not shielded: if this caller is cancelled the future is too, and the actor
         # skips answering it (the change itself still commits if it was decided).
-        return await fut
+        # Cleaned up here rather than by callbacks on the future, each of which the
+        # loop would schedule and run apart for every action. An answer set just before
+        # this caller is cancelled is still taken: the task's wakeup reads it first.
+        try:
+            return await fut
+        finally:
+            # A copy queued since this one was given up keeps its own entry.
+            if key is not None and inflight.get(key, _GONE)[1] is fut:
+                del inflight[key]
 
     async def submit_many(self, cmds: Sequence[Command], *, ranked: bool = True
                           ) -> list[Result | Refused]:
@@ -209,7 +216,7 @@ class Writer:
         a single copy sent later is queued behind the unit and replays it the same way.
         """
         self._admit(len(cmds))
-        create = asyncio.get_running_loop().create_future
+        create = (self._running or asyncio.get_running_loop()).create_future
         unit: _Unit = [(cmd, create()) for cmd in cmds]
         if not ranked:
             self._unranked.update(fut for _, fut in unit)
@@ -246,9 +253,11 @@ class Writer:
     async def run(self) -> None:
         """Take batches until `stop()`; owned by the service, which treats any other
         end of this task as a crash. However it ends, nobody is left waiting."""
+        self._running = asyncio.get_running_loop()
         try:
             await self._loop()
         finally:
+            self._running = None
             self._stopped = True
             for group in self._groups:
                 if group.commit is not None:

@@ -10,10 +10,12 @@ import pytest
 from aiohttp import http_exceptions as hx
 
 from scoreboard.edge import strict_json
+from scoreboard.edge.bodies import ActionRequest, AdjustRequest, Body
 from scoreboard.edge.clients import ClientAddress
 from scoreboard.edge.connections import BUDGET, HEALTH_BAND, PER_IP, ConnectionBudget
 from scoreboard.edge.contract import MAX_HEADER_FIELD, MAX_REQUEST_LINE
 from scoreboard.edge.errors import BadRequest, describe, error_response
+from scoreboard.edge.validation import BodyReader
 from scoreboard.http.refusals import parser_refusal, raw_response
 from scoreboard.storage.base import StoreUnavailable
 from scoreboard.writer.errors import StoreDown
@@ -40,6 +42,30 @@ def test_repeated_keys_are_refused(body: bytes) -> None:
 ])
 def test_distinct_keys_parse_as_orjson_does(body: bytes, value: object) -> None:
     assert strict_json.loads(body) == value
+
+
+@pytest.mark.parametrize(("body_type", "body"), [
+    (ActionRequest, b'{"actionType":"A","actionType":"B","clientActionId":"c"}'),
+    (ActionRequest, b'{"actionType":"A","actionType":"B","clientActionId":"c:d"}'),
+    (ActionRequest, b'{"actionType":"A","clientActionId":"c","metadata":{"k":1,"k":2}}'),
+    # a field left at a default other than null (`create`) is no key of the text
+    (AdjustRequest, b'{"delta":5,"delta":6,"reason":"r","clientActionId":"c"}'),
+    (AdjustRequest, b'{"delta":5,"delta":6,"reason":"r","clientActionId":"c","create":false}'),
+])
+def test_repeated_keys_of_a_body_are_refused(body_type: type[Body], body: bytes) -> None:
+    with pytest.raises(BadRequest, match="more than once"):
+        BodyReader(body_type).read(body)
+
+
+@pytest.mark.parametrize(("body_type", "body"), [
+    (ActionRequest, b'{"actionType":"A","clientActionId":"c"}'),
+    (ActionRequest, b'{"actionType":"A","clientActionId":"c:d","board":null}'),
+    (ActionRequest, b'{"actionType":"A","clientActionId":"\\u0063","metadata":{"k":{}}}'),
+    (AdjustRequest, b'{"delta":5,"reason":"r","clientActionId":"c","create":false}'),
+    (AdjustRequest, b'{"delta":5,"reason":"r:s","clientActionId":"c","create":true}'),
+])
+def test_bodies_without_repeats_are_read(body_type: type[Body], body: bytes) -> None:
+    assert isinstance(BodyReader(body_type).read(body), body_type)
 
 
 def test_invalid_json_is_still_400() -> None:

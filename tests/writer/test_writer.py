@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -134,6 +135,30 @@ async def test_concurrent_copies_wait_for_the_first(running: Running) -> None:
                              running.writer.submit(SubmitAction("bob", "Bob", "global",
                                                                 "COMPLETE_LEVEL", "k",
                                                                 metadata={"x": 1})))
+
+
+async def test_a_caller_gone_once_answered_leaves_nothing_unretrieved(
+    running: Running,
+) -> None:
+    """A caller cancelled between its refusal being set and its task resuming (a client
+    that hangs up just then): the refusal is still taken, nothing is reported as an
+    exception never retrieved, and its key is no longer in flight."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    refused = asyncio.create_task(running.writer.submit(act("al", "k1", "NO_SUCH_ACTION")))
+    # Listeners run right after the group's callers are answered, in the same step.
+    running.writer.listeners.append(lambda _records: refused.cancel())
+    accepted = await running.writer.submit(act("bo", "k2"))
+    assert isinstance(accepted, ActionResult)
+    with pytest.raises(asyncio.CancelledError):
+        await refused
+    running.writer.listeners.pop()
+    gc.collect()
+    loop.set_exception_handler(None)
+    assert reported == []
+    again = await asyncio.wait_for(running.writer.submit(act("al", "k1")), 5)
+    assert isinstance(again, ActionResult) and not again.replayed
 
 
 async def test_keys_older_than_memory_fall_back_to_the_log() -> None:
