@@ -157,26 +157,23 @@ def _checked_scores(rows: Sequence[tuple[str, str, int, int]]) -> list[ScoreValu
     the whole batch at once, at C speed: plain tuples, unique keys, the ids ASCII
     without NUL and the integers inside 64 bits. Otherwise row by row, naming the field
     that is wrong."""
-    if len(set(map(_KEY, rows))) != len(rows):
-        rows = list({_KEY(row): row for row in rows}.values())
+    keys = list(map(_KEY, rows))
+    if len(set(keys)) != len(keys):
+        rows = list(dict(zip(keys, rows, strict=True)).values())
     elif rows and set(map(type, rows)) == {tuple}:
         try:
-            ids = "".join(chain(map(_BOARD, rows), map(_USER, rows)))
-            if ids.isascii() and "\x00" not in ids and _int64(rows, _SCORE) \
-                    and _int64(rows, _SEQ):
+            ids = "".join(chain.from_iterable(keys))
+            numbers = list(chain.from_iterable(map(_NUMBERS, rows)))
+            if ids.isascii() and "\x00" not in ids and INT64_MIN <= min(numbers) \
+                    and max(numbers) <= INT64_MAX:
                 return list(rows)
         except TypeError:  # not text, or not numbers: the row by row check says which
             pass
     return [_score_values(s) for s in rows]
 
 
-def _int64(rows: Sequence[tuple[Any, ...]], column: Callable[[Any], int]) -> bool:
-    """Whether a column of the rows is inside 64 bits (TypeError: not numbers)."""
-    return INT64_MIN <= min(map(column, rows)) and max(map(column, rows)) <= INT64_MAX
-
-
 _KEY = itemgetter(0, 1)
-_BOARD, _USER, _SCORE, _SEQ = map(itemgetter, range(4))
+_NUMBERS = itemgetter(2, 3)
 
 
 def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
