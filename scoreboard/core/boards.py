@@ -36,6 +36,9 @@ class BoardDef:
     end: float | None = None
     ranks: str = "ordinal"
     schedule: Schedule = field(init=False, compare=False, repr=False)
+    # Whether `start` or `end` bounds the board (`open_at` can be False): decided once,
+    # asked for each board an action scores on.
+    seasonal: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = f"boards.{self.id}"
@@ -61,6 +64,7 @@ class BoardDef:
                 raise BoardError(f"{where}.follows: a board cannot follow itself")
         object.__setattr__(self, "title", self.title or self.id)
         object.__setattr__(self, "schedule", schedule)
+        object.__setattr__(self, "seasonal", self.start is not None or self.end is not None)
 
     @property
     def ascending(self) -> bool:

@@ -282,14 +282,30 @@ class Engine(BoardTimes, EngineQueries):
               pending: Pending) -> tuple[BoardScore, ...]:
         """What an action worth `amount` does on the boards that follow its board: the
         action's checks are made once, for its own board; here each follower whose
-        season is open only scores it by its operator."""
-        defs, ended, scored = self.defs, self.ended, self._scored
+        season is open only scores it by its operator (`_scored` written out: once per
+        follower of every action)."""
+        defs, ended, boards, score_of = self.defs, self.ended, self.boards, pending.score
         also = []
         for b in followers:
             d = defs[b]
-            if ((d.start is None and d.end is None) or d.open_at(now)) and b not in ended:
-                prev, new = scored(b, user_id, amount, pending)
-                also.append((b, prev, new))
+            if (d.seasonal and not d.open_at(now)) or b in ended:
+                continue
+            hit = score_of(b, user_id)
+            if hit is None:
+                prev = boards[b].score(user_id)
+            else:
+                prev = None if hit is ROLLED else hit[2]
+            if prev is None:  # the first score, by any operator
+                new = amount
+            elif d.operator == "sum":
+                new = prev + amount
+            elif d.operator == "best":
+                new = boards[b].better(prev, amount)
+            else:
+                new = amount
+            if not -MAX_SCORE <= new <= MAX_SCORE:
+                raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
+            also.append((b, prev or 0, new))
         return tuple(also)
 
     def _scored(self, board: str, user_id: str, amount: int, pending: Pending
@@ -429,7 +445,7 @@ class Engine(BoardTimes, EngineQueries):
         """What one transaction must write for the pending changes."""
         # The pending scores are the rows as they are: an action on followed boards
         # makes one tuple per board, from decision to the store.
-        return CommitBatch(tuple(pending.records), tuple(pending.rows()),
+        return CommitBatch(tuple(pending.records), pending.rows(),
                            tuple(pending.users.values()))
 
     # -- applying ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ chain is committed state from then on, so nothing is counted twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 from scoreboard.core.records import LogRecord, UserRow
 
@@ -61,22 +62,25 @@ class Pending:
             board = self.scores[row[0]] = {}
         board[row[1]] = row
 
-    def rows(self) -> list[Score]:
+    def rows(self) -> tuple[Score, ...]:
         """This group's scores, one row per (board, user)."""
-        return [row for board in self.scores.values() for row in board.values()]
+        return tuple(chain.from_iterable(board.values() for board in self.scores.values()))
 
     def score(self, board: str, user_id: str) -> Score | None:
         """The pending score of the user on the board, or `ROLLED` when a group of the
         chain closed the board's period after any score it holds (a period closes first
         in a group) or took the user off the board after it."""
-        scores = self.scores.get(board)
-        if scores is not None:
-            hit = scores.get(user_id)
-            if hit is not None:
-                return hit
-        if board in self.rolled or (self.removed and (board, user_id) in self.removed):
-            return ROLLED
-        return None if self.prior is None else self.prior.score(board, user_id)
+        group: Pending | None = self
+        while group is not None:  # a loop, not a call per group: asked per board per action
+            scores = group.scores.get(board)
+            if scores is not None:
+                hit = scores.get(user_id)
+                if hit is not None:
+                    return hit
+            if board in group.rolled or (group.removed and (board, user_id) in group.removed):
+                return ROLLED
+            group = group.prior
+        return None
 
     def has_rolled(self, board: str) -> bool:
         """Whether a group of the chain closed the board's period."""
@@ -91,8 +95,13 @@ class Pending:
         return users if self.prior is None else users | self.prior.touched(board)
 
     def user(self, user_id: str) -> UserRow | None:
-        row = self.users.get(user_id)
-        return row if row is not None or self.prior is None else self.prior.user(user_id)
+        group: Pending | None = self
+        while group is not None:
+            row = group.users.get(user_id)
+            if row is not None:
+                return row
+            group = group.prior
+        return None
 
     def key(self, key: tuple[str, str]) -> tuple[int, int] | None:
         """(fingerprint, seq) of the record a pending command with this key wrote."""

@@ -24,9 +24,10 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice, repeat
-from operator import add, and_, lshift, or_, rshift, sub
+from operator import add, and_, call, lshift, or_, rshift, sub
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -326,6 +327,51 @@ class Ranking:
             if not competition or s != last:
                 rank, last = position, s
             yield users[k & SLOT_MASK], s, rank
+
+    def standings(self, start: int, stop: int) -> list[tuple[int, str, int, int]]:
+        """(position, user, score, rank) for the 1-based positions start+1..stop, ties in
+        this board's own rank style: a closed period's final standings, a slice at a
+        time. Made from the keys at C speed (`ranks` written as `map`s), so a slice of a
+        few thousand takes well under a millisecond."""
+        start = max(start, 0)
+        keys = self._order[start:stop]
+        users = map(self._users.__getitem__, map(and_, keys, repeat(SLOT_MASK)))
+        high = map(rshift, keys, repeat(SEQ_BITS + SLOT_BITS))
+        scores = map(sub, high, repeat(SCORE_CEIL)) if self.ascending else map(
+            sub, repeat(SCORE_CEIL), high)
+        positions = range(start + 1, start + len(keys) + 1)
+        if not self.competition:
+            return list(zip(positions, users, scores, positions, strict=True))
+        rows = []
+        last, rank = None, 0
+        for position, user, score in zip(positions, users, scores, strict=True):
+            if score != last:  # the first of the slice: one more than those strictly better
+                rank = position if last is not None else self.rank_of_score(score)
+                last = score
+            rows.append((position, user, score, rank))
+        return rows
+
+    def dismantle(self, step: int = 4096) -> Iterator[None]:
+        """Let go of every user, `step` at a time, yielding after each part: a closed
+        period's ranking once it is archived. A million users freed at once hold the
+        thread for about 100 ms; a part takes about a millisecond. The ranking reads as
+        an empty board from the start."""
+        order, key_of, users = self._order, self._key_of, self._users
+        self._order, self._key_of, self._users = SortedList(), {}, []
+        # The keys are shared with `key_of`: dropping the order's lists of about a
+        # thousand keys each frees nothing yet, nor do the ids shared with `key_of`.
+        lists = order._lists
+        while lists:
+            del lists[-max(1, step // 1000):]
+            yield
+        del order, lists
+        while users:
+            del users[-step:]
+            yield
+        popitem = key_of.popitem
+        while key_of:
+            deque(map(call, repeat(popitem, min(step, len(key_of)))), maxlen=0)
+            yield
 
     def around(self, user_id: str, radius: int) -> list[tuple[int, str, int]]:
         rank = self.rank(user_id)

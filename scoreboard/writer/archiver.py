@@ -24,18 +24,19 @@ and the log still holds everything.
 The writer comes first (SPEC §10): no archive write holds anything a commit waits for
 (SQLite keeps the archive in a file of its own, PostgreSQL writes it on a pooled session,
 not the writer's), and the rows are built on the event loop in slices of a few
-milliseconds with a yield after each, so a commit never waits behind a whole chunk.
-A chunk is written while the next one is built.
+milliseconds with a yield after each, so a commit never waits behind a whole chunk
+(`Ranking.standings`: a slice of rows at C speed). A chunk is written while the next
+one is built. Once a period is complete its ranking is freed a part at a time
+(`release`): a million users let go of at once held the loop for about 100 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
@@ -50,7 +51,7 @@ log = logging.getLogger("scoreboard.writer.archiver")
 CHUNK = 50_000
 # Seconds of building rows on the event loop before it yields to whatever waits.
 SLICE = 0.002
-_STEP = 256  # rows built between looks at the clock
+_STEP = 512  # rows built between looks at the clock (about a tenth of a millisecond)
 
 
 def _bound(t: float) -> float | None:
@@ -70,6 +71,7 @@ class Archiver:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closing = False
+        self._releasing: set[asyncio.Future[None]] = set()  # a follower's (`on_followed`)
 
     def on_commit(self, records: Sequence[LogRecord]) -> None:
         """A commit listener: a committed close hands its final ranking over."""
@@ -85,7 +87,10 @@ class Archiver:
         """A follower's listener: the writer archives, so a follower lets the closed
         rankings go (one that takes over rebuilds what is missing from the log)."""
         if any(isinstance(r, PeriodClosedRecord) for r in records):
-            self.engine.take_closed()
+            for _, ranking in self.engine.take_closed():
+                task = asyncio.ensure_future(release(ranking))
+                self._releasing.add(task)
+                task.add_done_callback(self._releasing.discard)
 
     def _take(self) -> None:
         closed = self.engine.take_closed()
@@ -123,10 +128,14 @@ class Archiver:
             item = self._queue[0]
             done = (await self._exclude(item) if isinstance(item, PeriodExclusionRecord)
                     else await self._write(*item))
-            if done:
-                self._queue.popleft()
-            else:
+            if not done:
                 await self._pause()
+                continue
+            self._queue.popleft()
+            if not isinstance(item, PeriodExclusionRecord):
+                ranking = item[1]
+                del item  # the ranking's last reference: `release` frees it in parts
+                await release(ranking)
 
     async def _pause(self) -> None:
         """After a failed write: until `retry_seconds` pass or `stop`."""
@@ -155,10 +164,17 @@ class Archiver:
         except StoreError as exc:
             log.warning("could not replay the log to archive closed periods: %s", exc)
             return
-        for record, ranking in engine.take_closed():
+        closed = engine.take_closed()
+        rankings = [r for b in engine.board_sizes() if (r := engine.ranking(b)) is not None]
+        del engine  # its rankings are freed in parts below, as each closed one is
+        while closed:
+            record, ranking = closed.pop(0)
             if (record.board, record.seq) in wanted and not self._closing:
                 while not await self._write(record, ranking) and not self._closing:
                     await self._pause()
+            await release(ranking)
+        for ranking in rankings:
+            await release(ranking)
 
     async def _exclude_logged(self, up_to: int) -> None:
         """Apply every exclusion the log holds up to seq `up_to` (the later ones are
@@ -185,14 +201,15 @@ class Archiver:
 
     async def _write(self, r: PeriodClosedRecord, ranking: Ranking) -> bool:
         """The period's rows in chunks, the last one marking it complete; False when the
-        store refused (the caller tries again)."""
+        store refused (the caller tries again, from the first row)."""
         period = ArchivedPeriod(r.board, r.period, _bound(r.starts_at), _bound(r.ends_at),
                                 len(ranking), r.seq, False)
-        ranks = enumerate(ranking.ranks(), 1)
+        written = 0  # rows built so far
         writing: asyncio.Future[None] | None = None  # the chunk before, while building
         try:
             while True:
-                rows = await self._rows(ranks)
+                rows = await self._rows(ranking, written)
+                written += len(rows)
                 if writing is not None:
                     await writing
                 if len(rows) < self.chunk:  # the last
@@ -209,15 +226,16 @@ class Archiver:
         log.info("archived %s period %s: %d users", r.board, r.period, len(ranking))
         return True
 
-    async def _rows(self, ranks: Iterator[tuple[int, tuple[str, int, int]]]
-                    ) -> list[ArchiveValues]:
-        """The next `chunk` rows (fewer: the last), yielding every `SLICE` seconds; plain
-        tuples (`ArchiveValues`), which the collector soon stops looking at."""
+    async def _rows(self, ranking: Ranking, start: int) -> list[ArchiveValues]:
+        """The `chunk` rows from position `start` on (fewer: the last), a step at a time
+        with a yield every `SLICE` seconds; plain tuples (`ArchiveValues`), which the
+        collector soon stops looking at."""
         rows: list[ArchiveValues] = []
         deadline = time.perf_counter() + SLICE
         while len(rows) < self.chunk:
             step = min(_STEP, self.chunk - len(rows))
-            part = [(p, u, s, k) for p, (u, s, k) in itertools.islice(ranks, step)]
+            at = start + len(rows)
+            part = ranking.standings(at, at + step)
             rows += part
             if len(part) < step:
                 break
@@ -225,3 +243,14 @@ class Archiver:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + SLICE
         return rows
+
+
+async def release(ranking: Ranking) -> None:
+    """Free a ranking no one reads any more (a closed period's, archived) a part at a
+    time, yielding every `SLICE` seconds: a million users freed at once would hold the
+    event loop for about 100 ms."""
+    deadline = time.perf_counter() + SLICE
+    for _ in ranking.dismantle():
+        if time.perf_counter() > deadline:
+            await asyncio.sleep(0)
+            deadline = time.perf_counter() + SLICE

@@ -173,3 +173,30 @@ def test_after_gives_current_ranks_in_both_rank_styles() -> None:
         ordinal.set(user, score, seq)
     assert ordinal.after(7, 2, 5) == [(3, "c", 7)]
     assert ordinal.after(99, 50, 2) == [(1, "a", 10), (2, "b", 7)]  # a place above all
+
+
+@given(
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.tuples(st.sampled_from("abcdefghijklmn"), st.integers(-3, 3)), max_size=60),
+    st.integers(1, 7),
+)
+def test_standings_in_slices_are_the_ranks_and_dismantle_empties(
+    ascending: bool, competition: bool, moves: list[tuple[str, int]], step: int
+) -> None:
+    """A closed period's standings a slice at a time are `ranks` numbered by position
+    (a slice starting inside a tie keeps the tie's rank); `dismantle` then lets go of
+    everyone, the frozen and the removed too."""
+    r = Ranking("p", ascending=ascending, competition=competition)
+    for seq, (user, score) in enumerate(moves, 1):
+        r.set(user, score, seq)
+    r.freeze("a", len(moves) + 1)
+    r.remove("b", len(moves) + 2)
+    want = [(p, u, s, k) for p, (u, s, k) in enumerate(r.ranks(), 1)]
+    got = [row for start in range(0, len(r) + step, step)
+           for row in r.standings(start, start + step)]
+    assert got == want
+    joined = r.slots
+    parts = sum(1 for _ in r.dismantle(step))
+    assert parts >= (joined + step - 1) // step  # a part at a time
+    assert (len(r), r.slots, r.top(5), list(r.rows())) == (0, 0, [], [])
