@@ -233,9 +233,12 @@ class Engine(BoardTimes, EngineQueries):
                               reason=f"automatic: {reason}")
 
     def _known(self, user_id: str, pending: Pending) -> bool:
-        return user_id in self.names or pending.user(user_id) is not None or any(
-            user_id in b for b in self.boards.values()
-        )
+        """Whether the user is on a board, named or has a standing, committed or in the
+        chain of pending groups (a score pending on a board counts as on it)."""
+        if user_id in self.names or pending.user(user_id) is not None:
+            return True
+        return any(user_id in b or pending.score(name, user_id) not in (None, ROLLED)
+                   for name, b in self.boards.items())
 
     def _user_record(self, pending: Pending, now: float, row: UserRow,
                      cls: type[StandingRecord], **fields: str) -> LogRecord:
@@ -341,25 +344,11 @@ class Engine(BoardTimes, EngineQueries):
                     board[user_id] = (b, user_id, score, seq)
         pending.next_seq += 1
         pending.records.append(record)
+        # Only a row that says something is written: a user without a name or any
+        # standing needs none (recovery reads every missing row as exactly that), so a
+        # new user's first score costs no upsert.
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
-        elif display_name is None and self._has_no_row(user, pending):
-            pending.users[user_id] = user  # every scoring user has a row, named or not
-
-    def _has_no_row(self, user: UserRow, pending: Pending) -> bool:
-        """Whether the user may have no row in the log's users table yet: a user who
-        scored, has a name or any standing has one (a row written again is harmless;
-        one skipped is not, so this errs towards True)."""
-        if user.display_name is not None or user.frozen or user.hidden or user.flag \
-                or user.tokens_revoked_at is not None:
-            return False
-        user_id = user.user_id
-        if pending.user(user_id) is not None:
-            return False
-        for b in self.boards.values():  # a new user is looked for on every board
-            if user_id in b._key_of:
-                return False
-        return True
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending
