@@ -174,9 +174,9 @@ class Engine(BoardTimes, EngineQueries):
         if rule is None:
             raise self.rules.unknown(cmd.action_type)
         self._board(cmd.board)
-        replay = self.keys.check(cmd, pending)
-        if replay is not None:
-            return replay
+        fp = self.keys.check(cmd, pending)
+        if isinstance(fp, Replay):
+            return fp
         self._check_open(cmd.board, now)
         user = self._user(cmd.user_id, pending)
         if user.frozen:
@@ -207,7 +207,7 @@ class Engine(BoardTimes, EngineQueries):
             None if proof is None else proof.jti, None if proof is None else proof.exp, also,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, record.seq, pending)
+        self.keys.hold(cmd, fp, record.seq, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
         if proof is not None:
@@ -259,9 +259,9 @@ class Engine(BoardTimes, EngineQueries):
         if cmd.delta == 0:
             raise errors.InvalidCommand("delta must not be 0")
         self._check_open(cmd.board, now)
-        replay = self.keys.check(cmd, pending)
-        if replay is not None:
-            return replay
+        fp = self.keys.check(cmd, pending)
+        if isinstance(fp, Replay):
+            return fp
         user = self._user(cmd.user_id, pending)
         if not cmd.create and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
@@ -273,7 +273,7 @@ class Engine(BoardTimes, EngineQueries):
             client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, record.seq, pending)
+        self.keys.hold(cmd, fp, record.seq, pending)
         return record
 
     def _check_open(self, board: str, now: float) -> None:
