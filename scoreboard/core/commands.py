@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoreboard.core.boards import BoardDef
+from scoreboard.core.frozen import quick_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Command:
         return None
 
 
+@quick_init  # one per action
 @dataclass(frozen=True, slots=True)
 class SubmitAction(Command):
     display_name: str | None
@@ -148,6 +150,7 @@ class ExcludeFromPeriod(Command):
     reason: str
 
 
+@quick_init  # one per action
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     """The reply to an accepted (or replayed) score change."""

@@ -174,9 +174,9 @@ class Engine(BoardTimes, EngineQueries):
         if rule is None:
             raise self.rules.unknown(cmd.action_type)
         self._board(cmd.board)
-        replay = self.keys.check(cmd, pending)
-        if replay is not None:
-            return replay
+        fp = self.keys.check(cmd, pending)
+        if isinstance(fp, Replay):
+            return fp
         self._check_open(cmd.board, now)
         user = self._user(cmd.user_id, pending)
         if user.frozen:
@@ -207,7 +207,7 @@ class Engine(BoardTimes, EngineQueries):
             None if proof is None else proof.jti, None if proof is None else proof.exp, also,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, record.seq, pending)
+        self.keys.hold(cmd, fp, record.seq, pending)
         if rule.quota is not None:
             self.quotas.hold(cmd.user_id, cmd.action_type, pending)
         if proof is not None:
@@ -233,9 +233,12 @@ class Engine(BoardTimes, EngineQueries):
                               reason=f"automatic: {reason}")
 
     def _known(self, user_id: str, pending: Pending) -> bool:
-        return user_id in self.names or pending.user(user_id) is not None or any(
-            user_id in b for b in self.boards.values()
-        )
+        """Whether the user is on a board, named or has a standing, committed or in the
+        chain of pending groups (a score pending on a board counts as on it)."""
+        if user_id in self.names or pending.user(user_id) is not None:
+            return True
+        return any(user_id in b or pending.score(name, user_id) not in (None, ROLLED)
+                   for name, b in self.boards.items())
 
     def _user_record(self, pending: Pending, now: float, row: UserRow,
                      cls: type[StandingRecord], **fields: str) -> LogRecord:
@@ -256,9 +259,9 @@ class Engine(BoardTimes, EngineQueries):
         if cmd.delta == 0:
             raise errors.InvalidCommand("delta must not be 0")
         self._check_open(cmd.board, now)
-        replay = self.keys.check(cmd, pending)
-        if replay is not None:
-            return replay
+        fp = self.keys.check(cmd, pending)
+        if isinstance(fp, Replay):
+            return fp
         user = self._user(cmd.user_id, pending)
         if not cmd.create and not self._known(cmd.user_id, pending):
             raise errors.NotFound(f"no user {cmd.user_id!r}; send \"create\": true to add them")
@@ -270,7 +273,7 @@ class Engine(BoardTimes, EngineQueries):
             client_action_id=cmd.client_action_id, actor=cmd.actor, reason=cmd.reason,
         )
         self._add_score(pending, record, user)
-        self.keys.hold(cmd, record.seq, pending)
+        self.keys.hold(cmd, fp, record.seq, pending)
         return record
 
     def _check_open(self, board: str, now: float) -> None:
@@ -357,25 +360,11 @@ class Engine(BoardTimes, EngineQueries):
                     board[user_id] = (b, user_id, score, seq)
         pending.next_seq += 1
         pending.records.append(record)
+        # Only a row that says something is written: a user without a name or any
+        # standing needs none (recovery reads every missing row as exactly that), so a
+        # new user's first score costs no upsert.
         if display_name is not None and display_name != user.display_name:
             pending.users[user_id] = user._replace(display_name=display_name)
-        elif display_name is None and self._has_no_row(user, pending):
-            pending.users[user_id] = user  # every scoring user has a row, named or not
-
-    def _has_no_row(self, user: UserRow, pending: Pending) -> bool:
-        """Whether the user may have no row in the log's users table yet: a user who
-        scored, has a name or any standing has one (a row written again is harmless;
-        one skipped is not, so this errs towards True)."""
-        if user.display_name is not None or user.frozen or user.hidden or user.flag \
-                or user.tokens_revoked_at is not None:
-            return False
-        user_id = user.user_id
-        if pending.user(user_id) is not None:
-            return False
-        for b in self.boards.values():  # a new user is looked for on every board
-            if user_id in b._key_of:
-                return False
-        return True
 
     def _decide_user_flag(
         self, cmd: SetFrozen | SetNameHidden | ClearFlag, now: float, pending: Pending

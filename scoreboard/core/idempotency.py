@@ -87,9 +87,10 @@ class IdempotencyKeys:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def check(self, cmd: SubmitAction | AdjustScore, pending: Pending) -> Replay | None:
-        """A `Replay` when the key is known with the same payload, None when it is new;
-        raises `IdempotencyConflict` when it is known with another payload."""
+    def check(self, cmd: SubmitAction | AdjustScore, pending: Pending) -> Replay | int:
+        """A `Replay` when the key is known with the same payload, else the command's
+        fingerprint (for `hold`: it is digested once); raises `IdempotencyConflict` when
+        the key is known with another payload."""
         key = (cmd.user_id, cmd.client_action_id)
         fp = command_fingerprint(cmd)
         known = pending.key(key)
@@ -102,13 +103,13 @@ class IdempotencyKeys:
             if entry[1] != fp:
                 raise _conflict()
             return Replay(entry[0])
-        return None
+        return fp
 
     @staticmethod
-    def hold(cmd: SubmitAction | AdjustScore, seq: int, pending: Pending) -> None:
-        """The command was accepted into the group as record `seq`: later copies of it
-        replay that record."""
-        pending.keys[(cmd.user_id, cmd.client_action_id)] = (command_fingerprint(cmd), seq)
+    def hold(cmd: SubmitAction | AdjustScore, fp: int, seq: int, pending: Pending) -> None:
+        """The command, whose fingerprint `check` gave, was accepted into the group as
+        record `seq`: later copies of it replay that record."""
+        pending.keys[(cmd.user_id, cmd.client_action_id)] = (fp, seq)
 
     def remember(self, r: LogRecord) -> None:
         if not isinstance(r, ScoreRecord):

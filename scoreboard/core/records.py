@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from scoreboard.core.boards import BoardDef
+from scoreboard.core.frozen import quick_init
 
 
 class Kind(StrEnum):
@@ -64,6 +65,7 @@ class ScoreRecord(LogRecord):
 BoardScore = tuple[str, int, int]
 
 
+@quick_init  # one per action: built, and decoded from the log
 @dataclass(frozen=True, slots=True)
 class ActionRecord(ScoreRecord):
     """A user reported an action; `delta` is the change on `board` (the rule's points on

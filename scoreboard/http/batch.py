@@ -39,7 +39,7 @@ from scoreboard.read.views import iso
 from scoreboard.runtime.metrics import Metrics
 from scoreboard.writer.actor import Result, Submitter, WriterError
 
-BATCH_BODY = v.BodyReader(BatchRequest)
+BATCH_BODY = v.BodyReader(BatchRequest, printable_at_once=True)
 
 
 def item_error(exc: Refused) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
+from msgspec.structs import astuple
 
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.names import visible
 from scoreboard.edge import validation as v
+from scoreboard.edge.bodies import BatchRequest
 from scoreboard.edge.errors import BadRequest
 from scoreboard.http.batch import BATCH_BODY, BatchApi
 from scoreboard.http.public import ACTION_BODY
@@ -46,6 +48,7 @@ def single(item: dict[str, Any]) -> Any:
 
 
 ODD: list[Any] = [MISSING, None, 5, True, 1.5, "", "x" * 65, "x" * 129, "nul\x00", "tab\tx",
+                  "del\x7f",
                   "ok", "Ünï 🏆", "has space", ["ok"], {"a": 1}]
 SHARED = ("actionType", "clientActionId", "board")
 GOOD = {"userId": "amy", "actionType": "COMPLETE_LEVEL", "clientActionId": "c1"}
@@ -106,3 +109,22 @@ def test_batch_names_lose_bidi_and_zero_width_characters(name: str) -> None:
 def test_malformed_batches_are_refused_whole(body: Any) -> None:
     with pytest.raises(BadRequest):
         BATCH_BODY.read(orjson.dumps(body))
+
+
+@pytest.mark.parametrize("text", ["ok", "Ünï 🏆", "tab\tx", "del\x7f", "nl\n", "a\\b", "q\"x"])
+def test_a_batch_is_read_as_the_declared_structs_read_it(text: str) -> None:
+    """Without an escape or a DEL the printable pattern is left out of the decoding: the
+    batch reads exactly as the declared Structs read it, or is refused as they refuse
+    it, whatever its text holds."""
+    body = orjson.dumps({"actions": [GOOD, {**GOOD, "userId": text, "displayName": text,
+                                            "clientActionId": text}]})
+    declared = v.BodyReader(BatchRequest)
+    try:
+        expected: Any = [astuple(a) for a in declared.read(body).actions]
+    except BadRequest as exc:
+        expected = ("refused", exc.message)
+    try:
+        got: Any = [astuple(a) for a in BATCH_BODY.read(body).actions]
+    except BadRequest as exc:
+        got = ("refused", exc.message)
+    assert got == expected

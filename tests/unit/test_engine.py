@@ -445,6 +445,24 @@ def test_privacy_set_before_the_first_score_applies_from_it(engine: Engine) -> N
     assert replayed.display_name("zed") == ANONYMOUS
 
 
+def test_a_first_score_without_a_name_writes_no_user_row(engine: Engine) -> None:
+    """A missing users row reads as no name and no standing: a nameless user's first
+    score writes none, yet the groups decided on top of it know the user."""
+    pending = engine.new_pending()
+    first = engine.decide(act("zed", "1", name=None), T0, pending)
+    named = engine.decide(act("amy", "1", name="Amy"), T0, pending)
+    assert isinstance(first, LogRecord) and isinstance(named, LogRecord)
+    assert engine.batch(pending).users == (UserRow("amy", "Amy", False, False),)
+    later = engine.new_pending(pending)  # decided while the first group commits
+    assert isinstance(engine.decide(SetFrozen("zed", actor="x", frozen=True, reason="r"),
+                                    T0, later), FreezeRecord)
+    for r in [*pending.records, *later.records]:
+        engine.apply(r)
+    other = Engine(RULES, ("global", "weekly"))
+    restore(other, rows_of(engine, ["zed", "amy"]))
+    assert other.state_digest() == engine.state_digest()
+
+
 def test_privacy_before_the_first_score_survives_a_restore(engine: Engine) -> None:
     pending = engine.new_pending()
     engine.decide(SetNameHidden("zed", hidden=True), T0, pending)

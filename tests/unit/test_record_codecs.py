@@ -229,3 +229,39 @@ def test_the_engine_applies_every_kind_and_refuses_an_unknown_class() -> None:
     assert "amy" not in engine.boards["weekly"]  # its period closed: a fresh board
     with pytest.raises(TypeError, match="no way to apply a LogRecord"):
         engine.apply(LogRecord(seq=7, at=AT, board="global", user_id="amy", display_name=None))
+
+
+def plain(seq: int, **fields: Any) -> ActionRecord:
+    values: dict[str, Any] = {
+        "seq": seq, "at": AT, "board": "global", "user_id": f"u{seq}", "display_name": None,
+        "delta": 10, "prev_score": seq, "new_score": seq + 10,
+        "client_action_id": f"c{seq}", "action_type": "WIN"}
+    return ActionRecord(**{**values, **fields})
+
+
+@pytest.mark.parametrize("odd", [
+    {}, {"display_name": "Zoë"}, {"display_name": "Amy"}, {"at": 5}, {"user_id": "ü"},
+    {"metadata": {"k": 1}}, {"also": (("weekly", 0, 10),)}, {"proof_jti": "j", "proof_exp": 9.0},
+])
+def test_a_batch_of_plain_actions_is_encoded_as_record_by_record(odd: dict[str, Any]) -> None:
+    """The whole-batch check of plain actions gives exactly the rows `record_row` gives,
+    whatever one record of the batch carries."""
+    batch = [plain(1), plain(2, **odd), plain(3, display_name="Bo")]
+    prepared = rows.prepare(records.CommitBatch(tuple(batch), (), ()))
+    assert prepared.records == [rows.record_row(r) for r in batch]
+    assert [type(v) for v in prepared.records[1]] == [type(v) for v in rows.record_row(batch[1])]
+
+
+@pytest.mark.parametrize(("odd", "refusal"), [
+    ({"client_action_id": "c\x00"}, "client_action_id contains a NUL"),
+    ({"display_name": "x\ud800"}, "display_name is not valid UTF-8"),
+    ({"user_id": "u\x00"}, "user_id contains a NUL"),
+    ({"board": None}, "board is missing"),
+    ({"delta": 2**63}, "delta 9223372036854775808 does not fit"),
+    ({"new_score": -(2**63) - 1}, "new_score -9223372036854775809 does not fit"),
+])
+def test_a_batch_of_plain_actions_is_refused_as_record_by_record(
+        odd: dict[str, Any], refusal: str) -> None:
+    batch = (plain(1), plain(2, **odd), plain(3))
+    with pytest.raises(StoreUnavailable, match=refusal):
+        rows.prepare(records.CommitBatch(batch, (), ()))
