@@ -381,29 +381,39 @@ class PreparedBatch:
 
 
 def _plain_action_rows(records: Sequence[LogRecord]) -> list[RecordRow] | None:
-    """The rows of a batch made only of plain actions (no metadata, proof or followed
-    board: what trusted backends send), checked for the whole batch at once, at C
-    speed, like the score rows (`_checked_scores`): the text valid UTF-8 without NUL
-    and the integers inside 64 bits. None when a record is of another shape or a value needs
-    `record_row`'s field by field look (which then names the one that is wrong)."""
+    """The rows of a batch made only of plain actions (no metadata or proof: what
+    trusted backends send, and what boards that follow others score), checked for the
+    whole batch at once, at C speed, like the score rows (`_checked_scores`): the text
+    valid UTF-8 without NUL and the integers inside 64 bits. None when a record is of
+    another shape or a value needs `record_row`'s field by field look (which then names
+    the one that is wrong)."""
     kind = _ACTION_KIND
     rows: list[RecordRow] = []
     append = rows.append
-    for r in records:
-        if r.__class__ is not ActionRecord or r.metadata is not None or r.also \
-                or r.proof_jti is not None or r.proof_exp is not None:
-            return None
-        append((r.seq, float(r.at), r.board, r.user_id, kind, r.action_type,
-                r.client_action_id, r.delta, r.prev_score, r.new_score, r.display_name,
-                None, None, None, None, None, None))
+    followed: list[BoardScore] = []  # every (board, prev, new) of the followed boards
     try:
+        for r in records:
+            if r.__class__ is not ActionRecord or r.metadata is not None \
+                    or r.proof_jti is not None or r.proof_exp is not None:
+                return None
+            also: str | None = None
+            if r.also:
+                followed += r.also
+                also = orjson.dumps(r.also).decode()
+            append((r.seq, float(r.at), r.board, r.user_id, kind, r.action_type,
+                    r.client_action_id, r.delta, r.prev_score, r.new_score, r.display_name,
+                    None, None, None, None, None, also))
         text = "".join(chain(chain.from_iterable(map(_IDS, rows)),
-                             [row[10] for row in rows if row[10] is not None]))
-        numbers = list(chain.from_iterable(map(_INTEGERS, rows)))
+                             [row[10] for row in rows if row[10] is not None],
+                             map(_BOARD, followed)))
+        numbers = list(chain(chain.from_iterable(map(_INTEGERS, rows)),
+                             chain.from_iterable(map(_SCORES, followed))))
         if not text.isascii():
             text.encode()  # no lone surrogate (names are often not ASCII)
-    except (TypeError, UnicodeEncodeError):  # the row by row check says which
-        return None
+        if len(followed) and {len(a) for a in followed} != {3}:
+            return None
+    except (TypeError, IndexError, UnicodeEncodeError, orjson.JSONEncodeError):
+        return None  # the row by row check says which
     if "\x00" in text or not INT64_MIN <= min(numbers) <= max(numbers) <= INT64_MAX:
         return None
     return rows
@@ -412,6 +422,8 @@ def _plain_action_rows(records: Sequence[LogRecord]) -> list[RecordRow] | None:
 _ACTION_KIND = _ENCODERS[ActionRecord][0]
 _IDS = itemgetter(2, 3, 5, 6)  # board, user_id, action_type, client_action_id
 _INTEGERS = itemgetter(0, 7, 8, 9)  # seq, delta, prev_score, new_score
+_BOARD = itemgetter(0)  # of a followed board's (board, prev_score, new_score)
+_SCORES = itemgetter(1, 2)
 
 
 def prepare(batch: CommitBatch) -> PreparedBatch:

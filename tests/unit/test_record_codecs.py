@@ -242,11 +242,13 @@ def plain(seq: int, **fields: Any) -> ActionRecord:
 @pytest.mark.parametrize("odd", [
     {}, {"display_name": "Zoë"}, {"display_name": "Amy"}, {"at": 5}, {"user_id": "ü"},
     {"metadata": {"k": 1}}, {"also": (("weekly", 0, 10),)}, {"proof_jti": "j", "proof_exp": 9.0},
+    {"also": (("daily", 5, 15), ("weekly", 0, 10))}, {"also": (("wöchentlich", 0, 10),)},
+    {"also": [["weekly", 0, 10]]}, {"also": (("weekly", 0.5, 10),)},
 ])
 def test_a_batch_of_plain_actions_is_encoded_as_record_by_record(odd: dict[str, Any]) -> None:
     """The whole-batch check of plain actions gives exactly the rows `record_row` gives,
     whatever one record of the batch carries."""
-    batch = [plain(1), plain(2, **odd), plain(3, display_name="Bo")]
+    batch = [plain(1), plain(2, **odd), plain(3, display_name="Bo", also=(("daily", 3, 13),))]
     prepared = rows.prepare(records.CommitBatch(tuple(batch), (), ()))
     assert prepared.records == [rows.record_row(r) for r in batch]
     assert [type(v) for v in prepared.records[1]] == [type(v) for v in rows.record_row(batch[1])]
@@ -259,6 +261,9 @@ def test_a_batch_of_plain_actions_is_encoded_as_record_by_record(odd: dict[str, 
     ({"board": None}, "board is missing"),
     ({"delta": 2**63}, "delta 9223372036854775808 does not fit"),
     ({"new_score": -(2**63) - 1}, "new_score -9223372036854775809 does not fit"),
+    ({"also": (("week\x00ly", 0, 10),)}, "also.board contains a NUL"),
+    ({"also": (("weekly", 0, 2**63),)}, "also.new_score 9223372036854775808 does not fit"),
+    ({"also": ((None, 0, 10),)}, "also.board is missing"),
 ])
 def test_a_batch_of_plain_actions_is_refused_as_record_by_record(
         odd: dict[str, Any], refusal: str) -> None:
