@@ -33,7 +33,6 @@ from scoreboard.runtime.metrics import Metrics
 
 access_log = logging.getLogger("scoreboard.access")
 
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
 USER: web.RequestKey[str] = web.RequestKey("user", str)
 
@@ -152,7 +151,6 @@ class Routes:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             started = clock()
             rid = take_id(request.headers.get("X-Request-ID"))
-            request[REQUEST_ID] = rid
             if counted:
                 inflight.count += 1
             try:

@@ -71,11 +71,12 @@ class ReadyReply(web.StreamResponse):
     """A `Ready` answer to one request. Headers set on it before it is sent (the
     request id) go out after the fixed ones."""
 
+    _sent = False  # class defaults: one store less each per reply
+    _empty = True
+
     def __init__(self, ready: Ready) -> None:
         super().__init__(status=ready.status)
         self.ready = ready
-        self._sent = False
-        self._empty = True
 
     @property
     def direct(self) -> bool:
