@@ -57,4 +57,6 @@ class ClientAddress:
         return client
 
     def of(self, request: web.Request) -> str:
+        if not self.enabled:  # no trusted proxy: the peer, whatever the headers say
+            return request.remote or "?"
         return self.resolve(request.remote or "?", request.headers.get("X-Forwarded-For"))

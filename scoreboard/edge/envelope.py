@@ -33,7 +33,6 @@ from scoreboard.runtime.metrics import Metrics
 
 access_log = logging.getLogger("scoreboard.access")
 
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 ACTION: web.RequestKey[tuple[str, str]] = web.RequestKey("action", tuple)
 USER: web.RequestKey[str] = web.RequestKey("user", str)
 
@@ -69,14 +68,14 @@ class RequestIds:
 
 
 class InFlight:
-    """Requests being handled (streams excepted), so shutdown can wait for them."""
+    """Requests being handled (streams excepted), so shutdown can wait for them.
+
+    The envelope adds to `count` itself (no method call per request); `leave()` wakes
+    whoever waits once it is back to zero."""
 
     def __init__(self) -> None:
         self.count = 0
         self._idle: asyncio.Event | None = None  # only while someone waits
-
-    def enter(self) -> None:
-        self.count += 1
 
     def leave(self) -> None:
         self.count -= 1
@@ -138,18 +137,22 @@ class Routes:
         resource.add_route("*", self.wrap(unmatched, "unmatched"))
 
     def wrap(self, handler: Handler, route: str = "", *, stream: bool = False) -> Handler:
+        # Everything the envelope calls on each request is bound here, once per route.
         draining = self._draining
         take_id = self.ids.take
         client = self.client
         inflight = self.inflight
         observe = _route_metrics(self.metrics, route)
+        clock = time.perf_counter
+        logging_on = access_log.isEnabledFor
+        info = logging.INFO
+        counted = not stream
 
         async def endpoint(request: web.Request) -> web.StreamResponse:
-            started = time.perf_counter()
+            started = clock()
             rid = take_id(request.headers.get("X-Request-ID"))
-            request[REQUEST_ID] = rid
-            if not stream:
-                inflight.enter()
+            if counted:
+                inflight.count += 1
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
@@ -159,17 +162,17 @@ class Routes:
             except Exception as exc:
                 response = error_response(exc, rid)
             finally:
-                if not stream:
+                if counted:
                     inflight.leave()
             response.headers["X-Request-ID"] = rid
             if draining():
                 # The connection closes after this answer: say so, or a keep-alive client
                 # sends its next request into a closing socket and cannot tell it was lost.
                 response.force_close()
-            seconds = time.perf_counter() - started
+            seconds = clock() - started
             if observe is not None:
                 observe(request.method, response.status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
+            if logging_on(info):
                 _log_request(request, response.status, seconds, rid, client(request))
             return response
 

@@ -40,26 +40,34 @@ class RateLimiter:
         self.max_keys = max_keys
         self._full = float(per_minute)
         self._buckets: dict[str, tuple[float, float]] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return self.limit > 0
+        self.enabled = per_minute > 0  # asked on every request: an attribute, not a property
 
     def hit(self, key: str, now: float) -> Verdict:
         """Take one token for `key` at monotonic time `now`."""
         buckets = self._buckets
         state = buckets.pop(key, None)
+        full = self._full
+        rate = self.rate
         if state is None:
-            tokens = self._full
+            tokens = full
             if len(buckets) >= self.max_keys:
                 del buckets[next(iter(buckets))]  # the least recently used
         else:
-            tokens = min(self._full, state[0] + (now - state[1]) * self.rate)
-        allowed = tokens >= 1.0
-        if allowed:
+            tokens = state[0] + (now - state[1]) * rate
+            if tokens > full:
+                tokens = full
+        if tokens >= 1.0:
             tokens -= 1.0
+            buckets[key] = (tokens, now)
+            return _verdict(Verdict, (True, self.limit, int(tokens),
+                                      _ceil((full - tokens) / rate) if rate else 0, 0))
         buckets[key] = (tokens, now)
-        rate = self.rate
-        reset = math.ceil((self.limit - tokens) / rate) if rate else 0
-        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / rate))
-        return Verdict(allowed, self.limit, int(tokens), reset, retry)
+        return _verdict(Verdict, (False, self.limit, int(tokens),
+                                  _ceil((full - tokens) / rate) if rate else 0,
+                                  max(1, _ceil((1.0 - tokens) / rate))))
+
+
+# A verdict built straight from its fields: a named tuple's own constructor is one
+# more Python call on every limited request.
+_verdict = tuple.__new__
+_ceil = math.ceil

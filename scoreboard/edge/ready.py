@@ -55,27 +55,35 @@ class Ready:
     headers: Mapping[str, str]
     body: bytes
     head: bytes
+    reason: str  # the status line's phrase
 
     @classmethod
     def of(cls, status: int, headers: Mapping[str, str], body: bytes = b"") -> Ready:
         fixed = dict(headers)
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode("latin-1")]
+        reason = HTTPStatus(status).phrase
+        lines = [f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")]
         lines += [_line(name, value) for name, value in fixed.items()]
         if status not in (204, 304):  # these never carry a body, nor its length
             lines.append(_line("Content-Length", str(len(body))))
         lines.append(_line("Server", SERVER_SOFTWARE))
-        return cls(status, fixed, body, b"".join(lines))
+        return cls(status, fixed, body, b"".join(lines), reason)
 
 
 class ReadyReply(web.StreamResponse):
     """A `Ready` answer to one request. Headers set on it before it is sent (the
     request id) go out after the fixed ones."""
 
+    _sent = False  # class defaults: one store less each per reply
+    _empty = True
+
     def __init__(self, ready: Ready) -> None:
-        super().__init__(status=ready.status)
+        # StreamResponse.__init__(status=ready.status), its checks done once in Ready.of:
+        # the state it sets, and nothing else (tests/unit/test_ready.py compares them)
+        self._state = {}
+        self._headers = CIMultiDict()
+        self._status = ready.status
+        self._reason = ready.reason
         self.ready = ready
-        self._sent = False
-        self._empty = True
 
     @property
     def direct(self) -> bool:
@@ -99,7 +107,7 @@ class ReadyReply(web.StreamResponse):
         if self._sent:
             return None
         ready = self.ready
-        if (super().keep_alive is None and request.method == "GET"
+        if (self._keep_alive is None and request.method == "GET"
                 and request.version == HttpVersion11 and request.keep_alive
                 and isinstance(request, web.Request) and not request.app.on_response_prepare):
             parts = [ready.head, b"Date: ", http_date(), b"\r\n"]

@@ -133,7 +133,8 @@ class EdgeHandler(web.RequestHandler):
         before = heads_parsed(self)
         super().data_received(data)
         if heads_parsed(self) != before:
-            self._disarm_head()  # a head is complete
+            if self._head_timer is not None:  # (most heads arrive whole: no timer)
+                self._disarm_head()  # a head is complete
         elif starting and data:
             self._arm_head()  # the first byte of a new request
 

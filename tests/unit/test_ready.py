@@ -127,3 +127,14 @@ async def test_the_date_is_now() -> None:
 def test_no_line_break_in_a_header() -> None:
     with pytest.raises(ValueError):
         Ready.of(200, {"ETag": '"a"\r\nSet-Cookie: x=1'}, b"")
+
+
+@pytest.mark.parametrize("status", [200, 304])
+def test_a_ready_reply_starts_as_aiohttp_would_make_it(status: int) -> None:
+    # ReadyReply sets StreamResponse's state itself (a call less per reply): the same
+    # attributes, to the same values, as StreamResponse(status=...) would
+    made = vars(web.StreamResponse(status=status))
+    reply = ReadyReply(Ready.of(status, HEADERS, b"" if status == 304 else BODY))
+    own = {k: v for k, v in vars(reply).items() if k != "ready"}
+    assert own == made
+    assert (reply.status, reply.reason, dict(reply.headers)) == (status, made["_reason"], {})
