@@ -38,10 +38,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+import orjson
+
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
 from scoreboard.core.records import LogRecord, PeriodClosedRecord, PeriodExclusionRecord
-from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveValues, StoreError
+from scoreboard.storage.archive import EncodedRows
+from scoreboard.storage.base import ActionLog, ArchivedPeriod, StoreError
 from scoreboard.storage.snapshots import replay, restore_newest
 
 log = logging.getLogger("scoreboard.writer.archiver")
@@ -226,23 +229,29 @@ class Archiver:
         log.info("archived %s period %s: %d users", r.board, r.period, len(ranking))
         return True
 
-    async def _rows(self, ranking: Ranking, start: int) -> list[ArchiveValues]:
+    async def _rows(self, ranking: Ranking, start: int) -> EncodedRows:
         """The `chunk` rows from position `start` on (fewer: the last), a step at a time
-        with a yield every `SLICE` seconds; plain tuples (`ArchiveValues`), which the
-        collector soon stops looking at."""
-        rows: list[ArchiveValues] = []
+        with a yield every `SLICE` seconds, each step encoded to JSON as soon as it is
+        built and its tuples dropped: a chunk in flight is its text only."""
+        parts: list[bytes] = []
+        count = 0
         deadline = time.perf_counter() + SLICE
-        while len(rows) < self.chunk:
-            step = min(_STEP, self.chunk - len(rows))
-            at = start + len(rows)
+        while count < self.chunk:
+            step = min(_STEP, self.chunk - count)
+            at = start + count
             part = ranking.standings(at, at + step)
-            rows += part
+            if part:
+                parts.append(orjson.dumps(part)[1:-1])
+            count += len(part)
             if len(part) < step:
                 break
+            del part
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + SLICE
-        return rows
+        text = b",".join(parts)
+        del parts
+        return EncodedRows(f"[{text.decode()}]", count)
 
 
 async def release(ranking: Ranking) -> None:
