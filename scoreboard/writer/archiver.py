@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 
@@ -205,6 +205,8 @@ class Archiver:
     async def _write(self, r: PeriodClosedRecord, ranking: Ranking) -> bool:
         """The period's rows in chunks, the last one marking it complete; False when the
         store refused (the caller tries again, from the first row)."""
+        # Only positions are read from here on: the user map goes first (a no-op again).
+        await _in_parts(ranking.keep_order_only())
         period = ArchivedPeriod(r.board, r.period, _bound(r.starts_at), _bound(r.ends_at),
                                 len(ranking), r.seq, False)
         written = 0  # rows built so far
@@ -256,10 +258,14 @@ class Archiver:
 
 async def release(ranking: Ranking) -> None:
     """Free a ranking no one reads any more (a closed period's, archived) a part at a
-    time, yielding every `SLICE` seconds: a million users freed at once would hold the
-    event loop for about 100 ms."""
+    time: a million users freed at once would hold the event loop for about 100 ms."""
+    await _in_parts(ranking.dismantle())
+
+
+async def _in_parts(parts: Iterator[None]) -> None:
+    """Run `parts` through, yielding to the event loop every `SLICE` seconds."""
     deadline = time.perf_counter() + SLICE
-    for _ in ranking.dismantle():
+    for _ in parts:
         if time.perf_counter() > deadline:
             await asyncio.sleep(0)
             deadline = time.perf_counter() + SLICE
