@@ -368,10 +368,16 @@ class Ranking:
         while users:
             del users[-step:]
             yield
-        popitem = key_of.popitem
-        while key_of:
-            deque(map(call, repeat(popitem, min(step, len(key_of)))), maxlen=0)
-            yield
+        yield from _empty(key_of, step)
+
+    def keep_order_only(self, step: int = 4096) -> Iterator[None]:
+        """Let go of the map from user to key, `step` users at a time, yielding after
+        each part: a closed period's ranking, which the archiver reads by position only
+        (`standings`, `len`). Its table (about 40 MB for a million users) goes with the
+        map's last entry; the keys and ids stay, held by the order and the slots. The
+        ranking then knows no user by id."""
+        key_of, self._key_of = self._key_of, {}
+        yield from _empty(key_of, step)
 
     def around(self, user_id: str, radius: int) -> list[tuple[int, str, int]]:
         rank = self.rank(user_id)
@@ -384,3 +390,11 @@ class Ranking:
         score = self._score
         for user_id, key in self._key_of.items():
             yield user_id, score(key), key_seq(key)
+
+
+def _empty(d: dict[str, int], step: int) -> Iterator[None]:
+    """Pop every entry of `d`, `step` at a time, yielding after each part."""
+    popitem = d.popitem
+    while d:
+        deque(map(call, repeat(popitem, min(step, len(d)))), maxlen=0)
+        yield

@@ -36,12 +36,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+import orjson
 
 from scoreboard.core.engine import Engine
 from scoreboard.core.ranking import Ranking
 from scoreboard.core.records import LogRecord, PeriodClosedRecord, PeriodExclusionRecord
-from scoreboard.storage.base import ActionLog, ArchivedPeriod, ArchiveValues, StoreError
+from scoreboard.storage.archive import EncodedRows
+from scoreboard.storage.base import ActionLog, ArchivedPeriod, StoreError
 from scoreboard.storage.snapshots import replay, restore_newest
 
 log = logging.getLogger("scoreboard.writer.archiver")
@@ -202,6 +205,8 @@ class Archiver:
     async def _write(self, r: PeriodClosedRecord, ranking: Ranking) -> bool:
         """The period's rows in chunks, the last one marking it complete; False when the
         store refused (the caller tries again, from the first row)."""
+        # Only positions are read from here on: the user map goes first (a no-op again).
+        await _in_parts(ranking.keep_order_only())
         period = ArchivedPeriod(r.board, r.period, _bound(r.starts_at), _bound(r.ends_at),
                                 len(ranking), r.seq, False)
         written = 0  # rows built so far
@@ -226,31 +231,41 @@ class Archiver:
         log.info("archived %s period %s: %d users", r.board, r.period, len(ranking))
         return True
 
-    async def _rows(self, ranking: Ranking, start: int) -> list[ArchiveValues]:
+    async def _rows(self, ranking: Ranking, start: int) -> EncodedRows:
         """The `chunk` rows from position `start` on (fewer: the last), a step at a time
-        with a yield every `SLICE` seconds; plain tuples (`ArchiveValues`), which the
-        collector soon stops looking at."""
-        rows: list[ArchiveValues] = []
+        with a yield every `SLICE` seconds, each step encoded to JSON as soon as it is
+        built and its tuples dropped: a chunk in flight is its text only."""
+        parts: list[bytes] = []
+        count = 0
         deadline = time.perf_counter() + SLICE
-        while len(rows) < self.chunk:
-            step = min(_STEP, self.chunk - len(rows))
-            at = start + len(rows)
+        while count < self.chunk:
+            step = min(_STEP, self.chunk - count)
+            at = start + count
             part = ranking.standings(at, at + step)
-            rows += part
+            if part:
+                parts.append(orjson.dumps(part)[1:-1])
+            count += len(part)
             if len(part) < step:
                 break
+            del part
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + SLICE
-        return rows
+        text = b",".join(parts)
+        del parts
+        return EncodedRows(f"[{text.decode()}]", count)
 
 
 async def release(ranking: Ranking) -> None:
     """Free a ranking no one reads any more (a closed period's, archived) a part at a
-    time, yielding every `SLICE` seconds: a million users freed at once would hold the
-    event loop for about 100 ms."""
+    time: a million users freed at once would hold the event loop for about 100 ms."""
+    await _in_parts(ranking.dismantle())
+
+
+async def _in_parts(parts: Iterator[None]) -> None:
+    """Run `parts` through, yielding to the event loop every `SLICE` seconds."""
     deadline = time.perf_counter() + SLICE
-    for _ in ranking.dismantle():
+    for _ in parts:
         if time.perf_counter() > deadline:
             await asyncio.sleep(0)
             deadline = time.perf_counter() + SLICE

@@ -185,7 +185,8 @@ def test_standings_in_slices_are_the_ranks_and_dismantle_empties(
     ascending: bool, competition: bool, moves: list[tuple[str, int]], step: int
 ) -> None:
     """A closed period's standings a slice at a time are `ranks` numbered by position
-    (a slice starting inside a tie keeps the tie's rank); `dismantle` then lets go of
+    (a slice starting inside a tie keeps the tie's rank), the same once
+    `keep_order_only` let go of the map from user; `dismantle` then lets go of
     everyone, the frozen and the removed too."""
     r = Ranking("p", ascending=ascending, competition=competition)
     for seq, (user, score) in enumerate(moves, 1):
@@ -193,6 +194,9 @@ def test_standings_in_slices_are_the_ranks_and_dismantle_empties(
     r.freeze("a", len(moves) + 1)
     r.remove("b", len(moves) + 2)
     want = [(p, u, s, k) for p, (u, s, k) in enumerate(r.ranks(), 1)]
+    known = len(list(r.rows()))
+    assert sum(1 for _ in r.keep_order_only(step)) == (known + step - 1) // step
+    assert (list(r.rows()), len(r)) == ([], len(want))
     got = [row for start in range(0, len(r) + step, step)
            for row in r.standings(start, start + step)]
     assert got == want
