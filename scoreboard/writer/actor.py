@@ -402,9 +402,13 @@ class Writer:
             groups.clear()
             await self._failed(head, exc)
             return
+        if len(groups) > 1:
+            # The next commit starts now, and reaches the database (one turn of the loop
+            # runs its task up to the statement sent) before this group is applied and
+            # answered: the database works on it while this process does.
+            self._start_commit(groups[1])
+            await asyncio.sleep(0)
         groups.popleft()
-        if groups:  # the next commit starts now, while this group is answered
-            self._start_commit(groups[0])
         records = head.pending.records
         if records:
             self.store_ok = True

@@ -161,3 +161,45 @@ def test_a_key_memory_forgot_is_learned_and_the_groups_after_it_decided_again() 
     assert replies[6][0].replayed and replies[6][0].seq == 5
     assert [r.seq for r in records] == list(range(1, 7)) and seen == records
     assert digest["boards"]["global"] == [("ann", 40, 4), ("bob", 20, 6)]
+
+
+class OrderLog(MemoryLog):
+    """A memory log noting when each append begins (by its first seq), into the same
+    list the writer's listener notes each answered group in."""
+
+    def __init__(self, events: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.events = events
+
+    async def append(self, batch: CommitBatch) -> None:
+        self.events.append(("append", batch.records[0].seq))
+        for _ in range(3):  # the commit is under way: the writer decides meanwhile
+            await asyncio.sleep(0)
+        await super().append(batch)
+
+
+async def _order(depth: int) -> list[tuple[str, int]]:
+    events: list[tuple[str, int]] = []
+    store = OrderLog(events)
+    engine = Engine(RULES)
+    writer = Writer(engine, store, max_batch=1, pipeline_depth=depth, clock=lambda: NOW)
+    writer.listeners.append(lambda records: events.append(("told", records[0].seq)))
+    await store.open()
+    units = [[SubmitAction(f"u{i}", None, "global", "COMPLETE_LEVEL", "c")] for i in range(3)]
+    callers = [asyncio.ensure_future(writer.submit_many(u)) for u in units]
+    task = asyncio.ensure_future(writer.run())
+    await asyncio.wait_for(asyncio.gather(*callers), 10)
+    writer.stop()
+    await asyncio.wait_for(task, 10)
+    return events
+
+
+def test_the_next_commit_is_under_way_before_a_group_is_answered() -> None:
+    # The database works on the next group while this process applies and answers the
+    # one just committed, rather than only once that is done.
+    assert asyncio.run(_order(2)) == [
+        ("append", 1), ("append", 2), ("told", 1), ("append", 3), ("told", 2), ("told", 3),
+    ]
+    assert asyncio.run(_order(1)) == [
+        ("append", 1), ("told", 1), ("append", 2), ("told", 2), ("append", 3), ("told", 3),
+    ]
