@@ -10,9 +10,11 @@ Readers therefore never see an uncommitted effect.
 
 Commits are pipelined: while one group commits, the next (up to `pipeline_depth`
 groups in all) is decided on top of it. Commits run one at a time and in order, and a
-group is answered only after its own commit, hence after every earlier one. When a
-commit fails, the groups decided on top of it are put back and decided again, so the
-outcome is what deciding one group at a time would give.
+group is answered only after its own commit, hence after every earlier one; the next
+commit is sent before the group just committed is applied and answered, so that the
+database and this process work at the same time. When a commit fails, the groups
+decided on top of it are put back and decided again, so the outcome is what deciding
+one group at a time would give.
 """
 from __future__ import annotations
 
