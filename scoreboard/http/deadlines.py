@@ -19,17 +19,18 @@ from scoreboard.settings.edge import EdgeSettings
 
 def body_at_hand(request: web.Request, cap: int) -> bytes | None:
     """The whole body of `request` if all of it is here already (taken without a wait,
-    and without a coroutine), None if some is still on its way; or PayloadTooLarge."""
+    and without a coroutine), None if some is still on its way; or PayloadTooLarge, for
+    a body here or a declared length past the cap."""
+    content = request.content
+    if content.is_eof():
+        body = content.read_nowait()
+        if len(body) > cap:
+            raise PayloadTooLarge(f"the body limit is {cap} bytes")
+        return body
     length = request.content_length
     if length is not None and length > cap:
         raise PayloadTooLarge(f"the body limit is {cap} bytes")
-    content = request.content
-    if not content.is_eof():
-        return None
-    body = content.read_nowait()
-    if len(body) > cap:
-        raise PayloadTooLarge(f"the body limit is {cap} bytes")
-    return body
+    return None
 
 
 async def read_body(request: web.Request, cap: int, deadlines: EdgeSettings) -> bytes:
