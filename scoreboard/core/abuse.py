@@ -37,9 +37,10 @@ class AbuseMonitor:
     def __len__(self) -> int:
         return len(self._activity)
 
-    def observe(self, user_id: str, points: int, now: float, pending: Pending) -> str | None:
-        """Count one accepted action of the batch; the reason to flag the user when this
-        minute now passes a threshold, else None."""
+    def count(self, user_id: str, points: int, now: float, pending: Pending
+              ) -> tuple[int, int]:
+        """Count one accepted action of the batch: the user's actions and points in this
+        minute with it (`reason` says whether they pass a threshold)."""
         minute = int(now // 60)
         entry = self._activity.get(user_id)
         count, total = (entry[1], entry[2]) if entry is not None and entry[0] == minute else (0, 0)
@@ -47,7 +48,11 @@ class AbuseMonitor:
         own = pending.activity.get(user_id)
         own_n, own_p = (own[1], own[2]) if own is not None and own[0] == minute else (0, 0)
         pending.activity[user_id] = (minute, own_n + 1, own_p + points)
-        count, total = count + n + 1, total + p + points
+        return count + n + 1, total + p + points
+
+    def reason(self, count: int, total: int) -> str | None:
+        """Why a user with `count` actions and `total` points in a minute is flagged, or
+        None while they are within the thresholds."""
         limits = self.limits
         if limits.actions_per_minute and count > limits.actions_per_minute:
             return f"{count} actions within a minute (threshold {limits.actions_per_minute})"

@@ -213,16 +213,23 @@ class Engine(BoardTimes, EngineQueries):
         if proof is not None:
             self.spent.hold(proof.jti, pending)
         if self.abuse is not None:
-            self._watch(self.abuse, cmd.user_id, rule.points, now, pending)
+            self._watch(self.abuse, user, rule.points, now, pending)
         return record
 
-    def _watch(self, monitor: AbuseMonitor, user_id: str, points: int, now: float,
+    def _watch(self, monitor: AbuseMonitor, seen: UserRow, points: int, now: float,
                pending: Pending) -> None:
-        """Flag (and optionally freeze) a user whose last minute passes a threshold."""
-        reason = monitor.observe(user_id, points, now, pending)
+        """Flag (and optionally freeze) a user whose last minute passes a threshold.
+        `seen`: the user as the action's decision found them; only this can flag them
+        since, so a user flagged already is counted and left as they are (nearly every
+        action of a flagged user), with no reason worded and no row looked up again."""
+        user_id = seen.user_id
+        count, total = monitor.count(user_id, points, now, pending)
+        if seen.flag is not None:
+            return
+        reason = monitor.reason(count, total)
         if reason is None:
             return
-        user = self._user(user_id, pending)
+        user = self._user(user_id, pending)  # as the batch has it now (the action's name)
         if user.flag is not None:
             return
         user = user._replace(flag=reason)

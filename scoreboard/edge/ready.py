@@ -7,11 +7,14 @@ request. For the busiest read (the cached top-N) that work is most of what the
 service adds to a bare handler, and none of it changes while the board stands. A
 `Ready` holds the result once; a `ReadyReply` sends it with what is per request: the
 date and the headers set on the reply after it was made (the envelope's `X-Request-ID`).
+A reply whose body differs each time (an accepted score action's small JSON) has a
+`Ready.shape`: its status line and fixed headers serialized once, its body and that
+body's length given with each reply.
 
-Only the plain case is sent this way: a GET over HTTP/1.1 on a connection that stays
-open, with no `on_response_prepare` hook (CORS) to add headers. Anything else (HEAD,
-HTTP/1.0, `Connection: close`, a reply the service closes after, CORS) takes aiohttp's
-own path with the same headers, so both answer alike (tests/unit/test_ready.py).
+Only the plain case is sent this way: a GET or POST over HTTP/1.1 on a connection that
+stays open, with no `on_response_prepare` hook (CORS) to add headers. Anything else
+(HEAD, HTTP/1.0, `Connection: close`, a reply the service closes after, CORS) takes
+aiohttp's own path with the same headers, so both answer alike (tests/unit/test_ready.py).
 """
 
 from __future__ import annotations
@@ -45,38 +48,56 @@ def _line(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("latin-1")
 
 
+DIRECT_METHODS = frozenset(("GET", "POST"))  # answered with a body (not HEAD)
+EMPTY_STATUSES = (204, 304)  # these never carry a body, nor its length
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
     """One answer, serialized: `head` is the status line and the fixed headers (with
-    `Content-Length` when there is a body); `headers` are the same fixed headers, for
-    aiohttp's own path."""
+    `Content-Length` when `sized`: a body of its own, or none); `headers` are the same
+    fixed headers, for aiohttp's own path."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     head: bytes
     reason: str  # the status line's phrase
+    sized: bool = True  # False: a shape, whose body (and length) each reply brings
 
     @classmethod
     def of(cls, status: int, headers: Mapping[str, str], body: bytes = b"") -> Ready:
+        return cls._made(status, headers, body, sized=True)
+
+    @classmethod
+    def shape(cls, status: int, headers: Mapping[str, str]) -> Ready:
+        """The status and fixed headers of answers whose body differs from one reply to
+        the next (`ReadyReply(shape, body)`)."""
+        if status in EMPTY_STATUSES:
+            raise ValueError(f"a {status} answer carries no body")
+        return cls._made(status, headers, b"", sized=False)
+
+    @classmethod
+    def _made(cls, status: int, headers: Mapping[str, str], body: bytes, *, sized: bool
+              ) -> Ready:
         fixed = dict(headers)
         reason = HTTPStatus(status).phrase
         lines = [f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")]
         lines += [_line(name, value) for name, value in fixed.items()]
-        if status not in (204, 304):  # these never carry a body, nor its length
+        if sized and status not in EMPTY_STATUSES:
             lines.append(_line("Content-Length", str(len(body))))
         lines.append(_line("Server", SERVER_SOFTWARE))
-        return cls(status, fixed, body, b"".join(lines), reason)
+        return cls(status, fixed, body, b"".join(lines), reason, sized)
 
 
 class ReadyReply(web.StreamResponse):
-    """A `Ready` answer to one request. Headers set on it before it is sent (the
-    request id) go out after the fixed ones."""
+    """A `Ready` answer to one request: its own body, or `body` for a `Ready.shape`.
+    Headers set on it before it is sent (the request id) go out after the fixed ones."""
 
     _sent = False  # class defaults: one store less each per reply
     _empty = True
 
-    def __init__(self, ready: Ready) -> None:
+    def __init__(self, ready: Ready, body: bytes | None = None) -> None:
         # StreamResponse.__init__(status=ready.status), its checks done once in Ready.of:
         # the state it sets, and nothing else (tests/unit/test_ready.py compares them)
         self._state = {}
@@ -84,6 +105,14 @@ class ReadyReply(web.StreamResponse):
         self._status = ready.status
         self._reason = ready.reason
         self.ready = ready
+        if ready.sized:
+            if body is not None:
+                raise ValueError("this answer's body is fixed")
+            self.body_bytes = ready.body
+        elif body is None:
+            raise ValueError("this answer's shape needs a body")
+        else:
+            self.body_bytes = body
 
     @property
     def direct(self) -> bool:
@@ -96,7 +125,7 @@ class ReadyReply(web.StreamResponse):
 
     @property
     def body_length(self) -> int:
-        return len(self.ready.body) if self._sent else super().body_length
+        return len(self.body_bytes) if self._sent else super().body_length
 
     @property
     def keep_alive(self) -> bool | None:
@@ -107,12 +136,19 @@ class ReadyReply(web.StreamResponse):
         if self._sent:
             return None
         ready = self.ready
-        if (self._keep_alive is None and request.method == "GET"
+        if (self._keep_alive is None and request.method in DIRECT_METHODS
                 and request.version == HttpVersion11 and request.keep_alive
                 and isinstance(request, web.Request) and not request.app.on_response_prepare):
-            parts = [ready.head, b"Date: ", http_date(), b"\r\n"]
-            parts += [_line(name, value) for name, value in self.headers.items()]
-            parts += [b"\r\n", ready.body]
+            body = self.body_bytes
+            if ready.sized:
+                parts = [ready.head, b"Date: ", http_date(), b"\r\n"]
+            else:
+                parts = [ready.head, b"Content-Length: ", b"%d" % len(body),
+                         b"\r\nDate: ", http_date(), b"\r\n"]
+            headers = self._headers
+            if headers:
+                parts += [_line(name, value) for name, value in headers.items()]
+            parts += [b"\r\n", body]
             self._sent = True
             await request.writer.write_eof(b"".join(parts))
             return None
@@ -122,12 +158,12 @@ class ReadyReply(web.StreamResponse):
         headers.clear()
         headers.update(ready.headers)
         headers.extend(extra)
-        self._empty = ready.status in (204, 304) or request.method == "HEAD"
-        if ready.status not in (204, 304):
-            headers["Content-Length"] = str(len(ready.body))
+        self._empty = ready.status in EMPTY_STATUSES or request.method == "HEAD"
+        if ready.status not in EMPTY_STATUSES:
+            headers["Content-Length"] = str(len(self.body_bytes))
         return await super().prepare(request)
 
     async def write_eof(self, data: bytes = b"") -> None:
         if self._sent:
             return
-        await super().write_eof(b"" if self._empty else self.ready.body)
+        await super().write_eof(b"" if self._empty else self.body_bytes)

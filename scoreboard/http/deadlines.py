@@ -17,17 +17,28 @@ from scoreboard.edge.errors import PayloadTooLarge, RequestTimeout
 from scoreboard.settings.edge import EdgeSettings
 
 
-async def read_body(request: web.Request, cap: int, deadlines: EdgeSettings) -> bytes:
-    """The whole body of `request`, or PayloadTooLarge (413) / RequestTimeout (408)."""
-    length = request.content_length
-    if length is not None and length > cap:
-        raise PayloadTooLarge(f"the body limit is {cap} bytes")
+def body_at_hand(request: web.Request, cap: int) -> bytes | None:
+    """The whole body of `request` if all of it is here already (taken without a wait,
+    and without a coroutine), None if some is still on its way; or PayloadTooLarge, for
+    a body here or a declared length past the cap."""
     content = request.content
-    if content.is_eof():  # all of it is here already: taken without a wait
+    if content.is_eof():
         body = content.read_nowait()
         if len(body) > cap:
             raise PayloadTooLarge(f"the body limit is {cap} bytes")
         return body
+    length = request.content_length
+    if length is not None and length > cap:
+        raise PayloadTooLarge(f"the body limit is {cap} bytes")
+    return None
+
+
+async def read_body(request: web.Request, cap: int, deadlines: EdgeSettings) -> bytes:
+    """The whole body of `request`, or PayloadTooLarge (413) / RequestTimeout (408)."""
+    body = body_at_hand(request, cap)
+    if body is not None:
+        return body
+    content = request.content
     loop = asyncio.get_running_loop()
     total, between = deadlines.body_timeout, deadlines.body_read_timeout
     deadline = loop.time() + total

@@ -129,6 +129,11 @@ class EdgeHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if not data and self._head_timer is None:
+            # aiohttp resuming its parser (once per request body read): no byte arrived,
+            # so no deadline starts, and none runs that a parsed head would end
+            super().data_received(data)
+            return
         starting = self._head_timer is None and waiting_for_request(self)
         before = heads_parsed(self)
         super().data_received(data)

@@ -39,7 +39,7 @@ from scoreboard.edge.errors import (
 )
 from scoreboard.edge.ratelimit import RateLimiter, Verdict
 from scoreboard.edge.ready import Ready, ReadyReply
-from scoreboard.http.deadlines import read_body
+from scoreboard.http.deadlines import body_at_hand, read_body
 from scoreboard.read.archive import PeriodReads
 from scoreboard.read.cursor import Cursor, CursorError
 from scoreboard.read.views import TopReply, Views, iso
@@ -50,6 +50,8 @@ from scoreboard.writer.actor import Submitter
 ACTION_BODY = v.BodyReader(ActionRequest)
 NO_CACHE = {"Cache-Control": "no-cache"}
 TOP_HEADERS = {**NO_CACHE, **JSON_HEADERS}
+# An accepted or replayed action's 200: its head serialized once, its body per reply
+ACTION_REPLY = Ready.shape(200, JSON_HEADERS)
 
 
 def action_fields(r: ActionResult, at: str) -> dict[str, Any]:
@@ -167,13 +169,22 @@ class Gatekeeper:
     async def json_body(self, request: web.Request, cap: int | None = None) -> bytes:
         """The JSON body's bytes, at most `cap` (`limits.max_body_bytes`); its reader
         (`scoreboard.edge.validation.BodyReader`) decodes and checks it."""
+        body = self.json_body_now(request, cap)
+        if body is not None:
+            return body
+        return await read_body(request, cap or self.settings.limits.max_body_bytes,
+                               self.settings.edge)
+
+    def json_body_now(self, request: web.Request, cap: int | None = None) -> bytes | None:
+        """`json_body` when the body came whole with its head (nearly every JSON body),
+        with no coroutine to run; None when some of it is still on its way."""
         ctype = request.headers.get("Content-Type", "")
-        mime, _, params = ctype.partition(";")
-        charset = params.strip().lower()
-        if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
-            raise UnsupportedMediaType("send application/json (UTF-8)")
-        cap = cap or self.settings.limits.max_body_bytes
-        return await read_body(request, cap, self.settings.edge)
+        if ctype != JSON:  # else spelled otherwise, or with a charset
+            mime, _, params = ctype.partition(";")
+            charset = params.strip().lower()
+            if mime.strip().lower() != JSON or (charset and charset not in ("charset=utf-8",)):
+                raise UnsupportedMediaType("send application/json (UTF-8)")
+        return body_at_hand(request, cap or self.settings.limits.max_body_bytes)
 
 
 class PublicApi:
@@ -232,15 +243,18 @@ class PublicApi:
             raise UnknownResource(f"seq {seq} has not been committed")
         raise Unavailable(f"seq {seq} is not applied here yet", retry_after=1.0)
 
-    async def post_action(self, request: web.Request) -> web.Response:
+    async def post_action(self, request: web.Request) -> web.StreamResponse:
         gate = self.gate
         principal = gate.caller(request)
         verdict = gate.limit(request, principal.user_id)
-        body = ACTION_BODY.read(await gate.json_body(request))
+        raw = gate.json_body_now(request)
+        body = ACTION_BODY.read(await gate.json_body(request) if raw is None else raw)
         request[ACTION] = (body.action_type, body.client_action_id)
         result = await self.report(principal, body)
-        return json_response(action_json(result),
-                             headers=verdict.headers() if verdict else None)
+        reply = ReadyReply(ACTION_REPLY, action_json(result))
+        if verdict is not None:
+            reply.headers.update(verdict.headers())
+        return reply
 
     async def report(self, principal: Principal, body: ActionRequest) -> ActionResult:
         """The caller's action through the writer: metadata and proof checked, then

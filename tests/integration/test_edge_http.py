@@ -319,3 +319,65 @@ async def test_repeated_json_keys_are_400_and_change_nothing(
     assert_error(answer, 400, "INVALID_REQUEST")
     assert "more than once" in answer[2]["error"]["message"]
     assert service.engine.last_seq == 0
+
+
+def action_request(service: Service, version: str, n: int, extra: str = "") -> bytes:
+    body = b'{"actionType":"COMPLETE_LEVEL","clientActionId":"r%d"}' % n
+    token = service.auth.mint("replier", name="Replier")
+    return (f"POST {ACTIONS} HTTP/{version}\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+            ).encode() + body
+
+
+SHAPES = {  # how a score action is asked: (HTTP version, extra head lines, answers)
+    "keep-alive": ("1.1", "", 3),  # written as ready bytes
+    "keep-alive, body apart": ("1.1", "", 2),
+    "HTTP/1.0": ("1.0", "", 1),  # aiohttp's own path, which then closes
+    "HTTP/1.0 keep-alive": ("1.0", "Connection: keep-alive\r\n", 2),
+    "Connection: close": ("1.1", "Connection: close\r\n", 1),
+}
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "rate-limited"])
+@pytest.mark.parametrize("name", list(SHAPES))
+async def test_a_score_action_is_answered_alike_however_it_is_asked(
+    edge: Callable[..., Awaitable[Service]], name: str, limited: bool
+) -> None:
+    # The accepted action's 200 goes out as ready bytes on a keep-alive HTTP/1.1
+    # connection and through aiohttp's own path otherwise: the same headers either way
+    # (the date and the request id aside), and a connection that stays open is usable.
+    version, extra, times = SHAPES[name]
+    service = await edge(**{"limits.user_per_minute": 1000 if limited else 0,
+                            "limits.ip_per_minute": 0})
+    client = await Raw.open(service.http_port)
+    answers = []
+    try:
+        for n in range(times):
+            request = action_request(service, version, n, extra)
+            if "apart" in name:  # the body sent after the head (read as it comes)
+                head, _, body = request.partition(b"\r\n\r\n")
+                await client.send(head + b"\r\n\r\n")
+                await client.send(body)
+            else:
+                await client.send(request)
+            answers.append(await client.answer())
+        if times == 1 and "keep-alive" not in name:
+            assert await client.closed()
+    finally:
+        client.close()
+    expected = {"content-type", "content-length", "date", "server", "x-request-id"}
+    if limited:
+        expected |= {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
+    said = {"HTTP/1.0 keep-alive": "keep-alive", "Connection: close": "close"}.get(name)
+    if said:
+        expected.add("connection")
+    for n, (status, headers, body) in enumerate(answers):
+        assert status == 200, body
+        assert set(headers) == expected
+        assert headers["content-type"] == "application/json"
+        assert headers.get("connection") == said
+        assert body["seq"] == n + 1 and body["newScore"] == (n + 1) * body["delta"]
+        assert not body["replayed"]
+        if limited:
+            assert headers["ratelimit-remaining"] == str(999 - n)
+    assert len({h["x-request-id"] for _, h, _ in answers}) == times

@@ -1,8 +1,10 @@
 """Ready-bytes replies (`scoreboard.edge.ready`) answer exactly as aiohttp's own
 `web.Response` with the same headers and body, over a real socket: the same status,
-headers (the date aside) and body, on keep-alive GETs (the ready path), HEAD, HTTP/1.0,
-`Connection: close`, a reply closed by the service, 304, and with a hook that adds
-headers as the answer goes out (CORS); and the connection stays usable after it."""
+headers (the date aside) and body, on keep-alive GETs and POSTs (the ready path), HEAD,
+HTTP/1.0, `Connection: close`, a reply closed by the service, 304, and with a hook that
+adds headers as the answer goes out (CORS); and the connection stays usable after it.
+Both kinds: a fixed answer (`Ready.of`) and a shape given its body per reply
+(`Ready.shape`)."""
 
 from __future__ import annotations
 
@@ -33,10 +35,21 @@ def ready(status: int, headers: dict[str, str], body: bytes) -> web.StreamRespon
     return reply
 
 
+def shaped(status: int, headers: dict[str, str], body: bytes) -> web.StreamResponse:
+    if status == 304:  # no body: a fixed answer
+        return ready(status, headers, body)
+    reply = ReadyReply(Ready.shape(status, headers), body)
+    SENT.append(reply)
+    return reply
+
+
 async def serve(make: Make, *, close: bool = False, hook: bool = False
                 ) -> AsyncIterator[int]:
     async def handle(request: web.Request) -> web.StreamResponse:
         status = int(request.query.get("status", "200"))
+        if request.method == "POST":  # as the score action's handler: body read first
+            body = await request.read()
+            assert body == POSTED
         response = make(status, HEADERS, b"" if status == 304 else BODY)
         response.headers["X-Request-ID"] = "rid-1"  # as the envelope sets it
         if close:
@@ -48,6 +61,7 @@ async def serve(make: Make, *, close: bool = False, hook: bool = False
 
     app = web.Application()
     app.router.add_get("/top", handle)
+    app.router.add_post("/top", handle)
     if hook:
         app.on_response_prepare.append(added)
     runner = web.AppRunner(app, access_log=None)
@@ -85,8 +99,18 @@ def shape(answer: bytes) -> tuple[bytes, set[bytes], bytes]:
     return status, {line for line in lines if not line.startswith(b"Date: ")}, body
 
 
+POSTED = b'{"actionType":"COMPLETE_LEVEL","clientActionId":"a-1"}'
+POST = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(POSTED), POSTED)
+
 REQUESTS = {
     "keep-alive GET": (b"GET /top HTTP/1.1\r\nHost: x\r\n\r\n", 3),
+    "keep-alive POST": (b"POST /top HTTP/1.1\r\nHost: x\r\n" + POST, 3),
+    "POST HTTP/1.0": (b"POST /top HTTP/1.0\r\nHost: x\r\n" + POST, 1),
+    "POST HTTP/1.0 keep-alive": (b"POST /top HTTP/1.0\r\nConnection: keep-alive\r\n" + POST,
+                                 2),
+    "POST Connection: close": (b"POST /top HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + POST,
+                               1),
     "304": (b"GET /top?status=304 HTTP/1.1\r\nHost: x\r\n\r\n", 2),
     "HEAD": (b"HEAD /top HTTP/1.1\r\nHost: x\r\n\r\n", 2),
     "HTTP/1.0": (b"GET /top HTTP/1.0\r\nHost: x\r\n\r\n", 1),
@@ -97,24 +121,26 @@ REQUESTS = {
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 @pytest.mark.parametrize(("close", "hook"), [(False, False), (True, False), (False, True)])
-async def test_the_same_answer_as_aiohttp(name: str, close: bool, hook: bool) -> None:
+@pytest.mark.parametrize("kind", [ready, shaped], ids=["fixed", "shaped"])
+async def test_the_same_answer_as_aiohttp(name: str, close: bool, hook: bool, kind: Make
+                                          ) -> None:
     head, times = REQUESTS[name]
     if close:
         times = 1
     answers = {}
-    SENT.clear()
-    for make in (plain, ready):
+    for make in (plain, kind):
+        SENT.clear()
         async for port in serve(make, close=close, hook=hook):
             answers[make] = [shape(a) for a in await exchange(port, head, times)]
-    assert answers[ready] == answers[plain]
+    assert answers[kind] == answers[plain]
     _, headers, _ = answers[plain][0]
     assert b"X-Request-ID: rid-1" in headers and (b"Vary: Origin" in headers) == hook
     # the plain case went out as ready bytes, every other through aiohttp's path
-    direct = name in ("keep-alive GET", "304") and not close and not hook
+    direct = name in ("keep-alive GET", "keep-alive POST", "304") and not close and not hook
     assert [r.direct for r in SENT] == [direct] * times
     assert all(r.prepared for r in SENT)
     if direct:  # as aiohttp's access log would see it
-        assert [r.body_length for r in SENT] == [len(answers[ready][0][2])] * times
+        assert [r.body_length for r in SENT] == [len(answers[kind][0][2])] * times
 
 
 async def test_the_date_is_now() -> None:
@@ -127,6 +153,17 @@ async def test_the_date_is_now() -> None:
 def test_no_line_break_in_a_header() -> None:
     with pytest.raises(ValueError):
         Ready.of(200, {"ETag": '"a"\r\nSet-Cookie: x=1'}, b"")
+    with pytest.raises(ValueError):
+        Ready.shape(200, {"ETag": '"a"\r\nSet-Cookie: x=1'})
+
+
+def test_a_shape_takes_a_body_and_a_fixed_answer_none() -> None:
+    with pytest.raises(ValueError):
+        Ready.shape(304, HEADERS)  # never a body
+    with pytest.raises(ValueError):
+        ReadyReply(Ready.shape(200, HEADERS))
+    with pytest.raises(ValueError):
+        ReadyReply(Ready.of(200, HEADERS, BODY), BODY)
 
 
 @pytest.mark.parametrize("status", [200, 304])
@@ -135,6 +172,6 @@ def test_a_ready_reply_starts_as_aiohttp_would_make_it(status: int) -> None:
     # attributes, to the same values, as StreamResponse(status=...) would
     made = vars(web.StreamResponse(status=status))
     reply = ReadyReply(Ready.of(status, HEADERS, b"" if status == 304 else BODY))
-    own = {k: v for k, v in vars(reply).items() if k != "ready"}
+    own = {k: v for k, v in vars(reply).items() if k not in ("ready", "body_bytes")}
     assert own == made
     assert (reply.status, reply.reason, dict(reply.headers)) == (status, made["_reason"], {})
