@@ -57,7 +57,6 @@ T = TypeVar("T")
 VERSION = 1  # of the archive file's own schema (`PRAGMA user_version`)
 ATTACHED = "archive"  # the name the log's read connection gives it
 CACHE_KIB = 8_192  # the writing connection's page cache at most (see above)
-NICE = 10  # the writing thread's CPU priority below the process's (`sqlite_thread`)
 _QUERIES = ArchiveQueries.of(schema.SQLITE)
 _INSERT_ROWS = (
     f"INSERT INTO archive ({schema.ARCHIVE.column_list})"
@@ -84,8 +83,7 @@ class ArchiveFile:
 
     def __init__(self, path: Path, *, busy_timeout_ms: int) -> None:
         self.path = path
-        self._conn = ThreadedConnection(path, name="archive", busy_timeout_ms=busy_timeout_ms,
-                                        nice=NICE)
+        self._conn = ThreadedConnection(path, name="archive", busy_timeout_ms=busy_timeout_ms)
 
     async def open(self) -> None:
         await self._conn.open(self._setup)

@@ -9,22 +9,12 @@ busy (a rollover archiving a million users) the writer's commits paused for the 
 of them.
 
 SQLite errors come back as they are (`sqlite3.Error`); the caller says what failed.
-
-A connection that works in the background (the archive's) can ask for a lower CPU
-priority (`nice`) for its thread. On two cores, the archive's inserts running at the
-same priority as the event loop and the log's thread had the scheduler keep those
-waiting behind them for tens of milliseconds; a lower priority lets them go first when
-they wake, and the archive has the rest. Linux only, where a thread has a nice value of
-its own (elsewhere `nice` applies to the whole process, and is not used).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sqlite3
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,11 +28,10 @@ T = TypeVar("T")
 class ThreadedConnection:
     """One `sqlite3` connection, opened, used and closed by one thread of its own."""
 
-    def __init__(self, path: Path, *, name: str, busy_timeout_ms: int, nice: int = 0) -> None:
+    def __init__(self, path: Path, *, name: str, busy_timeout_ms: int) -> None:
         self.path = path
         self._name = name
         self._busy_timeout_ms = busy_timeout_ms
-        self._nice = nice  # added to the thread's nice value (Linux)
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()  # one transaction at a time; `close` waits for it
@@ -51,9 +40,6 @@ class ThreadedConnection:
         """Connect on the thread and run `setup` (pragmas, schema) there; the
         connection is closed again if it fails."""
         def connect() -> sqlite3.Connection:
-            if self._nice > 0 and sys.platform == "linux":
-                with contextlib.suppress(OSError):  # a lower priority is only a wish
-                    os.nice(self._nice)  # this thread's alone on Linux
             # isolation_level=None: the sqlite3 module must not open transactions on
             # its own; every transaction here is explicit.
             conn = sqlite3.connect(self.path, isolation_level=None)
