@@ -2,9 +2,11 @@
 
 Durability: WAL with `synchronous=FULL`, so a commit is on disk before `append`
 returns. One connection writes (serialised by a lock, one `BEGIN IMMEDIATE`
-transaction per batch); a second, read-only connection serves reads so they never see
-a transaction in progress and do not queue behind it. A second process pointed at the
-same file is refused by an exclusive `flock` on `<db>.lock`.
+transaction per batch), on a thread of its own that runs each transaction whole: one
+trip from the event loop per batch (`sqlite_thread`). A second, read-only connection
+serves reads so they never see a transaction in progress and do not queue behind it.
+A second process pointed at the same file is refused by an exclusive `flock` on
+`<db>.lock`.
 
 Closed periods' archives live in a file of their own beside the database
 (`sqlite_archive`), which the read connection attaches: writing a million-row
@@ -23,8 +25,9 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -61,6 +64,7 @@ from scoreboard.storage.rows import (
     unique,
 )
 from scoreboard.storage.sqlite_archive import ATTACHED, ArchiveFile, archive_path, stand_in
+from scoreboard.storage.sqlite_thread import ThreadedConnection
 
 
 def _insert(table: schema.Table, *, upsert: bool = False) -> str:
@@ -89,6 +93,7 @@ _LOAD_RECENT = f"""{schema.SELECT_RECORDS} WHERE seq IN (
     ORDER BY seq"""
 _RECORDS = schema.RecordQueries.of(schema.SQLITE)
 _ARCHIVE = ArchiveQueries.of(schema.SQLITE)
+C = TypeVar("C", aiosqlite.Connection, ThreadedConnection)
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 _SIDE_FILES = ("", "-wal", "-shm", ".lock")  # suffixes of the files beside the database
@@ -152,7 +157,7 @@ class SqliteLog(ActionLog):
         self._lock = _LockFile(Path(f"{self.path}.lock"))
         self.archive_path = archive_path(self.path)
         self._archive = ArchiveFile(self.archive_path, busy_timeout_ms=self._busy_timeout_ms)
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: ThreadedConnection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._snapshot_lock = asyncio.Lock()  # one read transaction at a time on the reader
@@ -171,10 +176,10 @@ class SqliteLog(ActionLog):
         except OSError as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         try:
-            self._writer = await self._connect()
-            await self._pragma(self._writer, "journal_mode = WAL")
-            await self._pragma(self._writer, "synchronous = FULL")
-            await self._migrate(self._writer)
+            writer = ThreadedConnection(self.path, name="sqlite-log",
+                                        busy_timeout_ms=self._busy_timeout_ms)
+            await writer.open(self._setup_writer)
+            self._writer = writer
             await self._archive.open()
             self._reader = await self._connect()
             await self._reader.execute(f"ATTACH DATABASE ? AS {ATTACHED}",
@@ -195,11 +200,11 @@ class SqliteLog(ActionLog):
     async def append(self, batch: CommitBatch) -> None:
         prepared = prepare(batch)
         async with self._write_lock:
-            conn = self._require(self._writer)
+            writer = self._require(self._writer)
             try:
-                await self._write(conn, prepared)
+                await writer.transaction(lambda conn: _write(conn, prepared))
             except sqlite3.IntegrityError as exc:
-                await self._explain_conflict(conn, prepared, exc)
+                await self._explain_conflict(writer, prepared, exc)
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"append failed: {exc}; nothing was written") from exc
 
@@ -275,11 +280,15 @@ class SqliteLog(ActionLog):
                snapshot.body)
         # On the writer's connection: SQLite has one writer at a time anyway, and an
         # append queued here waits exactly as long as this takes, no busy polling.
-        async def work(conn: aiosqlite.Connection) -> None:
-            await conn.execute(_UPSERT_SNAPSHOT, row)
-            await conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_SNAPSHOT, row)
+            conn.execute(schema.PRUNE_SNAPSHOTS.format(keep=int(keep)))
 
-        await self._transaction("saving a snapshot", work)
+        async with self._write_lock:
+            try:
+                await self._require(self._writer).transaction(work)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"saving a snapshot failed: {exc}") from exc
 
     async def snapshots(self) -> list[SnapshotInfo]:
         return [SnapshotInfo(*row) for row in await self._read(schema.LIST_SNAPSHOTS)]
@@ -336,23 +345,6 @@ class SqliteLog(ActionLog):
 
     # -- internals --------------------------------------------------------------------
 
-    async def _transaction(self, what: str,
-                           work: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
-        """`work` in one transaction on the writer's connection (SQLite has one writer
-        at a time anyway: an append queued meanwhile waits as long as this takes)."""
-        async with self._write_lock:
-            conn = self._require(self._writer)
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    await work(conn)
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await _rollback_quietly(conn)
-                    raise
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreUnavailable(f"{what} failed: {exc}") from exc
-
     async def _open_read_only(self) -> None:
         if not self.path.is_file():
             raise StoreUnavailable(f"cannot open {self.path}: no such database file")
@@ -384,64 +376,48 @@ class SqliteLog(ActionLog):
 
     @staticmethod
     async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
-        rows = await conn.execute_fetchall(f"PRAGMA {pragma}")
-        if pragma.startswith("journal_mode"):
-            mode = next(iter(rows))[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"{pragma}: SQLite kept journal_mode={mode}")
+        await conn.execute_fetchall(f"PRAGMA {pragma}")
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute("BEGIN IMMEDIATE")
+    def _setup_writer(self, conn: sqlite3.Connection) -> None:
+        """On the writer's thread, once: WAL, full sync, the schema brought up to date."""
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreUnavailable(f"journal_mode = WAL: SQLite kept journal_mode={mode}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            await conn.execute(
+            conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)"
             )
-            rows = await conn.execute_fetchall(
-                "SELECT coalesce(max(version), 0) FROM schema_version"
-            )
-            current = int(next(iter(rows))[0])
-            steps = schema.upgrades(schema.SQLITE, current, str(self.path))
-            for version, statements in steps:
+            current = int(conn.execute(
+                "SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+            for version, statements in schema.upgrades(schema.SQLITE, current, str(self.path)):
                 for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            await conn.execute("COMMIT")
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
         except BaseException:
-            await _rollback_quietly(conn)
-            raise
-
-    @staticmethod
-    async def _write(conn: aiosqlite.Connection, prepared: PreparedBatch) -> None:
-        # IMMEDIATE takes the write lock at BEGIN, so the batch cannot fail half-way
-        # with SQLITE_BUSY when it first writes.
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await conn.executemany(_INSERT_RECORD, prepared.records)
-            if prepared.scores:
-                await conn.executemany(_UPSERT_SCORE, prepared.scores)
-            if prepared.users:
-                await conn.executemany(_UPSERT_USER, prepared.users)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await _rollback_quietly(conn)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     async def _explain_conflict(
-        self, conn: aiosqlite.Connection, prepared: PreparedBatch, exc: sqlite3.IntegrityError
+        self, writer: ThreadedConnection, prepared: PreparedBatch, exc: sqlite3.IntegrityError
     ) -> None:
         """After a unique violation (rolled back): return if the batch was already
         committed, else raise the matching error."""
+        def look(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            def rows(sql: str, values: Sequence[object]) -> list[Any]:
+                return conn.execute(sql, (_json_list(values),)).fetchall()
+
+            return (rows(_FIND_SEQS, prepared.seqs),
+                    rows(_FIND_ACTIONS, unique(prepared.action_keys)),
+                    rows(_FIND_JTIS, unique(prepared.proof_jtis)))
+
         try:
-            stored = records_from_rows(
-                await conn.execute_fetchall(_FIND_SEQS, (_json_list(prepared.seqs),))
-            )
-            if already_committed(prepared, stored):
+            found, taken, jtis = await writer.call(look)
+            if already_committed(prepared, records_from_rows(found)):
                 return
-            keys = unique(prepared.action_keys)
-            taken = await conn.execute_fetchall(_FIND_ACTIONS, (_json_list(keys),))
-            jtis = await conn.execute_fetchall(
-                _FIND_JTIS, (_json_list(unique(prepared.proof_jtis)),)
-            )
         except (sqlite3.Error, OSError) as lookup_exc:
             raise StoreUnavailable(f"append failed: {exc}; nothing was written") from lookup_exc
         raise_conflicts(prepared, {(r[3], r[6]) for r in taken}, {r[0] for r in jtis})
@@ -455,7 +431,7 @@ class SqliteLog(ActionLog):
             # ValueError: aiosqlite's "Connection closed" when close() raced this read.
             raise StoreUnavailable(f"read failed: {exc}") from exc
 
-    def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    def _require(self, conn: C | None) -> C:
         if conn is None:
             raise StoreUnavailable(f"SQLite log {self.path} is not open")
         return conn
@@ -465,7 +441,7 @@ class SqliteLog(ActionLog):
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.close()
-        self._reader = self._writer = None
+        self._reader, self._writer = None, None
         with contextlib.suppress(sqlite3.Error):
             await self._archive.close()
 
@@ -486,13 +462,13 @@ async def _stream(
         await cursor.close()
 
 
-async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
-    # Always queue the ROLLBACK, even when no transaction looks open: after a
-    # cancellation the BEGIN may still be waiting in aiosqlite's queue, and the
-    # ROLLBACK must run after it. When the transaction is already gone (COMMIT went
-    # through first) SQLite says so and the original error is what matters.
-    with contextlib.suppress(sqlite3.Error, ValueError):
-        await conn.execute("ROLLBACK")
+def _write(conn: sqlite3.Connection, prepared: PreparedBatch) -> None:
+    """A batch's rows, inside the writer's transaction (on its thread)."""
+    conn.executemany(_INSERT_RECORD, prepared.records)
+    if prepared.scores:
+        conn.executemany(_UPSERT_SCORE, prepared.scores)
+    if prepared.users:
+        conn.executemany(_UPSERT_USER, prepared.users)
 
 
 def _json_list(values: Sequence[object]) -> str:

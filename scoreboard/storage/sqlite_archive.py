@@ -17,11 +17,11 @@ on start the archiver rebuilds every period whose archive is not complete and ap
 every exclusion again, and a file that is lost or deleted is rebuilt whole.
 
 The event loop never waits for it: each call is one trip to a thread of its own that
-runs the whole transaction. Rows travel as one JSON array (`rows_json`, encoded on the
-loop in slices) that SQLite unpacks itself (`json_each`), so the thread binds three
-parameters, not four per row, and runs the insert with the interpreter lock released
-rather than taking it back row by row: the writer's commits, whose every round trip
-needs that lock, do not queue for it.
+runs the whole transaction (`sqlite_thread`). Rows travel as one JSON array
+(`rows_json`, encoded on the loop in slices) that SQLite unpacks itself (`json_each`),
+so the thread binds three parameters, not four per row, and runs the insert with the
+interpreter lock released rather than taking it back row by row: the writer's commits,
+whose trip needs that lock, do not queue for it.
 
 A period's user index takes its rows in random order, so a transaction touches most of
 its pages, and each one is written to the WAL again per transaction: few large chunks
@@ -37,11 +37,9 @@ lighter than 32 MiB as it came, the gap no wider in the runs measured.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,6 +51,7 @@ from scoreboard.storage.archive import (
     rows_json,
 )
 from scoreboard.storage.base import ArchivedPeriod, ArchiveValues, StoreUnavailable
+from scoreboard.storage.sqlite_thread import ThreadedConnection
 
 T = TypeVar("T")
 VERSION = 1  # of the archive file's own schema (`PRAGMA user_version`)
@@ -80,32 +79,17 @@ def stand_in() -> tuple[str, ...]:
 
 
 class ArchiveFile:
-    """The archive file's writing connection, used by one thread of its own."""
+    """The archive file's writing connection, on a thread of its own."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int) -> None:
         self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._conn: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time
+        self._conn = ThreadedConnection(path, name="archive", busy_timeout_ms=busy_timeout_ms)
 
     async def open(self) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="archive")
-        try:
-            self._conn = await self._run(self._open)
-        except BaseException:
-            self._thread.shutdown(wait=False)
-            self._thread = None
-            raise
+        await self._conn.open(self._setup)
 
     async def close(self) -> None:
-        async with self._lock:  # a transaction in flight finishes first
-            conn, self._conn = self._conn, None
-            thread, self._thread = self._thread, None
-            if conn is not None and thread is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
-            if thread is not None:
-                thread.shutdown(wait=False)
+        await self._conn.close()
 
     async def write(self, period: ArchivedPeriod, rows: Sequence[ArchiveValues]) -> None:
         body = await rows_json(rows)  # text: SQLite reads a BLOB as JSONB
@@ -117,7 +101,7 @@ class ArchiveFile:
         await self._transaction("writing an archive", work)
         if period.complete:
             with contextlib.suppress(StoreUnavailable, sqlite3.Error):
-                await self._run(lambda: self._require().execute("PRAGMA shrink_memory"))
+                await self._conn.call(lambda conn: conn.execute("PRAGMA shrink_memory"))
 
     async def exclude(self, board: str, period: str, user_id: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -132,36 +116,19 @@ class ArchiveFile:
         return await self._transaction("excluding a user from an archive", work)
 
     async def _transaction(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            conn = self._require()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        async with self._lock:
-            try:
-                # The thread finishes the transaction (commit or rollback) even when
-                # the caller is cancelled meanwhile.
-                return await self._run(run)
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreUnavailable(f"{what} failed: {exc}") from exc
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"{self.path}: SQLite kept journal_mode={mode}")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            conn.execute("BEGIN IMMEDIATE")
+            return await self._conn.transaction(work)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"{what} failed: {exc}") from exc
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreUnavailable(f"{self.path}: SQLite kept journal_mode={mode}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > VERSION:
                 raise StoreUnavailable(
@@ -173,16 +140,6 @@ class ArchiveFile:
                 conn.execute(f"PRAGMA user_version = {VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.close()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        return conn
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        if self._thread is None:
-            raise StoreUnavailable(f"the archive {self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
-
-    def _require(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise sqlite3.OperationalError(f"the archive {self.path} is not open")
-        return self._conn
