@@ -81,6 +81,7 @@ async def writer_cpu(boards: Sequence[BoardDef], actions: int, first: int) -> fl
 
 
 async def follows_cost(actions: int, rounds: int, report: Report) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector paced as the service's
     await writer_cpu(FOLLOWERS, 2000, 0)  # warm up
     single: list[float] = []
     followed: list[float] = []

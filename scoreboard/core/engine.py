@@ -40,7 +40,7 @@ from scoreboard.core.pending import ROLLED, Pending
 from scoreboard.core.periods import Period
 from scoreboard.core.queries import ANONYMOUS, EngineQueries
 from scoreboard.core.quotas import QuotaWindows
-from scoreboard.core.ranking import MAX_SCORE, Ranking
+from scoreboard.core.ranking import KEY_SCORE_SHIFT, MAX_SCORE, SCORE_CEIL, Ranking
 from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
@@ -287,19 +287,33 @@ class Engine(BoardTimes, EngineQueries):
         action's checks are made once, for its own board; here each follower whose
         season is open only scores it by its operator (`_scored` written out: once per
         follower of every action)."""
-        defs, ended, boards, score_of = self.defs, self.ended, self.boards, pending.score
+        defs, ended, boards = self.defs, self.ended, self.boards
         also = []
         for b in followers:
             d = defs[b]
             if (d.seasonal and not d.open_at(now)) or b in ended:
                 continue
-            hit = score_of(b, user_id)
-            if hit is None:
-                prev = boards[b].score(user_id)
-            else:
-                prev = None if hit is ROLLED else hit[2]
+            prev: int | None
+            group: Pending | None = pending
+            while group is not None:  # `pending.score` written out
+                scores = group.scores.get(b)
+                if scores is not None and (hit := scores.get(user_id)) is not None:
+                    prev = hit[2]
+                    break
+                if b in group.rolled or (group.removed and (b, user_id) in group.removed):
+                    prev = None  # the period closed in a pending group, or the user was
+                    break  # taken off the board
+                group = group.prior
+            else:  # `Ranking.score` written out
+                ranking = boards[b]
+                key = ranking._key_of.get(user_id)
+                if key is None:
+                    prev = None
+                else:
+                    high = key >> KEY_SCORE_SHIFT
+                    prev = high - SCORE_CEIL if ranking.ascending else SCORE_CEIL - high
             if prev is None:  # the first score, by any operator
-                new = amount
+                new, prev = amount, 0
             elif d.operator == "sum":
                 new = prev + amount
             elif d.operator == "best":
@@ -308,7 +322,7 @@ class Engine(BoardTimes, EngineQueries):
                 new = amount
             if not -MAX_SCORE <= new <= MAX_SCORE:
                 raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
-            also.append((b, prev or 0, new))
+            also.append((b, prev, new))
         return tuple(also)
 
     def _scored(self, board: str, user_id: str, amount: int, pending: Pending

@@ -24,6 +24,7 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice, repeat
@@ -38,6 +39,7 @@ SEQ_MASK = (1 << SEQ_BITS) - 1
 SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
 SCORE_CEIL = MAX_SCORE
+KEY_SCORE_SHIFT = SEQ_BITS + SLOT_BITS  # key >> KEY_SCORE_SHIFT: the score part
 
 
 def make_key(score: int, reached_seq: int, slot: int = 0) -> int:
@@ -83,7 +85,25 @@ class Ranking:
         rank_score = score + SCORE_CEIL if self.ascending else SCORE_CEIL - score
         key_of[user_id] = key = (rank_score << SEQ_BITS | reached_seq) << SLOT_BITS | slot
         if user_id not in self.frozen:
-            self._order.add(key)
+            # `SortedList.add` written out (each action adds a key on every board it
+            # scores on), calling `_expand` only when it has work: a sublist to split,
+            # or the positional index that ranks build to update.
+            order = self._order
+            maxes = order._maxes
+            if maxes:
+                lists = order._lists
+                pos = bisect_right(maxes, key)
+                if pos == len(maxes):
+                    pos -= 1
+                    lists[pos].append(key)
+                    maxes[pos] = key
+                else:
+                    insort(lists[pos], key)
+                if order._index or len(lists[pos]) > order._load << 1:
+                    order._expand(pos)
+                order._len += 1
+            else:
+                order.add(key)
         if reached_seq > self.version:
             self.version = reached_seq
 

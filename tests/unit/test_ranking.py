@@ -204,3 +204,30 @@ def test_standings_in_slices_are_the_ranks_and_dismantle_empties(
     parts = sum(1 for _ in r.dismantle(step))
     assert parts >= (joined + step - 1) // step  # a part at a time
     assert (len(r), r.slots, r.top(5), list(r.rows())) == (0, 0, [], [])
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefghijklmnopqrstuvwxyz"), st.integers(-3, 3),
+                          st.sampled_from(["set", "set", "rank", "freeze", "unfreeze",
+                                           "remove"])), min_size=40, max_size=400))
+def test_set_keeps_the_sorted_order_sound_whatever_else_happens(
+        changes: list[tuple[str, int, str]]) -> None:
+    """`set` adds keys to the order itself: its sublists, maxima and positional index
+    stay what `SortedList` would make of them (sublists split, ranks that build the
+    index asked between changes)."""
+    r = Ranking("global")
+    r._order._reset(4)  # tiny sublists: splits and index updates on every few changes
+    for seq, (user, score, op) in enumerate(changes, 1):
+        if op == "set":
+            r.set(user, score, seq)
+        elif op == "rank":  # builds the positional index (a user past the first sublist)
+            r.rank(user)
+            if len(r._order):
+                r._order.index(r._order[-1])
+        elif op == "freeze":
+            r.freeze(user, seq)
+        elif op == "unfreeze":
+            r.unfreeze(user, seq)
+        else:
+            r.remove(user, seq)
+        r._order._check()
+    assert list(r._order) == sorted(k for u, k in r._key_of.items() if u not in r.frozen)
