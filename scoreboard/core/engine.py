@@ -505,6 +505,12 @@ class Engine(BoardTimes, EngineQueries):
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
 
+    def settle(self) -> None:
+        """Order what the records applied since the last call changed on the boards: in
+        bulk, once per group the writer commits (a read of a board orders it anyway)."""
+        for ranking in self.boards.values():
+            ranking.settle()
+
     def _followed(self, r: ActionRecord) -> None:
         """An action's scores on the boards that follow its board: `_score` written out
         for a board whose ranking exists and whose period is open (nearly always)."""

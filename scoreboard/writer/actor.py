@@ -412,6 +412,7 @@ class Writer:
             try:
                 for r in records:
                     engine.apply(r)
+                engine.settle()
             except Exception as exc:
                 # Committed but not applied: memory no longer matches the log. Only a
                 # restart, which rebuilds from the log, can make them agree again.
