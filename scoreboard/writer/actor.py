@@ -583,5 +583,6 @@ class Writer:
             async for chunk in self.store.scan(after=engine.last_seq):
                 for r in chunk:
                     engine.apply(r)
+                engine.settle()
                 self._tell_listeners(chunk)
         self._suspect = False
