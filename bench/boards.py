@@ -4,7 +4,8 @@
 
 1. Follows cost: the writer's CPU per action (decide, commit to the memory log, apply)
    on `global` alone, and on `global` followed by a `daily` and a `weekly` board, the
-   two configurations alternated in the same run; the single board is the ceiling.
+   two configurations alternated in the same run, the collector paced as the service's
+   (`GC_THRESHOLDS`); the single board is the ceiling.
 2. Rollover: `--users` users on `global` and on a `daily` board that follows it,
    1,000 actions/s through the writer against SQLite in a temporary folder (and
    PostgreSQL with `--postgres`); the writer's clock reaches the end of the day two
@@ -81,6 +82,7 @@ async def writer_cpu(boards: Sequence[BoardDef], actions: int, first: int) -> fl
 
 
 async def follows_cost(actions: int, rounds: int, report: Report) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector paced as the service's
     await writer_cpu(FOLLOWERS, 2000, 0)  # warm up
     single: list[float] = []
     followed: list[float] = []

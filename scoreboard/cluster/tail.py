@@ -104,6 +104,7 @@ class Tail:
                         raise RuntimeError(
                             f"the log skips from seq {engine.last_seq} to {r.seq}")
                     engine.apply(r)  # never fails; if it did, the task dies and we restart
+                engine.settle()
                 applied += len(chunk)
                 self._tell(chunk)
                 if len(chunk) < self.chunk:

@@ -40,7 +40,7 @@ from scoreboard.core.pending import ROLLED, Pending
 from scoreboard.core.periods import Period
 from scoreboard.core.queries import ANONYMOUS, EngineQueries
 from scoreboard.core.quotas import QuotaWindows
-from scoreboard.core.ranking import MAX_SCORE, Ranking
+from scoreboard.core.ranking import KEY_SCORE_SHIFT, MAX_SCORE, SCORE_CEIL, Ranking
 from scoreboard.core.records import (
     ActionRecord,
     AdjustRecord,
@@ -294,19 +294,33 @@ class Engine(BoardTimes, EngineQueries):
         action's checks are made once, for its own board; here each follower whose
         season is open only scores it by its operator (`_scored` written out: once per
         follower of every action)."""
-        defs, ended, boards, score_of = self.defs, self.ended, self.boards, pending.score
+        defs, ended, boards = self.defs, self.ended, self.boards
         also = []
         for b in followers:
             d = defs[b]
             if (d.seasonal and not d.open_at(now)) or b in ended:
                 continue
-            hit = score_of(b, user_id)
-            if hit is None:
-                prev = boards[b].score(user_id)
-            else:
-                prev = None if hit is ROLLED else hit[2]
+            prev: int | None
+            group: Pending | None = pending
+            while group is not None:  # `pending.score` written out
+                scores = group.scores.get(b)
+                if scores is not None and (hit := scores.get(user_id)) is not None:
+                    prev = hit[2]
+                    break
+                if b in group.rolled or (group.removed and (b, user_id) in group.removed):
+                    prev = None  # the period closed in a pending group, or the user was
+                    break  # taken off the board
+                group = group.prior
+            else:  # `Ranking.score` written out
+                ranking = boards[b]
+                key = ranking._key_of.get(user_id)
+                if key is None:
+                    prev = None
+                else:
+                    high = key >> KEY_SCORE_SHIFT
+                    prev = high - SCORE_CEIL if ranking.ascending else SCORE_CEIL - high
             if prev is None:  # the first score, by any operator
-                new = amount
+                new, prev = amount, 0
             elif d.operator == "sum":
                 new = prev + amount
             elif d.operator == "best":
@@ -315,7 +329,7 @@ class Engine(BoardTimes, EngineQueries):
                 new = amount
             if not -MAX_SCORE <= new <= MAX_SCORE:
                 raise errors.InvalidCommand("the score would leave the range ±(2^53-1)")
-            also.append((b, prev or 0, new))
+            also.append((b, prev, new))
         return tuple(also)
 
     def _scored(self, board: str, user_id: str, amount: int, pending: Pending
@@ -497,6 +511,12 @@ class Engine(BoardTimes, EngineQueries):
         self.remember(r)
         self.last_seq = r.seq
         self.last_at = max(self.last_at, r.at)
+
+    def settle(self) -> None:
+        """Order what the records applied since the last call changed on the boards: in
+        bulk, once per group the writer commits (a read of a board orders it anyway)."""
+        for ranking in self.boards.values():
+            ranking.settle()
 
     def _followed(self, r: ActionRecord) -> None:
         """An action's scores on the boards that follow its board: `_score` written out

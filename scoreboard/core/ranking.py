@@ -24,6 +24,7 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice, repeat
@@ -38,6 +39,7 @@ SEQ_MASK = (1 << SEQ_BITS) - 1
 SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
 SCORE_CEIL = MAX_SCORE
+KEY_SCORE_SHIFT = SEQ_BITS + SLOT_BITS  # key >> KEY_SCORE_SHIFT: the score part
 
 
 def make_key(score: int, reached_seq: int, slot: int = 0) -> int:
@@ -53,8 +55,8 @@ def key_seq(key: int) -> int:
 
 
 class Ranking:
-    __slots__ = ("_key_of", "_order", "_users", "ascending", "board", "competition", "frozen",
-                 "version")
+    __slots__ = ("_adding", "_key_of", "_removing", "_sorted", "_users", "ascending", "board",
+                 "competition", "frozen", "version")
 
     def __init__(self, board: str, *, ascending: bool = False, competition: bool = False
                  ) -> None:
@@ -62,7 +64,12 @@ class Ranking:
         self.ascending = ascending
         self.competition = competition
         self.version = 0
-        self._order: SortedList = SortedList()
+        self._sorted = SortedList()
+        # Keys `set` has not put in the order yet, and keys it took out of the user map
+        # that are still in the order: the order takes them in bulk when it is next read
+        # (`_order`), or when the writer has applied a group (`settle`).
+        self._adding: set[int] = set()
+        self._removing: list[int] = []
         self._key_of: dict[str, int] = {}
         self._users: list[str] = []  # by slot
         self.frozen: set[str] = set()  # users kept out of the order until unfrozen
@@ -70,7 +77,8 @@ class Ranking:
     # -- changes -------------------------------------------------------------------------
 
     def set(self, user_id: str, score: int, reached_seq: int) -> None:
-        # Every action sets one key on each board it scores on: `_key` written out.
+        # Every action sets one key on each board it scores on: `_key` written out, and
+        # the order's changes staged (see `settle`).
         key_of = self._key_of
         old = key_of.get(user_id)
         if old is None:
@@ -79,13 +87,77 @@ class Ranking:
         else:
             slot = old & SLOT_MASK
             if user_id not in self.frozen:
-                self._order.remove(old)
+                if old in self._adding:
+                    self._adding.discard(old)
+                else:
+                    self._removing.append(old)
         rank_score = score + SCORE_CEIL if self.ascending else SCORE_CEIL - score
         key_of[user_id] = key = (rank_score << SEQ_BITS | reached_seq) << SLOT_BITS | slot
         if user_id not in self.frozen:
-            self._order.add(key)
+            self._adding.add(key)
         if reached_seq > self.version:
             self.version = reached_seq
+
+    @property
+    def _order(self) -> SortedList:
+        """The ranked keys in order, with every change `set` made."""
+        if self._adding or self._removing:
+            self.settle()
+        return self._sorted
+
+    @_order.setter
+    def _order(self, order: SortedList) -> None:
+        """A whole new order: it holds every key (nothing staged is left to add)."""
+        self._sorted = order
+        self._adding = set()
+        self._removing = []
+
+    def settle(self) -> None:
+        """Put the keys `set` staged into the order: the keys it replaced out one by
+        one, the new ones in bulk, each run of them merged into the sublist that holds
+        its place (one sort of two sorted runs, at C speed) and sublists grown past
+        twice the load split. `SortedList.add` per key costs about a microsecond with
+        its calls; a group's keys this way a fraction of that."""
+        order = self._sorted
+        if self._removing:
+            removing, self._removing = self._removing, []
+            for key in removing:
+                order.remove(key)
+        if not self._adding:
+            return
+        values = sorted(self._adding)
+        self._adding = set()
+        lists, maxes = order._lists, order._maxes
+        if len(values) < 8 or not maxes:
+            order.update(values)  # per key, or one sort into an empty order
+            return
+        load = order._load
+        last = len(maxes) - 1
+        touched = []
+        start, count = 0, len(values)
+        while start < count:
+            pos = bisect_right(maxes, values[start])
+            if pos >= last:  # the rest goes into the last sublist
+                pos, stop = last, count
+            else:
+                stop = bisect_left(values, maxes[pos], start)
+            run = lists[pos]
+            run += values[start:stop]
+            run.sort()
+            maxes[pos] = run[-1]
+            touched.append(pos)
+            start = stop
+        for pos in reversed(touched):  # split from the end: earlier positions stay put
+            run = lists[pos]
+            if len(run) > load << 1:
+                # pieces of `load`, the last one taking the remainder: each at least
+                # half the load and at most twice it
+                cuts = range(load, len(run) - load + 1, load)
+                pieces = [run[a:b] for a, b in zip((0, *cuts), (*cuts, len(run)), strict=True)]
+                lists[pos:pos + 1] = pieces
+                maxes[pos:pos + 1] = [piece[-1] for piece in pieces]
+        del order._index[:]
+        order._len += count
 
     def freeze(self, user_id: str, version: int) -> None:
         if user_id in self.frozen:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import AsyncGenerator, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from scoreboard.core.records import (
@@ -281,11 +283,17 @@ class MemoryLog(ActionLog):
             if row[14] is not None:
                 self._seq_by_jti[row[14]] = seq
         scores = self._scores
-        for score in prepared.scores:
-            board = scores.get(score[0])
-            if board is None:
-                board = scores[score[0]] = {}
-            board[score[1]] = score
+        # A run of rows per board (as batches carry them): one dict update each.
+        for board, run in groupby(prepared.scores, _BOARD):
+            rows = list(run)
+            held = scores.get(board)
+            if held is None:
+                held = scores[board] = {}
+            held.update(zip(map(_USER, rows), rows, strict=True))
         users = self._users
         for user in prepared.users:
             users[user[0]] = user
+
+
+_BOARD = itemgetter(0)  # of a score row (board, user, score, reached seq)
+_USER = itemgetter(1)

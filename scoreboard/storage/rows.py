@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -154,26 +154,41 @@ def _checked_scores(rows: Sequence[tuple[str, str, int, int]]) -> list[ScoreValu
     been upserted one after another.
 
     An action writes one row per board it scores on, so the common case is checked for
-    the whole batch at once, at C speed: plain tuples, unique keys, the ids ASCII
-    without NUL and the integers inside 64 bits. Otherwise row by row, naming the field
-    that is wrong."""
+    the whole batch at once, at C speed: plain tuples of four, each board's rows
+    together (as `Pending.rows` gives them) with unique users, the ids ASCII without
+    NUL and the integers inside 64 bits. Otherwise row by row, naming the field that is
+    wrong."""
+    if rows and set(map(type, rows)) == {tuple}:
+        try:
+            boards, users, scores, seqs = zip(*rows, strict=True)  # the columns
+            ids = "".join(chain(boards, users))
+            if ids.isascii() and "\x00" not in ids and INT64_MIN <= min(scores) \
+                    and max(scores) <= INT64_MAX and INT64_MIN <= min(seqs) \
+                    and max(seqs) <= INT64_MAX and _unique_per_board(boards, users):
+                return list(rows)
+        except (TypeError, ValueError):  # not text, or not numbers, or not four
+            pass
     keys = list(map(_KEY, rows))
     if len(set(keys)) != len(keys):
         rows = list(dict(zip(keys, rows, strict=True)).values())
-    elif rows and set(map(type, rows)) == {tuple}:
-        try:
-            ids = "".join(chain.from_iterable(keys))
-            numbers = list(chain.from_iterable(map(_NUMBERS, rows)))
-            if ids.isascii() and "\x00" not in ids and INT64_MIN <= min(numbers) \
-                    and max(numbers) <= INT64_MAX:
-                return list(rows)
-        except TypeError:  # not text, or not numbers: the row by row check says which
-            pass
     return [_score_values(s) for s in rows]
 
 
+def _unique_per_board(boards: Sequence[str], users: Sequence[str]) -> bool:
+    """Whether each board's users come in one run, each user once: a set of users per
+    board, not a (board, user) tuple per row."""
+    runs = [(board, len(list(run))) for board, run in groupby(boards)]
+    if len(runs) != len(set(boards)):
+        return False
+    start = 0
+    for _, count in runs:
+        if len(set(users[start:start + count])) != count:
+            return False
+        start += count
+    return True
+
+
 _KEY = itemgetter(0, 1)
-_NUMBERS = itemgetter(2, 3)
 
 
 def _score_values(row: tuple[str, str, int, int]) -> ScoreValues:
@@ -403,15 +418,17 @@ def _plain_action_rows(records: Sequence[LogRecord]) -> list[RecordRow] | None:
             append((r.seq, float(r.at), r.board, r.user_id, kind, r.action_type,
                     r.client_action_id, r.delta, r.prev_score, r.new_score, r.display_name,
                     None, None, None, None, None, also))
+        if followed:  # the columns of the (board, prev, new) triples, at C speed
+            if set(map(len, followed)) != {3}:
+                return None
+            boards, prevs, news = zip(*followed, strict=True)
+        else:
+            boards = prevs = news = ()
         text = "".join(chain(chain.from_iterable(map(_IDS, rows)),
-                             [row[10] for row in rows if row[10] is not None],
-                             map(_BOARD, followed)))
-        numbers = list(chain(chain.from_iterable(map(_INTEGERS, rows)),
-                             chain.from_iterable(map(_SCORES, followed))))
+                             [row[10] for row in rows if row[10] is not None], boards))
+        numbers = list(chain(chain.from_iterable(map(_INTEGERS, rows)), prevs, news))
         if not text.isascii():
             text.encode()  # no lone surrogate (names are often not ASCII)
-        if len(followed) and {len(a) for a in followed} != {3}:
-            return None
     except (TypeError, IndexError, UnicodeEncodeError, orjson.JSONEncodeError):
         return None  # the row by row check says which
     if "\x00" in text or not INT64_MIN <= min(numbers) <= max(numbers) <= INT64_MAX:
@@ -422,8 +439,6 @@ def _plain_action_rows(records: Sequence[LogRecord]) -> list[RecordRow] | None:
 _ACTION_KIND = _ENCODERS[ActionRecord][0]
 _IDS = itemgetter(2, 3, 5, 6)  # board, user_id, action_type, client_action_id
 _INTEGERS = itemgetter(0, 7, 8, 9)  # seq, delta, prev_score, new_score
-_BOARD = itemgetter(0)  # of a followed board's (board, prev_score, new_score)
-_SCORES = itemgetter(1, 2)
 
 
 def prepare(batch: CommitBatch) -> PreparedBatch:

@@ -97,4 +97,5 @@ async def replay(store: ActionLog, engine: Engine, *, up_to: int | None = None) 
                     return count
                 engine.apply(record)
                 count += 1
+            engine.settle()
     return count

@@ -418,6 +418,7 @@ class Writer:
             try:
                 for r in records:
                     engine.apply(r)
+                engine.settle()
             except Exception as exc:
                 # Committed but not applied: memory no longer matches the log. Only a
                 # restart, which rebuilds from the log, can make them agree again.
@@ -588,5 +589,6 @@ class Writer:
             async for chunk in self.store.scan(after=engine.last_seq):
                 for r in chunk:
                     engine.apply(r)
+                engine.settle()
                 self._tell_listeners(chunk)
         self._suspect = False

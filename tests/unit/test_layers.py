@@ -230,7 +230,7 @@ def _engine_attributes(name: str, source: str | None = None) -> list[str]:
 # engine's `result`, never built from its rankings or user sets.
 WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "remember",
                          "remember_proof", "expire", "result", "last_seq", "last_at",
-                         "roll", "next_rollover"}
+                         "roll", "next_rollover", "settle"}
 
 
 def test_the_writer_uses_only_the_engines_public_interface() -> None:

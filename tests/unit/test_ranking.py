@@ -204,3 +204,56 @@ def test_standings_in_slices_are_the_ranks_and_dismantle_empties(
     parts = sum(1 for _ in r.dismantle(step))
     assert parts >= (joined + step - 1) // step  # a part at a time
     assert (len(r), r.slots, r.top(5), list(r.rows())) == (0, 0, [], [])
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefghijklmnopqrstuvwxyz"), st.integers(-3, 3),
+                          st.sampled_from(["set"] * 6 + ["rank", "freeze", "unfreeze",
+                                                          "remove", "check"])),
+                min_size=40, max_size=400))
+def test_set_keeps_the_sorted_order_sound_whatever_else_happens(
+        changes: list[tuple[str, int, str]]) -> None:
+    """`set` stages its keys and the order takes them in bulk when read: its sublists,
+    maxima and positional index stay what `SortedList` would make of them (sublists
+    split, ranks that build the index asked between changes)."""
+    r = Ranking("global")
+    r._order._reset(4)  # tiny sublists: splits and index updates on every few changes
+    for seq, (user, score, op) in enumerate(changes, 1):
+        if op == "set":
+            r.set(user, score, seq)
+        elif op == "rank":  # builds the positional index (a user past the first sublist)
+            r.rank(user)
+            if len(r._order):
+                r._order.index(r._order[-1])
+        elif op == "freeze":
+            r.freeze(user, seq)
+        elif op == "unfreeze":
+            r.unfreeze(user, seq)
+        elif op == "remove":
+            r.remove(user, seq)
+        else:
+            r.settle()
+            r._sorted._check()
+    r._order._check()
+    assert list(r._order) == sorted(k for u, k in r._key_of.items() if u not in r.frozen)
+
+
+@given(st.lists(st.integers(0, 200), min_size=1, max_size=300),
+       st.lists(st.integers(0, 200), max_size=300))
+def test_keys_staged_in_bulk_land_where_one_by_one_would(
+        first: list[int], then: list[int]) -> None:
+    """Many users set between two reads: the order holds what adding each key would."""
+    bulk, single = Ranking("global"), Ranking("global")
+    for r in (bulk, single):
+        r._order._reset(4)
+    for seq, score in enumerate(first + then, 1):
+        user = f"u{seq % 97}"
+        bulk.set(user, score, seq)
+        single.set(user, score, seq)
+        single.settle()
+        if seq == len(first):  # ordered, and its positional index built (a rank)
+            bulk.rank(user)
+            bulk._order.index(bulk._order[-1])
+    bulk.settle()
+    bulk._sorted._check()
+    assert list(bulk._sorted) == list(single._sorted)
+    assert bulk.top(500) == single.top(500)

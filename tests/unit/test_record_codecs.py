@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scoreboard.core import records
 from scoreboard.core.boards import BoardDef
@@ -270,3 +272,25 @@ def test_a_batch_of_plain_actions_is_refused_as_record_by_record(
     batch = (plain(1), plain(2, **odd), plain(3))
     with pytest.raises(StoreUnavailable, match=refusal):
         rows.prepare(records.CommitBatch(batch, (), ()))
+
+
+SCORE_ROWS = st.lists(st.tuples(st.sampled_from(["main", "daily", "d\x00"]),
+                                st.sampled_from(["u1", "u2", "ü", "u\udc00", "u\x00"]),
+                                st.sampled_from([0, 5, 2**63 - 1, 2**63]),
+                                st.sampled_from([1, 2, -(2**63) - 1])), max_size=12)
+
+
+@given(SCORE_ROWS)
+def test_score_rows_checked_at_once_or_row_by_row_come_out_the_same(rows_in: Any) -> None:
+    """The whole-batch check (each board's rows in one run, unique users) gives what
+    checking the last row of each (board, user) one at a time gives, or its refusal."""
+    last = list({(r[0], r[1]): r for r in rows_in}.values())
+    try:
+        expected: Any = [rows._score_values(r) for r in last]
+    except StoreUnavailable as exc:
+        expected = str(exc)
+    try:
+        got: Any = rows._checked_scores(rows_in)
+    except StoreUnavailable as exc:
+        got = str(exc)
+    assert got == expected
