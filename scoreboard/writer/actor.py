@@ -123,6 +123,7 @@ class Writer:
         # Unbounded as a queue, bounded in commands: a unit counts by its size.
         self._waiting: deque[_Item | _Unit] = deque()
         self._wake = asyncio.Event()  # set when something is queued, or on stop()
+        self._woken: asyncio.Future[None] | None = None  # `_until`'s, resolved by `_kick`
         self._queue_size = queue_size
         self._queued = 0
         self._inflight: dict[tuple[str, str], tuple[Command, asyncio.Future[Result]]] = {}
@@ -186,7 +187,7 @@ class Writer:
         fut: asyncio.Future[Result] = (self._running or asyncio.get_running_loop()).create_future()
         self._admit(1)  # again: the wait for an in-flight copy may have been long
         self._waiting.append((cmd, fut))
-        self._wake.set()
+        self._kick()
         self._queued += 1
         self._queued_at[fut] = time.monotonic()
         inflight = self._inflight
@@ -223,7 +224,7 @@ class Writer:
         if not ranked:
             self._unranked.update(fut for _, fut in unit)
         self._waiting.append(unit)
-        self._wake.set()
+        self._kick()
         self._queued += len(unit)
         answers: list[Result | Refused] = []
         try:
@@ -248,7 +249,7 @@ class Writer:
     def stop(self) -> None:
         """Refuse new commands; `run` returns once everything queued is answered."""
         self._closing = True
-        self._wake.set()  # wake an idle loop
+        self._kick()  # wake the loop
 
     # -- the actor's side ----------------------------------------------------------------
 
@@ -289,14 +290,7 @@ class Writer:
             if groups:
                 head = groups[0]
                 assert head.commit is not None
-                if len(groups) < self.pipeline_depth:
-                    # Room for another group: decide it as soon as work arrives.
-                    wake.clear()
-                    woken = asyncio.ensure_future(wake.wait())
-                    await asyncio.wait((head.commit, woken), return_when=asyncio.FIRST_COMPLETED)
-                    woken.cancel()
-                else:
-                    await asyncio.wait((head.commit,))
+                await self._until(head.commit, len(groups) < self.pipeline_depth)
                 if head.commit.done():
                     await self._finish(head)
                 continue
@@ -304,6 +298,18 @@ class Writer:
                 return
             wake.clear()
             await self._idle(wake)
+
+    async def _until(self, commit: asyncio.Task[float], woken: bool) -> None:
+        """Until `commit` ends or, if `woken`, `_kick`: one future, not asyncio.wait's."""
+        w = (self._running or asyncio.get_running_loop()).create_future()
+        self._woken = w if woken else None
+        commit.add_done_callback(lambda _: None if w.done() else w.set_result(None))
+        await w  # a done `w` left behind (in `_woken`, or the commit's callback) stays so
+
+    def _kick(self) -> None:
+        self._wake.set()  # something was queued, or stop(): wake the loop, idle or not
+        if (woken := self._woken) is not None and not woken.done():
+            woken.set_result(None)
 
     async def _idle(self, wake: asyncio.Event) -> None:
         """Wait for work, or until the earliest period ends (a group of no commands
