@@ -94,11 +94,13 @@ class Cluster:
 
     def forwarder(self, *, key: bytes = KEY, progress: Progress | None = None,
                   timeout: float = LIMIT, batch: int = 256, wait_applied: float = LIMIT,
-                  max_waiting: int = 10_000, frames_in_flight: int = 2) -> Forwarder:
+                  max_waiting: int = 10_000, frames_in_flight: int = 2,
+                  linger: float = 0.0) -> Forwarder:
         """A forwarder with its connection task running (ended at teardown)."""
         fwd = Forwarder(self.locate, key, progress or self.progress, self.rank_of,
                         timeout=timeout, batch=batch, wait_applied=wait_applied,
-                        max_waiting=max_waiting, frames_in_flight=frames_in_flight)
+                        max_waiting=max_waiting, frames_in_flight=frames_in_flight,
+                        linger=linger)
         self._tasks.append(asyncio.create_task(fwd.run()))
         return fwd
 

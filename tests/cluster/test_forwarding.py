@@ -253,6 +253,41 @@ async def test_frames_in_flight_bound_what_waits_for_an_answer(cluster: Cluster)
     assert sorted(r.seq for r in done) == list(range(1, 13))
 
 
+async def test_a_frame_lingers_for_as_many_commands_as_the_last_one_carried(
+        cluster: Cluster) -> None:
+    """Under load the callers a frame answered come back: the next frame waits (at most
+    `linger`) until as many commands wait, and goes as soon as they do."""
+    _, units = await cluster.intake()
+    fwd = cluster.forwarder(linger=10 * LIMIT)
+    units.hold()
+    first = [asyncio.create_task(fwd.submit(act(f"u{i}", "c1"))) for i in range(3)]
+    await units.arrived(1)
+    units.release()
+    await asyncio.wait_for(asyncio.gather(*first), LIMIT)
+    assert units.sizes == [3]
+    again = [asyncio.create_task(fwd.submit(act("u0", "c2")))]
+    for _ in range(10):
+        await asyncio.sleep(0)  # one loop step each: a sender free to send would send
+    assert units.sizes == [3]  # lingering: one command waits, the last frame carried 3
+    again += [asyncio.create_task(fwd.submit(act(f"u{i}", "c2"))) for i in (1, 2)]
+    await asyncio.wait_for(asyncio.gather(*again), LIMIT)
+    assert units.sizes == [3, 3]
+
+
+async def test_a_lingering_frame_goes_after_linger_and_a_lone_caller_never_waits(
+        cluster: Cluster) -> None:
+    _, units = await cluster.intake()
+    fwd = cluster.forwarder(linger=0.01)
+    await asyncio.wait_for(asyncio.gather(*(fwd.submit(act(f"u{i}", "c1"))
+                                            for i in range(3))), LIMIT)
+    assert units.sizes == [3]
+    await asyncio.wait_for(fwd.submit(act("u0", "c2")), LIMIT)  # alone, after linger
+    lone = cluster.forwarder(linger=10 * LIMIT)
+    for n in range(3):  # each frame carried one command: none lingers
+        await asyncio.wait_for(lone.submit(act("amy", f"c{n}")), LIMIT)
+    assert units.sizes == [3, 1, 1, 1, 1]
+
+
 async def test_the_answer_waits_until_this_process_applied_it(cluster: Cluster) -> None:
     """A follower's caller is answered once its own engine has the seq (read your
     writes), here when the follower's tail catches up with the writer's log."""
