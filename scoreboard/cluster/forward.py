@@ -14,8 +14,8 @@ is at most one writer round trip of added wait.
 Under load a frame also lingers, at most `linger` (5 ms), until as many commands wait
 as the last frame carried: the callers that frame answered come back a moment later,
 and a frame that waits for them carries more (in phase b about 28 commands instead of
-19, and the writer's CPU per forwarded action fell from 0.43-0.48 to 0.33-0.38 of a
-direct one). A lone caller never waits for it: its last frame carried one command.
+19; the writer's CPU per forwarded action went from 0.48-0.51 of a direct one to
+0.35-0.45, alternating runs). A lone caller never waits: its last frame carried one.
 
 A command sent on a connection that broke before its answer came has an unknown fate:
 it is sent again on the next connection when it has an idempotency key (the writer then
