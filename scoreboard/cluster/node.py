@@ -68,7 +68,8 @@ class Node:
         key = cluster_key(secret)
         self.forwarder = Forwarder(store.writer_address, key, self.progress,
                                    self._rank_of, timeout=c.forward_timeout,
-                                   batch=c.forward_batch, wait_applied=c.max_wait_seconds)
+                                   batch=c.forward_batch, wait_applied=c.max_wait_seconds,
+                                   linger=c.forward_linger)
         # Forwarded results go back unranked: the follower ranks them once applied.
         self.intake = Intake(partial(writer.submit_many, ranked=False), key,
                              c.internal_host, c.internal_port)

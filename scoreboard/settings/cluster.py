@@ -36,6 +36,10 @@ class ClusterSettings(Section, frozen=True):
                                           "refused with 503.", ge=0.1, le=600.0)] = 10.0
     forward_batch: Annotated[int, key("Commands per frame to the writer.",
                                       ge=1, le=10_000)] = 256
+    forward_linger: Annotated[float, key(
+        "Under load a frame waits at most this long (seconds) for as many commands as the "
+        "last frame carried; bigger frames cost the writer less per action. A lone caller "
+        "never waits; 0: frames go at once.", ge=0.0, le=0.1)] = 0.005
     max_wait_seconds: Annotated[float, key(
         "The longest a read with minSeq (or a forwarded write's reply) waits to be applied "
         "here.", ge=0.0, le=60.0)] = 5.0

@@ -140,10 +140,11 @@ def test_cluster_defaults_load_without_overrides() -> None:
 def test_cluster_settings_read_from_overrides_and_environment() -> None:
     """Every key is read, converted, and layered like other sections."""
     c = settings_of({"cluster.enabled": "true", "cluster.forward_batch": "64",
-                     "cluster.max_wait_seconds": "0"},
+                     "cluster.max_wait_seconds": "0", "cluster.forward_linger": "0"},
                     {"SCOREBOARD_CLUSTER__ADVERTISE_HOST": "10.0.0.5",
                      "SCOREBOARD_CLUSTER__INTERNAL_PORT": "7000"})
     assert c.enabled and c.forward_batch == 64 and c.max_wait_seconds == 0.0
+    assert c.forward_linger == 0.0
     assert (c.advertise_host, c.internal_port) == ("10.0.0.5", 7000)
 
 
@@ -154,6 +155,7 @@ def test_cluster_settings_read_from_overrides_and_environment() -> None:
     ("max_lag_seqs", "-1"),
     ("forward_timeout", "0.05"),
     ("forward_batch", "0"),
+    ("forward_linger", "0.2"),
     ("max_wait_seconds", "61"),
     ("enabled", "maybe"),
 ])

@@ -30,7 +30,7 @@ def value_of(settings: Settings, key: Key) -> object:
 
 def test_the_model_has_every_section_and_key() -> None:
     names = {k.name for k in KEYS}
-    assert len(KEYS) == len(names) == 117  # 108 and the nine keys of [boards.<id>]
+    assert len(KEYS) == len(names) == 118  # 109 and the nine keys of [boards.<id>]
     assert {"server.http_port", "events.nats.url", "auth.jwks_url", "cluster.secret",
             "abuse.auto_freeze", "cors.max_age"} <= names
     assert all(k.doc for k in KEYS), [k.name for k in KEYS if not k.doc]
