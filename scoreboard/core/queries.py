@@ -9,7 +9,7 @@ core reads that state but through these methods (a layer test checks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from scoreboard.core.boards import BoardDef
@@ -117,6 +117,33 @@ class EngineQueries:
             hidden=r.user_id in self.anonymous, flag=self.flags.get(r.user_id),
             seq=r.seq, at=r.at,
         )
+
+    def results(self, answers: Sequence[tuple[LogRecord, bool, bool]]
+                ) -> list[ActionResult | UserResult]:
+        """`result` of each (record, replayed, ranked), from the committed state: a
+        group's answers at once, each board's ranks looked up together (`ranks_of`),
+        once per user."""
+        ranks: dict[str, dict[str, int | None]] = {}  # board → user → rank
+        for r, _, ranked in answers:
+            if ranked and isinstance(r, ScoreRecord):
+                users = ranks.get(r.board)
+                if users is None:
+                    users = ranks[r.board] = {}
+                users[r.user_id] = None
+        boards = self.boards
+        for board, users in ranks.items():
+            ranking = boards.get(board)
+            if ranking:  # (an empty ranking ranks nobody)
+                ranks[board] = dict(zip(users, ranking.ranks_of(users), strict=True))
+        out: list[ActionResult | UserResult] = []
+        for r, replayed, ranked in answers:
+            if isinstance(r, ActionRecord):
+                out.append(ActionResult(  # positional, in field order: once per action
+                    r.user_id, r.board, r.action_type, r.delta, r.new_score,
+                    ranks[r.board][r.user_id] if ranked else None, replayed, r.seq, r.at))
+            else:
+                out.append(self.result(r, replayed=replayed, ranked=ranked))
+        return out
 
     def state_digest(self) -> dict[str, Any]:
         """Everything a replay must reproduce, in a comparable form (tests, `verify`)."""

@@ -54,26 +54,35 @@ def item_error(exc: Refused) -> dict[str, Any]:
 def results_body(outcomes: Sequence[Result | Refused], metrics: Metrics) -> bytes:
     """`{"results": [...]}` in request order, one `orjson.dumps` for the whole reply;
     counted per outcome in the action metrics, up to a `WriterError`, which is raised."""
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter()  # refusals by code
+    accepted = replayed = 0
     stamps: dict[float, str] = {}  # a batch's records share their time, mostly
     results: list[dict[str, Any]] = []
+    append = results.append
     try:
         for out in outcomes:
-            if isinstance(out, WriterError):
-                raise out  # not taken or not committed: the whole batch may be sent again
-            if isinstance(out, Refused):
-                counts[out.code] += 1
-                results.append(item_error(out))
-            else:
+            if out.__class__ is ActionResult:  # nearly every outcome
                 assert isinstance(out, ActionResult)
-                counts["REPLAYED" if out.replayed else "ACCEPTED"] += 1
+                if out.replayed:
+                    replayed += 1
+                else:
+                    accepted += 1
                 at = stamps.get(out.at)
                 if at is None:
                     at = stamps[out.at] = iso(out.at)
-                results.append(action_fields(out, at))
+                append(action_fields(out, at))
+            elif isinstance(out, WriterError):
+                raise out  # not taken or not committed: the whole batch may be sent again
+            else:
+                assert isinstance(out, Refused)
+                counts[out.code] += 1
+                append(item_error(out))
     finally:
+        counts["ACCEPTED"] += accepted
+        counts["REPLAYED"] += replayed
         for code, count in counts.items():
-            metrics.action(code, count)
+            if count:
+                metrics.action(code, count)
     return orjson.dumps({"results": results})
 
 

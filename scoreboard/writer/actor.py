@@ -500,36 +500,44 @@ class Writer:
                     observe(exc)
 
     async def _reply(self, group: _Group) -> None:
-        items, outcomes = group.items, group.outcomes
+        """The answers are made together (each board's ranks looked up at once), then
+        given in order: each caller its result or its refusal."""
+        items, outcomes, pending = group.items, group.outcomes, group.pending
         self._forget(group)
-        by_seq: dict[int, LogRecord] = {o.seq: o for o in outcomes if isinstance(o, LogRecord)}
-        by_seq.update(group.earlier)
-        missing = [
-            cmd.idempotency_key
-            for (cmd, _), o in zip(items, outcomes, strict=True)
-            if isinstance(o, Replay) and o.seq not in by_seq and cmd.idempotency_key
-        ]
-        old: dict[int, LogRecord] = {}
+        assert pending is not None
+        records = pending.records  # seqs run on from `own`: a replay of one is found there
+        own = records[0].seq if records else pending.next_seq
+        known = dict(group.earlier)  # the records before, of groups in flight, then the log's
+        missing = [cmd.idempotency_key for (cmd, _), o in zip(items, outcomes, strict=True)
+                   if isinstance(o, Replay) and o.seq < own and o.seq not in known
+                   and cmd.idempotency_key]
         lookup_error: Exception | None = None
         if missing:
             try:
-                old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
+                known.update((r.seq, r) for r in await self.store.find_actions(missing))  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
-        result, unranked = self.engine.result, self._unranked
+        unranked = self._unranked
+        answers: list[tuple[LogRecord, bool, bool]] = []
+        given: list[tuple[asyncio.Future[Result], LogRecord | Exception]] = []
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
+            if isinstance(out, Replay):
+                rec = records[out.seq - own] if out.seq >= own else known.get(out.seq)
+                if rec is not None:
+                    answers.append((rec, True, fut not in unranked))
+                given.append((fut, rec or lookup_error or StoreDown("original action not found")))
+            else:
+                if not isinstance(out, Exception):
+                    answers.append((out, False, fut not in unranked))
+                given.append((fut, out))  # (a record: its answer is the next of `results`)
+        results = iter(self.engine.results(answers))
+        for fut, out in given:
             if isinstance(out, Exception):
                 fut.set_exception(out)
-            elif isinstance(out, Replay):
-                rec = by_seq.get(out.seq) or old.get(out.seq)
-                if rec is None:
-                    fut.set_exception(lookup_error or StoreDown("original action not found"))
-                else:
-                    fut.set_result(result(rec, replayed=True, ranked=fut not in unranked))
             else:
-                fut.set_result(result(out, replayed=False, ranked=fut not in unranked))
+                fut.set_result(next(results))
 
     async def _commit(self, batch: CommitBatch, deadline: float) -> None:
         """Append, retrying with backoff until the batch's deadline (its oldest request

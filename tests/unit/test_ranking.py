@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -257,3 +259,19 @@ def test_keys_staged_in_bulk_land_where_one_by_one_would(
     bulk._sorted._check()
     assert list(bulk._sorted) == list(single._sorted)
     assert bulk.top(500) == single.top(500)
+
+
+@pytest.mark.parametrize(("ascending", "competition"),
+                         [(False, False), (True, False), (False, True), (True, True)])
+def test_ranks_of_many_users_are_each_users_rank(ascending: bool, competition: bool) -> None:
+    r = Ranking("m", ascending=ascending, competition=competition)
+    assert r.ranks_of(["nobody"]) == [None]
+    rng = random.Random(7)
+    for seq in range(1, 6001):  # thousands of keys: the order holds many sublists
+        r.set(f"u{rng.randrange(4000)}", rng.randrange(-50, 50), seq)
+    for seq, user in enumerate(["u1", "u2", "u3", "u17"], 7000):
+        r.freeze(user, seq)
+    r.remove("u5", 8000)
+    asked = [f"u{i}" for i in range(4100)] + ["u9", "u9"]
+    assert r.ranks_of(asked) == [r.rank(u) for u in asked]
+    assert r.ranks_of([]) == []
