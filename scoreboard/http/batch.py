@@ -109,6 +109,19 @@ class BatchApi:
                             item.action_type, item.client_action_id, metadata,
                             value=item.value)
 
+    def commands(self, items: Sequence[BatchAction]) -> list[SubmitAction]:
+        """`command` of each item; one with no name or metadata (most) written out."""
+        commands: list[SubmitAction] = []
+        append, default_board = commands.append, c.DEFAULT_BOARD
+        for i, item in enumerate(items):
+            if item.metadata is None and item.display_name is None:
+                append(SubmitAction(item.user_id, None, item.board or default_board,
+                                    item.action_type, item.client_action_id, None, None,
+                                    item.value))
+            else:
+                append(self.command(item, i))
+        return commands
+
     async def post_batch(self, request: web.Request) -> web.Response:
         gate = self.gate
         limits = self.settings.limits
@@ -118,6 +131,6 @@ class BatchApi:
         if len(body.actions) > limits.max_batch_actions:
             raise BadRequest(f"actions: must hold at least 1 and at most "
                              f"{limits.max_batch_actions} items")
-        commands = [self.command(item, i) for i, item in enumerate(body.actions)]
+        commands = self.commands(body.actions)
         reply = results_body(await self.writer.submit_many(commands), self.metrics)
         return json_response(reply, headers=verdict.headers() if verdict else None)

@@ -150,3 +150,12 @@ def test_a_repeated_key_in_a_batch_item_is_still_refused() -> None:
             b'"clientActionId": "c", "userId": "b"}]}')
     with pytest.raises(BadRequest):
         BATCH_BODY.read(text)
+
+
+def test_a_batchs_commands_are_each_items_command() -> None:
+    items = [GOOD, {**GOOD, "board": "global"}, {**GOOD, "value": 4},
+             {**GOOD, "displayName": "A\u200bmy"}, {**GOOD, "metadata": {"k": [1]}},
+             {**GOOD, "displayName": "Amy", "board": "weekly", "metadata": {}}]
+    body = BATCH_BODY.read(orjson.dumps({"actions": items}))
+    assert API.commands(body.actions) == [
+        API.command(item, i) for i, item in enumerate(body.actions)]
