@@ -111,7 +111,10 @@ class IdempotencyKeys:
         fingerprint (for `hold`: it is digested once); raises `IdempotencyConflict` when
         the key is known with another payload."""
         key = (cmd.user_id, cmd.client_action_id)
-        fp = command_fingerprint(cmd)
+        fp = _PLAIN_ACTIONS.get((cmd.board, cmd.action_type)) \
+            if cmd.__class__ is SubmitAction and not cmd.metadata else None  # (most)
+        if fp is None:
+            fp = command_fingerprint(cmd)
         known = pending.key(key)
         if known is not None:
             if known[0] != fp:
@@ -135,7 +138,9 @@ class IdempotencyKeys:
             return
         entries = self._entries
         key = (r.user_id, r.client_action_id)
-        entries[key] = (r.seq, record_fingerprint(r), r.at)
+        fp = _PLAIN_ACTIONS.get((r.board, r.action_type)) \
+            if r.__class__ is ActionRecord and not r.metadata else None  # (most)
+        entries[key] = (r.seq, record_fingerprint(r) if fp is None else fp, r.at)
         entries.move_to_end(key)
         while len(entries) > self.max_keys:
             entries.popitem(last=False)
