@@ -118,14 +118,14 @@ class EngineQueries:
             seq=r.seq, at=r.at,
         )
 
-    def results(self, answers: Sequence[tuple[LogRecord, bool, bool]]
-                ) -> list[ActionResult | UserResult]:
-        """`result` of each (record, replayed, ranked), from the committed state: a
-        group's answers at once, each board's ranks looked up together (`ranks_of`),
-        once per user."""
+    def results(self, records: Sequence[LogRecord], replayed: Sequence[bool],
+                ranked: Sequence[bool]) -> list[ActionResult | UserResult]:
+        """`result` of each record, replayed or not, ranked or not (side by side), from
+        the committed state: a group's answers at once, each board's ranks looked up
+        together (`ranks_of`), once per user."""
         ranks: dict[str, dict[str, int | None]] = {}  # board → user → rank
-        for r, _, ranked in answers:
-            if ranked and isinstance(r, ScoreRecord):
+        for r, rank in zip(records, ranked, strict=True):
+            if rank and isinstance(r, ScoreRecord):
                 users = ranks.get(r.board)
                 if users is None:
                     users = ranks[r.board] = {}
@@ -136,13 +136,15 @@ class EngineQueries:
             if ranking:  # (an empty ranking ranks nobody)
                 ranks[board] = dict(zip(users, ranking.ranks_of(users), strict=True))
         out: list[ActionResult | UserResult] = []
-        for r, replayed, ranked in answers:
-            if isinstance(r, ActionRecord):
-                out.append(ActionResult(  # positional, in field order: once per action
+        append = out.append
+        for r, again, rank in zip(records, replayed, ranked, strict=True):
+            if r.__class__ is ActionRecord:
+                assert isinstance(r, ActionRecord)
+                append(ActionResult(  # positional, in field order: once per action
                     r.user_id, r.board, r.action_type, r.delta, r.new_score,
-                    ranks[r.board][r.user_id] if ranked else None, replayed, r.seq, r.at))
+                    ranks[r.board][r.user_id] if rank else None, again, r.seq, r.at))
             else:
-                out.append(self.result(r, replayed=replayed, ranked=ranked))
+                append(self.result(r, replayed=again, ranked=rank))
         return out
 
     def state_digest(self) -> dict[str, Any]:

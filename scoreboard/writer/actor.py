@@ -500,13 +500,11 @@ class Writer:
                     observe(exc)
 
     async def _reply(self, group: _Group) -> None:
-        """The answers are made together (each board's ranks looked up at once), then
-        given in order: each caller its result or its refusal."""
-        items, outcomes, pending = group.items, group.outcomes, group.pending
+        """Answer each caller in order; the answers are made together (`results`)."""
+        items, outcomes = group.items, group.outcomes
         self._forget(group)
-        assert pending is not None
-        records = pending.records  # seqs run on from `own`: a replay of one is found there
-        own = records[0].seq if records else pending.next_seq
+        records = group.pending.records if group.pending is not None else []
+        own = records[0].seq if records else 1 << 62  # a replay of seq >= own is in `records`
         known = dict(group.earlier)  # the records before, of groups in flight, then the log's
         missing = [cmd.idempotency_key for (cmd, _), o in zip(items, outcomes, strict=True)
                    if isinstance(o, Replay) and o.seq < own and o.seq not in known
@@ -518,21 +516,23 @@ class Writer:
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
         unranked = self._unranked
-        answers: list[tuple[LogRecord, bool, bool]] = []
+        # (future, record or refusal) in order; the records answered, their flags beside
         given: list[tuple[asyncio.Future[Result], LogRecord | Exception]] = []
+        answered: list[LogRecord] = []
+        replayed: list[bool] = []
+        ranked: list[bool] = []
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
-            if isinstance(out, Replay):
+            if again := isinstance(out, Replay):
                 rec = records[out.seq - own] if out.seq >= own else known.get(out.seq)
-                if rec is not None:
-                    answers.append((rec, True, fut not in unranked))
-                given.append((fut, rec or lookup_error or StoreDown("original action not found")))
-            else:
-                if not isinstance(out, Exception):
-                    answers.append((out, False, fut not in unranked))
-                given.append((fut, out))  # (a record: its answer is the next of `results`)
-        results = iter(self.engine.results(answers))
+                out = rec or lookup_error or StoreDown("original action not found")
+            given.append((fut, out))
+            if not isinstance(out, Exception):
+                answered.append(out)
+                replayed.append(again)
+                ranked.append(fut not in unranked)
+        results = iter(self.engine.results(answered, replayed, ranked))
         for fut, out in given:
             if isinstance(out, Exception):
                 fut.set_exception(out)

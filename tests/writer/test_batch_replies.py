@@ -67,10 +67,11 @@ async def engine_and_writer() -> Any:
     made: list[int] = []
     together = engine.results
 
-    def checked(answers: Sequence[Any]) -> list[Any]:
-        out = together(answers)
-        assert out == [engine.result(r, replayed=replayed, ranked=ranked)
-                       for r, replayed, ranked in answers]
+    def checked(records: Sequence[Any], replayed: Sequence[bool], ranked: Sequence[bool]
+                ) -> list[Any]:
+        out = together(records, replayed, ranked)
+        assert out == [engine.result(r, replayed=again, ranked=rank)
+                       for r, again, rank in zip(records, replayed, ranked, strict=True)]
         made.append(len(out))
         return out
 
