@@ -507,8 +507,7 @@ class Writer:
         own = records[0].seq if records else 1 << 62  # a replay of seq >= own is in `records`
         known = dict(group.earlier)  # the records before, of groups in flight, then the log's
         missing = [cmd.idempotency_key for (cmd, _), o in zip(items, outcomes, strict=True)
-                   if isinstance(o, Replay) and o.seq < own and o.seq not in known
-                   and cmd.idempotency_key]
+                   if isinstance(o, Replay) and o.seq < own and o.seq not in known]
         lookup_error: Exception | None = None
         if missing:
             try:
@@ -516,9 +515,8 @@ class Writer:
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
         unranked = self._unranked
-        # (future, record or refusal) in order; the records answered, their flags beside
-        given: list[tuple[asyncio.Future[Result], LogRecord | Exception]] = []
-        answered: list[LogRecord] = []
+        given: list[tuple[asyncio.Future[Result], LogRecord | Exception]] = []  # in order
+        answered: list[LogRecord] = []  # the records answered, their flags beside
         replayed: list[bool] = []
         ranked: list[bool] = []
         for (_, fut), out in zip(items, outcomes, strict=True):
