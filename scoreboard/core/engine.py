@@ -506,11 +506,14 @@ class Engine(BoardTimes, EngineQueries):
                 self.revoked[r.user_id] = max(r.at, self.revoked.get(r.user_id, r.at))
             case _:
                 raise TypeError(f"no way to apply a {type(r).__name__}")
-        if r.display_name is not None and r.user_id not in self.names:
+        if r.display_name is not None and not isinstance(r, ScoreRecord) \
+                and r.user_id not in self.names:  # (a score's name is set above)
             self.names[r.user_id] = r.display_name
-        self.remember(r)
+        for memory in self._memories:  # `remember`, written out: once per record
+            memory.remember(r)
         self.last_seq = r.seq
-        self.last_at = max(self.last_at, r.at)
+        if r.at > self.last_at:
+            self.last_at = r.at
 
     def settle(self) -> None:
         """Order what the records applied since the last call changed on the boards: in

@@ -54,9 +54,28 @@ def _plain_fingerprint(kind: str, board: str, what: str | int, _type: str) -> in
     return _digest(kind, board, what, None)
 
 
+# (board, actionType) → the fingerprint of an action without metadata: nearly every
+# action's, asked twice per action (decided, remembered). Bounded like the cache above.
+_PLAIN_ACTIONS: dict[tuple[str, str], int] = {}
+
+
+def _action_fingerprint(board: str, action_type: str, metadata: Mapping[str, Any] | None
+                        ) -> int:
+    """`fingerprint` of an action (its type is always text)."""
+    if metadata:
+        return _digest(Kind.ACTION, board, action_type, metadata)
+    key = (board, action_type)
+    fp = _PLAIN_ACTIONS.get(key)
+    if fp is None:
+        if len(_PLAIN_ACTIONS) >= 4096:
+            _PLAIN_ACTIONS.clear()
+        fp = _PLAIN_ACTIONS[key] = _digest(Kind.ACTION, board, action_type, None)
+    return fp
+
+
 def record_fingerprint(r: ScoreRecord) -> int:
     if isinstance(r, ActionRecord):
-        return fingerprint(Kind.ACTION, r.board, r.action_type, r.metadata)
+        return _action_fingerprint(r.board, r.action_type, r.metadata)
     assert isinstance(r, AdjustRecord)
     return fingerprint(Kind.ADJUST, r.board, r.delta, {"reason": r.reason})
 
@@ -64,7 +83,7 @@ def record_fingerprint(r: ScoreRecord) -> int:
 def command_fingerprint(c: SubmitAction | AdjustScore) -> int:
     if isinstance(c, AdjustScore):
         return fingerprint(Kind.ADJUST, c.board, c.delta, {"reason": c.reason})
-    return fingerprint(Kind.ACTION, c.board, c.action_type, c.metadata)
+    return _action_fingerprint(c.board, c.action_type, c.metadata)
 
 
 def _conflict() -> errors.IdempotencyConflict:
@@ -92,7 +111,10 @@ class IdempotencyKeys:
         fingerprint (for `hold`: it is digested once); raises `IdempotencyConflict` when
         the key is known with another payload."""
         key = (cmd.user_id, cmd.client_action_id)
-        fp = command_fingerprint(cmd)
+        fp = _PLAIN_ACTIONS.get((cmd.board, cmd.action_type)) \
+            if cmd.__class__ is SubmitAction and not cmd.metadata else None  # (most)
+        if fp is None:
+            fp = command_fingerprint(cmd)
         known = pending.key(key)
         if known is not None:
             if known[0] != fp:
@@ -116,7 +138,9 @@ class IdempotencyKeys:
             return
         entries = self._entries
         key = (r.user_id, r.client_action_id)
-        entries[key] = (r.seq, record_fingerprint(r), r.at)
+        fp = _PLAIN_ACTIONS.get((r.board, r.action_type)) \
+            if r.__class__ is ActionRecord and not r.metadata else None  # (most)
+        entries[key] = (r.seq, record_fingerprint(r) if fp is None else fp, r.at)
         entries.move_to_end(key)
         while len(entries) > self.max_keys:
             entries.popitem(last=False)

@@ -105,21 +105,32 @@ class Pending:
 
     def key(self, key: tuple[str, str]) -> tuple[int, int] | None:
         """(fingerprint, seq) of the record a pending command with this key wrote."""
-        hit = self.keys.get(key)
-        return hit if hit is not None or self.prior is None else self.prior.key(key)
+        group: Pending | None = self
+        while group is not None:  # (loops, not a call per group: asked per action)
+            hit = group.keys.get(key)
+            if hit is not None:
+                return hit
+            group = group.prior
+        return None
 
     def quota_used(self, key: tuple[str, str]) -> int:
         used = self.quota_hits.get(key, 0)
-        return used if self.prior is None else used + self.prior.quota_used(key)
+        group = self.prior
+        while group is not None:
+            used += group.quota_hits.get(key, 0)
+            group = group.prior
+        return used
 
     def spends(self, jti: str) -> bool:
         return jti in self.jtis or (self.prior is not None and self.prior.spends(jti))
 
     def activity_of(self, user_id: str, minute: int) -> tuple[int, int]:
         """(actions, points) the chain counted for the user in `minute`."""
-        hit = self.activity.get(user_id)
-        n, points = (hit[1], hit[2]) if hit is not None and hit[0] == minute else (0, 0)
-        if self.prior is not None:
-            before = self.prior.activity_of(user_id, minute)
-            n, points = n + before[0], points + before[1]
+        n = points = 0
+        group: Pending | None = self
+        while group is not None:
+            hit = group.activity.get(user_id)
+            if hit is not None and hit[0] == minute:
+                n, points = n + hit[1], points + hit[2]
+            group = group.prior
         return n, points

@@ -9,7 +9,7 @@ core reads that state but through these methods (a layer test checks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from scoreboard.core.boards import BoardDef
@@ -117,6 +117,35 @@ class EngineQueries:
             hidden=r.user_id in self.anonymous, flag=self.flags.get(r.user_id),
             seq=r.seq, at=r.at,
         )
+
+    def results(self, records: Sequence[LogRecord], replayed: Sequence[bool],
+                ranked: Sequence[bool]) -> list[ActionResult | UserResult]:
+        """`result` of each record, replayed or not, ranked or not (side by side), from
+        the committed state: a group's answers at once, each board's ranks looked up
+        together (`ranks_of`), once per user."""
+        ranks: dict[str, dict[str, int | None]] = {}  # board → user → rank
+        for r, rank in zip(records, ranked, strict=True):
+            if rank and isinstance(r, ScoreRecord):
+                users = ranks.get(r.board)
+                if users is None:
+                    users = ranks[r.board] = {}
+                users[r.user_id] = None
+        boards = self.boards
+        for board, users in ranks.items():
+            ranking = boards.get(board)
+            if ranking:  # (an empty ranking ranks nobody)
+                ranks[board] = dict(zip(users, ranking.ranks_of(users), strict=True))
+        out: list[ActionResult | UserResult] = []
+        append = out.append
+        for r, again, rank in zip(records, replayed, ranked, strict=True):
+            if r.__class__ is ActionRecord:
+                assert isinstance(r, ActionRecord)
+                append(ActionResult(  # positional, in field order: once per action
+                    r.user_id, r.board, r.action_type, r.delta, r.new_score,
+                    ranks[r.board][r.user_id] if rank else None, again, r.seq, r.at))
+            else:
+                append(self.result(r, replayed=again, ranked=rank))
+        return out
 
     def state_digest(self) -> dict[str, Any]:
         """Everything a replay must reproduce, in a comparable form (tests, `verify`)."""

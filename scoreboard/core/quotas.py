@@ -57,7 +57,10 @@ class QuotaWindows:
         if rule is not None and rule.quota is not None:
             key = (r.user_id, r.action_type)
             self._hits[key] = (*self._hits.get(key, ()), r.at)
-            self._order.setdefault(r.action_type, deque()).append((r.at, r.user_id))
+            order = self._order.get(r.action_type)
+            if order is None:  # (not `setdefault`: a deque made per action for nothing)
+                order = self._order[r.action_type] = deque()
+            order.append((r.at, r.user_id))
 
     def expire(self, now: float) -> None:
         for action_type, order in self._order.items():

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice, repeat
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from itertools import accumulate, islice, repeat
 from operator import add, and_, call, lshift, or_, rshift, sub
 from typing import Any
 
@@ -40,6 +40,8 @@ SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
 SCORE_CEIL = MAX_SCORE
 KEY_SCORE_SHIFT = SEQ_BITS + SLOT_BITS  # key >> KEY_SCORE_SHIFT: the score part
+# `ranks_of`: sublists of the order summed at C speed for about the cost of one `rank`
+SUMS_PER_RANK = 64
 
 
 def make_key(score: int, reached_seq: int, slot: int = 0) -> int:
@@ -358,6 +360,31 @@ class Ranking:
     def rank_of_score(self, score: int) -> int:
         """The competition rank of `score`: one more than the users strictly better."""
         return int(self._order.bisect_left(self._key(score, 0, 0))) + 1
+
+    def ranks_of(self, user_ids: Collection[str]) -> list[int | None]:
+        """`rank` of each user, at once (a batch's answers): the position of each
+        sublist of the order is summed up once, and each user's rank is then two
+        bisections at C speed, not `SortedList.bisect_left`'s walk of its index. For
+        a few users of a big board (one action's answer) each `rank` costs less."""
+        order = self._order
+        lists, maxes = order._lists, order._maxes
+        if len(user_ids) * SUMS_PER_RANK < len(lists):
+            return [self.rank(user_id) for user_id in user_ids]
+        firsts = [0, *accumulate(map(len, lists))]  # the position of each sublist's first key
+        last = len(lists)
+        get, frozen, competition = self._key_of.get, self.frozen, self.competition
+        ranks: list[int | None] = []
+        for user_id in user_ids:
+            key = get(user_id)
+            if key is None or user_id in frozen:
+                ranks.append(None)
+                continue
+            if competition:
+                key = self._key(self._score(key), 0, 0)
+            i = bisect_left(maxes, key)
+            ranks.append(firsts[i] + bisect_left(lists[i], key) + 1 if i < last
+                         else firsts[i] + 1)
+        return ranks
 
     def top(self, n: int) -> list[tuple[str, int]]:
         """[(user, score)] for ranks 1..n."""

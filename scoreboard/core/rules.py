@@ -69,6 +69,9 @@ class RuleSet(Mapping[str, Rule]):
     def __getitem__(self, key: str) -> Rule:
         return self._rules[key]
 
+    def get(self, key: str, default: Rule | None = None) -> Rule | None:  # type: ignore[override]
+        return self._rules.get(key, default)  # (the Mapping's is two calls in Python)
+
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._rules)
 

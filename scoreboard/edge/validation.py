@@ -15,6 +15,7 @@ import operator
 import re
 import types
 import typing
+from itertools import chain, repeat
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -104,13 +105,42 @@ def count_keys(value: Any) -> int:
             if item.__class__ in _CONTAINERS:
                 keys += count_keys(item)
     else:
+        flat = _flat_items(value)
+        if flat is not None:
+            return flat
         for item in value:
             if item.__class__ in _CONTAINERS or isinstance(item, msgspec.Struct):
                 keys += count_keys(item)
     return keys
 
 
+def _flat_items(items: list[Any]) -> int | None:
+    """`count_keys` of a list of Structs of one class whose defaults are all None and
+    whose fields hold no list, dict or Struct (a batch's items, mostly): the fields not
+    None, counted at C speed. None for any other list."""
+    if not items:
+        return None
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if not (issubclass(kind, msgspec.Struct) and _nullable(kind)):
+        return None
+    rows = list(map(astuple, items))
+    if any(t in _CONTAINERS or issubclass(t, msgspec.Struct)
+           for t in set(map(type, chain.from_iterable(rows)))):
+        return None
+    return len(kind.__struct_fields__) * len(rows) - sum(map(tuple.count, rows, repeat(None)))
+
+
 _REQUIRED = object()  # a field without a default: never at it
+
+
+@functools.cache
+def _nullable(struct: type[msgspec.Struct]) -> bool:
+    """Whether every default of the Struct is None: a field is then at its default
+    exactly when it is None."""
+    return all(d is None or d is _REQUIRED for d in _defaults(struct))
 
 
 @functools.cache

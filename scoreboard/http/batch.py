@@ -54,26 +54,35 @@ def item_error(exc: Refused) -> dict[str, Any]:
 def results_body(outcomes: Sequence[Result | Refused], metrics: Metrics) -> bytes:
     """`{"results": [...]}` in request order, one `orjson.dumps` for the whole reply;
     counted per outcome in the action metrics, up to a `WriterError`, which is raised."""
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter()  # refusals by code
+    accepted = replayed = 0
     stamps: dict[float, str] = {}  # a batch's records share their time, mostly
     results: list[dict[str, Any]] = []
+    append = results.append
     try:
         for out in outcomes:
-            if isinstance(out, WriterError):
-                raise out  # not taken or not committed: the whole batch may be sent again
-            if isinstance(out, Refused):
-                counts[out.code] += 1
-                results.append(item_error(out))
-            else:
+            if out.__class__ is ActionResult:  # nearly every outcome
                 assert isinstance(out, ActionResult)
-                counts["REPLAYED" if out.replayed else "ACCEPTED"] += 1
+                if out.replayed:
+                    replayed += 1
+                else:
+                    accepted += 1
                 at = stamps.get(out.at)
                 if at is None:
                     at = stamps[out.at] = iso(out.at)
-                results.append(action_fields(out, at))
+                append(action_fields(out, at))
+            elif isinstance(out, WriterError):
+                raise out  # not taken or not committed: the whole batch may be sent again
+            else:
+                assert isinstance(out, Refused)
+                counts[out.code] += 1
+                append(item_error(out))
     finally:
+        counts["ACCEPTED"] += accepted
+        counts["REPLAYED"] += replayed
         for code, count in counts.items():
-            metrics.action(code, count)
+            if count:
+                metrics.action(code, count)
     return orjson.dumps({"results": results})
 
 
@@ -100,6 +109,19 @@ class BatchApi:
                             item.action_type, item.client_action_id, metadata,
                             value=item.value)
 
+    def commands(self, items: Sequence[BatchAction]) -> list[SubmitAction]:
+        """`command` of each item; one with no name or metadata (most) written out."""
+        commands: list[SubmitAction] = []
+        append, default_board = commands.append, c.DEFAULT_BOARD
+        for i, item in enumerate(items):
+            if item.metadata is None and item.display_name is None:
+                append(SubmitAction(item.user_id, None, item.board or default_board,
+                                    item.action_type, item.client_action_id, None, None,
+                                    item.value))
+            else:
+                append(self.command(item, i))
+        return commands
+
     async def post_batch(self, request: web.Request) -> web.Response:
         gate = self.gate
         limits = self.settings.limits
@@ -109,6 +131,6 @@ class BatchApi:
         if len(body.actions) > limits.max_batch_actions:
             raise BadRequest(f"actions: must hold at least 1 and at most "
                              f"{limits.max_batch_actions} items")
-        commands = [self.command(item, i) for i, item in enumerate(body.actions)]
+        commands = self.commands(body.actions)
         reply = results_body(await self.writer.submit_many(commands), self.metrics)
         return json_response(reply, headers=verdict.headers() if verdict else None)

@@ -506,36 +506,42 @@ class Writer:
                     observe(exc)
 
     async def _reply(self, group: _Group) -> None:
+        """Answer each caller in order; the answers are made together (`results`)."""
         items, outcomes = group.items, group.outcomes
         self._forget(group)
-        by_seq: dict[int, LogRecord] = {o.seq: o for o in outcomes if isinstance(o, LogRecord)}
-        by_seq.update(group.earlier)
-        missing = [
-            cmd.idempotency_key
-            for (cmd, _), o in zip(items, outcomes, strict=True)
-            if isinstance(o, Replay) and o.seq not in by_seq and cmd.idempotency_key
-        ]
-        old: dict[int, LogRecord] = {}
+        records = group.pending.records if group.pending is not None else []
+        own = records[0].seq if records else 1 << 62  # a replay of seq >= own is in `records`
+        known = dict(group.earlier)  # the records before, of groups in flight, then the log's
+        missing = [cmd.idempotency_key for (cmd, _), o in zip(items, outcomes, strict=True)
+                   if isinstance(o, Replay) and o.seq < own and o.seq not in known]
         lookup_error: Exception | None = None
         if missing:
             try:
-                old = {r.seq: r for r in await self.store.find_actions(missing)}  # type: ignore[arg-type]
+                known.update((r.seq, r) for r in await self.store.find_actions(missing))  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 lookup_error = StoreDown(f"the action log is unavailable: {exc}", 2.0)
-        result, unranked = self.engine.result, self._unranked
+        unranked = self._unranked
+        given: list[tuple[asyncio.Future[Result], LogRecord | Exception]] = []  # in order
+        answered: list[LogRecord] = []  # the records answered, their flags beside
+        replayed: list[bool] = []
+        ranked: list[bool] = []
         for (_, fut), out in zip(items, outcomes, strict=True):
             if fut.done():
                 continue
+            if again := isinstance(out, Replay):
+                rec = records[out.seq - own] if out.seq >= own else known.get(out.seq)
+                out = rec or lookup_error or StoreDown("original action not found")
+            given.append((fut, out))
+            if not isinstance(out, Exception):
+                answered.append(out)
+                replayed.append(again)
+                ranked.append(fut not in unranked)
+        results = iter(self.engine.results(answered, replayed, ranked))
+        for fut, out in given:
             if isinstance(out, Exception):
                 fut.set_exception(out)
-            elif isinstance(out, Replay):
-                rec = by_seq.get(out.seq) or old.get(out.seq)
-                if rec is None:
-                    fut.set_exception(lookup_error or StoreDown("original action not found"))
-                else:
-                    fut.set_result(result(rec, replayed=True, ranked=fut not in unranked))
             else:
-                fut.set_result(result(out, replayed=False, ranked=fut not in unranked))
+                fut.set_result(next(results))
 
     async def _commit(self, batch: CommitBatch, deadline: float) -> None:
         """Append, retrying with backoff until the batch's deadline (its oldest request

@@ -128,3 +128,34 @@ def test_a_batch_is_read_as_the_declared_structs_read_it(text: str) -> None:
     except BadRequest as exc:
         got = ("refused", exc.message)
     assert got == expected
+
+
+@pytest.mark.parametrize("extra", [
+    {}, {"board": "global"}, {"displayName": "Amy", "value": 3},
+    {"metadata": {"a": {"b": [1, {"c": 2}]}}}, {"metadata": {}}, {"board": None},
+])
+def test_a_batchs_keys_are_counted_as_item_by_item(extra: dict[str, Any]) -> None:
+    items = [{"userId": f"u{i}", "actionType": "COMPLETE_LEVEL", "clientActionId": f"c{i}",
+              **(extra if i % 3 else {})} for i in range(7)]
+    body = BATCH_BODY.read(orjson.dumps({"actions": items}))
+    one_by_one = sum(v.count_keys(item) for item in body.actions)
+    assert v.count_keys(body.actions) == one_by_one
+    assert v.count_keys(body) == 1 + one_by_one
+    assert v.count_keys([]) == 0 and v.count_keys([body.actions[0], {"x": 1}]) == (
+        v.count_keys(body.actions[0]) + 1)
+
+
+def test_a_repeated_key_in_a_batch_item_is_still_refused() -> None:
+    text = (b'{"actions": [{"userId": "a", "actionType": "COMPLETE_LEVEL", '
+            b'"clientActionId": "c", "userId": "b"}]}')
+    with pytest.raises(BadRequest):
+        BATCH_BODY.read(text)
+
+
+def test_a_batchs_commands_are_each_items_command() -> None:
+    items = [GOOD, {**GOOD, "board": "global"}, {**GOOD, "value": 4},
+             {**GOOD, "displayName": "A\u200bmy"}, {**GOOD, "metadata": {"k": [1]}},
+             {**GOOD, "displayName": "Amy", "board": "weekly", "metadata": {}}]
+    body = BATCH_BODY.read(orjson.dumps({"actions": items}))
+    assert API.commands(body.actions) == [
+        API.command(item, i) for i, item in enumerate(body.actions)]

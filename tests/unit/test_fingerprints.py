@@ -35,3 +35,18 @@ def test_the_kept_fingerprints_are_bounded() -> None:
     for n in range(kept.cache_info().maxsize + 10):
         fingerprint(Kind.ACTION, "global", f"A{n}", None)
     assert kept.cache_info().currsize <= kept.cache_info().maxsize
+
+
+def test_actions_fingerprints_are_the_same_by_command_and_by_record() -> None:
+    from scoreboard.core.commands import SubmitAction
+    from scoreboard.core.records import ActionRecord
+
+    for metadata in (None, {}, {"level": 3}):
+        for _ in range(2):  # digested, then kept
+            cmd = SubmitAction("amy", None, "global", "WIN", "c1", metadata)
+            rec = ActionRecord(1, 0.0, "global", "amy", None, 10, 0, 10, "c1", "WIN", metadata)
+            assert idempotency.command_fingerprint(cmd) == idempotency.record_fingerprint(
+                rec) == _digest(Kind.ACTION, "global", "WIN", metadata or None)
+    for n in range(5000):  # bounded too
+        idempotency.command_fingerprint(SubmitAction("amy", None, "global", f"A{n}", "c"))
+    assert len(idempotency._PLAIN_ACTIONS) <= 4096

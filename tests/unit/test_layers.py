@@ -229,7 +229,7 @@ def _engine_attributes(name: str, source: str | None = None) -> list[str]:
 # What the writer may use of the engine: decide, commit, apply, answer. Replies are the
 # engine's `result`, never built from its rankings or user sets.
 WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "remember",
-                         "remember_proof", "expire", "result", "last_seq", "last_at",
+                         "remember_proof", "expire", "results", "last_seq", "last_at",
                          "roll", "next_rollover", "settle"}
 
 
@@ -238,7 +238,7 @@ def test_the_writer_uses_only_the_engines_public_interface() -> None:
 
     used = set(_engine_attributes("scoreboard.writer.actor"))
     assert used <= WRITER_USES_OF_ENGINE, sorted(used - WRITER_USES_OF_ENGINE)
-    assert "result" in used  # the check sees what the writer reads
+    assert "results" in used  # the check sees what the writer reads
     methods = {n for n in WRITER_USES_OF_ENGINE if callable(getattr(Engine, n, None))}
     assert methods == WRITER_USES_OF_ENGINE - {"last_seq", "last_at"}
 

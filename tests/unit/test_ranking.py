@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scoreboard.core import ranking
 from scoreboard.core.ranking import MAX_SCORE, SLOT_MASK, Ranking, key_score, key_seq, make_key
 
 
@@ -257,3 +260,25 @@ def test_keys_staged_in_bulk_land_where_one_by_one_would(
     bulk._sorted._check()
     assert list(bulk._sorted) == list(single._sorted)
     assert bulk.top(500) == single.top(500)
+
+
+@pytest.mark.parametrize(("ascending", "competition"),
+                         [(False, False), (True, False), (False, True), (True, True)])
+def test_ranks_of_many_users_are_each_users_rank(
+        ascending: bool, competition: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = Ranking("m", ascending=ascending, competition=competition)
+    assert r.ranks_of(["nobody"]) == [None]
+    r._order._reset(50)  # short sublists: many of them
+    rng = random.Random(7)
+    for seq in range(1, 6001):
+        r.set(f"u{rng.randrange(4000)}", rng.randrange(-50, 50), seq)
+    for seq, user in enumerate(["u1", "u2", "u3", "u17"], 7000):
+        r.freeze(user, seq)
+    r.remove("u5", 8000)
+    asked = [f"u{i}" for i in range(4100)] + ["u9", "u9"]
+    assert r.ranks_of(asked) == [r.rank(u) for u in asked]
+    assert r.ranks_of([]) == []
+    assert len(r._order._lists) > 20  # and a few users of a big board: `rank` each
+    monkeypatch.setattr(ranking, "SUMS_PER_RANK", 1)
+    assert r.ranks_of(asked[:2]) == [r.rank(u) for u in asked[:2]]
+    assert r.ranks_of(asked) == [r.rank(u) for u in asked]
