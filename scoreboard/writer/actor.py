@@ -24,11 +24,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from scoreboard.core import errors
 from scoreboard.core.commands import ActionResult, AdjustScore, Command, SubmitAction
-from scoreboard.core.engine import Engine, Pending, Replay, command_fingerprint
+from scoreboard.core.engine import Engine, Replay, command_fingerprint
 from scoreboard.core.errors import Refused
 from scoreboard.core.records import CommitBatch, LogRecord
 from scoreboard.runtime.retry import Backoff
@@ -49,6 +49,7 @@ from scoreboard.writer.errors import (
     WriterError,
     WriterStopped,
 )
+from scoreboard.writer.groups import Group, Item, Unit, record_in
 
 __all__ = [
     "Overloaded", "Result", "ShuttingDown", "StateDiverged", "StoreDown", "Submitter",
@@ -59,35 +60,6 @@ log = logging.getLogger("scoreboard.writer.actor")
 
 CommitListener = Callable[[Sequence[LogRecord]], None]
 RETRY_BASE, RETRY_CAP = 0.02, 0.5  # seconds between attempts at a commit
-
-
-_Item = tuple[Command, "asyncio.Future[Result]"]
-_Unit = list[_Item]  # queued, taken and decided together (never split across batches)
-
-
-@dataclass(slots=True, eq=False)
-class _Group:
-    """Commands decided together and committed in one transaction."""
-
-    entries: list[_Item | _Unit]  # as taken from the queue: put back the same way
-    items: list[_Item]
-    deadline: float  # monotonic: the last moment to retry its commit
-    pending: Pending | None = None
-    outcomes: list[LogRecord | Replay | Exception] = field(default_factory=list)
-    # Records of earlier groups, still in flight when this one was decided, that its
-    # replays name.
-    earlier: dict[int, LogRecord] = field(default_factory=dict)
-    retried: bool = False  # decided again after the log refused a duplicate
-    commit: asyncio.Task[float] | None = None  # started once every earlier one ended
-
-
-def _record_in(groups: Sequence[_Group], seq: int) -> LogRecord | None:
-    """The record `seq` if one of `groups` decided it (each group's seqs run on)."""
-    for group in groups:
-        records = group.pending.records if group.pending is not None else []
-        if records and records[0].seq <= seq <= records[-1].seq:
-            return records[seq - records[0].seq]
-    return None
 
 
 _GONE: tuple[None, None] = (None, None)  # no copy of the key in flight
@@ -121,7 +93,7 @@ class Writer:
         self.listener_error_observers: list[Callable[[BaseException], None]] = []
         self.batch_observers: list[Callable[[int, float], None]] = []
         # Unbounded as a queue, bounded in commands: a unit counts by its size.
-        self._waiting: deque[_Item | _Unit] = deque()
+        self._waiting: deque[Item | Unit] = deque()
         self._wake = asyncio.Event()  # set when something is queued, or on stop()
         self._woken: asyncio.Future[None] | None = None  # `_until`'s, resolved by `_kick`
         self._queue_size = queue_size
@@ -136,7 +108,7 @@ class Writer:
         # for a fork), once per action.
         self._running: asyncio.AbstractEventLoop | None = None
         # Decided groups, oldest first: the first is committing, the others wait for it.
-        self._groups: deque[_Group] = deque()
+        self._groups: deque[Group] = deque()
         # When each waiting request was queued: a batch retries only until its oldest
         # request has waited retry_seconds, so a request queued behind a retrying batch
         # never waits a second full retry_seconds of its own.
@@ -220,7 +192,7 @@ class Writer:
         """
         self._admit(len(cmds))
         create = (self._running or asyncio.get_running_loop()).create_future
-        unit: _Unit = [(cmd, create()) for cmd in cmds]
+        unit: Unit = [(cmd, create()) for cmd in cmds]
         if not ranked:
             self._unranked.update(fut for _, fut in unit)
         self._waiting.append(unit)
@@ -326,11 +298,11 @@ class Writer:
         ends = self.engine.next_rollover()
         return ends is not None and self.clock() >= ends
 
-    def _take(self) -> _Group:
+    def _take(self) -> Group:
         """Everything waiting, up to `max_batch` (a unit may pass it, never split)."""
         waiting = self._waiting
-        entries: list[_Item | _Unit] = []
-        items: list[_Item] = []
+        entries: list[Item | Unit] = []
+        items: list[Item] = []
         while waiting and (not items or len(items) < self.max_batch):
             entry = waiting.popleft()
             entries.append(entry)
@@ -341,15 +313,15 @@ class Writer:
         self._queued -= len(items)
         queued_at, now = self._queued_at, time.monotonic()
         oldest = min([queued_at.get(fut, now) for _, fut in items], default=now)
-        return _Group(entries, items, oldest + self.retry_seconds)
+        return Group(entries, items, oldest + self.retry_seconds)
 
-    def _put_back(self, groups: Sequence[_Group]) -> None:
+    def _put_back(self, groups: Sequence[Group]) -> None:
         """Groups decided on top of one whose commit failed: to be decided again, first."""
         for group in reversed(groups):
             self._waiting.extendleft(reversed(group.entries))
             self._queued += len(group.items)
 
-    async def _resynced(self, group: _Group) -> bool:
+    async def _resynced(self, group: Group) -> bool:
         """Before deciding after an unclear failure: learn what the log holds. False
         when it cannot be read (the group is answered like a failed commit)."""
         try:
@@ -361,7 +333,7 @@ class Writer:
             return False
         return True
 
-    def _decide(self, group: _Group) -> None:
+    def _decide(self, group: Group) -> None:
         """Decide the group on the committed state plus the groups still in flight."""
         engine, groups = self.engine, self._groups
         now = max(self.clock(), engine.last_at, self._decided_at)
@@ -380,13 +352,13 @@ class Writer:
         group.pending, group.outcomes = pending, outcomes
         if groups:  # replays of records that groups still in flight decided
             for out in outcomes:
-                if isinstance(out, Replay) and (rec := _record_in(groups, out.seq)):
+                if isinstance(out, Replay) and (rec := record_in(groups, out.seq)):
                     group.earlier[out.seq] = rec
 
-    def _start_commit(self, group: _Group) -> None:
+    def _start_commit(self, group: Group) -> None:
         group.commit = asyncio.ensure_future(self._commit_group(group))
 
-    async def _commit_group(self, group: _Group) -> float:
+    async def _commit_group(self, group: Group) -> float:
         """Commit the group's records, if any; the seconds it took."""
         assert group.pending is not None
         if not group.pending.records:
@@ -395,7 +367,7 @@ class Writer:
         await self._commit(self.engine.batch(group.pending), group.deadline)
         return time.perf_counter() - started
 
-    async def _finish(self, head: _Group) -> None:
+    async def _finish(self, head: Group) -> None:
         """The oldest group's commit ended: make it visible and answer it, or, if it
         failed, answer it so and put the groups decided on top of it back to wait."""
         groups = self._groups
@@ -438,7 +410,7 @@ class Writer:
         if records:
             self._tell_listeners(records)
 
-    async def _failed(self, head: _Group, exc: Exception) -> None:
+    async def _failed(self, head: Group, exc: Exception) -> None:
         """The head's commit failed (nothing decided after it is left in flight)."""
         outcomes = head.outcomes
         try:
@@ -474,13 +446,13 @@ class Writer:
                 fut.set_exception(out if isinstance(out, Exception) else err)
         self._forget(head)
 
-    def _fail(self, group: _Group, err: WriterError) -> None:
+    def _fail(self, group: Group, err: WriterError) -> None:
         for _, fut in group.items:
             if not fut.done():
                 fut.set_exception(err)
         self._forget(group)
 
-    def _forget(self, group: _Group) -> None:
+    def _forget(self, group: Group) -> None:
         queued_at = self._queued_at
         for _, fut in group.items:
             queued_at.pop(fut, None)
@@ -505,7 +477,7 @@ class Writer:
                 for observe in self.listener_error_observers:
                     observe(exc)
 
-    async def _reply(self, group: _Group) -> None:
+    async def _reply(self, group: Group) -> None:
         """Answer each caller in order; the answers are made together (`results`)."""
         items, outcomes = group.items, group.outcomes
         self._forget(group)
