@@ -12,10 +12,13 @@ action per command; with one, about 18 and 0.32 (`bench.cluster`, phase b). The 
 is at most one writer round trip of added wait.
 
 Under load a frame also lingers, at most `linger` (5 ms), until as many commands wait
-as the last frame carried: the callers that frame answered come back a moment later,
-and a frame that waits for them carries more (in phase b about 28 commands instead of
-19; the writer's CPU per forwarded action went from 0.48-0.51 of a direct one to
-0.35-0.45, alternating runs). A lone caller never waits: its last frame carried one.
+as there were callers when the last answer came: the ones it answered, who come back a
+moment later, and the ones already waiting. A frame that waits for them carries more:
+in phase b, waiting for as many as the last frame carried gave about 28 commands
+instead of 19 (the writer's CPU per forwarded action went from 0.48-0.51 of a direct
+one to 0.35-0.45, alternating runs), and counting the waiting callers too lets a frame
+carry all of them instead of alternating between two halves. A lone caller never
+waits: the answer it got was the only one, and nobody else waited.
 
 A command sent on a connection that broke before its answer came has an unknown fate:
 it is sent again on the next connection when it has an idempotency key (the writer then
@@ -99,7 +102,7 @@ class Forwarder:
         self.max_waiting = max_waiting
         self.frames_in_flight = frames_in_flight
         self.linger = linger
-        self._last_frame = 0  # commands in the last frame sent on this connection
+        self._callers = 0  # answered by the last frame plus waiting when it came back
         self._unanswered = 0  # frames sent on this connection and not yet answered
         self.writer_url: str | None = None  # while connected (and welcomed)
         # Why the last attempt to reach a writer failed; None while connected, and
@@ -245,7 +248,7 @@ class Forwarder:
         """Send and receive until the connection ends. Either side's end ends both: a
         connection error goes back to `run` (which reconnects), anything else is a
         crash of this task, never a sender that died unseen."""
-        self._unanswered = self._last_frame = 0
+        self._unanswered = self._callers = 0
         sender = asyncio.ensure_future(self._send(ws))
         receiver = asyncio.ensure_future(self._receive(ws))
         try:
@@ -262,17 +265,20 @@ class Forwarder:
         async for frame in ws:
             self._unanswered -= 1  # the writer answers every frame with one frame
             self._wake.set()
+            answered = 0
             for i, answer in decode_results(frame):
+                answered += 1
                 w = self._waiting.get(i)
                 if w is not None and not w.fut.done():
                     w.fut.set_result(answer)
+            self._callers = min(self.batch, answered + len(self._unsent))
 
     async def _send(self, ws: ClientConnection) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._unsent and self._unanswered < self.frames_in_flight:
-                if len(self._unsent) < self._last_frame:
+                if len(self._unsent) < self._callers:
                     await self._gather()
                 items: list[tuple[int, Command]] = []
                 while self._unsent and len(items) < self.batch:
@@ -290,15 +296,14 @@ class Forwarder:
                         f"this command cannot be forwarded to the writer: {err}"))
                 if frame is not None:
                     self._unanswered += 1
-                    self._last_frame = len(items)
                     await ws.send(frame)
 
     async def _gather(self) -> None:
-        """Wait, at most `linger`, until as many commands wait as the last frame carried
-        (each arrival wakes the sender)."""
+        """Wait, at most `linger`, until as many commands wait as there were callers
+        when the last answer came (each arrival wakes the sender)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + self.linger
-        while len(self._unsent) < self._last_frame and (left := until - loop.time()) > 0:
+        while len(self._unsent) < self._callers and (left := until - loop.time()) > 0:
             self._wake.clear()
             try:
                 async with asyncio.timeout(left):

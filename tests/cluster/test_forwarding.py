@@ -274,6 +274,28 @@ async def test_a_frame_lingers_for_as_many_commands_as_the_last_one_carried(
     assert units.sizes == [3, 3]
 
 
+async def test_a_frame_lingers_for_the_callers_waiting_when_the_answer_came(
+        cluster: Cluster) -> None:
+    """Callers who queued while a frame was out count too: the next frame waits for
+    them and for the ones the answer freed, so it carries all of them at once."""
+    _, units = await cluster.intake()
+    fwd = cluster.forwarder(linger=10 * LIMIT, frames_in_flight=1)
+    units.hold()
+    first = [asyncio.create_task(fwd.submit(act(f"u{i}", "c1"))) for i in range(2)]
+    await units.arrived(1)
+    queued = [asyncio.create_task(fwd.submit(act(f"u{i}", "c1"))) for i in (2, 3)]
+    for _ in range(10):
+        await asyncio.sleep(0)  # one loop step each: they queue behind the frame out
+    units.release()
+    await asyncio.wait_for(asyncio.gather(*first), LIMIT)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert units.sizes == [2]  # two wait, four callers: the frame lingers
+    again = [asyncio.create_task(fwd.submit(act(f"u{i}", "c2"))) for i in range(2)]
+    await asyncio.wait_for(asyncio.gather(*queued, *again), LIMIT)
+    assert units.sizes == [2, 4]
+
+
 async def test_a_lingering_frame_goes_after_linger_and_a_lone_caller_never_waits(
         cluster: Cluster) -> None:
     _, units = await cluster.intake()
