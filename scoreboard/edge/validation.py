@@ -47,9 +47,10 @@ Problem = tuple[str, type[Refused]]
 class BodyReader(Generic[B]):
     """Reads one kind of request body: JSON bytes in, its Struct out, or a refusal.
 
-    With `printable_at_once` (a body of many items: a trusted backend's batch) the
-    printable-text pattern is not run by msgspec on every string (a regular expression
-    call each, 5% of the service's work under batches). A decoded string can hold a
+    With `printable_at_once` (a body of many items: a trusted backend's batch; or one
+    read on every request: a single action) the printable-text pattern is not run by
+    msgspec on every string (a regular expression call each, 5% of the service's work
+    under batches, 1% under single actions). A decoded string can hold a
     control character only if the text has a backslash (an escape) or a raw DEL: a
     body with neither is decoded into a copy of its Structs without that pattern (the
     same fields, names, values and other checks), and any other body, or one the copy

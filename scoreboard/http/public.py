@@ -47,7 +47,7 @@ from scoreboard.runtime.metrics import Metrics
 from scoreboard.settings.model import Settings
 from scoreboard.writer.actor import Result, Submitter
 
-ACTION_BODY = v.BodyReader(ActionRequest)
+ACTION_BODY = v.BodyReader(ActionRequest, printable_at_once=True)
 NO_CACHE = {"Cache-Control": "no-cache"}
 TOP_HEADERS = {**NO_CACHE, **JSON_HEADERS}
 # An accepted or replayed action's 200: its head serialized once, its body per reply
