@@ -36,12 +36,16 @@ class Bearer:
     def principal(self, authorization: str | None, *, required: bool,
                   query_token: str | None = None) -> Principal | None:
         """Who is calling. A token that is sent must be valid even where none is needed."""
-        token = self.token(authorization, query_token)
-        if token is None:
-            if required:
-                self.metrics.auth_failure("missing")
-                raise Unauthorized("a bearer token is required")
-            return None
+        token: str | None = None
+        if authorization is not None and authorization[:7] == "Bearer ":
+            token = authorization[7:].strip()  # the usual spelling, as `token` reads it
+        if not token:
+            token = self.token(authorization, query_token)
+            if token is None:
+                if required:
+                    self.metrics.auth_failure("missing")
+                    raise Unauthorized("a bearer token is required")
+                return None
         try:
             return self.auth.verify(token)
         except AuthError as exc:

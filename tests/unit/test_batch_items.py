@@ -15,7 +15,7 @@ from msgspec.structs import astuple
 from scoreboard.core.commands import SubmitAction
 from scoreboard.core.names import visible
 from scoreboard.edge import validation as v
-from scoreboard.edge.bodies import BatchRequest
+from scoreboard.edge.bodies import ActionRequest, BatchRequest
 from scoreboard.edge.errors import BadRequest
 from scoreboard.http.batch import BATCH_BODY, BatchApi
 from scoreboard.http.public import ACTION_BODY
@@ -159,3 +159,32 @@ def test_a_batchs_commands_are_each_items_command() -> None:
     body = BATCH_BODY.read(orjson.dumps({"actions": items}))
     assert API.commands(body.actions) == [
         API.command(item, i) for i, item in enumerate(body.actions)]
+
+
+@pytest.mark.parametrize("body", [
+    *(orjson.dumps({**{k: v for k, v in GOOD.items() if k != "userId"}, field: text})
+      for field in ("actionType", "clientActionId", "board")
+      for text in ["ok", "Ünï 🏆", "tab\tx", "del\x7f", "nl\n", "a\\b", "q\"x", "nul\x00"]),
+    b'{"actionType":"COMPLETE_LEVEL","clientActionId":"c1","clientActionId":"c2"}',
+    b'{"actionType":"COMPLETE_LEVEL","actionType":"X","clientActionId":"c1"}',
+    b'{"actionType":"COMPLETE_LEVEL","clientActionId":"c1","board":null,"board":"b"}',
+    b'{"actionType":"COMPLETE_LEVEL","clientActionId":"c1","board":null,"board":null}',
+    b'{"actionType":"COMPLETE_LEVEL","clientActionId":"c1","metadata":{"a":1,"a":2}}',
+    b'{"actionType":"COMPLETE_LEVEL","clientActionId":"c1","metadata":{"a":{"b":1}}}',
+    b'{"actionType":"A\x7f","clientActionId":"c1"}',
+    b'{"actionType":"A\\u0001","clientActionId":"c1"}',
+    b'{"actionType":"A\x01","clientActionId":"c1"}',
+], ids=repr)
+def test_a_single_action_is_read_as_the_declared_struct_reads_it(body: bytes) -> None:
+    """The same for a single action's body: its keys counted flat, and without the
+    printable pattern where no escape or DEL can hide a control character."""
+    declared = v.BodyReader(ActionRequest)
+    try:
+        expected: Any = astuple(declared.read(body))
+    except BadRequest as exc:
+        expected = ("refused", exc.message)
+    try:
+        got: Any = astuple(ACTION_BODY.read(body))
+    except BadRequest as exc:
+        got = ("refused", exc.message)
+    assert got == expected

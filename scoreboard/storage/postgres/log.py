@@ -70,11 +70,27 @@ def _binary(column: schema.Column) -> bool:
 
 
 def _doubles(values: Sequence[float | None]) -> str:
-    """A `float8[]` literal: the `repr` of a float is the shortest text that reads back
-    as the same double, and never more than one element. Not a list parameter, whose
+    """A `float8[]` literal: the shortest text of each double that reads back as the
+    same double, and never more than one element. Not a list parameter, whose
     every element the driver checks against the collection ABCs (about 3% of the
-    writer's instructions per forwarded frame of 20 actions)."""
+    writer's instructions per forwarded frame of 20 actions).
+
+    orjson writes that text for finite doubles (and whole numbers as they are) at a
+    fraction of `repr`'s cost (which was 2% of the service's instructions per single
+    action), but writes NaN and the infinities as null: its text is used only when all
+    that it holds besides digits and separators is one null per None."""
+    try:
+        text = orjson.dumps(values)
+    except orjson.JSONEncodeError:  # an integer past 64 bits: `repr` below
+        text = b"?"
+    rest = text.translate(None, _FINITE)
+    if not rest or rest == b"null" * values.count(None):
+        return "{" + text[1:-1].decode().replace("null", "NULL") + "}"
     return "{" + ",".join(["NULL" if v is None else repr(float(v)) for v in values]) + "}"
+
+
+# What orjson's text of finite numbers holds: digits, sign, point, exponent, the list
+_FINITE = b"0123456789-+.e,[]"
 
 
 def _insert_arrays(table: schema.Table, first: int, *, upsert: bool = False) -> str:
