@@ -60,7 +60,7 @@ class BoardTimes:
         )
         pending.next_seq += 1
         pending.records.append(record)
-        pending.rolled.add(board)
+        pending.close(board)
         return record
 
     def _final(self, board: str, pending: Pending

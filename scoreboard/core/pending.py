@@ -40,6 +40,9 @@ class Pending:
     # user → (minute, actions, points) counted by this group
     activity: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     rolled: set[str] = field(default_factory=set)  # boards whose period closed in this batch
+    # Rows of a board whose period an administrator closed later in this group: written
+    # as they are, never looked up again (`scores` holds what came after the close).
+    superseded: list[Score] = field(default_factory=list)
     removed: set[tuple[str, str]] = field(default_factory=set)  # (board, user) taken off
 
     def __len__(self) -> int:
@@ -63,13 +66,25 @@ class Pending:
         board[row[1]] = row
 
     def rows(self) -> tuple[Score, ...]:
-        """This group's scores, one row per (board, user)."""
-        return tuple(chain.from_iterable(board.values() for board in self.scores.values()))
+        """This group's scores: one row per (board, user), and before them the rows
+        that a close in the group superseded (a later row of the same board and user
+        wins, as upserts one after another)."""
+        rows = chain.from_iterable(board.values() for board in self.scores.values())
+        return (*self.superseded, *rows) if self.superseded else tuple(rows)
+
+    def close(self, board: str) -> None:
+        """The board's period closed (in this group): its rows so far are the closed
+        period's, and look-ups find the board's scores in the groups before this one
+        no more (`ROLLED`)."""
+        self.rolled.add(board)
+        before = self.scores.pop(board, None)
+        if before:
+            self.superseded.extend(before.values())
 
     def score(self, board: str, user_id: str) -> Score | None:
         """The pending score of the user on the board, or `ROLLED` when a group of the
-        chain closed the board's period after any score it holds (a period closes first
-        in a group) or took the user off the board after it."""
+        chain closed the board's period after any score it holds (a close sets the
+        group's rows so far aside: `close`) or took the user off the board after it."""
         group: Pending | None = self
         while group is not None:  # a loop, not a call per group: asked per board per action
             scores = group.scores.get(board)

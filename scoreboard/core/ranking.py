@@ -100,6 +100,32 @@ class Ranking:
         if reached_seq > self.version:
             self.version = reached_seq
 
+    def set_rows(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
+        """`set` for each row as a store holds it, (board, user, score, reached seq),
+        each user once: a group's rows for the board, in one loop."""
+        key_of, users, frozen = self._key_of, self._users, self.frozen
+        adding, removing = self._adding, self._removing
+        ceil, ascending, version = SCORE_CEIL, self.ascending, self.version
+        for _, user_id, score, reached_seq in rows:
+            old = key_of.get(user_id)
+            if old is None:
+                slot = len(users)
+                users.append(user_id)
+            else:
+                slot = old & SLOT_MASK
+                if user_id not in frozen:
+                    if old in adding:
+                        adding.discard(old)
+                    else:
+                        removing.append(old)
+            rank_score = score + ceil if ascending else ceil - score
+            key_of[user_id] = key = (rank_score << SEQ_BITS | reached_seq) << SLOT_BITS | slot
+            if user_id not in frozen:
+                adding.add(key)
+            if reached_seq > version:
+                version = reached_seq
+        self.version = version
+
     @property
     def _order(self) -> SortedList:
         """The ranked keys in order, with every change `set` made."""

@@ -394,8 +394,7 @@ class Writer:
             self.store_ok = True
             engine = self.engine
             try:
-                for r in records:
-                    engine.apply(r)
+                engine.apply_group(records, head.pending)
                 engine.settle()
             except Exception as exc:
                 # Committed but not applied: memory no longer matches the log. Only a

@@ -228,7 +228,7 @@ def _engine_attributes(name: str, source: str | None = None) -> list[str]:
 
 # What the writer may use of the engine: decide, commit, apply, answer. Replies are the
 # engine's `result`, never built from its rankings or user sets.
-WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "remember",
+WRITER_USES_OF_ENGINE = {"decide", "new_pending", "batch", "apply", "apply_group", "remember",
                          "remember_proof", "expire", "results", "last_seq", "last_at",
                          "roll", "next_rollover", "settle"}
 
