@@ -141,16 +141,20 @@ class Ranking:
         self._removing = []
 
     def settle(self) -> None:
-        """Put the keys `set` staged into the order: the keys it replaced out one by
-        one, the new ones in bulk, each run of them merged into the sublist that holds
-        its place (one sort of two sorted runs, at C speed) and sublists grown past
-        twice the load split. `SortedList.add` per key costs about a microsecond with
-        its calls; a group's keys this way a fraction of that."""
+        """Put the keys `set` staged into the order, in bulk: the keys it replaced
+        taken out (`_take_out`), then the new ones put in, each run of them merged into
+        the sublist that holds its place (one sort of two sorted runs, at C speed) and
+        sublists grown past twice the load split. `SortedList.add` or `remove` per key
+        costs one to three microseconds with its calls and its positional index; a
+        group's keys this way a fraction of that."""
         order = self._sorted
         if self._removing:
             removing, self._removing = self._removing, []
-            for key in removing:
-                order.remove(key)
+            if len(removing) < 8:
+                for key in removing:
+                    order.remove(key)
+            else:
+                _take_out(order, removing)
         if not self._adding:
             return
         values = sorted(self._adding)
@@ -159,7 +163,6 @@ class Ranking:
         if len(values) < 8 or not maxes:
             order.update(values)  # per key, or one sort into an empty order
             return
-        load = order._load
         last = len(maxes) - 1
         touched = []
         start, count = 0, len(values)
@@ -176,14 +179,7 @@ class Ranking:
             touched.append(pos)
             start = stop
         for pos in reversed(touched):  # split from the end: earlier positions stay put
-            run = lists[pos]
-            if len(run) > load << 1:
-                # pieces of `load`, the last one taking the remainder: each at least
-                # half the load and at most twice it
-                cuts = range(load, len(run) - load + 1, load)
-                pieces = [run[a:b] for a, b in zip((0, *cuts), (*cuts, len(run)), strict=True)]
-                lists[pos:pos + 1] = pieces
-                maxes[pos:pos + 1] = [piece[-1] for piece in pieces]
+            _split(order, pos)
         del order._index[:]
         order._len += count
 
@@ -523,3 +519,51 @@ def _empty(d: dict[str, int], step: int) -> Iterator[None]:
     while d:
         deque(map(call, repeat(popitem, min(step, len(d)))), maxlen=0)
         yield
+
+
+def _take_out(order: SortedList, keys: list[int]) -> None:
+    """Take `keys`, all of them in the order, out of it in bulk: each found by
+    bisection and deleted from its sublist, without `SortedList.remove`'s bookkeeping
+    per key (its positional index is dropped once, as a bulk add drops it). A sublist
+    left under half the load joins its neighbour (split again if that makes it too
+    long), one left empty goes: what `SortedList` keeps."""
+    keys.sort()
+    lists, maxes = order._lists, order._maxes
+    touched: list[int] = []
+    pos = 0
+    for key in keys:
+        # Sorted keys: each one's sublist is this one or a later one. A maximum taken
+        # out is still in `maxes` until the end, but every later key is greater.
+        pos = bisect_left(maxes, key, pos)
+        run = lists[pos]
+        del run[bisect_left(run, key)]
+        if not touched or touched[-1] != pos:
+            touched.append(pos)
+    half = order._load >> 1
+    for pos in reversed(touched):  # from the end: earlier positions stay put
+        run = lists[pos]
+        if not run:
+            del lists[pos], maxes[pos]
+        elif len(run) >= half or len(lists) == 1:
+            maxes[pos] = run[-1]
+        else:  # joins the sublist before it (the first one: the one after it)
+            into, gone = (pos - 1, pos) if pos else (0, 1)
+            lists[into] += lists[gone]
+            del lists[gone], maxes[gone]
+            maxes[into] = lists[into][-1]
+            _split(order, into)
+    del order._index[:]
+    order._len -= len(keys)
+
+
+def _split(order: SortedList, pos: int) -> None:
+    """Split the sublist at `pos` if it grew past twice the load: pieces of the load,
+    the last one taking the remainder, each at least half the load and at most twice
+    it."""
+    lists, load = order._lists, order._load
+    run = lists[pos]
+    if len(run) > load << 1:
+        cuts = range(load, len(run) - load + 1, load)
+        pieces = [run[a:b] for a, b in zip((0, *cuts), (*cuts, len(run)), strict=True)]
+        lists[pos:pos + 1] = pieces
+        order._maxes[pos:pos + 1] = [piece[-1] for piece in pieces]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scoreboard.core import ranking
@@ -260,6 +260,35 @@ def test_keys_staged_in_bulk_land_where_one_by_one_would(
     bulk._sorted._check()
     assert list(bulk._sorted) == list(single._sorted)
     assert bulk.top(500) == single.top(500)
+
+
+@settings(max_examples=200)
+@given(st.integers(8, 300), st.lists(st.tuples(st.integers(0, 299), st.integers(0, 200)),
+                                    min_size=8, max_size=300),
+       st.sampled_from([4, 6, 1000]), st.booleans())
+def test_keys_taken_out_in_bulk_leave_what_removing_each_would(
+        users: int, then: list[tuple[int, int]], load: int, ranked: bool) -> None:
+    """Users already in the order set again between two reads: the keys they had come
+    out in bulk, sublists left short join a neighbour, empty ones go; the order holds
+    what removing and adding each key would, and stays a sound `SortedList`."""
+    bulk, single = Ranking("global"), Ranking("global")
+    for r in (bulk, single):
+        r._order._reset(load)
+        for seq in range(1, users + 1):
+            r.set(f"u{seq}", seq % 50, seq)
+        r.settle()
+        if ranked:  # the positional index built
+            r.rank("u1")
+    for seq, (user, score) in enumerate(then, users + 1):
+        bulk.set(f"u{user % users + 1}", score, seq)
+        single.set(f"u{user % users + 1}", score, seq)
+        single.settle()
+    bulk.settle()
+    bulk._sorted._check()
+    assert list(bulk._sorted) == list(single._sorted) == sorted(bulk._key_of.values())
+    assert bulk.top(500) == single.top(500)
+    assert [bulk.rank(f"u{u}") for u in range(1, users + 1)] == [
+        single.rank(f"u{u}") for u in range(1, users + 1)]
 
 
 @pytest.mark.parametrize(("ascending", "competition"),
