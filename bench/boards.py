@@ -189,7 +189,7 @@ async def rollover(store: ActionLog, label: str, users: int, report: Report,
         nonlocal closed_at
         commits.append(time.perf_counter())
         if any(isinstance(r, PeriodClosedRecord) for r in records):
-            closed_at = time.perf_counter()
+            closed_at = commits[-1]  # the close's own commit: the gap after it counts
             closed.set()
 
     writer.listeners.append(on_commit)

@@ -24,10 +24,22 @@ and the log still holds everything.
 The writer comes first (SPEC §10): no archive write holds anything a commit waits for
 (SQLite keeps the archive in a file of its own, PostgreSQL writes it on a pooled session,
 not the writer's), and the rows are built on the event loop in slices of a few
-milliseconds with a yield after each, so a commit never waits behind a whole chunk
+milliseconds with a pause after each, so a commit never waits behind a whole chunk
 (`Ranking.standings`: a slice of rows at C speed). A chunk is written while the next
-one is built. Once a period is complete its ranking is freed a part at a time
-(`release`): a million users let go of at once held the loop for about 100 ms.
+one is built.
+
+The pause is a millisecond on the loop's selector (`PAUSE`), not a bare yield. The
+thread that runs SQLite's commits (`sqlite_thread`) takes the interpreter lock back
+after every statement; a thread waiting for the lock asks its holder to let go only
+after a whole switch interval (5 ms) of waiting, and each time the holder lets go the
+wait starts again. A loop that lets go at every yield and takes the lock straight back
+for the next slice wakes the waiting thread each time without letting it in: in
+`bench.boards` (SQLite, 1M users) the log's `BEGIN` waited up to 180 ms for the lock,
+the log's thread idle and its disk quick, while the first chunks were built, and each
+later commit 20-40 ms. With the pause the thread takes the lock within a slice.
+
+Once a period is complete its ranking is freed a part at a time (`release`): a million
+users let go of at once held the loop for about 100 ms.
 """
 
 from __future__ import annotations
@@ -54,6 +66,9 @@ log = logging.getLogger("scoreboard.writer.archiver")
 CHUNK = 50_000
 # Seconds of building rows on the event loop before it yields to whatever waits.
 SLICE = 0.002
+# Seconds the event loop then waits on its selector, the interpreter lock let go, so
+# that a thread waiting for the lock (the log's commits) takes it (see above).
+PAUSE = 0.001
 _STEP = 512  # rows built between looks at the clock (about a tenth of a millisecond)
 
 
@@ -233,8 +248,8 @@ class Archiver:
 
     async def _rows(self, ranking: Ranking, start: int) -> EncodedRows:
         """The `chunk` rows from position `start` on (fewer: the last), a step at a time
-        with a yield every `SLICE` seconds, each step encoded to JSON as soon as it is
-        built and its tuples dropped: a chunk in flight is its text only."""
+        with a pause (`PAUSE`) every `SLICE` seconds, each step encoded to JSON as soon
+        as it is built and its tuples dropped: a chunk in flight is its text only."""
         parts: list[bytes] = []
         count = 0
         deadline = time.perf_counter() + SLICE
@@ -249,7 +264,7 @@ class Archiver:
                 break
             del part
             if time.perf_counter() > deadline:
-                await asyncio.sleep(0)
+                await asyncio.sleep(PAUSE)
                 deadline = time.perf_counter() + SLICE
         text = b",".join(parts)
         del parts
@@ -263,9 +278,9 @@ async def release(ranking: Ranking) -> None:
 
 
 async def _in_parts(parts: Iterator[None]) -> None:
-    """Run `parts` through, yielding to the event loop every `SLICE` seconds."""
+    """Run `parts` through, pausing the event loop (`PAUSE`) every `SLICE` seconds."""
     deadline = time.perf_counter() + SLICE
     for _ in parts:
         if time.perf_counter() > deadline:
-            await asyncio.sleep(0)
+            await asyncio.sleep(PAUSE)
             deadline = time.perf_counter() + SLICE
