@@ -5,7 +5,9 @@
 1. Follows cost: the writer's CPU per action (decide, commit to the memory log, apply)
    on `global` alone, and on `global` followed by a `daily` and a `weekly` board, the
    two configurations alternated in the same run, the collector paced as the service's
-   (`GC_THRESHOLDS`); the single board is the ceiling.
+   (`GC_THRESHOLDS`); the single board is the ceiling. Twice: each action a user's
+   first (new users, every board's map growing), and each one of a returning user
+   (`RETURNING` users on the boards first: their keys replaced, as most actions do).
 2. Rollover: `--users` users on `global` and on a `daily` board that follows it,
    1,000 actions/s through the writer against SQLite in a temporary folder (and
    PostgreSQL with `--postgres`); the writer's clock reaches the end of the day two
@@ -56,24 +58,36 @@ DAILY = (BoardDef("daily", follows=("global",), reset="daily"),)
 
 # -- 1. follows ----------------------------------------------------------------------------
 
-async def writer_cpu(boards: Sequence[BoardDef], actions: int, first: int) -> float:
-    """CPU seconds per action of the writer path: units of 500 actions, 4 in flight."""
+RETURNING = 50_000  # users on the boards before a returning user's action is measured
+
+
+async def writer_cpu(boards: Sequence[BoardDef], actions: int, first: int,
+                     returning: bool = False) -> float:
+    """CPU seconds per action of the writer path: units of 500 actions, 4 in flight,
+    by users new to the boards, or (`returning`) by users already on them."""
     engine = Engine(RULES, ("global", *boards))
     store = MemoryLog()
     await store.open()
     writer = Writer(engine, store, queue_size=100_000)
     task = asyncio.create_task(writer.run())
-    cmds = [SubmitAction(f"u{(i * 7919) % 50_000}", None, "global", "COMPLETE_LEVEL",
+
+    async def feed(cmds: list[SubmitAction]) -> None:
+        units = iter(range(0, len(cmds), 500))
+
+        async def client() -> None:
+            for start in units:
+                await writer.submit_many(cmds[start:start + 500])
+
+        await asyncio.gather(*(client() for _ in range(4)))
+
+    if returning:
+        await feed([SubmitAction(f"u{i}", None, "global", "COMPLETE_LEVEL", f"w{first}-{i}")
+                    for i in range(RETURNING)])
+    cmds = [SubmitAction(f"u{(i * 7919) % RETURNING}", None, "global", "COMPLETE_LEVEL",
                          f"f{first + i}") for i in range(actions)]
-    units = iter(range(0, actions, 500))
-
-    async def client() -> None:
-        for start in units:
-            await writer.submit_many(cmds[start:start + 500])
-
     gc.collect()
     started = time.process_time()
-    await asyncio.gather(*(client() for _ in range(4)))
+    await feed(cmds)
     cpu = time.process_time() - started
     writer.stop()
     await task
@@ -84,15 +98,17 @@ async def writer_cpu(boards: Sequence[BoardDef], actions: int, first: int) -> fl
 async def follows_cost(actions: int, rounds: int, report: Report) -> None:
     gc.set_threshold(*GC_THRESHOLDS)  # the collector paced as the service's
     await writer_cpu(FOLLOWERS, 2000, 0)  # warm up
-    single: list[float] = []
-    followed: list[float] = []
-    for r in range(rounds):
-        single.append(await writer_cpu((), actions, 2 * r * actions))
-        followed.append(await writer_cpu(FOLLOWERS, actions, (2 * r + 1) * actions))
-    one, three = statistics.median(single) * 1e6, statistics.median(followed) * 1e6
-    report.add("writer CPU per action, global alone", one, "µs")
-    report.add("writer CPU per action, + daily + weekly following", three, "µs",
-               "<= 1.3x", one, "global alone")
+    for returning, who in ((False, "new users"), (True, "returning users")):
+        single: list[float] = []
+        followed: list[float] = []
+        for r in range(rounds):
+            single.append(await writer_cpu((), actions, 2 * r * actions, returning))
+            followed.append(await writer_cpu(FOLLOWERS, actions, (2 * r + 1) * actions,
+                                             returning))
+        one, three = statistics.median(single) * 1e6, statistics.median(followed) * 1e6
+        report.add(f"writer CPU per action, global alone, {who}", one, "µs")
+        report.add(f"writer CPU per action, + daily + weekly following, {who}", three, "µs",
+                   "<= 1.3x", one, "global alone")
 
 
 # -- 2. rollover -----------------------------------------------------------------------------
