@@ -24,7 +24,7 @@ an SSE `Last-Event-ID` from before a restart never matches different contents.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import accumulate, islice, repeat
@@ -142,10 +142,11 @@ class Ranking:
 
     def settle(self) -> None:
         """Put the keys `set` staged into the order, in bulk: the keys it replaced
-        taken out (`_take_out`), then the new ones put in, each run of them merged into
-        the sublist that holds its place (one sort of two sorted runs, at C speed) and
-        sublists grown past twice the load split. `SortedList.add` or `remove` per key
-        costs one to three microseconds with its calls and its positional index; a
+        taken out (`_take_out`), then the new ones put in, each run of them into the
+        sublist that holds its place (a few keys each at its place by bisection; many
+        by one sort of the two sorted runs, at C speed, which reads the whole sublist)
+        and sublists grown past twice the load split. `SortedList.add` or `remove` per
+        key costs one to three microseconds with its calls and its positional index; a
         group's keys this way a fraction of that."""
         order = self._sorted
         if self._removing:
@@ -173,8 +174,12 @@ class Ranking:
             else:
                 stop = bisect_left(values, maxes[pos], start)
             run = lists[pos]
-            run += values[start:stop]
-            run.sort()
+            if (stop - start) << 3 < len(run):  # a few keys: each at its place
+                for key in values[start:stop]:
+                    insort(run, key)
+            else:  # many: one sort of the two sorted runs (it reads the whole sublist)
+                run += values[start:stop]
+                run.sort()
             maxes[pos] = run[-1]
             touched.append(pos)
             start = stop
