@@ -503,7 +503,8 @@ class Engine(BoardTimes, Follows, EngineQueries):
         if ranking is None:  # a board removed from the config keeps its history
             ranking = self.boards[board] = Ranking(board)
             ranking.frozen |= self.frozen
-        # An unchanged best keeps its tie order.
+        # An unchanged best keeps its tie order; a board `apply_group` set from the
+        # group's rows has its scores already.
         if (new != prev or user_id not in ranking._key_of) and board not in self._from_rows:
             ranking.set(user_id, new, seq)
         periods = self.periods

@@ -102,7 +102,7 @@ class Ranking:
 
     def set_rows(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
         """`set` for each row as a store holds it, (board, user, score, reached seq),
-        each user once: a group's rows for the board, in one loop."""
+        each user once: a group's rows for the board (`set` written out, in one loop)."""
         key_of, users, frozen = self._key_of, self._users, self.frozen
         adding, removing = self._adding, self._removing
         ceil, ascending, version = SCORE_CEIL, self.ascending, self.version
