@@ -102,6 +102,43 @@ async def test_a_restart_after_a_rollover_has_the_state_of_live(backend: Backend
     assert restarted.next_rollover() == live.next_rollover()
 
 
+async def test_groups_of_followed_actions_restart_to_the_state_of_live(backend: Backend
+                                                                        ) -> None:
+    """Whole groups through the writer (`submit_many`: users scoring several times in a
+    group, on the followed board and on its follower, one of them renamed), applied at
+    once (`Engine.apply_group`): a restart from the store has the live state."""
+    store = backend.make()
+    await store.open()
+    live = Engine(RULES, BOARDS)
+    now = [DAY1]
+    writer = Writer(live, store, clock=lambda: now[0])
+    task = asyncio.create_task(writer.run())
+    try:
+        await writer.submit(win("zoe", "0"))  # the boards' periods open
+        for n, at in enumerate((DAY1 + 60, DAY1 + 120, DAY1 + 86_400 + 60)):
+            now[0] = at
+            await writer.submit_many([
+                win("amy", f"{n}a"), win("bob", f"{n}a"), win("amy", f"{n}b"),
+                win("bob", f"{n}b", "weekly"), win("carl", f"{n}a"),
+                SubmitAction("carl", f"Carl {n}", "daily", "WIN", f"{n}b"),
+            ])
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 5)
+        await store.close()
+    assert live.boards["weekly"].top(4) == [("amy", 60), ("bob", 60), ("carl", 60), ("zoe", 10)]
+    assert live.boards["daily"].top(4) == [("amy", 20), ("carl", 20), ("bob", 10)]  # day 2
+
+    again = backend.make()
+    await again.open()
+    try:
+        restarted = Engine(RULES, BOARDS)
+        await again.load(0.0, into=Restore(restarted))
+    finally:
+        await again.close()
+    assert restored_state(restarted) == restored_state(live)
+
+
 def closed(period: str, seq: int, total: int, *, complete: bool = True) -> ArchivedPeriod:
     return ArchivedPeriod("daily", period, DAY1, DAY1 + 86_400, total, seq, complete)
 
