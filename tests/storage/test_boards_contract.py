@@ -53,20 +53,36 @@ def win(user: str, cid: str, board: str = "daily") -> SubmitAction:
     return SubmitAction(user, user.title(), board, "WIN", cid)
 
 
-async def run_writer(engine: Engine, store: ActionLog, steps: list[tuple[float, list[Command]]]
-                     ) -> None:
-    """Each step's commands at its moment on the writer's clock."""
+async def run_writer(engine: Engine, store: ActionLog, steps: list[tuple[float, list[Command]]],
+                     *, grouped: bool = False) -> None:
+    """Each step's commands at its moment on the writer's clock: one by one, or
+    (`grouped`) each step's as one unit (`submit_many`)."""
     now = [0.0]
     writer = Writer(engine, store, clock=lambda: now[0])
     task = asyncio.create_task(writer.run())
     try:
         for at, cmds in steps:
             now[0] = at
-            for cmd in cmds:
-                await writer.submit(cmd)
+            if grouped:
+                await writer.submit_many(cmds)
+            else:
+                for cmd in cmds:
+                    await writer.submit(cmd)
     finally:
         writer.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def restarted(backend: Backend) -> Engine:
+    """A fresh engine loaded from the backend's store, as a restart loads it."""
+    again = backend.make()
+    await again.open()
+    try:
+        engine = Engine(RULES, BOARDS)
+        await again.load(0.0, into=Restore(engine))
+    finally:
+        await again.close()
+    return engine
 
 
 def restored_state(engine: Engine) -> dict[str, Any]:
@@ -91,15 +107,9 @@ async def test_a_restart_after_a_rollover_has_the_state_of_live(backend: Backend
     assert live.boards["best"].top(5) == []  # its period closed; nobody scored since
     assert live.boards["weekly"].top(5) == [("bob", 20), ("amy", 20), ("carl", 10)]
 
-    again = backend.make()
-    await again.open()
-    try:
-        restarted = Engine(RULES, BOARDS)
-        await again.load(0.0, into=Restore(restarted))
-    finally:
-        await again.close()
-    assert restored_state(restarted) == restored_state(live)
-    assert restarted.next_rollover() == live.next_rollover()
+    again = await restarted(backend)
+    assert restored_state(again) == restored_state(live)
+    assert again.next_rollover() == live.next_rollover()
 
 
 async def test_groups_of_followed_actions_restart_to_the_state_of_live(backend: Backend
@@ -110,33 +120,20 @@ async def test_groups_of_followed_actions_restart_to_the_state_of_live(backend: 
     store = backend.make()
     await store.open()
     live = Engine(RULES, BOARDS)
-    now = [DAY1]
-    writer = Writer(live, store, clock=lambda: now[0])
-    task = asyncio.create_task(writer.run())
+    steps: list[tuple[float, list[Command]]] = [(DAY1, [win("zoe", "0")])]  # periods open
+    for n, at in enumerate((DAY1 + 60, DAY1 + 120, DAY1 + 86_400 + 60)):
+        steps.append((at, [
+            win("amy", f"{n}a"), win("bob", f"{n}a"), win("amy", f"{n}b"),
+            win("bob", f"{n}b", "weekly"), win("carl", f"{n}a"),
+            SubmitAction("carl", f"Carl {n}", "daily", "WIN", f"{n}b"),
+        ]))
     try:
-        await writer.submit(win("zoe", "0"))  # the boards' periods open
-        for n, at in enumerate((DAY1 + 60, DAY1 + 120, DAY1 + 86_400 + 60)):
-            now[0] = at
-            await writer.submit_many([
-                win("amy", f"{n}a"), win("bob", f"{n}a"), win("amy", f"{n}b"),
-                win("bob", f"{n}b", "weekly"), win("carl", f"{n}a"),
-                SubmitAction("carl", f"Carl {n}", "daily", "WIN", f"{n}b"),
-            ])
+        await run_writer(live, store, steps, grouped=True)
     finally:
-        writer.stop()
-        await asyncio.wait_for(task, 5)
         await store.close()
     assert live.boards["weekly"].top(4) == [("amy", 60), ("bob", 60), ("carl", 60), ("zoe", 10)]
     assert live.boards["daily"].top(4) == [("amy", 20), ("carl", 20), ("bob", 10)]  # day 2
-
-    again = backend.make()
-    await again.open()
-    try:
-        restarted = Engine(RULES, BOARDS)
-        await again.load(0.0, into=Restore(restarted))
-    finally:
-        await again.close()
-    assert restored_state(restarted) == restored_state(live)
+    assert restored_state(await restarted(backend)) == restored_state(live)
 
 
 def closed(period: str, seq: int, total: int, *, complete: bool = True) -> ArchivedPeriod:
