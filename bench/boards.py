@@ -2,12 +2,22 @@
 
     python -m bench.boards [--users 1000000] [--actions 20000] [--postgres]
 
+Needs `wrk` (Debian package) for 1b.
+
 1. Follows cost: the writer's CPU per action (decide, commit to the memory log, apply)
    on `global` alone, and on `global` followed by a `daily` and a `weekly` board, the
    two configurations alternated in the same run, the collector paced as the service's
    (`GC_THRESHOLDS`); the single board is the ceiling. Twice: each action a user's
    first (new users, every board's map growing), and each one of a returning user
    (`RETURNING` users on the boards first: their keys replaced, as most actions do).
+   This is the writer's own path alone, where the boards' work weighs most: no HTTP,
+   no token, no reply, and no database but a dictionary.
+1b. Follows cost in the service, as SPEC §10 counts a writer's CPU per action (as for
+   an action forwarded by a follower): the writer process's CPU per action posted over
+   HTTP with wrk, `--service-users` users each with a token of their own, to a service
+   with `global` alone and to one where `daily` and `weekly` follow it, side by side,
+   every user on the boards before the rounds, which alternate; on SQLite (whose work
+   runs in the writer process) and, with `--postgres`, PostgreSQL.
 2. Rollover: `--users` users on `global` and on a `daily` board that follows it,
    1,000 actions/s through the writer against SQLite in a temporary folder (and
    PostgreSQL with `--postgres`); the writer's clock reaches the end of the day two
@@ -35,7 +45,15 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import Report, paced, rss_mb
+from bench.common import UNBOUNDED_RULES, Report, paced, rss_mb
+from bench.http_load import (
+    free_port,
+    fresh_pg_database,
+    median_cpu,
+    post_script,
+    run_service,
+    wrk_cpu,
+)
 from scoreboard.app import GC_THRESHOLDS
 from scoreboard.core.boards import BoardDef
 from scoreboard.core.commands import SubmitAction
@@ -106,9 +124,70 @@ async def follows_cost(actions: int, rounds: int, report: Report) -> None:
             followed.append(await writer_cpu(FOLLOWERS, actions, (2 * r + 1) * actions,
                                              returning))
         one, three = statistics.median(single) * 1e6, statistics.median(followed) * 1e6
-        report.add(f"writer CPU per action, global alone, {who}", one, "µs")
-        report.add(f"writer CPU per action, + daily + weekly following, {who}", three, "µs",
-                   "<= 1.3x", one, "global alone")
+        report.add(f"writer path CPU per action, global alone, {who}", one, "µs")
+        report.add(f"writer path CPU per action, + daily + weekly following, {who}", three,
+                   "µs", "", one, "global alone")
+
+
+# The same boards as `FOLLOWERS`, for the service (its rules as the other benches').
+FOLLOWERS_TOML = """
+[rules.COMPLETE_LEVEL]
+points = 10
+
+[boards.daily]
+follows = "global"
+reset = "daily"
+
+[boards.weekly]
+follows = "global"
+reset = "weekly"
+"""
+
+
+async def follows_service(backend: str, users: int, duration: int, rounds: int,
+                          report: Report) -> None:
+    """The writer process's CPU per action posted over HTTP (what SPEC §10 counts as a
+    writer's CPU per action, as for a forwarded action) on `global` alone and on
+    `global` followed by `daily` and `weekly`: two services side by side, each warmed
+    up until its `users` users are all on its boards, then wrk rounds alternated."""
+    script = post_script(users, "/api/v1/scores/actions")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "followers.toml"
+        config.write_text(FOLLOWERS_TOML)
+        services = {}
+        names = {"alone": "scoreboard_bench_single", "followed": "scoreboard_bench_follows"}
+        try:
+            for kind, rules in (("alone", UNBOUNDED_RULES), ("followed", config)):
+                data = Path(tmp) / kind
+                data.mkdir()
+                url = (await fresh_pg_database(names[kind]) if backend == "postgres"
+                       else f"sqlite:///{data}/bench.db")
+                port = free_port()
+                services[kind] = (run_service(url, data, port, rules), f"http://127.0.0.1:{port}")
+            runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in services}
+            for proc, url in services.values():  # every user on the boards
+                await asyncio.to_thread(wrk_cpu, proc.pid, url, WARM_UP, 64, script, "warm")
+            for r in range(rounds):
+                for kind, (proc, url) in services.items():
+                    runs[kind].append(await asyncio.to_thread(
+                        wrk_cpu, proc.pid, url, duration, 64, script, f"r{r}"))
+        finally:
+            for proc, _ in services.values():
+                proc.terminate()
+                proc.wait(30)
+            if backend == "postgres":
+                for name in names.values():
+                    await drop_pg_database(name)
+    failed = sum(run["non2xx"] + run["socket_errors"] for kinds in runs.values() for run in kinds)
+    one, three = median_cpu(runs["alone"]), median_cpu(runs["followed"])
+    what = f"writer process CPU per HTTP action, {backend}"
+    report.add(f"{what}, global alone", one, "µs")
+    report.add(f"{what}, + daily + weekly following", three, "µs", "<= 1.3x", one,
+               "global alone")
+    report.add(f"  failed requests, {backend} (must be 0)", failed, "")
+
+
+WARM_UP = 6  # seconds of wrk: every one of `--service-users` users acts at least once
 
 
 # -- 2. rollover -----------------------------------------------------------------------------
@@ -308,6 +387,9 @@ def run_all(args: argparse.Namespace) -> None:
         return
     report = Report("boards")
     asyncio.run(follows_cost(args.actions, args.rounds, report))
+    for backend in ("sqlite", "postgres") if args.postgres else ("sqlite",):
+        asyncio.run(follows_service(backend, args.service_users, args.service_seconds,
+                                    args.rounds, report))
     # Each rollover runs in a process of its own: RSS is the process's, and what one
     # backend's run leaves in the heap must not count against the next.
     for part in ("sqlite", "postgres") if args.postgres else ("sqlite",):
@@ -328,7 +410,6 @@ async def rollover_part(args: argparse.Namespace, report: Report) -> None:
                                     report, args.chunk, args.gc_freeze)
         paging(engine, report)
         return
-    from bench.http_load import fresh_pg_database
     from scoreboard.storage.postgres.log import PostgresLog
 
     url = await fresh_pg_database("scoreboard_bench_boards")
@@ -356,11 +437,14 @@ def main() -> int:
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--actions", type=int, default=20_000, help="per round of the follows cost")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--service-users", type=int, default=10_000,
+                   help="users posting to the services of the follows cost (1b)")
+    p.add_argument("--service-seconds", type=int, default=3, help="per wrk round (1b)")
     p.add_argument("--chunk", type=int, default=CHUNK, help="archive rows per write")
     p.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
                    help="gc.freeze() the loaded engine first, as the service does after "
                         "recovery (--no-gc-freeze: what the collector would cost)")
-    p.add_argument("--postgres", action="store_true", help="also roll over on PostgreSQL")
+    p.add_argument("--postgres", action="store_true", help="also measure 1b and roll over on PostgreSQL")
     p.add_argument("--part", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
     p.add_argument("--rows-to", help=argparse.SUPPRESS)
     run_all(p.parse_args())
