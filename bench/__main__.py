@@ -32,7 +32,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "trusted": ([], ["--duration", "3", "--records", "100000", "--nats-seconds", "4"]),
     "cluster": ([], ["--users", "100000", "--records", "1000000", "--actions", "1000",
                      "--viewers", "300", "--duration", "5"]),
-    "boards": (["--postgres"], ["--users", "100000", "--actions", "5000", "--rounds", "3"]),
+    "boards": (["--postgres"], ["--users", "100000", "--actions", "5000", "--rounds", "3",
+                           "--service-seconds", "2"]),
 }
 
 

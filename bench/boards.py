@@ -444,7 +444,8 @@ def main() -> int:
     p.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
                    help="gc.freeze() the loaded engine first, as the service does after "
                         "recovery (--no-gc-freeze: what the collector would cost)")
-    p.add_argument("--postgres", action="store_true", help="also measure 1b and roll over on PostgreSQL")
+    p.add_argument("--postgres", action="store_true",
+                   help="also measure 1b and roll over on PostgreSQL")
     p.add_argument("--part", choices=("sqlite", "postgres"), help=argparse.SUPPRESS)
     p.add_argument("--rows-to", help=argparse.SUPPRESS)
     run_all(p.parse_args())
