@@ -33,7 +33,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "cluster": ([], ["--users", "100000", "--records", "1000000", "--actions", "1000",
                      "--viewers", "300", "--duration", "5"]),
     "boards": (["--postgres"], ["--users", "100000", "--actions", "5000", "--rounds", "3",
-                           "--service-seconds", "2"]),
+                                "--service-seconds", "2"]),
 }
 
 
