@@ -251,7 +251,9 @@ async def phase_cost(service: Service, report: Report, rounds: int) -> None:
     group = ws_group(service)
     hub = service.live.hub
     data = {"board": "global", "top": group.current.top, "timestamp": "bench"}
-    fan, bare, lib = [], [], []
+    fan: list[float] = []
+    bare: list[float] = []
+    lib: list[float] = []
     version = 10**12
     orders = list(itertools.permutations(("fan", "bare", "lib")))
     for k in range(rounds):

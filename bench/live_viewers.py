@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 HOST = "127.0.0.1"
 LIVE = "/api/v1/leaderboard/live"
@@ -73,9 +73,9 @@ class WsViewer(asyncio.Protocol, Tracker):
         self.upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
+        self.transport.write(
             f"GET {self.path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
@@ -192,7 +192,7 @@ async def connect_ws(port: int, count: int, limit: int) -> tuple[list[WsViewer],
                 opened: asyncio.Future[bool] = loop.create_future()
                 viewer = WsViewer(f"{LIVE}?limit={limit}", opened)
                 try:
-                    await loop.create_connection(lambda v=viewer: v, HOST, port)
+                    await loop.create_connection(lambda: viewer, HOST, port)  # noqa: B023 (used here)
                     if await asyncio.wait_for(opened, 30):
                         viewers.append(viewer)
                         return
