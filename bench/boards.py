@@ -124,9 +124,9 @@ async def follows_cost(actions: int, rounds: int, report: Report) -> None:
             followed.append(await writer_cpu(FOLLOWERS, actions, (2 * r + 1) * actions,
                                              returning))
         one, three = statistics.median(single) * 1e6, statistics.median(followed) * 1e6
-        report.add(f"writer path CPU per action, global alone, {who}", one, "µs")
-        report.add(f"writer path CPU per action, + daily + weekly following, {who}", three,
-                   "µs", "", one, "global alone")
+        report.add(f"writer path CPU, global alone, {who}", one, "µs")
+        report.add(f"writer path CPU, + daily + weekly, {who}", three, "µs", "", one,
+                   "global alone")
 
 
 # The same boards as `FOLLOWERS`, for the service (its rules as the other benches').
@@ -180,10 +180,9 @@ async def follows_service(backend: str, users: int, duration: int, rounds: int,
                     await drop_pg_database(name)
     failed = sum(run["non2xx"] + run["socket_errors"] for kinds in runs.values() for run in kinds)
     one, three = median_cpu(runs["alone"]), median_cpu(runs["followed"])
-    what = f"writer process CPU per HTTP action, {backend}"
+    what = f"writer CPU per HTTP action, {backend}"
     report.add(f"{what}, global alone", one, "µs")
-    report.add(f"{what}, + daily + weekly following", three, "µs", "<= 1.3x", one,
-               "global alone")
+    report.add(f"{what}, + daily + weekly", three, "µs", "<= 1.3x", one, "global alone")
     report.add(f"  failed requests, {backend} (must be 0)", failed, "")
 
 
