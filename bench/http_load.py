@@ -56,15 +56,15 @@ end
 """
 
 
-def post_script(users: int, path: str) -> str:
-    """A wrk script posting score actions to `path`, each as one of `users` users
-    (`user0`…), each user with a token of their own."""
+def post_scripts(users: int, *paths: str) -> list[str]:
+    """A wrk script per path, posting score actions there, each as one of `users` users
+    (`user0`…), each user with a token of their own (the same tokens in every script)."""
     exp = int(time.time()) + 3600
     tokens = ",".join(
         '"' + jwt.encode({"sub": f"user{i}", "exp": exp}, SECRET, algorithm="HS256") + '"'
         for i in range(users)
     )
-    return LUA_POST % {"tokens": tokens, "path": path}
+    return [LUA_POST % {"tokens": tokens, "path": path} for path in paths]
 
 
 def free_port() -> int:
@@ -191,8 +191,7 @@ def main() -> int:
         return 1
     report = Report("http_load")
     c, d, rounds = args.connections, args.duration, args.rounds
-    post_lua = post_script(args.users, "/api/v1/scores/actions")
-    bare_lua = post_script(args.users, "/bare")
+    post_lua, bare_lua = post_scripts(args.users, "/api/v1/scores/actions", "/bare")
 
     # The machine's speed drifts (shared cores), so each figure alternates with its
     # ceiling in short rounds, against servers that stay up, and medians are compared.
